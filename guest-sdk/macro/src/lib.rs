@@ -1,0 +1,272 @@
+//! Attribute macros of `weir-sdk`: each turns a function or a trait impl into the exports of
+//! one weir operator world. The WIT bindings of the exports are generated in the plugin
+//! crate (one world per component); the imports come from `weir-sdk`.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::quote;
+use syn::{parse_macro_input, Item, ItemFn, ItemImpl};
+
+/// The contract, embedded so the generated bindings always match this SDK's version.
+const WIT: &str = include_str!("../../../wit/weir.wit");
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Map,
+    Filter,
+    FlatMap,
+    KeySelector,
+    Process,
+    Aggregate,
+    WindowProcess,
+}
+
+impl Kind {
+    fn world(self) -> &'static str {
+        match self {
+            Kind::Map => "weir:plugin/%map@0.1.0",
+            Kind::Filter => "weir:plugin/filter@0.1.0",
+            Kind::FlatMap => "weir:plugin/flat-map@0.1.0",
+            Kind::KeySelector => "weir:plugin/key-selector@0.1.0",
+            Kind::Process => "weir:plugin/process@0.1.0",
+            Kind::Aggregate => "weir:plugin/aggregate@0.1.0",
+            Kind::WindowProcess => "weir:plugin/window-process@0.1.0",
+        }
+    }
+    fn trait_name(self) -> &'static str {
+        match self {
+            Kind::Map => "Map",
+            Kind::Filter => "Filter",
+            Kind::FlatMap => "FlatMap",
+            Kind::KeySelector => "KeySelector",
+            Kind::Process => "Process",
+            Kind::Aggregate => "Aggregate",
+            Kind::WindowProcess => "WindowProcess",
+        }
+    }
+    fn macro_name(self) -> &'static str {
+        match self {
+            Kind::Map => "map",
+            Kind::Filter => "filter",
+            Kind::FlatMap => "flat_map",
+            Kind::KeySelector => "key_selector",
+            Kind::Process => "process",
+            Kind::Aggregate => "aggregate",
+            Kind::WindowProcess => "window_process",
+        }
+    }
+    /// The function form, where there is one: (method, signature hint).
+    fn fn_form(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Kind::Map => Some(("map", "fn(rec: Record) -> weir_sdk::Result<Record>")),
+            Kind::Filter => Some(("filter", "fn(rec: &Record) -> weir_sdk::Result<bool>")),
+            Kind::FlatMap => Some(("flat_map", "fn(rec: Record) -> weir_sdk::Result<Vec<Record>>")),
+            Kind::KeySelector => Some(("select_key", "fn(rec: &Record) -> weir_sdk::Result<Vec<u8>>")),
+            _ => None,
+        }
+    }
+    fn uses_output(self) -> bool {
+        matches!(self, Kind::Process | Kind::WindowProcess)
+    }
+    fn uses_state(self) -> bool {
+        matches!(self, Kind::Process)
+    }
+}
+
+fn guest_impl(kind: Kind, ty: &TokenStream2) -> TokenStream2 {
+    let kind_trait = syn::Ident::new(kind.trait_name(), Span::call_site());
+    let init = quote! {
+        fn init(config: ::std::string::String) -> ::std::result::Result<(), ::weir_sdk::Error> {
+            ::weir_sdk::rt::init::<#ty>(config, <#ty as ::weir_sdk::#kind_trait>::open)
+        }
+    };
+    let rec = quote!(::weir_sdk::Record);
+    let res = quote!(::std::result::Result);
+    let err = quote!(::weir_sdk::Error);
+    let vec = quote!(::std::vec::Vec);
+    let body = match kind {
+        Kind::Map => quote! {
+            fn map(batch: #vec<#rec>) -> #vec<#res<#rec, #err>> { ::weir_sdk::rt::map::<#ty>(batch) }
+        },
+        Kind::Filter => quote! {
+            fn filter(batch: #vec<#rec>) -> #vec<#res<bool, #err>> { ::weir_sdk::rt::filter::<#ty>(batch) }
+        },
+        Kind::FlatMap => quote! {
+            fn flat_map(batch: #vec<#rec>) -> #vec<#res<#vec<#rec>, #err>> { ::weir_sdk::rt::flat_map::<#ty>(batch) }
+        },
+        Kind::KeySelector => quote! {
+            fn select_key(batch: #vec<#rec>) -> #vec<#res<#vec<u8>, #err>> { ::weir_sdk::rt::select_key::<#ty>(batch) }
+        },
+        Kind::Process => quote! {
+            fn process(batch: #vec<#rec>) -> #vec<#res<(), #err>> { ::weir_sdk::rt::process::<#ty>(batch) }
+            fn on_timer(fired: #vec<::weir_sdk::Timer>) -> #res<(), #err> { ::weir_sdk::rt::on_timer::<#ty>(fired) }
+        },
+        Kind::Aggregate => quote! {
+            fn create_accumulator() -> #vec<u8> { ::weir_sdk::rt::create_accumulator::<#ty>() }
+            fn add(accumulator: #vec<u8>, batch: #vec<#rec>) -> #res<#vec<u8>, #err> { ::weir_sdk::rt::add::<#ty>(accumulator, batch) }
+            fn merge(a: #vec<u8>, b: #vec<u8>) -> #res<#vec<u8>, #err> { ::weir_sdk::rt::merge::<#ty>(a, b) }
+            fn get_result(accumulator: #vec<u8>) -> #res<#vec<u8>, #err> { ::weir_sdk::rt::get_result::<#ty>(accumulator) }
+        },
+        Kind::WindowProcess => quote! {
+            fn process_window(window: ::weir_sdk::Window, elements: #vec<#rec>) -> #res<(), #err> { ::weir_sdk::rt::process_window::<#ty>(window, elements) }
+        },
+    };
+    let world = kind.world();
+    let output = kind.uses_output().then(|| quote!("weir:plugin/output@0.1.0": ::weir_sdk::wit::weir::plugin::output,));
+    let state = kind
+        .uses_state()
+        .then(|| quote!("weir:plugin/state@0.1.0": ::weir_sdk::wit::weir::plugin::state, "weir:plugin/timers@0.1.0": ::weir_sdk::wit::weir::plugin::timers,));
+    quote! {
+        #[doc(hidden)]
+        #[allow(clippy::all, unused)]
+        mod __weir_export {
+            ::weir_sdk::__wit_bindgen::generate!({
+                inline: #WIT,
+                world: #world,
+                runtime_path: "::weir_sdk::__wit_bindgen::rt",
+                with: {
+                    "weir:plugin/types@0.1.0": ::weir_sdk::wit::weir::plugin::types,
+                    "weir:plugin/log@0.1.0": ::weir_sdk::wit::weir::plugin::log,
+                    "weir:plugin/context@0.1.0": ::weir_sdk::wit::weir::plugin::context,
+                    #output
+                    #state
+                },
+            });
+            struct Glue;
+            impl Guest for Glue {
+                #init
+                #body
+            }
+            export!(Glue);
+        }
+    }
+}
+
+fn expand(kind: Kind, item: Item) -> syn::Result<TokenStream2> {
+    match item {
+        Item::Impl(imp) => expand_impl(kind, imp),
+        Item::Fn(f) => expand_fn(kind, f),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "#[weir_sdk::{}] goes on `impl weir_sdk::{} for YourType {{ .. }}`{}",
+                kind.macro_name(),
+                kind.trait_name(),
+                kind.fn_form().map(|(_, sig)| format!(" or on a `{sig}`")).unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+fn expand_impl(kind: Kind, imp: ItemImpl) -> syn::Result<TokenStream2> {
+    let want = kind.trait_name();
+    let ok = imp.trait_.as_ref().and_then(|(_, path, _)| path.segments.last()).is_some_and(|s| s.ident == want);
+    if !ok {
+        return Err(syn::Error::new_spanned(
+            &imp.self_ty,
+            format!("#[weir_sdk::{}] expects `impl weir_sdk::{want} for YourType`; this impl is not of `{want}`", kind.macro_name()),
+        ));
+    }
+    if !imp.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(&imp.generics, "an exported operator cannot be generic; export a concrete type"));
+    }
+    let ty = &imp.self_ty;
+    let glue = guest_impl(kind, &quote!(super::#ty));
+    Ok(quote! { #imp #glue })
+}
+
+fn expand_fn(kind: Kind, f: ItemFn) -> syn::Result<TokenStream2> {
+    let Some((method, sig)) = kind.fn_form() else {
+        return Err(syn::Error::new_spanned(
+            &f.sig.ident,
+            format!(
+                "#[weir_sdk::{}] has no function form: write `impl weir_sdk::{} for YourType {{ .. }}`",
+                kind.macro_name(),
+                kind.trait_name()
+            ),
+        ));
+    };
+    if f.sig.inputs.len() != 1 {
+        return Err(syn::Error::new_spanned(&f.sig.inputs, format!("expected one parameter: `{sig}`")));
+    }
+    if matches!(f.sig.output, syn::ReturnType::Default) {
+        return Err(syn::Error::new_spanned(&f.sig, format!("missing return type: expected `{sig}`")));
+    }
+    if f.sig.asyncness.is_some() || !f.sig.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(&f.sig, format!("an operator function is plain, not async or generic: `{sig}`")));
+    }
+    let name = &f.sig.ident;
+    let trait_ident = syn::Ident::new(kind.trait_name(), Span::call_site());
+    let method = syn::Ident::new(method, Span::call_site());
+    let arg_ty = match f.sig.inputs.first() {
+        Some(syn::FnArg::Typed(pt)) => pt.ty.clone(),
+        Some(other) => return Err(syn::Error::new_spanned(other, format!("expected a free function: `{sig}`"))),
+        None => unreachable!("checked above"),
+    };
+    let ret = match &f.sig.output {
+        syn::ReturnType::Type(_, t) => t.clone(),
+        syn::ReturnType::Default => unreachable!("checked above"),
+    };
+    let glue = guest_impl(kind, &quote!(super::__WeirFnOperator));
+    Ok(quote! {
+        #f
+        #[doc(hidden)]
+        struct __WeirFnOperator;
+        impl ::weir_sdk::#trait_ident for __WeirFnOperator {
+            fn open(_: &::weir_sdk::Config) -> ::weir_sdk::Result<Self> { Ok(__WeirFnOperator) }
+            fn #method(&mut self, rec: #arg_ty) -> #ret { #name(rec) }
+        }
+        #glue
+    })
+}
+
+fn run(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        let attr2: TokenStream2 = attr.into();
+        return syn::Error::new_spanned(attr2, format!("#[weir_sdk::{}] takes no arguments", kind.macro_name())).to_compile_error().into();
+    }
+    let item = parse_macro_input!(item as Item);
+    expand(kind, item).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// Exports a 1→1 map operator: on `fn(Record) -> Result<Record>` or `impl Map for T`.
+#[proc_macro_attribute]
+pub fn map(attr: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::Map, attr, item)
+}
+
+/// Exports a filter: on `fn(&Record) -> Result<bool>` or `impl Filter for T`.
+#[proc_macro_attribute]
+pub fn filter(attr: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::Filter, attr, item)
+}
+
+/// Exports a flat-map: on `fn(Record) -> Result<Vec<Record>>` or `impl FlatMap for T`.
+#[proc_macro_attribute]
+pub fn flat_map(attr: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::FlatMap, attr, item)
+}
+
+/// Exports a key selector: on `fn(&Record) -> Result<Vec<u8>>` or `impl KeySelector for T`.
+#[proc_macro_attribute]
+pub fn key_selector(attr: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::KeySelector, attr, item)
+}
+
+/// Exports a keyed process function: on `impl Process for T`.
+#[proc_macro_attribute]
+pub fn process(attr: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::Process, attr, item)
+}
+
+/// Exports a window aggregate function: on `impl Aggregate for T`.
+#[proc_macro_attribute]
+pub fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::Aggregate, attr, item)
+}
+
+/// Exports a process-window function: on `impl WindowProcess for T`.
+#[proc_macro_attribute]
+pub fn window_process(attr: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::WindowProcess, attr, item)
+}

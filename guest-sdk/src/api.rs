@@ -1,0 +1,159 @@
+//! The operator traits that the attribute macros export, and the calls an operator can make
+//! to its host while it runs (emit, timers, logging, the current key and time).
+
+use serde::de::DeserializeOwned;
+
+use crate::{host, Error, Level, Record, Result, Timer, Window};
+
+/// An operator's `config` table from the job file, as JSON.
+#[derive(Debug, Clone, Default)]
+pub struct Config(pub serde_json::Value);
+
+impl Config {
+    /// Parses a config string (`{}` when the job gives none).
+    pub fn parse(text: &str) -> Result<Config> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::InvalidConfig(format!("config is not JSON: {e}")))?;
+        Ok(Config(v))
+    }
+    /// The whole config as `T`.
+    pub fn get<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.0.clone()).map_err(|e| Error::InvalidConfig(e.to_string()))
+    }
+    /// Field `name` as `T`, or `default` when the field is absent.
+    pub fn field_or<T: DeserializeOwned>(&self, name: &str, default: T) -> Result<T> {
+        match self.0.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(default),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::InvalidConfig(format!("field `{name}`: {e}"))),
+        }
+    }
+}
+
+/// A 1→1 transformation. Export with `#[weir_sdk::map]` on the impl.
+pub trait Map: Sized + 'static {
+    /// Builds the operator from its config; an error stops the job before any record flows.
+    fn open(config: &Config) -> Result<Self>;
+    /// Maps one record; an error sends it to the dead-letter output.
+    fn map(&mut self, rec: Record) -> Result<Record>;
+}
+
+/// A predicate. Export with `#[weir_sdk::filter]`.
+pub trait Filter: Sized + 'static {
+    /// As in [`Map::open`].
+    fn open(config: &Config) -> Result<Self>;
+    /// True keeps the record.
+    fn filter(&mut self, rec: &Record) -> Result<bool>;
+}
+
+/// A 1→n transformation. Export with `#[weir_sdk::flat_map]`.
+pub trait FlatMap: Sized + 'static {
+    /// As in [`Map::open`].
+    fn open(config: &Config) -> Result<Self>;
+    /// Zero or more records per input record.
+    fn flat_map(&mut self, rec: Record) -> Result<Vec<Record>>;
+}
+
+/// Derives a key. Export with `#[weir_sdk::key_selector]`.
+pub trait KeySelector: Sized + 'static {
+    /// As in [`Map::open`].
+    fn open(config: &Config) -> Result<Self>;
+    /// The key of a record; equal bytes mean the same key.
+    fn select_key(&mut self, rec: &Record) -> Result<Vec<u8>>;
+}
+
+/// A keyed process function with state, side outputs and timers. Export with
+/// `#[weir_sdk::process]`.
+pub trait Process: Sized + 'static {
+    /// As in [`Map::open`].
+    fn open(config: &Config) -> Result<Self>;
+    /// One record of the current key ([`current_key`]), with that key's state in scope.
+    fn process(&mut self, rec: Record) -> Result<()>;
+    /// A timer of the current key fired.
+    fn on_timer(&mut self, _timer: Timer) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// An incremental window aggregate (Flink's AggregateFunction). Export with
+/// `#[weir_sdk::aggregate]`.
+pub trait Aggregate: Sized + 'static {
+    /// The accumulator, stored by the host between calls.
+    type Acc: serde::Serialize + DeserializeOwned + Default;
+    /// As in [`Map::open`].
+    fn open(config: &Config) -> Result<Self>;
+    /// Adds one record to the accumulator.
+    fn add(&mut self, acc: &mut Self::Acc, rec: &Record) -> Result<()>;
+    /// Merges two accumulators (session windows).
+    fn merge(&mut self, a: Self::Acc, b: Self::Acc) -> Result<Self::Acc>;
+    /// The window's result: a JSON object whose fields join the result row.
+    fn result(&mut self, acc: &Self::Acc) -> Result<serde_json::Value>;
+}
+
+/// Sees all elements of a window when it fires (Flink's ProcessWindowFunction). Export with
+/// `#[weir_sdk::window_process]`.
+pub trait WindowProcess: Sized + 'static {
+    /// As in [`Map::open`].
+    fn open(config: &Config) -> Result<Self>;
+    /// `window` of the current key fired with these elements; emit results with [`emit`].
+    fn process_window(&mut self, window: Window, elements: Vec<Record>) -> Result<()>;
+}
+
+/// Emits a record to the main output (process and window-process operators).
+pub fn emit(rec: &Record) {
+    host::emit(rec)
+}
+
+/// Emits a record to side output `name` (e.g. `"late"`, `"alerts"`).
+pub fn emit_to(name: &str, rec: &Record) {
+    host::emit_to(name, rec)
+}
+
+/// The key of the current call, when the operator is keyed.
+pub fn current_key() -> Option<Vec<u8>> {
+    host::current_key()
+}
+
+/// The current key as UTF-8 text (keys from a JSON string field are the string's text).
+pub fn current_key_str() -> Option<String> {
+    current_key().and_then(|k| String::from_utf8(k).ok())
+}
+
+/// The operator's event-time watermark (epoch ms); `i64::MIN` before the first one.
+pub fn current_watermark() -> i64 {
+    host::current_watermark()
+}
+
+/// The host's processing time (epoch ms).
+pub fn current_processing_time() -> i64 {
+    host::current_processing_time()
+}
+
+/// The index of this parallel subtask.
+pub fn subtask_index() -> u32 {
+    host::subtask_index()
+}
+
+/// Timers of the current key.
+pub mod timers {
+    use crate::host;
+    /// Fires `on_timer` when the watermark reaches `ts` (epoch ms). One timer per key and time.
+    pub fn register_event_time(ts: i64) {
+        host::register_event_time(ts)
+    }
+    /// Deletes an event-time timer.
+    pub fn delete_event_time(ts: i64) {
+        host::delete_event_time(ts)
+    }
+    /// Fires `on_timer` when processing time reaches `ts`.
+    pub fn register_processing_time(ts: i64) {
+        host::register_processing_time(ts)
+    }
+    /// Deletes a processing-time timer.
+    pub fn delete_processing_time(ts: i64) {
+        host::delete_processing_time(ts)
+    }
+}
+
+/// Logs a line to the host at `level`.
+pub fn log(level: Level, msg: &str) {
+    host::log(level, msg)
+}

@@ -1,0 +1,80 @@
+//! The Rust SDK for weir plugins.
+//!
+//! A weir operator is a WebAssembly component. This crate hides the generated bindings and
+//! gives plugin authors a small API: [`Record`] with JSON helpers, typed keyed state
+//! ([`ValueState`], [`ListState`], [`MapState`]), [`emit`] and side outputs, timers, logging,
+//! and one attribute macro per operator kind:
+//!
+//! | macro | on | world |
+//! | --- | --- | --- |
+//! | [`macro@map`] | `fn(Record) -> Result<Record>` or `impl Map for T` | `map` |
+//! | [`macro@filter`] | `fn(&Record) -> Result<bool>` or `impl Filter for T` | `filter` |
+//! | [`macro@flat_map`] | `fn(Record) -> Result<Vec<Record>>` or `impl FlatMap for T` | `flat-map` |
+//! | [`macro@key_selector`] | `fn(&Record) -> Result<Vec<u8>>` or `impl KeySelector for T` | `key-selector` |
+//! | [`macro@process`] | `impl Process for T` | `process` |
+//! | [`macro@aggregate`] | `impl Aggregate for T` | `aggregate` |
+//! | [`macro@window_process`] | `impl WindowProcess for T` | `window-process` |
+//!
+//! ```ignore
+//! #[weir_sdk::map]
+//! fn double(rec: weir_sdk::Record) -> weir_sdk::Result<weir_sdk::Record> {
+//!     let x: i64 = rec.json()?;
+//!     rec.with_json(&(x * 2))
+//! }
+//! ```
+//!
+//! Operator logic runs natively too: [`testing`] is an in-memory host with state, timers and
+//! simulated time, so plugins are unit-tested with plain `cargo test`.
+
+pub use weir_sdk_macro::{aggregate, filter, flat_map, key_selector, map, process, window_process};
+
+mod api;
+mod host;
+mod record;
+#[doc(hidden)]
+pub mod rt;
+mod state;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
+pub use api::*;
+pub use state::*;
+
+/// Generated bindings of the host imports. Not part of the API: use the items re-exported at
+/// the crate root.
+#[doc(hidden)]
+pub mod wit {
+    wit_bindgen::generate!({
+        path: "../wit",
+        inline: "
+            package weir:sdk;
+            world imports {
+                import weir:plugin/log@0.1.0;
+                import weir:plugin/context@0.1.0;
+                import weir:plugin/output@0.1.0;
+                import weir:plugin/state@0.1.0;
+                import weir:plugin/timers@0.1.0;
+            }
+        ",
+        world: "weir:sdk/imports",
+        generate_all,
+    });
+}
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+/// A record of a stream: optional key, value bytes (JSON by default), event time, headers.
+pub type Record = wit::weir::plugin::types::Record;
+/// Why an operator refused a record, its config or a call.
+pub type Error = wit::weir::plugin::types::Error;
+/// A window `[start, end)` in epoch milliseconds.
+pub type Window = wit::weir::plugin::types::Window;
+/// A fired timer.
+pub type Timer = wit::weir::plugin::types::Timer;
+/// The clock a timer runs on.
+pub type TimeDomain = wit::weir::plugin::types::TimeDomain;
+/// Log levels of [`log`].
+pub type Level = wit::weir::plugin::log::Level;
+/// `Result` with the SDK's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

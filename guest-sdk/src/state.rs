@@ -1,0 +1,122 @@
+//! Typed keyed state over the host's byte state (serde JSON encoding).
+//!
+//! Every handle acts on the state of the current key. Handles are cheap names: create them
+//! where you need them (`ValueState::<u64>::new("count")`).
+
+use std::marker::PhantomData;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{host, Error, Result};
+
+fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::Other(format!("state: cannot serialize: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Other(format!("state `{name}`: stored value does not decode: {e}")))
+}
+
+/// One value per key (Flink's `ValueState<T>`).
+#[derive(Debug, Clone)]
+pub struct ValueState<T> {
+    name: String,
+    _t: PhantomData<T>,
+}
+
+impl<T: Serialize + DeserializeOwned> ValueState<T> {
+    /// The handle of value state `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        ValueState { name: name.into(), _t: PhantomData }
+    }
+    /// The current key's value; `None` when it has none.
+    pub fn get(&self) -> Result<Option<T>> {
+        host::value_get(&self.name).map(|b| decode(&self.name, &b)).transpose()
+    }
+    /// Sets the current key's value.
+    pub fn set(&self, value: &T) -> Result<()> {
+        host::value_set(&self.name, &encode(value)?);
+        Ok(())
+    }
+    /// Clears the current key's value.
+    pub fn clear(&self) {
+        host::value_clear(&self.name)
+    }
+}
+
+/// A list of values per key (Flink's `ListState<T>`).
+#[derive(Debug, Clone)]
+pub struct ListState<T> {
+    name: String,
+    _t: PhantomData<T>,
+}
+
+impl<T: Serialize + DeserializeOwned> ListState<T> {
+    /// The handle of list state `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        ListState { name: name.into(), _t: PhantomData }
+    }
+    /// All elements in insertion order; empty when there are none.
+    pub fn get(&self) -> Result<Vec<T>> {
+        host::list_get(&self.name).iter().map(|b| decode(&self.name, b)).collect()
+    }
+    /// Appends one element.
+    pub fn add(&self, value: &T) -> Result<()> {
+        host::list_add(&self.name, &encode(value)?);
+        Ok(())
+    }
+    /// Replaces the whole list; an empty slice clears it.
+    pub fn update(&self, values: &[T]) -> Result<()> {
+        let encoded = values.iter().map(|v| encode(v)).collect::<Result<Vec<_>>>()?;
+        host::list_update(&self.name, &encoded);
+        Ok(())
+    }
+    /// Clears the list.
+    pub fn clear(&self) {
+        host::list_clear(&self.name)
+    }
+}
+
+/// A map per key (Flink's `MapState<K, V>`). Entries iterate in the order of their encoded
+/// keys.
+#[derive(Debug, Clone)]
+pub struct MapState<K, V> {
+    name: String,
+    _t: PhantomData<(K, V)>,
+}
+
+impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> MapState<K, V> {
+    /// The handle of map state `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        MapState { name: name.into(), _t: PhantomData }
+    }
+    /// The value under `key`; `None` when absent.
+    pub fn get(&self, key: &K) -> Result<Option<V>> {
+        host::map_get(&self.name, &encode(key)?).map(|b| decode(&self.name, &b)).transpose()
+    }
+    /// Puts `value` under `key`.
+    pub fn put(&self, key: &K, value: &V) -> Result<()> {
+        host::map_put(&self.name, &encode(key)?, &encode(value)?);
+        Ok(())
+    }
+    /// Removes `key`; a no-op when absent.
+    pub fn remove(&self, key: &K) -> Result<()> {
+        host::map_remove(&self.name, &encode(key)?);
+        Ok(())
+    }
+    /// Whether `key` is present.
+    pub fn contains(&self, key: &K) -> Result<bool> {
+        Ok(host::map_contains(&self.name, &encode(key)?))
+    }
+    /// All entries.
+    pub fn entries(&self) -> Result<Vec<(K, V)>> {
+        host::map_entries(&self.name)
+            .iter()
+            .map(|(k, v)| Ok((decode(&self.name, k)?, decode(&self.name, v)?)))
+            .collect()
+    }
+    /// Clears the map.
+    pub fn clear(&self) {
+        host::map_clear(&self.name)
+    }
+}

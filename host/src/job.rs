@@ -1,0 +1,677 @@
+//! Job files: TOML parsing, `--set` overrides, and checks whose errors name the file, the
+//! line, the field and the fix.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use crate::time::parse_duration;
+
+/// A job-file error: where, what, and how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{}: {field}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct JobError {
+    /// The job file.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted path of the field (`source.logs.path`).
+    pub field: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+/// A whole job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JobSpec {
+    /// Name shown in logs.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Default parallelism of keyed operators and of operators after a shuffle.
+    #[serde(default = "one")]
+    pub parallelism: usize,
+    /// Number of key groups (fixed for the life of a job's state).
+    #[serde(default = "max_par")]
+    pub max_parallelism: u32,
+    /// Records per batch at sources.
+    #[serde(default = "batch_size")]
+    pub batch_size: usize,
+    /// Sources by name.
+    #[serde(default)]
+    pub source: IndexMap<String, SourceSpec>,
+    /// Operators by name, in declaration order.
+    #[serde(default)]
+    pub operator: IndexMap<String, OperatorSpec>,
+    /// Sinks by name.
+    #[serde(default)]
+    pub sink: IndexMap<String, SinkSpec>,
+    /// Where malformed records and plugin failures go.
+    #[serde(default)]
+    pub dead_letter: DeadLetterSpec,
+}
+
+fn one() -> usize {
+    1
+}
+fn max_par() -> u32 {
+    crate::state::DEFAULT_MAX_PARALLELISM
+}
+fn batch_size() -> usize {
+    1024
+}
+
+/// Kinds of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Inline values (Flink's `from_collection`).
+    Collection,
+    /// JSON lines from a file (bounded).
+    File,
+    /// The built-in log generator.
+    Generator,
+}
+
+/// A source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourceSpec {
+    /// `collection`, `file` or `generator`.
+    pub kind: SourceKind,
+    /// collection: the values (each becomes one JSON record).
+    #[serde(default)]
+    pub values: Vec<toml::Value>,
+    /// file: path of the JSON-lines file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// file: `json` (each line must be JSON; others go to dead-letter) or `text`.
+    #[serde(default)]
+    pub format: Format,
+    /// generator: number of events (absent: unbounded).
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// generator and file: records per second (absent: as fast as possible).
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// generator: seed (the same seed gives the same stream).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// generator: number of distinct users.
+    #[serde(default)]
+    pub users: Option<u32>,
+    /// generator: epoch seconds of the first event (default 2025-01-01T00:00:00Z).
+    #[serde(default)]
+    pub start: Option<i64>,
+    /// Parallel instances (generator only; file and collection read with one).
+    #[serde(default)]
+    pub parallelism: Option<usize>,
+    /// Where event time comes from.
+    #[serde(default)]
+    pub event_time: Option<EventTimeSpec>,
+    /// How watermarks are generated.
+    #[serde(default)]
+    pub watermark: Option<WatermarkSpec>,
+}
+
+/// Payload format of a source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// Each line must be JSON.
+    #[default]
+    Json,
+    /// Lines as they are.
+    Text,
+}
+
+/// Event time of a source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EventTimeSpec {
+    /// JSON field (dotted path) holding the event time.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// Unit of `field`: `ms` (default) or `s`.
+    #[serde(default)]
+    pub unit: TimeUnit,
+    /// Stamp records with the processing time at the source (Flink's ingestion time).
+    #[serde(default)]
+    pub ingestion: bool,
+}
+
+/// Unit of an event-time field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum TimeUnit {
+    /// Milliseconds.
+    #[default]
+    #[serde(rename = "ms")]
+    Millis,
+    /// Seconds.
+    #[serde(rename = "s")]
+    Seconds,
+}
+
+/// Watermark strategy of a source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WatermarkSpec {
+    /// `bounded-out-of-orderness` (default) or `ascending`.
+    #[serde(default)]
+    pub strategy: WatermarkStrategy,
+    /// The bound B: watermark = max event time − B − 1 ms.
+    #[serde(default)]
+    pub max_out_of_orderness: Option<String>,
+    /// `0ms` (default): a watermark after every event; otherwise periodic.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// An input without records for this long stops holding the watermark back.
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
+}
+
+/// Watermark strategies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WatermarkStrategy {
+    /// Bounded out-of-orderness.
+    #[default]
+    BoundedOutOfOrderness,
+    /// Ascending timestamps (bound 0).
+    Ascending,
+}
+
+/// Kinds of operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OperatorKind {
+    /// Plugin map.
+    Map,
+    /// Plugin filter.
+    Filter,
+    /// Plugin flat-map.
+    FlatMap,
+    /// Plugin keyed process function.
+    Process,
+    /// Built-in keyed window with a built-in or plugin function.
+    Window,
+}
+
+/// `key-by`: a field, several fields, or a key-selector plugin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum KeyBySpec {
+    /// One JSON field (dotted path).
+    Field(String),
+    /// Several fields; the key is the JSON array of their values.
+    Fields(Vec<String>),
+    /// A key-selector plugin.
+    Plugin(PluginRef),
+}
+
+/// A plugin with its config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PluginRef {
+    /// Path of the component, relative to the job file.
+    pub plugin: PathBuf,
+    /// Passed to `init` as JSON.
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+}
+
+/// An operator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OperatorSpec {
+    /// What it is.
+    pub kind: OperatorKind,
+    /// Upstream: `name` or `name.side-output`, or a list of them (union).
+    #[serde(default)]
+    pub input: Option<Inputs>,
+    /// The component (map, filter, flat-map, process; window: aggregate or window-process).
+    #[serde(default)]
+    pub plugin: Option<PathBuf>,
+    /// Passed to the plugin's `init` as JSON.
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+    /// Partition by key before this operator (process and window need it).
+    #[serde(default)]
+    pub key_by: Option<KeyBySpec>,
+    /// Parallel instances.
+    #[serde(default)]
+    pub parallelism: Option<usize>,
+    /// window: the window.
+    #[serde(default)]
+    pub window: Option<WindowSpec>,
+    /// window: built-in aggregates, `result-field = "count" | "sum(f)" | "min(f)" | "max(f)" | "avg(f)"`.
+    #[serde(default)]
+    pub aggregates: IndexMap<String, String>,
+    /// window: how late a record may be and still update a fired window.
+    #[serde(default)]
+    pub allowed_lateness: Option<String>,
+    /// window: constant fields added to every result row.
+    #[serde(default)]
+    pub fields: IndexMap<String, toml::Value>,
+}
+
+/// One or several inputs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Inputs {
+    /// One input.
+    One(String),
+    /// A union of inputs.
+    Many(Vec<String>),
+}
+
+impl Inputs {
+    /// The inputs as a list.
+    pub fn list(&self) -> Vec<String> {
+        match self {
+            Inputs::One(s) => vec![s.clone()],
+            Inputs::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WindowSpec {
+    /// `tumbling`, `sliding`, `session` or `count`.
+    #[serde(rename = "type")]
+    pub kind: WindowKind,
+    /// `event` (default) or `processing` time.
+    #[serde(default)]
+    pub time: TimeKind,
+    /// tumbling, sliding: length (`10s`).
+    #[serde(default)]
+    pub size: Option<String>,
+    /// sliding: slide (`5s`).
+    #[serde(default)]
+    pub slide: Option<String>,
+    /// session: inactivity gap (`5m`).
+    #[serde(default)]
+    pub gap: Option<String>,
+    /// count: elements per window.
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// count: fire every this many elements (sliding count window); default `count`.
+    #[serde(default)]
+    pub every: Option<u64>,
+}
+
+/// Window shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WindowKind {
+    /// Fixed, non-overlapping.
+    Tumbling,
+    /// Fixed size, overlapping by slide.
+    Sliding,
+    /// Closed by a gap of inactivity.
+    Session,
+    /// Every N elements of a key.
+    Count,
+}
+
+/// Time domain of a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeKind {
+    /// Event time (watermarks).
+    #[default]
+    Event,
+    /// Processing time (the host clock).
+    Processing,
+}
+
+/// Kinds of sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkKind {
+    /// Standard output, one record per line, with an optional prefix.
+    Print,
+    /// A JSON-lines file.
+    File,
+    /// Counts and drops.
+    Discard,
+}
+
+/// A sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SinkSpec {
+    /// `print`, `file` or `discard`.
+    pub kind: SinkKind,
+    /// Upstream: `name`, `name.side-output`, or a list.
+    #[serde(default)]
+    pub input: Option<Inputs>,
+    /// file: where to write.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// print: the prefix, as Flink's `print("Security Alerts")` (`Security Alerts> ...`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+/// The dead-letter output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeadLetterSpec {
+    /// `print` (to standard error, the default), `file` or `discard` (still counted).
+    #[serde(default = "dl_kind")]
+    pub kind: SinkKind,
+    /// file: where to write.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+}
+
+fn dl_kind() -> SinkKind {
+    SinkKind::Print
+}
+
+impl Default for DeadLetterSpec {
+    fn default() -> Self {
+        DeadLetterSpec { kind: SinkKind::Print, path: None }
+    }
+}
+
+/// A loaded job: the spec, its file, its folder (plugin paths are relative to it).
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The checked spec.
+    pub spec: JobSpec,
+    /// The job file.
+    pub file: PathBuf,
+    /// The folder plugin paths are relative to.
+    pub dir: PathBuf,
+    text: String,
+}
+
+/// Applies `KEY=VALUE` overrides to TOML text. VALUE is read as a TOML value when it is one
+/// (`4`, `true`, `"x"`, `[1, 2]`) and as a string otherwise.
+pub fn apply_overrides(text: &str, sets: &[String]) -> Result<String, String> {
+    if sets.is_empty() {
+        return Ok(text.to_string());
+    }
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| e.to_string())?;
+    for s in sets {
+        let (path, value) = s.split_once('=').ok_or_else(|| format!("--set {s}: expected KEY=VALUE, e.g. --set source.logs.path=in.jsonl"))?;
+        let keys: Vec<&str> = path.trim().split('.').collect();
+        if keys.iter().any(|k| k.is_empty()) {
+            return Err(format!("--set {s}: `{path}` is not a dotted key path"));
+        }
+        let parsed = format!("v = {value}").parse::<toml_edit::DocumentMut>().ok().and_then(|d| d.get("v").and_then(|i| i.as_value()).cloned());
+        let v = parsed.unwrap_or_else(|| toml_edit::Value::from(value));
+        let mut item = doc.as_item_mut();
+        for k in &keys[..keys.len() - 1] {
+            let tbl = item.as_table_like_mut().ok_or_else(|| format!("--set {s}: `{k}` is inside a value that is not a table"))?;
+            if tbl.get(k).is_none() {
+                tbl.insert(k, toml_edit::Item::Table(toml_edit::Table::new()));
+            }
+            item = tbl.get_mut(k).expect("just inserted");
+        }
+        let last = keys[keys.len() - 1];
+        let tbl = item.as_table_like_mut().ok_or_else(|| format!("--set {s}: the parent of `{last}` is not a table"))?;
+        tbl.insert(last, toml_edit::Item::Value(v));
+    }
+    Ok(doc.to_string())
+}
+
+impl Job {
+    /// Reads, overrides, parses and checks a job file.
+    pub fn load(file: &Path, sets: &[String]) -> Result<Job, JobError> {
+        let fname = file.display().to_string();
+        let err = |field: &str, message: String| JobError { file: fname.clone(), line: None, field: field.to_string(), message };
+        let raw = std::fs::read_to_string(file).map_err(|e| err("(file)", format!("cannot read the job file: {e}")))?;
+        let text = apply_overrides(&raw, sets).map_err(|m| err("(--set)", m))?;
+        let spec: JobSpec = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            JobError { file: fname.clone(), line, field: "(toml)".into(), message: e.message().trim().to_string() }
+        })?;
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let job = Job { spec, file: file.to_path_buf(), dir, text };
+        job.check()?;
+        Ok(job)
+    }
+
+    /// Resolves a plugin path against the job file's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    /// An error at `field` (dotted path), with the line of that field when it can be found.
+    pub fn error(&self, field: &str, message: impl Into<String>) -> JobError {
+        JobError { file: self.file.display().to_string(), line: self.line_of(field), field: field.to_string(), message: message.into() }
+    }
+
+    fn line_of(&self, field: &str) -> Option<usize> {
+        let doc = toml_edit::Document::parse(self.text.clone()).ok()?;
+        let mut item = doc.as_item();
+        let mut span = None;
+        for k in field.split('.') {
+            let tbl = item.as_table_like()?;
+            let (key, it) = tbl.get_key_value(k)?;
+            span = key.span().or(it.span()).or(span);
+            item = it;
+        }
+        span.map(|s| self.text[..s.start].lines().count() + usize::from(self.text[..s.start].ends_with('\n') || s.start == 0))
+    }
+
+    fn check(&self) -> Result<(), JobError> {
+        let s = &self.spec;
+        if s.parallelism == 0 {
+            return Err(self.error("parallelism", "must be at least 1"));
+        }
+        if s.max_parallelism == 0 || s.max_parallelism > 32768 || (s.parallelism as u32) > s.max_parallelism {
+            return Err(self.error("max-parallelism", format!("must be between parallelism ({}) and 32768", s.parallelism)));
+        }
+        if s.batch_size == 0 {
+            return Err(self.error("batch-size", "must be at least 1"));
+        }
+        if s.source.is_empty() {
+            return Err(self.error("source", "a job needs at least one source, e.g. [source.logs] kind = \"file\""));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        let all = s.source.keys().map(|n| ("source", n)).chain(s.operator.keys().map(|n| ("operator", n))).chain(s.sink.keys().map(|n| ("sink", n)));
+        for (sec, n) in all {
+            if n.is_empty() || n.contains('.') || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(self.error(&format!("{sec}.{n}"), "names use letters, digits, `-` and `_` (a `.` separates a side output)"));
+            }
+            if !names.insert(n.clone()) {
+                return Err(self.error(&format!("{sec}.{n}"), "this name is used twice; sources, operators and sinks share one namespace"));
+            }
+        }
+        for (n, src) in &s.source {
+            let f = format!("source.{n}");
+            match src.kind {
+                SourceKind::File if src.path.is_none() => return Err(self.error(&f, "kind = \"file\" needs `path` (or --set source.NAME.path=FILE)")),
+                SourceKind::Collection if src.values.is_empty() => return Err(self.error(&f, "kind = \"collection\" needs `values = [...]`")),
+                _ => {}
+            }
+            if src.parallelism.is_some_and(|p| p == 0) || (src.parallelism.is_some_and(|p| p > 1) && src.kind != SourceKind::Generator) {
+                return Err(self.error(&format!("{f}.parallelism"), "only a generator source reads in parallel; file and collection sources use 1"));
+            }
+            if let Some(r) = src.rate {
+                if !(r > 0.0) {
+                    return Err(self.error(&format!("{f}.rate"), "must be a positive number of records per second"));
+                }
+            }
+            if let Some(et) = &src.event_time {
+                if et.field.is_some() == et.ingestion {
+                    return Err(self.error(&format!("{f}.event-time"), "set exactly one of `field = \"...\"` (with `unit`) or `ingestion = true`"));
+                }
+            }
+            if let Some(w) = &src.watermark {
+                for (k, v) in [("max-out-of-orderness", &w.max_out_of_orderness), ("interval", &w.interval), ("idle-timeout", &w.idle_timeout)] {
+                    if let Some(v) = v {
+                        parse_duration(v).map_err(|m| self.error(&format!("{f}.watermark.{k}"), m))?;
+                    }
+                }
+                if src.event_time.is_none() {
+                    return Err(self.error(&format!("{f}.watermark"), "watermarks need event time: add `event-time = { field = \"ts\", unit = \"s\" }`"));
+                }
+            }
+        }
+        for (n, op) in &s.operator {
+            self.check_operator(n, op)?;
+        }
+        for (n, sink) in &s.sink {
+            let f = format!("sink.{n}");
+            if sink.kind == SinkKind::File && sink.path.is_none() {
+                return Err(self.error(&f, "kind = \"file\" needs `path` (or --set sink.NAME.path=FILE)"));
+            }
+            self.check_inputs(&f, sink.input.as_ref())?;
+        }
+        if s.dead_letter.kind == SinkKind::File && s.dead_letter.path.is_none() {
+            return Err(self.error("dead-letter", "kind = \"file\" needs `path`"));
+        }
+        Ok(())
+    }
+
+    fn check_inputs(&self, f: &str, input: Option<&Inputs>) -> Result<(), JobError> {
+        let Some(input) = input else {
+            return Err(self.error(f, "needs `input = \"NAME\"` (a source or operator; `NAME.OUTPUT` for a side output)"));
+        };
+        for i in input.list() {
+            let node = i.split_once('.').map(|(a, _)| a).unwrap_or(&i);
+            let known = self.spec.source.contains_key(node) || self.spec.operator.contains_key(node);
+            if !known {
+                let names: Vec<&String> = self.spec.source.keys().chain(self.spec.operator.keys()).collect();
+                return Err(self.error(&format!("{f}.input"), format!("`{i}` names no source or operator; known: {names:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_operator(&self, n: &str, op: &OperatorSpec) -> Result<(), JobError> {
+        let f = format!("operator.{n}");
+        self.check_inputs(&f, op.input.as_ref())?;
+        if op.parallelism == Some(0) {
+            return Err(self.error(&format!("{f}.parallelism"), "must be at least 1"));
+        }
+        let needs_plugin = !matches!(op.kind, OperatorKind::Window);
+        if needs_plugin && op.plugin.is_none() {
+            return Err(self.error(&f, format!("kind = \"{:?}\" needs `plugin = \"path/to/component.wasm\"`", op.kind).to_lowercase()));
+        }
+        let keyed = matches!(op.kind, OperatorKind::Process | OperatorKind::Window);
+        if keyed && op.key_by.is_none() {
+            return Err(self.error(&f, "a keyed operator needs `key-by = \"field\"` (or a list of fields, or { plugin = ... })"));
+        }
+        if let Some(KeyBySpec::Fields(v)) = &op.key_by {
+            if v.is_empty() {
+                return Err(self.error(&format!("{f}.key-by"), "an empty list of fields; name at least one"));
+            }
+        }
+        if op.kind == OperatorKind::Window {
+            let Some(w) = &op.window else {
+                return Err(self.error(&f, "kind = \"window\" needs `window = { type = \"tumbling\", size = \"10s\" }`"));
+            };
+            let wf = format!("{f}.window");
+            let dur = |k: &str, v: &Option<String>| -> Result<u64, JobError> {
+                let v = v.as_ref().ok_or_else(|| self.error(&wf, format!("type = \"{:?}\" needs `{k}`", w.kind).to_lowercase()))?;
+                let d = parse_duration(v).map_err(|m| self.error(&format!("{wf}.{k}"), m))?;
+                if d.as_millis() == 0 {
+                    return Err(self.error(&format!("{wf}.{k}"), "must be longer than 0"));
+                }
+                Ok(d.as_millis() as u64)
+            };
+            match w.kind {
+                WindowKind::Tumbling => {
+                    dur("size", &w.size)?;
+                }
+                WindowKind::Sliding => {
+                    let (size, slide) = (dur("size", &w.size)?, dur("slide", &w.slide)?);
+                    if slide > size {
+                        return Err(self.error(&format!("{wf}.slide"), "a slide longer than the size skips records; use a slide ≤ size"));
+                    }
+                }
+                WindowKind::Session => {
+                    dur("gap", &w.gap)?;
+                }
+                WindowKind::Count => {
+                    if w.count.unwrap_or(0) == 0 {
+                        return Err(self.error(&wf, "type = \"count\" needs `count` ≥ 1"));
+                    }
+                    if w.every == Some(0) {
+                        return Err(self.error(&format!("{wf}.every"), "must be at least 1"));
+                    }
+                }
+            }
+            if let Some(l) = &op.allowed_lateness {
+                parse_duration(l).map_err(|m| self.error(&format!("{f}.allowed-lateness"), m))?;
+            }
+            for (name, agg) in &op.aggregates {
+                crate::window::AggSpec::parse(agg).map_err(|m| self.error(&format!("{f}.aggregates.{name}"), m))?;
+            }
+            if op.plugin.is_some() && !op.aggregates.is_empty() {
+                return Err(self.error(&f, "use either `aggregates` or a `plugin` (aggregate or window-process), not both"));
+            }
+        } else {
+            for (k, set) in [("window", op.window.is_some()), ("aggregates", !op.aggregates.is_empty()), ("allowed-lateness", op.allowed_lateness.is_some()), ("fields", !op.fields.is_empty())] {
+                if set {
+                    return Err(self.error(&format!("{f}.{k}"), "only a window operator takes this field"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A TOML value as JSON (configs are handed to plugins as JSON).
+pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {
+    match v {
+        toml::Value::String(s) => serde_json::Value::String(s.clone()),
+        toml::Value::Integer(i) => (*i).into(),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
+        toml::Value::Boolean(b) => (*b).into(),
+        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
+        toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => serde_json::Value::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, sets: &[&str]) -> Result<Job, JobError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("job.toml");
+        std::fs::write(&p, text).unwrap();
+        Job::load(&p, &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    const OK: &str = "[source.logs]\nkind = \"file\"\npath = \"in.jsonl\"\n\n[sink.out]\nkind = \"print\"\ninput = \"logs\"\n";
+
+    #[test]
+    fn set_overrides_any_field() {
+        let j = load(OK, &["source.logs.path=other.jsonl", "parallelism=4", "sink.out.kind=file", "sink.out.path=o.jsonl"]).unwrap();
+        assert_eq!(j.spec.source["logs"].path.as_deref(), Some(Path::new("other.jsonl")));
+        assert_eq!(j.spec.parallelism, 4);
+        assert_eq!(j.spec.sink["out"].kind, SinkKind::File);
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_allowed_fields() {
+        let e = load("[source.logs]\nkind = \"file\"\npth = \"x\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("job.toml:3"), "{e}");
+        assert!(e.contains("unknown field `pth`") && e.contains("path"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_field_and_fix() {
+        let e = load("[source.logs]\nkind = \"file\"\n\n[sink.out]\nkind = \"print\"\ninput = \"logs\"\n", &[]).unwrap_err();
+        assert_eq!((e.field.as_str(), e.line), ("source.logs", Some(1)));
+        assert!(e.message.contains("needs `path`"));
+        let e = load(OK, &["sink.out.input=nope"]).unwrap_err();
+        assert!(e.to_string().contains("`nope` names no source or operator"), "{e}");
+    }
+}

@@ -1,0 +1,17 @@
+//! weir's runtime: runs jobs whose operators are WebAssembly components.
+//!
+//! Follow a record: [`job`] parses and checks the job file, [`plan`] turns it into tasks,
+//! [`runtime`] runs each task on its own thread with bounded channels between them,
+//! [`connectors`] read sources and write sinks, [`operators`] and [`plugin`] run Wasm
+//! operators, [`window`] and [`time`] handle event time, [`state`] keeps keyed state.
+
+pub mod connectors;
+pub mod job;
+pub mod operators;
+pub mod plan;
+pub mod plugin;
+pub mod record;
+pub mod runtime;
+pub mod state;
+pub mod time;
+pub mod window;

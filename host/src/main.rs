@@ -1,0 +1,126 @@
+//! The `weir` command: run, validate and inspect.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use weir_host::job::Job;
+use weir_host::plan::{Planned, RunOptions};
+use weir_host::plugin::{Plugin, PluginEngine};
+use weir_host::time::SystemClock;
+
+/// weir: a stream processor whose operators are WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a job until its sources end (bounded) or it is stopped.
+    Run {
+        /// The job file (TOML).
+        job: PathBuf,
+        /// Override any job-file field, e.g. `--set source.logs.path=in.jsonl`
+        /// (like Flink's -D). Repeatable; VALUE is TOML when it parses as TOML, else a string.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Parallelism of keyed operators (same as `--set parallelism=N`).
+        #[arg(long, short = 'p')]
+        parallelism: Option<usize>,
+        /// Write the job's counters as JSON to this file when it ends.
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
+    },
+    /// Check a job without running it: fields, inputs, and that every plugin exists and
+    /// exports the world its operator needs.
+    Validate {
+        /// The job file.
+        job: PathBuf,
+        /// Overrides, as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Show a plugin's world, exports and imports.
+    Inspect {
+        /// The component (.wasm).
+        plugin: PathBuf,
+    },
+}
+
+fn load(job: &std::path::Path, mut sets: Vec<String>, parallelism: Option<usize>) -> anyhow::Result<Planned> {
+    if let Some(p) = parallelism {
+        sets.push(format!("parallelism={p}"));
+    }
+    let job = Job::load(job, &sets)?;
+    Planned::new(job, RunOptions { clock: Arc::new(SystemClock) })
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run { job, sets, parallelism, metrics } => {
+            let planned = load(&job, sets, parallelism)?;
+            let report = planned.run()?;
+            let m = &report.metrics;
+            let json = m.to_json();
+            if let Some(path) = metrics {
+                std::fs::write(&path, serde_json::to_vec_pretty(&json)?).with_context(|| format!("writing metrics to {}", path.display()))?;
+            }
+            let get = |n: &str, k: &str| json["nodes"][n][k].as_u64().unwrap_or(0);
+            let mut parts = Vec::new();
+            for (n, _) in &m.nodes {
+                let (i, o, d, l) = (get(n, "records_in"), get(n, "records_out"), get(n, "dead_letters"), get(n, "late_dropped") + get(n, "late_side_output"));
+                let mut s = format!("{n}: {i} in");
+                if o > 0 {
+                    s += &format!(", {o} out");
+                }
+                if d > 0 {
+                    s += &format!(", {d} dead-lettered");
+                }
+                if l > 0 {
+                    s += &format!(", {l} late");
+                }
+                parts.push(s);
+            }
+            eprintln!("weir: job finished in {:.2?}; dead letters: {}; {}", report.elapsed, m.dead_letters(), parts.join("; "));
+            Ok(())
+        }
+        Command::Validate { job, sets } => {
+            let p = load(&job, sets, None)?;
+            println!("ok: {} is a valid job ({p:?})", job.display());
+            Ok(())
+        }
+        Command::Inspect { plugin } => {
+            let engine = PluginEngine::shared().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let p = Plugin::load(&engine, &plugin)?;
+            let d = p.describe();
+            println!("plugin: {}", plugin.display());
+            println!("world:  weir:plugin/{}@0.1.0", p.world.name());
+            println!("hash:   {}", p.hash);
+            println!("exports:");
+            for (n, k) in &d.exports {
+                println!("  {n} ({k})");
+            }
+            println!("imports:");
+            for (n, k) in &d.imports {
+                println!("  {n} ({k})");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weir: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Plugin-backed operators: map, filter, flat-map (stateless, one call per batch) and the
+//! keyed process function (calls per key between watermarks, timers, side outputs).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use crate::plugin::bindings::{TimeDomain, Timer};
+use crate::plugin::{Failure, Instance};
+use crate::record::{Batch, Record};
+use crate::runtime::{Operator, Output};
+use crate::state::key_group;
+use crate::time::{Clock, MIN_WATERMARK};
+
+/// Which stateless call an operator makes.
+#[derive(Debug, Clone, Copy)]
+pub enum Stateless {
+    /// 1→1.
+    Map,
+    /// Predicate.
+    Filter,
+    /// 1→n.
+    FlatMap,
+}
+
+/// A stateless plugin operator: one call per batch, marks kept at their positions.
+#[derive(Debug)]
+pub struct StatelessOp {
+    kind: Stateless,
+    inst: Box<Instance>,
+}
+
+impl StatelessOp {
+    /// Wraps an instance.
+    pub fn new(kind: Stateless, inst: Instance) -> Self {
+        StatelessOp { kind, inst: Box::new(inst) }
+    }
+}
+
+fn inherit(mut out: Record, input: &Record) -> Record {
+    if out.timestamp.is_none() {
+        out.timestamp = input.timestamp;
+    }
+    out.origin = input.origin;
+    out
+}
+
+impl Operator for StatelessOp {
+    fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
+        let Batch { records, marks } = batch;
+        let before = self.inst.restarts;
+        enum Res {
+            One(Result<Record, Failure>),
+            Keep(Result<bool, Failure>),
+            Many(Result<Vec<Record>, Failure>),
+        }
+        let results: Vec<Res> = if records.is_empty() {
+            Vec::new()
+        } else {
+            match self.kind {
+                Stateless::Map => self.inst.map(&records).into_iter().map(Res::One).collect(),
+                Stateless::Filter => self.inst.filter(&records).into_iter().map(Res::Keep).collect(),
+                Stateless::FlatMap => self.inst.flat_map(&records).into_iter().map(Res::Many).collect(),
+            }
+        };
+        out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
+        let mut marks = marks.into_iter().peekable();
+        for (i, (rec, res)) in records.into_iter().zip(results).enumerate() {
+            while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
+                out.mark(w);
+            }
+            match res {
+                Res::One(Ok(r)) => out.emit(inherit(r, &rec)),
+                Res::Keep(Ok(true)) => out.emit(rec),
+                Res::Keep(Ok(false)) => {}
+                Res::Many(Ok(v)) => v.into_iter().for_each(|r| out.emit(inherit(r, &rec))),
+                Res::One(Err(f)) | Res::Keep(Err(f)) | Res::Many(Err(f)) => out.dead_letter(rec, f.to_string()),
+            }
+        }
+        marks.for_each(|(_, w)| out.mark(w));
+        Ok(())
+    }
+}
+
+/// A keyed process plugin: per segment between watermarks, one call per key; event-time
+/// timers fire when a mark passes them, processing-time timers when the clock does.
+#[derive(Debug)]
+pub struct ProcessOp {
+    inst: Box<Instance>,
+    max_parallelism: u32,
+    watermark: i64,
+    clock: Arc<dyn Clock>,
+}
+
+impl ProcessOp {
+    /// Wraps an instance.
+    pub fn new(inst: Instance, max_parallelism: u32, clock: Arc<dyn Clock>) -> Self {
+        ProcessOp { inst: Box::new(inst), max_parallelism, watermark: MIN_WATERMARK, clock }
+    }
+
+    fn enter(&mut self, key: &[u8], ts: Option<i64>) {
+        let kg = key_group(key, self.max_parallelism);
+        let (wm, now) = (self.watermark, self.clock.now_ms());
+        let call = &mut self.inst.host().call;
+        call.key = Some(key.to_vec());
+        call.key_group = kg;
+        call.watermark = wm;
+        call.processing_time = now;
+        call.timestamp = ts;
+    }
+
+    fn drain(&mut self, out: &mut Output, origin: Option<&Record>) {
+        for (to, mut r) in std::mem::take(&mut self.inst.host().emitted) {
+            if let Some(o) = origin {
+                r.origin = o.origin;
+            }
+            match to {
+                None => out.emit(r),
+                Some(name) => {
+                    out.emit_to(&name, r);
+                }
+            }
+        }
+    }
+
+    fn fire(&mut self, domain: TimeDomain, upto: i64, out: &mut Output) {
+        loop {
+            let due = match domain {
+                TimeDomain::EventTime => self.inst.host().event_timers.pop_due(upto),
+                TimeDomain::ProcessingTime => self.inst.host().processing_timers.pop_due(upto),
+            };
+            let Some((ts, key, _)) = due else { break };
+            self.enter(&key, Some(ts));
+            let before = self.inst.restarts;
+            if let Err(f) = self.inst.on_timer(&[Timer { timestamp: ts, domain }]) {
+                let note = serde_json::json!({"timer": ts, "key": String::from_utf8_lossy(&key)});
+                out.dead_letter(Record { key: Some(key), value: note.to_string().into_bytes(), timestamp: Some(ts), ..Record::default() }, format!("on-timer: {f}"));
+            }
+            out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
+            self.drain(out, None);
+        }
+    }
+}
+
+impl Operator for ProcessOp {
+    fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
+        for (records, wm) in batch.into_segments() {
+            let mut groups: IndexMap<Vec<u8>, Vec<Record>> = IndexMap::new();
+            for r in records {
+                groups.entry(r.key.clone().unwrap_or_default()).or_default().push(r);
+            }
+            for (key, recs) in groups {
+                self.enter(&key, recs.last().and_then(|r| r.timestamp));
+                let before = self.inst.restarts;
+                let results = self.inst.process(&recs);
+                out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
+                let first = recs.first().cloned();
+                for (rec, res) in recs.into_iter().zip(results) {
+                    if let Err(f) = res {
+                        out.dead_letter(rec, f.to_string());
+                    }
+                }
+                self.drain(out, first.as_ref());
+            }
+            if let Some(wm) = wm {
+                if wm > self.watermark {
+                    self.watermark = wm;
+                    self.fire(TimeDomain::EventTime, wm, out);
+                }
+                out.mark(wm);
+            }
+        }
+        Ok(())
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        // `host()` needs `&mut`; the queue is read through a shared borrow here.
+        self.inst.peek_processing_timer()
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut Output) -> anyhow::Result<()> {
+        self.fire(TimeDomain::ProcessingTime, now, out);
+        Ok(())
+    }
+}

@@ -1,0 +1,440 @@
+//! From a checked job to running tasks: parallelism, partitioning, chaining, channels,
+//! plugin instances (compiled once per job, instantiated per subtask, `init` before any
+//! record flows).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::connectors::{self, CollectionSource, FileSource, Generator, GeneratorConfig, Stream, REJECT_HEADER};
+use crate::job::{toml_to_json, Job, KeyBySpec, OperatorKind, SinkKind, SinkSpec, SourceKind, TimeKind, TimeUnit, WatermarkStrategy, WindowKind};
+use crate::operators::{ProcessOp, Stateless, StatelessOp};
+use crate::plugin::{Instance, Plugin, PluginEngine, World};
+use crate::record::Record;
+use crate::runtime::{self, Chain, ChainLink, Envelope, Identity, JobMetrics, KeyExtractor, Operator, Partitioner, Route, RunState, Source, SourceTime};
+use crate::time::{parse_duration, Clock, WatermarkGenerator};
+use crate::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp};
+
+/// Options of a run beyond the job file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The processing-time clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum NodeKind {
+    Source,
+    Operator,
+    Sink,
+    DeadLetter,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    name: String,
+    kind: NodeKind,
+    parallelism: usize,
+    /// `(upstream node index, side output name)`.
+    inputs: Vec<(usize, Option<String>)>,
+    keyed: bool,
+    stateless: bool,
+}
+
+const DEAD_LETTER: &str = "dead-letter";
+
+/// A job ready to run: plugins compiled, graph planned.
+pub struct Planned {
+    job: Job,
+    nodes: Vec<Node>,
+    plugins: HashMap<PathBuf, Arc<Plugin>>,
+    opts: RunOptions,
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned").field("nodes", &self.nodes.len()).finish_non_exhaustive()
+    }
+}
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Counters.
+    pub metrics: JobMetrics,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+fn split_input(s: &str) -> (&str, Option<String>) {
+    match s.split_once('.') {
+        Some((n, side)) => (n, Some(side.to_string())),
+        None => (s, None),
+    }
+}
+
+impl Planned {
+    /// Plans `job`: compiles every plugin and checks its world.
+    pub fn new(job: Job, opts: RunOptions) -> anyhow::Result<Planned> {
+        let spec = &job.spec;
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (n, s) in &spec.source {
+            index.insert(n.clone(), nodes.len());
+            let p = if s.kind == SourceKind::Generator { s.parallelism.unwrap_or(1) } else { 1 };
+            nodes.push(Node { name: n.clone(), kind: NodeKind::Source, parallelism: p, inputs: vec![], keyed: false, stateless: false });
+        }
+        for (n, _) in &spec.operator {
+            index.insert(n.clone(), nodes.len());
+            nodes.push(Node { name: n.clone(), kind: NodeKind::Operator, parallelism: 0, inputs: vec![], keyed: false, stateless: false });
+        }
+        for (n, _) in &spec.sink {
+            index.insert(n.clone(), nodes.len());
+            nodes.push(Node { name: n.clone(), kind: NodeKind::Sink, parallelism: 1, inputs: vec![], keyed: false, stateless: false });
+        }
+        let inputs_of = |list: Vec<String>| -> Vec<(usize, Option<String>)> {
+            list.iter().map(|i| split_input(i)).map(|(n, side)| (index[n], side)).collect()
+        };
+        for (n, op) in &spec.operator {
+            let i = index[n];
+            nodes[i].inputs = inputs_of(op.input.as_ref().map(|x| x.list()).unwrap_or_default());
+            nodes[i].keyed = op.key_by.is_some();
+            nodes[i].stateless = matches!(op.kind, OperatorKind::Map | OperatorKind::Filter | OperatorKind::FlatMap) && op.key_by.is_none();
+        }
+        for (n, s) in &spec.sink {
+            nodes[index[n]].inputs = inputs_of(s.input.as_ref().map(|x| x.list()).unwrap_or_default());
+        }
+        // Parallelism in declaration order (inputs are declared before use or are sources).
+        for _ in 0..nodes.len() {
+            for (n, op) in &spec.operator {
+                let i = index[n];
+                if nodes[i].parallelism != 0 {
+                    continue;
+                }
+                let p = match op.parallelism {
+                    Some(p) => p,
+                    None if nodes[i].keyed => spec.parallelism,
+                    None => nodes[nodes[i].inputs[0].0].parallelism,
+                };
+                nodes[i].parallelism = p;
+            }
+        }
+        if let Some(n) = nodes.iter().find(|n| n.parallelism == 0) {
+            return Err(job.error(&format!("operator.{}.input", n.name), "the inputs form a cycle").into());
+        }
+        nodes.push(Node { name: DEAD_LETTER.into(), kind: NodeKind::DeadLetter, parallelism: 1, inputs: vec![], keyed: false, stateless: false });
+
+        // Compile each plugin once.
+        let engine = PluginEngine::shared().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut plugins = HashMap::new();
+        let mut want = |path: &PathBuf, worlds: &[World], who: &str| -> anyhow::Result<()> {
+            let p = job.resolve(path);
+            if !plugins.contains_key(&p) {
+                plugins.insert(p.clone(), Arc::new(Plugin::load(&engine, &p)?));
+            }
+            plugins[&p].expect_world(worlds, who)?;
+            Ok(())
+        };
+        for (n, op) in &spec.operator {
+            let worlds: &[World] = match op.kind {
+                OperatorKind::Map => &[World::Map],
+                OperatorKind::Filter => &[World::Filter],
+                OperatorKind::FlatMap => &[World::FlatMap],
+                OperatorKind::Process => &[World::Process],
+                OperatorKind::Window => &[World::Aggregate, World::WindowProcess],
+            };
+            if let Some(p) = &op.plugin {
+                want(p, worlds, n)?;
+            }
+            if let Some(KeyBySpec::Plugin(r)) = &op.key_by {
+                want(&r.plugin, &[World::KeySelector], n)?;
+            }
+        }
+        Ok(Planned { job, nodes, plugins, opts })
+    }
+
+    fn plugin(&self, p: &std::path::Path) -> Arc<Plugin> {
+        self.plugins[&self.job.resolve(p)].clone()
+    }
+
+    /// Node `i` chains into its input's task: stateless, one main input read by nobody
+    /// else, same parallelism.
+    fn chains_into(&self, i: usize) -> Option<usize> {
+        let n = &self.nodes[i];
+        if !n.stateless || n.inputs.len() != 1 || n.inputs[0].1.is_some() {
+            return None;
+        }
+        let up = n.inputs[0].0;
+        let readers = self.nodes.iter().filter(|m| m.inputs.iter().any(|(u, side)| *u == up && side.is_none())).count();
+        (readers == 1 && self.nodes[up].parallelism == n.parallelism && self.nodes[up].kind != NodeKind::Sink).then_some(up)
+    }
+
+    fn config_json(v: &Option<toml::Value>) -> String {
+        v.as_ref().map(toml_to_json).unwrap_or_else(|| serde_json::json!({})).to_string()
+    }
+
+    fn key_extractor(&self, node: &Node) -> anyhow::Result<KeyExtractor> {
+        let op = &self.job.spec.operator[&node.name];
+        Ok(match op.key_by.as_ref().expect("keyed") {
+            KeyBySpec::Field(f) => KeyExtractor::Fields(vec![f.split('.').map(str::to_string).collect()]),
+            KeyBySpec::Fields(fs) => KeyExtractor::Fields(fs.iter().map(|f| f.split('.').map(str::to_string).collect()).collect()),
+            KeyBySpec::Plugin(r) => {
+                let inst = Instance::new(self.plugin(&r.plugin), &format!("{}.key-by", node.name), 0, Self::config_json(&r.config))?;
+                KeyExtractor::Plugin(Box::new(inst))
+            }
+        })
+    }
+
+    fn make_operator(&self, i: usize, subtask: usize) -> anyhow::Result<Box<dyn Operator>> {
+        let node = &self.nodes[i];
+        let spec = &self.job.spec;
+        let clock = self.opts.clock.clone();
+        match node.kind {
+            NodeKind::Source => Ok(Box::new(Identity)),
+            NodeKind::Sink => make_sink(&spec.sink[&node.name], false),
+            NodeKind::DeadLetter => {
+                let dl = &spec.dead_letter;
+                make_sink(&SinkSpec { kind: dl.kind, input: None, path: dl.path.clone(), prefix: Some(DEAD_LETTER.into()) }, true)
+            }
+            NodeKind::Operator => {
+                let op = &spec.operator[&node.name];
+                let inst = |p: &PathBuf| Instance::new(self.plugin(p), &node.name, subtask as u32, Self::config_json(&op.config));
+                Ok(match op.kind {
+                    OperatorKind::Map => Box::new(StatelessOp::new(Stateless::Map, inst(op.plugin.as_ref().expect("checked"))?)),
+                    OperatorKind::Filter => Box::new(StatelessOp::new(Stateless::Filter, inst(op.plugin.as_ref().expect("checked"))?)),
+                    OperatorKind::FlatMap => Box::new(StatelessOp::new(Stateless::FlatMap, inst(op.plugin.as_ref().expect("checked"))?)),
+                    OperatorKind::Process => Box::new(ProcessOp::new(inst(op.plugin.as_ref().expect("checked"))?, spec.max_parallelism, clock)),
+                    OperatorKind::Window => {
+                        let w = op.window.as_ref().expect("checked");
+                        let ms = |v: &Option<String>| v.as_ref().and_then(|s| parse_duration(s).ok()).map(|d| d.as_millis() as i64).unwrap_or(0);
+                        let assigner = match w.kind {
+                            WindowKind::Tumbling => Assigner::Tumbling { size: ms(&w.size) },
+                            WindowKind::Sliding => Assigner::Sliding { size: ms(&w.size), slide: ms(&w.slide) },
+                            WindowKind::Session => Assigner::Session { gap: ms(&w.gap) },
+                            WindowKind::Count => Assigner::Count { count: w.count.unwrap_or(1), every: w.every.or(w.count).unwrap_or(1) },
+                        };
+                        let function = match &op.plugin {
+                            Some(p) => {
+                                let i = inst(p)?;
+                                match i.plugin().world {
+                                    World::Aggregate => WindowFn::Aggregate(Box::new(i)),
+                                    _ => WindowFn::Process(Box::new(i)),
+                                }
+                            }
+                            None if op.aggregates.is_empty() => WindowFn::Builtin(vec![("count".into(), AggSpec::Count)]),
+                            None => WindowFn::Builtin(op.aggregates.iter().map(|(k, v)| (k.clone(), AggSpec::parse(v).expect("checked"))).collect()),
+                        };
+                        let key_fields = match op.key_by.as_ref().expect("checked") {
+                            KeyBySpec::Field(f) => vec![(f.clone(), f.split('.').map(str::to_string).collect())],
+                            KeyBySpec::Fields(fs) => fs.iter().map(|f| (f.clone(), f.split('.').map(str::to_string).collect())).collect(),
+                            KeyBySpec::Plugin(_) => vec![],
+                        };
+                        let cfg = WindowConfig {
+                            assigner,
+                            processing_time: w.time == TimeKind::Processing,
+                            allowed_lateness: ms(&op.allowed_lateness),
+                            function,
+                            key_fields,
+                            constants: op.fields.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect(),
+                            max_parallelism: spec.max_parallelism,
+                        };
+                        Box::new(WindowOp::new(cfg, clock))
+                    }
+                })
+            }
+        }
+    }
+
+    fn source(&self, i: usize, subtask: usize) -> anyhow::Result<(Box<dyn Source>, SourceTime, Option<f64>)> {
+        let name = &self.nodes[i].name;
+        let s = &self.job.spec.source[name];
+        let src_idx = self.job.spec.source.get_index_of(name).unwrap_or(0) as u16;
+        let f = |k: &str| format!("source.{name}.{k}");
+        let source: Box<dyn Source> = match s.kind {
+            SourceKind::Collection => Box::new(CollectionSource::new(s.values.iter().map(toml_to_json).collect(), src_idx)),
+            SourceKind::File => {
+                let path = s.path.as_ref().ok_or_else(|| self.job.error(&f("path"), "missing"))?;
+                Box::new(FileSource::open(path, s.format, src_idx)?)
+            }
+            SourceKind::Generator => {
+                let p = self.nodes[i].parallelism as u64;
+                let count = s.count.map(|c| c / p + u64::from((subtask as u64) < c % p));
+                let cfg = GeneratorConfig { count, seed: s.seed.unwrap_or(42), users: s.users.unwrap_or(50), start: s.start.unwrap_or(1_735_689_600) };
+                Box::new(Generator::new(cfg, subtask as u64, src_idx))
+            }
+        };
+        let clock = self.opts.clock.clone();
+        let et = s.event_time.clone();
+        let assign = move |r: &mut Record| -> Result<(), String> {
+            if let Some(pos) = r.headers.iter().position(|(n, _)| n == REJECT_HEADER) {
+                let (_, why) = r.headers.remove(pos);
+                return Err(String::from_utf8_lossy(&why).into_owned());
+            }
+            let Some(et) = &et else { return Ok(()) };
+            if et.ingestion {
+                r.timestamp = Some(clock.now_ms());
+                return Ok(());
+            }
+            let field = et.field.as_deref().unwrap_or_default();
+            let path: Vec<String> = field.split('.').map(str::to_string).collect();
+            let v: serde_json::Value = serde_json::from_slice(&r.value).map_err(|e| format!("not JSON: {e}"))?;
+            let t = runtime::json_path(&v, &path).ok_or_else(|| format!("event time: missing field `{field}`"))?;
+            let t = t.as_i64().filter(|_| !t.is_boolean()).ok_or_else(|| format!("event time: field `{field}` must be an integer, found {t}"))?;
+            r.timestamp = Some(match et.unit {
+                TimeUnit::Millis => t,
+                TimeUnit::Seconds => t.checked_mul(1000).ok_or_else(|| format!("event time: `{field}` = {t} s overflows"))?,
+            });
+            Ok(())
+        };
+        let wm = s.watermark.as_ref();
+        let bound = match wm {
+            Some(w) if w.strategy == WatermarkStrategy::BoundedOutOfOrderness => {
+                w.max_out_of_orderness.as_deref().map(parse_duration).transpose().map_err(|m| self.job.error(&f("watermark.max-out-of-orderness"), m))?.unwrap_or_default()
+            }
+            _ => Duration::ZERO,
+        };
+        let interval = wm.and_then(|w| w.interval.as_deref()).map(parse_duration).transpose().map_err(|m| anyhow::anyhow!(m))?.filter(|d| !d.is_zero());
+        let idle_timeout = wm.and_then(|w| w.idle_timeout.as_deref()).map(parse_duration).transpose().map_err(|m| anyhow::anyhow!(m))?;
+        let time = SourceTime {
+            assign: Some(Box::new(assign)),
+            generator: s.event_time.as_ref().map(|_| WatermarkGenerator::bounded(bound)),
+            interval,
+            idle_timeout,
+        };
+        Ok((source, time, s.rate))
+    }
+
+    /// Runs the job to its end.
+    pub fn run(self) -> anyhow::Result<RunReport> {
+        let started = Instant::now();
+        let mut metrics = JobMetrics::default();
+        let node_metrics: Vec<_> = self.nodes.iter().map(|n| metrics.node(&n.name)).collect();
+        // Task heads: nodes that do not chain into another.
+        let chained: Vec<Option<usize>> = (0..self.nodes.len()).map(|i| self.chains_into(i)).collect();
+        let head_of = |mut i: usize| {
+            while let Some(up) = chained[i] {
+                i = up;
+            }
+            i
+        };
+        // Channels: one per subtask of each head.
+        let mut txs: Vec<Vec<Sender<Envelope>>> = vec![vec![]; self.nodes.len()];
+        let mut rxs: Vec<Vec<Option<Receiver<Envelope>>>> = vec![vec![]; self.nodes.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            if chained[i].is_none() && n.kind != NodeKind::Source {
+                for _ in 0..n.parallelism {
+                    let (tx, rx) = bounded(runtime::CHANNEL_CAPACITY);
+                    txs[i].push(tx);
+                    rxs[i].push(Some(rx));
+                }
+            }
+        }
+        // Input channel counts per head node; edges allocate indexes in a fixed order.
+        let mut next_channel: Vec<u32> = vec![0; self.nodes.len()];
+        let dl = self.nodes.len() - 1;
+        // routes[(node, side)][subtask] -> Vec<Route>
+        let mut routes: HashMap<(usize, Option<String>), Vec<Vec<Route>>> = HashMap::new();
+        for (ci, c) in self.nodes.iter().enumerate() {
+            if chained[ci].is_some() {
+                continue;
+            }
+            for (up, side) in &c.inputs {
+                let upp = self.nodes[*up].parallelism;
+                let forward = !c.keyed && c.parallelism == upp && c.parallelism > 1;
+                let base = next_channel[ci];
+                next_channel[ci] += if forward { 1 } else { upp as u32 };
+                let per_sub = routes.entry((*up, side.clone())).or_insert_with(|| (0..upp).map(|_| Vec::new()).collect());
+                for (u, rs) in per_sub.iter_mut().enumerate() {
+                    let route = if forward {
+                        Route { senders: vec![txs[ci][u].clone()], channel: base, partitioner: Partitioner::Forward }
+                    } else if c.keyed {
+                        Route { senders: txs[ci].clone(), channel: base + u as u32, partitioner: Partitioner::Hash(self.key_extractor(c)?, self.job.spec.max_parallelism) }
+                    } else if c.parallelism == 1 {
+                        Route { senders: txs[ci].clone(), channel: base + u as u32, partitioner: Partitioner::Forward }
+                    } else {
+                        Route { senders: txs[ci].clone(), channel: base + u as u32, partitioner: Partitioner::Rebalance(u) }
+                    };
+                    rs.push(route);
+                }
+            }
+        }
+        let source_names: Arc<Vec<String>> = Arc::new(self.job.spec.source.keys().cloned().collect());
+        let run = Arc::new(RunState::default());
+        let mut handles = Vec::new();
+        // Build every task (plugins instantiated, init run) before any thread starts.
+        let mut tasks: Vec<(String, Chain, Option<(Receiver<Envelope>, usize)>, usize, usize)> = Vec::new();
+        for (hi, h) in self.nodes.iter().enumerate() {
+            if chained[hi].is_some() {
+                continue;
+            }
+            let mut members = vec![hi];
+            while let Some(next) = (0..self.nodes.len()).find(|j| chained[*j] == Some(*members.last().unwrap_or(&hi))) {
+                members.push(next);
+            }
+            for s in 0..h.parallelism {
+                let mut links = Vec::new();
+                for (pos, &m) in members.iter().enumerate() {
+                    let mut take = |side: Option<String>| routes.get_mut(&(m, side)).map(|v| std::mem::take(&mut v[s])).unwrap_or_default();
+                    let main = if pos + 1 == members.len() { take(None) } else { Vec::new() };
+                    let side_names: Vec<String> = self.nodes.iter().flat_map(|n| n.inputs.iter()).filter(|(u, side)| *u == m && side.is_some()).filter_map(|(_, side)| side.clone()).collect();
+                    let mut sides: Vec<(String, Vec<Route>)> = Vec::new();
+                    for name in side_names {
+                        if !sides.iter().any(|(n, _)| *n == name) {
+                            sides.push((name.clone(), take(Some(name))));
+                        }
+                    }
+                    let op = self.make_operator(m, s).with_context(|| format!("starting `{}` (subtask {s})", self.nodes[m].name))?;
+                    links.push(ChainLink { name: self.nodes[m].name.clone(), op, main, sides, metrics: node_metrics[m].clone() });
+                }
+                let dead_letter = (!matches!(h.kind, NodeKind::Sink | NodeKind::DeadLetter)).then(|| {
+                    let ch = next_channel[dl];
+                    next_channel[dl] += 1;
+                    Route { senders: txs[dl].clone(), channel: ch, partitioner: Partitioner::Forward }
+                });
+                let chain = Chain { links, dead_letter, source_names: source_names.clone() };
+                let rx = (h.kind != NodeKind::Source).then(|| rxs[hi][s].take().map(|r| (r, 0))).flatten();
+                tasks.push((format!("{}#{s}", h.name), chain, rx, hi, s));
+            }
+        }
+        drop(txs);
+        let batch_size = self.job.spec.batch_size;
+        for (name, chain, rx, hi, s) in tasks {
+            let run2 = run.clone();
+            let clock = self.opts.clock.clone();
+            let inputs = next_channel[head_of(hi)] as usize;
+            let src = if self.nodes[hi].kind == NodeKind::Source { Some(self.source(hi, s)?) } else { None };
+            let handle = std::thread::Builder::new().name(name.clone()).spawn(move || {
+                let res = match (src, rx) {
+                    (Some((source, time, rate)), _) => runtime::run_source_task(source, time, chain, batch_size, rate, run2.clone()),
+                    (None, Some((rx, _))) => runtime::run_input_task(chain, rx, inputs.max(1), clock, run2.clone()),
+                    (None, None) => Ok(()),
+                };
+                if let Err(e) = res {
+                    run2.fail(&name, &e);
+                }
+            })?;
+            handles.push(handle);
+        }
+        for h in handles {
+            if h.join().is_err() {
+                run.fail("task", &anyhow::anyhow!("a task panicked"));
+            }
+        }
+        if let Some(e) = run.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            anyhow::bail!(e);
+        }
+        Ok(RunReport { metrics, elapsed: started.elapsed() })
+    }
+}
+
+fn make_sink(s: &SinkSpec, dead_letter: bool) -> anyhow::Result<Box<dyn Operator>> {
+    Ok(match s.kind {
+        SinkKind::Print => Box::new(connectors::PrintSink::new(s.prefix.clone(), if dead_letter { Stream::Stderr } else { Stream::Stdout })),
+        SinkKind::File => Box::new(connectors::FileSink::create(s.path.as_ref().expect("checked"))?),
+        SinkKind::Discard => Box::new(connectors::DiscardSink),
+    })
+}

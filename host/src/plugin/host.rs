@@ -1,0 +1,257 @@
+//! The host side of the WIT imports: logging, context, output, keyed state and timers.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::process::weir::plugin::{context, log, output, state, timers, types};
+use crate::record::Record;
+use crate::state::{append_list, decode_list, encode_list, KeyCodec, MemoryBackend, StateBackend};
+use crate::time::{TimerQueue, MIN_WATERMARK};
+
+/// What the host knows about the current call.
+#[derive(Debug, Clone)]
+pub struct CallCtx {
+    /// The key of the current call (keyed operators).
+    pub key: Option<Vec<u8>>,
+    /// The key group of `key`.
+    pub key_group: u16,
+    /// The operator's watermark.
+    pub watermark: i64,
+    /// Processing time now.
+    pub processing_time: i64,
+    /// Event time of the record or timer being processed (emitted records inherit it).
+    pub timestamp: Option<i64>,
+}
+
+impl Default for CallCtx {
+    fn default() -> Self {
+        CallCtx { key: None, key_group: 0, watermark: MIN_WATERMARK, processing_time: 0, timestamp: None }
+    }
+}
+
+/// The data of one plugin instance's store.
+pub struct HostCtx {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    /// Operator name, for log lines.
+    pub name: Arc<str>,
+    /// Parallel subtask index.
+    pub subtask: u32,
+    /// The current call.
+    pub call: CallCtx,
+    /// Records emitted during the current call: `(side output or None for main, record)`.
+    pub emitted: Vec<(Option<String>, Record)>,
+    /// Keyed state of this subtask.
+    pub state: Box<dyn StateBackend>,
+    /// Event-time timers: `(time, key, "")`.
+    pub event_timers: TimerQueue,
+    /// Processing-time timers.
+    pub processing_timers: TimerQueue,
+    codec: KeyCodec,
+}
+
+impl std::fmt::Debug for HostCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostCtx").field("name", &self.name).field("subtask", &self.subtask).finish_non_exhaustive()
+    }
+}
+
+impl HostCtx {
+    /// A fresh context with an empty memory state backend and `memory_limit` bytes of
+    /// linear memory per instance.
+    pub fn new(name: Arc<str>, subtask: u32, memory_limit: usize) -> HostCtx {
+        HostCtx {
+            // No files, no network, no environment: a plugin sees only what weir hands it.
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().memory_size(memory_limit).instances(4).build(),
+            name,
+            subtask,
+            call: CallCtx::default(),
+            emitted: Vec::new(),
+            state: Box::new(MemoryBackend::default()),
+            event_timers: TimerQueue::default(),
+            processing_timers: TimerQueue::default(),
+            codec: KeyCodec::default(),
+        }
+    }
+
+    fn key(&self) -> &[u8] {
+        self.call.key.as_deref().unwrap_or(&[])
+    }
+
+    fn skey(&mut self, name: &str, ns: &[u8]) -> Vec<u8> {
+        let (kg, key) = (self.call.key_group, self.call.key.clone().unwrap_or_default());
+        self.codec.key(kg, name, &key, ns).to_vec()
+    }
+
+    fn sprefix(&mut self, name: &str) -> Vec<u8> {
+        let (kg, key) = (self.call.key_group, self.call.key.clone().unwrap_or_default());
+        self.codec.prefix(kg, name, &key).to_vec()
+    }
+
+    fn emit_record(&mut self, to: Option<String>, rec: types::Record) {
+        let mut r = from_wit(rec);
+        if r.timestamp.is_none() {
+            r.timestamp = self.call.timestamp;
+        }
+        self.emitted.push((to, r));
+    }
+}
+
+/// Namespaces inside a state name separate the three state shapes.
+const VALUE_NS: &[u8] = b"v";
+const LIST_NS: &[u8] = b"l";
+const MAP_NS: u8 = b'm';
+
+impl WasiView for HostCtx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for HostCtx {}
+
+impl log::Host for HostCtx {
+    fn log(&mut self, level: log::Level, message: String) {
+        let lvl = match level {
+            log::Level::Trace => "TRACE",
+            log::Level::Debug => "DEBUG",
+            log::Level::Info => "INFO",
+            log::Level::Warn => "WARN",
+            log::Level::Error => "ERROR",
+        };
+        if matches!(level, log::Level::Trace | log::Level::Debug) && std::env::var_os("WEIR_DEBUG").is_none() {
+            return;
+        }
+        eprintln!("[{lvl} {}#{}] {message}", self.name, self.subtask);
+    }
+}
+
+impl context::Host for HostCtx {
+    fn current_key(&mut self) -> Option<Vec<u8>> {
+        self.call.key.clone()
+    }
+    fn current_watermark(&mut self) -> i64 {
+        self.call.watermark
+    }
+    fn current_processing_time(&mut self) -> i64 {
+        self.call.processing_time
+    }
+    fn subtask_index(&mut self) -> u32 {
+        self.subtask
+    }
+}
+
+impl output::Host for HostCtx {
+    fn emit(&mut self, rec: types::Record) {
+        self.emit_record(None, rec)
+    }
+    fn emit_to(&mut self, output: String, rec: types::Record) {
+        self.emit_record(Some(output), rec)
+    }
+}
+
+impl state::Host for HostCtx {
+    fn value_get(&mut self, name: String) -> Option<Vec<u8>> {
+        let k = self.skey(&name, VALUE_NS);
+        self.state.get(&k)
+    }
+    fn value_set(&mut self, name: String, value: Vec<u8>) {
+        let k = self.skey(&name, VALUE_NS);
+        self.state.put(k, value)
+    }
+    fn value_clear(&mut self, name: String) {
+        let k = self.skey(&name, VALUE_NS);
+        self.state.delete(&k)
+    }
+    fn list_get(&mut self, name: String) -> Vec<Vec<u8>> {
+        let k = self.skey(&name, LIST_NS);
+        self.state.get(&k).map(|b| decode_list(&b)).unwrap_or_default()
+    }
+    fn list_add(&mut self, name: String, value: Vec<u8>) {
+        let k = self.skey(&name, LIST_NS);
+        let mut cur = self.state.get(&k).unwrap_or_default();
+        append_list(&mut cur, &value);
+        self.state.put(k, cur)
+    }
+    fn list_update(&mut self, name: String, values: Vec<Vec<u8>>) {
+        let k = self.skey(&name, LIST_NS);
+        if values.is_empty() {
+            self.state.delete(&k)
+        } else {
+            self.state.put(k, encode_list(&values))
+        }
+    }
+    fn list_clear(&mut self, name: String) {
+        let k = self.skey(&name, LIST_NS);
+        self.state.delete(&k)
+    }
+    fn map_get(&mut self, name: String, key: Vec<u8>) -> Option<Vec<u8>> {
+        let k = self.skey(&name, &map_ns(&key));
+        self.state.get(&k)
+    }
+    fn map_put(&mut self, name: String, key: Vec<u8>, value: Vec<u8>) {
+        let k = self.skey(&name, &map_ns(&key));
+        self.state.put(k, value)
+    }
+    fn map_remove(&mut self, name: String, key: Vec<u8>) {
+        let k = self.skey(&name, &map_ns(&key));
+        self.state.delete(&k)
+    }
+    fn map_contains(&mut self, name: String, key: Vec<u8>) -> bool {
+        let k = self.skey(&name, &map_ns(&key));
+        self.state.get(&k).is_some()
+    }
+    fn map_entries(&mut self, name: String) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut p = self.sprefix(&name);
+        p.push(MAP_NS);
+        let plen = p.len();
+        self.state.scan_prefix(&p).into_iter().map(|(k, v)| (k[plen..].to_vec(), v)).collect()
+    }
+    fn map_clear(&mut self, name: String) {
+        let mut p = self.sprefix(&name);
+        p.push(MAP_NS);
+        self.state.delete_prefix(&p)
+    }
+}
+
+fn map_ns(key: &[u8]) -> Vec<u8> {
+    let mut ns = Vec::with_capacity(key.len() + 1);
+    ns.push(MAP_NS);
+    ns.extend_from_slice(key);
+    ns
+}
+
+impl timers::Host for HostCtx {
+    fn register_event_time(&mut self, timestamp: i64) {
+        let k = self.key().to_vec();
+        self.event_timers.register(timestamp, &k, &[]);
+    }
+    fn delete_event_time(&mut self, timestamp: i64) {
+        let k = self.key().to_vec();
+        self.event_timers.delete(timestamp, &k, &[]);
+    }
+    fn register_processing_time(&mut self, timestamp: i64) {
+        let k = self.key().to_vec();
+        self.processing_timers.register(timestamp, &k, &[]);
+    }
+    fn delete_processing_time(&mut self, timestamp: i64) {
+        let k = self.key().to_vec();
+        self.processing_timers.delete(timestamp, &k, &[]);
+    }
+}
+
+/// Host record → WIT record (moves the buffers).
+pub fn to_wit(r: Record) -> types::Record {
+    types::Record { key: r.key, value: r.value, timestamp: r.timestamp, headers: r.headers }
+}
+
+/// WIT record → host record.
+pub fn from_wit(r: types::Record) -> Record {
+    Record { key: r.key, value: r.value, timestamp: r.timestamp, headers: r.headers, origin: Default::default() }
+}

@@ -1,0 +1,479 @@
+//! Compiling, inspecting and instantiating plugins, and calling them in batches.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use wasmtime::component::{types::ComponentItem, Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store};
+
+use super::bindings::{self, GuestError, WitRecord};
+use super::host::{from_wit, to_wit, HostCtx};
+use crate::record::Record;
+
+/// Epoch ticks happen every 100 ms; a call may run this many ticks before it is interrupted.
+const EPOCH_TICK: Duration = Duration::from_millis(100);
+const CALL_DEADLINE_TICKS: u64 = 100;
+/// Linear memory one instance may grow to.
+pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+
+/// Errors of loading and starting plugins (the job does not start).
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The file cannot be read.
+    #[error("plugin {path}: cannot read the file: {source}; build it first (`make plugins`) or fix the `plugin` path")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not a valid component.
+    #[error("plugin {path}: not a WebAssembly component weir can run: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    /// The component exports none of weir's worlds, or another one than the operator needs.
+    #[error("plugin {path}: {reason}")]
+    WrongWorld { path: PathBuf, reason: String },
+    /// `init` returned an error or trapped.
+    #[error("plugin {path} (operator `{operator}`): init failed: {reason}")]
+    Init { path: PathBuf, operator: String, reason: String },
+}
+
+/// The operator worlds of `wit/weir.wit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    /// `map`
+    Map,
+    /// `filter`
+    Filter,
+    /// `flat-map`
+    FlatMap,
+    /// `key-selector`
+    KeySelector,
+    /// `process`
+    Process,
+    /// `aggregate`
+    Aggregate,
+    /// `window-process`
+    WindowProcess,
+}
+
+impl World {
+    /// The world's WIT name.
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Map => "map",
+            World::Filter => "filter",
+            World::FlatMap => "flat-map",
+            World::KeySelector => "key-selector",
+            World::Process => "process",
+            World::Aggregate => "aggregate",
+            World::WindowProcess => "window-process",
+        }
+    }
+
+    /// The export that identifies the world.
+    fn marker(self) -> &'static str {
+        match self {
+            World::Map => "map",
+            World::Filter => "filter",
+            World::FlatMap => "flat-map",
+            World::KeySelector => "select-key",
+            World::Process => "on-timer",
+            World::Aggregate => "create-accumulator",
+            World::WindowProcess => "process-window",
+        }
+    }
+
+    const ALL: [World; 7] =
+        [World::Map, World::Filter, World::FlatMap, World::KeySelector, World::Process, World::Aggregate, World::WindowProcess];
+}
+
+/// The shared engine and linker of a job; compiled plugins hold an `Arc` of it.
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<HostCtx>,
+}
+
+impl std::fmt::Debug for PluginEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PluginEngine")
+    }
+}
+
+impl PluginEngine {
+    /// The process-wide engine (one epoch ticker thread).
+    pub fn shared() -> wasmtime::Result<Arc<PluginEngine>> {
+        static ENGINE: OnceLock<Arc<PluginEngine>> = OnceLock::new();
+        if let Some(e) = ENGINE.get() {
+            return Ok(e.clone());
+        }
+        let mut cfg = Config::new();
+        cfg.epoch_interruption(true);
+        cfg.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&cfg)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::process::Process::add_to_linker::<HostCtx, HasSelf<HostCtx>>(&mut linker, |s| s)?;
+        let ticker = engine.weak();
+        std::thread::Builder::new().name("weir-epoch".into()).spawn(move || {
+            while let Some(e) = ticker.upgrade() {
+                e.increment_epoch();
+                drop(e);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+        Ok(ENGINE.get_or_init(|| Arc::new(PluginEngine { engine, linker })).clone())
+    }
+}
+
+/// A compiled plugin.
+#[derive(Debug)]
+pub struct Plugin {
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// The world it exports.
+    pub world: World,
+    /// xxHash64 of the file, hex (recorded in checkpoints).
+    pub hash: String,
+    component: Component,
+    engine: Arc<PluginEngine>,
+}
+
+/// What `weir inspect` shows.
+#[derive(Debug)]
+pub struct Description {
+    /// The world, when the component exports one of weir's.
+    pub world: Option<World>,
+    /// `(name, kind)` of each export.
+    pub exports: Vec<(String, String)>,
+    /// `(name, kind)` of each import.
+    pub imports: Vec<(String, String)>,
+}
+
+fn item_kind(i: &ComponentItem) -> &'static str {
+    match i {
+        ComponentItem::ComponentFunc(_) => "func",
+        ComponentItem::CoreFunc(_) => "core func",
+        ComponentItem::Module(_) => "module",
+        ComponentItem::Component(_) => "component",
+        ComponentItem::ComponentInstance(_) => "instance",
+        ComponentItem::Type(_) => "type",
+        ComponentItem::Resource(_) => "resource",
+    }
+}
+
+impl Plugin {
+    /// Reads and compiles a component and finds its world.
+    pub fn load(engine: &Arc<PluginEngine>, path: &Path) -> Result<Plugin, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
+        let invalid = |reason: String| PluginError::Invalid { path: path.to_path_buf(), reason };
+        if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
+            return Err(invalid("this is a core Wasm module, not a component; build for `wasm32-wasip2` (or run `wasm-tools component new`)".into()));
+        }
+        let component = Component::new(&engine.engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
+        let hash = format!("{:016x}", twox_hash::XxHash64::oneshot(0, &bytes));
+        let mut p = Plugin { path: path.to_path_buf(), world: World::Map, hash, component, engine: engine.clone() };
+        p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
+            path: path.to_path_buf(),
+            reason: format!(
+                "exports none of weir's operator worlds (weir:plugin@0.1.0: {}); it exports: {}",
+                World::ALL.map(World::name).join(", "),
+                p.describe().exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        Ok(p)
+    }
+
+    /// Exports, imports and world.
+    pub fn describe(&self) -> Description {
+        let ty = self.component.component_type();
+        let exports: Vec<(String, String)> = ty.exports(&self.engine.engine).map(|(n, i)| (n.to_string(), item_kind(&i.ty).to_string())).collect();
+        let imports = ty.imports(&self.engine.engine).map(|(n, i)| (n.to_string(), item_kind(&i.ty).to_string())).collect();
+        let has = |n: &str| exports.iter().any(|(e, _)| e == n);
+        let world = World::ALL.into_iter().find(|w| has(w.marker()) && has("init"));
+        Description { world, exports, imports }
+    }
+
+    /// Checks that the plugin exports `want`, with a fix in the message.
+    pub fn expect_world(&self, want: &[World], operator: &str) -> Result<(), PluginError> {
+        if want.contains(&self.world) {
+            return Ok(());
+        }
+        Err(PluginError::WrongWorld {
+            path: self.path.clone(),
+            reason: format!(
+                "operator `{operator}` needs a plugin of world {}, but this one exports world `{}`; use a plugin built with #[weir_sdk::{}] or change the operator's `kind`",
+                want.iter().map(|w| format!("`{}`", w.name())).collect::<Vec<_>>().join(" or "),
+                self.world.name(),
+                want[0].name().replace('-', "_")
+            ),
+        })
+    }
+}
+
+enum Bound {
+    Map(bindings::map::Map),
+    Filter(bindings::filter::Filter),
+    FlatMap(bindings::flat_map::FlatMap),
+    KeySelector(bindings::key_selector::KeySelector),
+    Process(bindings::process::Process),
+    Aggregate(bindings::aggregate::Aggregate),
+    WindowProcess(bindings::window_process::WindowProcess),
+}
+
+/// Why one record (or call) failed inside a plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// The guest returned an error: the record is at fault (or the guest's logic).
+    Guest(String),
+    /// The instance trapped (panic, out of bounds, deadline, memory limit); it was recreated.
+    Trap(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Guest(m) => write!(f, "plugin error: {m}"),
+            Failure::Trap(m) => write!(f, "plugin trapped: {m}"),
+        }
+    }
+}
+
+fn guest(e: GuestError) -> Failure {
+    Failure::Guest(match e {
+        GuestError::InvalidInput(m) => format!("invalid input: {m}"),
+        GuestError::InvalidConfig(m) => format!("invalid config: {m}"),
+        GuestError::Other(m) => m,
+    })
+}
+
+fn trap_reason(e: &wasmtime::Error) -> String {
+    let mut s = format!("{e:#}");
+    if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
+        if *t == wasmtime::Trap::Interrupt {
+            s = format!("call exceeded its {} s deadline", CALL_DEADLINE_TICKS * EPOCH_TICK.as_millis() as u64 / 1000);
+        }
+    }
+    s.lines().next().unwrap_or("trap").to_string()
+}
+
+/// One instance of a plugin for one subtask, with its store.
+pub struct Instance {
+    plugin: Arc<Plugin>,
+    store: Store<HostCtx>,
+    bound: Bound,
+    config: String,
+    operator: String,
+    /// Times the instance was recreated after a trap.
+    pub restarts: u64,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance").field("plugin", &self.plugin.path).field("operator", &self.operator).finish_non_exhaustive()
+    }
+}
+
+fn instantiate(plugin: &Plugin, store: &mut Store<HostCtx>) -> wasmtime::Result<Bound> {
+    let l = &plugin.engine.linker;
+    let c = &plugin.component;
+    store.set_epoch_deadline(CALL_DEADLINE_TICKS);
+    Ok(match plugin.world {
+        World::Map => Bound::Map(bindings::map::Map::instantiate(&mut *store, c, l)?),
+        World::Filter => Bound::Filter(bindings::filter::Filter::instantiate(&mut *store, c, l)?),
+        World::FlatMap => Bound::FlatMap(bindings::flat_map::FlatMap::instantiate(&mut *store, c, l)?),
+        World::KeySelector => Bound::KeySelector(bindings::key_selector::KeySelector::instantiate(&mut *store, c, l)?),
+        World::Process => Bound::Process(bindings::process::Process::instantiate(&mut *store, c, l)?),
+        World::Aggregate => Bound::Aggregate(bindings::aggregate::Aggregate::instantiate(&mut *store, c, l)?),
+        World::WindowProcess => Bound::WindowProcess(bindings::window_process::WindowProcess::instantiate(&mut *store, c, l)?),
+    })
+}
+
+fn call_init(bound: &Bound, store: &mut Store<HostCtx>, config: &str) -> wasmtime::Result<Result<(), GuestError>> {
+    match bound {
+        Bound::Map(b) => b.call_init(store, config),
+        Bound::Filter(b) => b.call_init(store, config),
+        Bound::FlatMap(b) => b.call_init(store, config),
+        Bound::KeySelector(b) => b.call_init(store, config),
+        Bound::Process(b) => b.call_init(store, config),
+        Bound::Aggregate(b) => b.call_init(store, config),
+        Bound::WindowProcess(b) => b.call_init(store, config),
+    }
+}
+
+impl Instance {
+    /// Instantiates `plugin` for subtask `subtask` of `operator` and runs `init(config)`.
+    pub fn new(plugin: Arc<Plugin>, operator: &str, subtask: u32, config: String) -> Result<Instance, PluginError> {
+        let ctx = HostCtx::new(Arc::from(operator), subtask, DEFAULT_MEMORY_LIMIT);
+        let (store, bound) = Self::start(&plugin, ctx, &config).map_err(|reason| PluginError::Init {
+            path: plugin.path.clone(),
+            operator: operator.to_string(),
+            reason,
+        })?;
+        Ok(Instance { plugin, store, bound, config, operator: operator.to_string(), restarts: 0 })
+    }
+
+    fn start(plugin: &Plugin, ctx: HostCtx, config: &str) -> Result<(Store<HostCtx>, Bound), String> {
+        let mut store = Store::new(&plugin.engine.engine, ctx);
+        store.limiter(|s| &mut s.limits);
+        let bound = instantiate(plugin, &mut store).map_err(|e| format!("instantiation failed: {e:#}"))?;
+        store.set_epoch_deadline(CALL_DEADLINE_TICKS);
+        match call_init(&bound, &mut store, config) {
+            Ok(Ok(())) => Ok((store, bound)),
+            Ok(Err(e)) => Err(guest(e).to_string()),
+            Err(e) => Err(format!("trapped: {}", trap_reason(&e))),
+        }
+    }
+
+    /// The plugin.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// The host data: state, timers, call context, emitted records.
+    pub fn host(&mut self) -> &mut HostCtx {
+        self.store.data_mut()
+    }
+
+    /// After a trap: a fresh instance that keeps the state and timers of the old one.
+    fn recover(&mut self, e: &wasmtime::Error) -> Failure {
+        let reason = trap_reason(e);
+        let old = self.store.data_mut();
+        let mut ctx = HostCtx::new(old.name.clone(), old.subtask, DEFAULT_MEMORY_LIMIT);
+        std::mem::swap(&mut ctx.state, &mut old.state);
+        std::mem::swap(&mut ctx.event_timers, &mut old.event_timers);
+        std::mem::swap(&mut ctx.processing_timers, &mut old.processing_timers);
+        ctx.call = old.call.clone();
+        match Self::start(&self.plugin, ctx, &self.config) {
+            Ok((store, bound)) => {
+                self.store = store;
+                self.bound = bound;
+                self.restarts += 1;
+            }
+            Err(why) => eprintln!("weir: operator `{}`: could not restart plugin after a trap: {why}", self.operator),
+        }
+        Failure::Trap(reason)
+    }
+
+    fn wit_batch(batch: &[Record]) -> Vec<WitRecord> {
+        batch.iter().map(|r| to_wit(r.clone())).collect()
+    }
+
+    fn per_record<T, U>(&mut self, n: usize, res: wasmtime::Result<Vec<Result<T, GuestError>>>, f: impl Fn(T) -> U) -> Vec<Result<U, Failure>> {
+        match res {
+            Ok(v) if v.len() == n => v.into_iter().map(|r| r.map(&f).map_err(guest)).collect(),
+            Ok(v) => {
+                let why = Failure::Guest(format!("returned {} results for {n} records", v.len()));
+                (0..n).map(|_| Err(why.clone())).collect()
+            }
+            Err(e) => {
+                let why = self.recover(&e);
+                (0..n).map(|_| Err(why.clone())).collect()
+            }
+        }
+    }
+
+    fn arm(&mut self) {
+        self.store.set_epoch_deadline(CALL_DEADLINE_TICKS);
+    }
+
+    /// `map` over a batch: one result per record.
+    pub fn map(&mut self, batch: &[Record]) -> Vec<Result<Record, Failure>> {
+        self.arm();
+        let Bound::Map(b) = &self.bound else { unreachable!("world checked at load") };
+        let res = b.call_map(&mut self.store, &Self::wit_batch(batch));
+        self.per_record(batch.len(), res, from_wit)
+    }
+
+    /// `filter` over a batch.
+    pub fn filter(&mut self, batch: &[Record]) -> Vec<Result<bool, Failure>> {
+        self.arm();
+        let Bound::Filter(b) = &self.bound else { unreachable!("world checked at load") };
+        let res = b.call_filter(&mut self.store, &Self::wit_batch(batch));
+        self.per_record(batch.len(), res, |x| x)
+    }
+
+    /// `flat-map` over a batch.
+    pub fn flat_map(&mut self, batch: &[Record]) -> Vec<Result<Vec<Record>, Failure>> {
+        self.arm();
+        let Bound::FlatMap(b) = &self.bound else { unreachable!("world checked at load") };
+        let res = b.call_flat_map(&mut self.store, &Self::wit_batch(batch));
+        self.per_record(batch.len(), res, |v| v.into_iter().map(from_wit).collect())
+    }
+
+    /// `select-key` over a batch.
+    pub fn select_key(&mut self, batch: &[Record]) -> Vec<Result<Vec<u8>, Failure>> {
+        self.arm();
+        let Bound::KeySelector(b) = &self.bound else { unreachable!("world checked at load") };
+        let res = b.call_select_key(&mut self.store, &Self::wit_batch(batch));
+        self.per_record(batch.len(), res, |x| x)
+    }
+
+    /// `process` of records that share the key in the call context.
+    pub fn process(&mut self, batch: &[Record]) -> Vec<Result<(), Failure>> {
+        self.arm();
+        let Bound::Process(b) = &self.bound else { unreachable!("world checked at load") };
+        let res = b.call_process(&mut self.store, &Self::wit_batch(batch));
+        self.per_record(batch.len(), res, |x| x)
+    }
+
+    /// `on-timer` for timers of the key in the call context.
+    pub fn on_timer(&mut self, fired: &[bindings::Timer]) -> Result<(), Failure> {
+        self.arm();
+        let Bound::Process(b) = &self.bound else { unreachable!("world checked at load") };
+        match b.call_on_timer(&mut self.store, fired) {
+            Ok(r) => r.map_err(guest),
+            Err(e) => Err(self.recover(&e)),
+        }
+    }
+
+    /// `create-accumulator`.
+    pub fn create_accumulator(&mut self) -> Result<Vec<u8>, Failure> {
+        self.arm();
+        let Bound::Aggregate(b) = &self.bound else { unreachable!("world checked at load") };
+        b.call_create_accumulator(&mut self.store).map_err(|e| self.recover(&e))
+    }
+
+    /// `add` records to an accumulator.
+    pub fn add(&mut self, acc: &[u8], batch: &[Record]) -> Result<Vec<u8>, Failure> {
+        self.arm();
+        let Bound::Aggregate(b) = &self.bound else { unreachable!("world checked at load") };
+        match b.call_add(&mut self.store, acc, &Self::wit_batch(batch)) {
+            Ok(r) => r.map_err(guest),
+            Err(e) => Err(self.recover(&e)),
+        }
+    }
+
+    /// `merge` two accumulators.
+    pub fn merge(&mut self, a: &[u8], b2: &[u8]) -> Result<Vec<u8>, Failure> {
+        self.arm();
+        let Bound::Aggregate(b) = &self.bound else { unreachable!("world checked at load") };
+        match b.call_merge(&mut self.store, a, b2) {
+            Ok(r) => r.map_err(guest),
+            Err(e) => Err(self.recover(&e)),
+        }
+    }
+
+    /// `get-result` of an accumulator.
+    pub fn get_result(&mut self, acc: &[u8]) -> Result<Vec<u8>, Failure> {
+        self.arm();
+        let Bound::Aggregate(b) = &self.bound else { unreachable!("world checked at load") };
+        match b.call_get_result(&mut self.store, acc) {
+            Ok(r) => r.map_err(guest),
+            Err(e) => Err(self.recover(&e)),
+        }
+    }
+
+    /// `process-window` with the window's elements.
+    pub fn process_window(&mut self, window: bindings::Window, elements: &[Record]) -> Result<(), Failure> {
+        self.arm();
+        let Bound::WindowProcess(b) = &self.bound else { unreachable!("world checked at load") };
+        match b.call_process_window(&mut self.store, window, &Self::wit_batch(elements)) {
+            Ok(r) => r.map_err(guest),
+            Err(e) => Err(self.recover(&e)),
+        }
+    }
+}
+
+impl Instance {
+    /// The earliest processing-time timer of this instance's keys.
+    pub fn peek_processing_timer(&self) -> Option<i64> {
+        self.store.data().processing_timers.next()
+    }
+}

@@ -1,0 +1,12 @@
+//! Wasm plugins: compile once per job, instantiate per subtask, call in batches.
+//!
+//! A plugin call is synchronous CPU work on the subtask's thread. Keyed state, timers and
+//! emitted records live in the host ([`HostCtx`]), so a trapped instance is thrown away and
+//! recreated with nothing lost but the call that trapped.
+
+pub mod bindings;
+mod host;
+mod instance;
+
+pub use host::{CallCtx, HostCtx};
+pub use instance::*;

@@ -1,0 +1,702 @@
+//! Tasks, channels and routing.
+//!
+//! Every operator implements one lifecycle ([`Operator`]): process a batch (whose in-band
+//! marks carry the watermark), fire processing-time timers, close at end of input. A task is
+//! a chain of operators for one parallel subtask, run on its own thread: Wasm calls are CPU
+//! work and never block an async reactor. Tasks talk over bounded channels (backpressure);
+//! a task with several input channels combines their watermarks (minimum over active
+//! inputs). [`Route`]s partition a task's output: forward, rebalance, or by key group.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::plugin::Instance;
+use crate::record::{Batch, BatchBuilder, Message, Record};
+use crate::state::{key_group, subtask_of};
+use crate::time::{Clock, InputWatermarks};
+
+/// Bounded channel capacity, in batches.
+pub const CHANNEL_CAPACITY: usize = 16;
+
+/// What a channel carries: `(input channel index at the receiver, message)`.
+pub type Envelope = (u32, Message);
+
+/// Counters of one node (operator, source or sink), summed over its subtasks.
+#[derive(Debug, Default)]
+pub struct NodeMetrics {
+    /// Records that entered the node.
+    pub records_in: AtomicU64,
+    /// Records the node emitted on its main output.
+    pub records_out: AtomicU64,
+    /// Records the node sent to the dead-letter output.
+    pub dead_letters: AtomicU64,
+    /// Late records dropped (no late side output configured).
+    pub late_dropped: AtomicU64,
+    /// Late records sent to the late side output.
+    pub late_side: AtomicU64,
+    /// Records emitted to side outputs nobody reads (counted, dropped).
+    pub unrouted: AtomicU64,
+    /// Plugin instances recreated after a trap.
+    pub restarts: AtomicU64,
+}
+
+/// Metrics of a job, by node name in declaration order.
+#[derive(Debug, Default)]
+pub struct JobMetrics {
+    /// `(node name, counters)`.
+    pub nodes: Vec<(String, Arc<NodeMetrics>)>,
+}
+
+impl JobMetrics {
+    /// The counters of `name` (created on first use).
+    pub fn node(&mut self, name: &str) -> Arc<NodeMetrics> {
+        if let Some((_, m)) = self.nodes.iter().find(|(n, _)| n == name) {
+            return m.clone();
+        }
+        let m = Arc::new(NodeMetrics::default());
+        self.nodes.push((name.to_string(), m.clone()));
+        m
+    }
+
+    /// Total dead letters over all nodes.
+    pub fn dead_letters(&self) -> u64 {
+        self.nodes.iter().map(|(_, m)| m.dead_letters.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The counters as JSON: `{"node": {"records_in": .., ...}, ..., "dead_letters": N}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut nodes = serde_json::Map::new();
+        for (n, m) in &self.nodes {
+            let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            nodes.insert(
+                n.clone(),
+                serde_json::json!({
+                    "records_in": g(&m.records_in), "records_out": g(&m.records_out),
+                    "dead_letters": g(&m.dead_letters), "late_dropped": g(&m.late_dropped),
+                    "late_side_output": g(&m.late_side), "unrouted": g(&m.unrouted), "plugin_restarts": g(&m.restarts),
+                }),
+            );
+        }
+        serde_json::json!({"nodes": nodes, "dead_letters": self.dead_letters()})
+    }
+}
+
+/// Where an operator's results go during one call.
+#[derive(Debug)]
+pub struct Output {
+    /// The main output.
+    pub main: BatchBuilder,
+    /// Side outputs that something reads, by name.
+    pub sides: Vec<(String, BatchBuilder)>,
+    /// Dead letters: `(record, reason)`.
+    pub dead: Vec<(Record, String)>,
+    metrics: Arc<NodeMetrics>,
+}
+
+impl Output {
+    /// An output with the given routed side outputs.
+    pub fn new(sides: &[String], metrics: Arc<NodeMetrics>) -> Output {
+        Output { main: BatchBuilder::default(), sides: sides.iter().map(|s| (s.clone(), BatchBuilder::default())).collect(), dead: Vec::new(), metrics }
+    }
+
+    /// Emits to the main output.
+    pub fn emit(&mut self, r: Record) {
+        self.main.push(r);
+    }
+
+    /// Emits to side output `name`; counted and dropped when nothing reads it. Returns
+    /// whether something reads it.
+    pub fn emit_to(&mut self, name: &str, r: Record) -> bool {
+        match self.sides.iter_mut().find(|(n, _)| n == name) {
+            Some((_, b)) => {
+                b.push(r);
+                true
+            }
+            None => {
+                self.metrics.unrouted.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Whether side output `name` is read by something.
+    pub fn has_side(&self, name: &str) -> bool {
+        self.sides.iter().any(|(n, _)| n == name)
+    }
+
+    /// The watermark advanced to `wm` after what was emitted so far (on every output).
+    pub fn mark(&mut self, wm: i64) {
+        self.main.mark(wm);
+        for (_, b) in &mut self.sides {
+            b.mark(wm);
+        }
+    }
+
+    /// Sends a record to the dead-letter output with a reason.
+    pub fn dead_letter(&mut self, r: Record, reason: impl Into<String>) {
+        self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
+        self.dead.push((r, reason.into()));
+    }
+
+    /// The node's counters.
+    pub fn metrics(&self) -> &Arc<NodeMetrics> {
+        &self.metrics
+    }
+}
+
+/// The lifecycle every operator implements: sources' followers, plugin operators, windows
+/// and sinks alike.
+pub trait Operator: Send {
+    /// Processes a batch. Marks in the batch advance the watermark at their position; the
+    /// operator forwards them with [`Output::mark`] after firing what they make due.
+    fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()>;
+
+    /// The earliest processing-time timer, if any.
+    fn next_processing_timer(&self) -> Option<i64> {
+        None
+    }
+
+    /// Processing time reached `now`: fire due processing-time timers.
+    fn on_processing_time(&mut self, _now: i64, _out: &mut Output) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// End of input (after the final watermark): flush and release.
+    fn close(&mut self, _out: &mut Output) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// How records of an output are spread over the downstream subtasks.
+pub enum Partitioner {
+    /// One downstream subtask.
+    Forward,
+    /// Round robin by batch (watermarks go to all).
+    Rebalance(usize),
+    /// By key group of the record's key, computed here.
+    Hash(KeyExtractor, u32),
+}
+
+impl std::fmt::Debug for Partitioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Partitioner::Forward => "Forward",
+            Partitioner::Rebalance(_) => "Rebalance",
+            Partitioner::Hash(..) => "Hash",
+        })
+    }
+}
+
+/// How a key is computed from a record.
+pub enum KeyExtractor {
+    /// JSON fields (dotted paths). One string field: its UTF-8 bytes; otherwise the JSON text
+    /// (an array for several fields).
+    Fields(Vec<Vec<String>>),
+    /// A key-selector plugin instance.
+    Plugin(Box<Instance>),
+}
+
+/// Looks up a dotted path in a JSON value.
+pub fn json_path<'a>(v: &'a serde_json::Value, path: &[String]) -> Option<&'a serde_json::Value> {
+    path.iter().try_fold(v, |v, k| v.get(k.as_str()))
+}
+
+/// Key bytes for field values (see [`KeyExtractor::Fields`]).
+pub fn key_bytes(values: &[&serde_json::Value]) -> Vec<u8> {
+    match values {
+        [serde_json::Value::String(s)] => s.as_bytes().to_vec(),
+        [v] => v.to_string().into_bytes(),
+        many => serde_json::to_vec(many).unwrap_or_default(),
+    }
+}
+
+impl KeyExtractor {
+    /// Sets `key` on each record; returns the indexes that failed with reasons.
+    fn assign(&mut self, records: &mut [Record]) -> Vec<(usize, String)> {
+        let mut failed = Vec::new();
+        match self {
+            KeyExtractor::Fields(paths) => {
+                for (i, r) in records.iter_mut().enumerate() {
+                    let v: serde_json::Value = match serde_json::from_slice(&r.value) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            failed.push((i, format!("key-by: value is not JSON: {e}")));
+                            continue;
+                        }
+                    };
+                    let vals: Option<Vec<&serde_json::Value>> = paths.iter().map(|p| json_path(&v, p).filter(|x| !x.is_null())).collect();
+                    match vals {
+                        Some(vals) => r.key = Some(key_bytes(&vals)),
+                        None => failed.push((i, format!("key-by: missing field {}", paths.iter().map(|p| format!("`{}`", p.join("."))).collect::<Vec<_>>().join(", ")))),
+                    }
+                }
+            }
+            KeyExtractor::Plugin(inst) => {
+                for (i, res) in inst.select_key(records).into_iter().enumerate() {
+                    match res {
+                        Ok(k) => records[i].key = Some(k),
+                        Err(f) => failed.push((i, format!("key-selector: {f}"))),
+                    }
+                }
+            }
+        }
+        failed
+    }
+}
+
+/// One output port's connection to a downstream node.
+#[derive(Debug)]
+pub struct Route {
+    /// One sender per downstream subtask.
+    pub senders: Vec<Sender<Envelope>>,
+    /// This task's input channel index at each downstream subtask.
+    pub channel: u32,
+    /// How records are spread.
+    pub partitioner: Partitioner,
+}
+
+/// The receiving side went away: the job is failing elsewhere.
+#[derive(Debug, thiserror::Error)]
+#[error("downstream task stopped")]
+pub struct Disconnected;
+
+impl Route {
+    fn send(&self, to: usize, m: Message) -> Result<(), Disconnected> {
+        self.senders[to].send((self.channel, m)).map_err(|_| Disconnected)
+    }
+
+    fn broadcast(&self, m: impl Fn() -> Message) -> Result<(), Disconnected> {
+        (0..self.senders.len()).try_for_each(|i| self.send(i, m()))
+    }
+
+    /// Sends a batch; records whose key cannot be computed are returned with a reason.
+    pub fn send_batch(&mut self, mut batch: Batch) -> Result<Vec<(Record, String)>, Disconnected> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = self.senders.len();
+        match &mut self.partitioner {
+            Partitioner::Forward => {
+                self.send(0, Message::Data(batch))?;
+                Ok(Vec::new())
+            }
+            Partitioner::Rebalance(next) => {
+                let to = *next % n;
+                *next = next.wrapping_add(1);
+                let wm = batch.last_watermark();
+                if batch.records.is_empty() {
+                    self.broadcast(|| Message::Data(Batch { records: Vec::new(), marks: batch.marks.clone() }))?;
+                    return Ok(Vec::new());
+                }
+                self.send(to, Message::Data(batch))?;
+                if let Some(wm) = wm {
+                    for i in (0..n).filter(|i| *i != to) {
+                        self.send(i, Message::Watermark(wm))?;
+                    }
+                }
+                Ok(Vec::new())
+            }
+            Partitioner::Hash(extractor, max_par) => {
+                let failed = extractor.assign(&mut batch.records);
+                let mut bad = vec![false; batch.records.len()];
+                for (i, _) in &failed {
+                    bad[*i] = true;
+                }
+                let mut reasons = failed.into_iter().map(|(_, r)| r);
+                let mut dead = Vec::new();
+                let mut outs: Vec<BatchBuilder> = (0..n).map(|_| BatchBuilder::default()).collect();
+                let mut marks = batch.marks.iter().peekable();
+                for (i, r) in batch.records.into_iter().enumerate() {
+                    while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
+                        outs.iter_mut().for_each(|o| o.mark(*w));
+                    }
+                    if bad[i] {
+                        dead.push((r, reasons.next().unwrap_or_default()));
+                        continue;
+                    }
+                    let kg = key_group(r.key.as_deref().unwrap_or_default(), *max_par);
+                    outs[subtask_of(kg, n, *max_par)].push(r);
+                }
+                for (_, w) in marks {
+                    outs.iter_mut().for_each(|o| o.mark(*w));
+                }
+                for (i, o) in outs.into_iter().enumerate() {
+                    let b = o.finish();
+                    if !b.is_empty() {
+                        self.send(i, Message::Data(b))?;
+                    }
+                }
+                Ok(dead)
+            }
+        }
+    }
+
+    /// Sends end-of-input to every downstream subtask.
+    pub fn end(&self) -> Result<(), Disconnected> {
+        self.broadcast(|| Message::End)
+    }
+
+    /// Sends an idleness change to every downstream subtask.
+    pub fn idle(&self, idle: bool) -> Result<(), Disconnected> {
+        self.broadcast(|| Message::Idle(idle))
+    }
+}
+
+/// One operator of a chain with the routes of its outputs.
+pub struct ChainLink {
+    /// Node name (for metrics and dead letters).
+    pub name: String,
+    /// The operator.
+    pub op: Box<dyn Operator>,
+    /// Routes of the main output (empty when the next link is chained).
+    pub main: Vec<Route>,
+    /// Routes of side outputs, by name.
+    pub sides: Vec<(String, Vec<Route>)>,
+    /// The node's counters.
+    pub metrics: Arc<NodeMetrics>,
+}
+
+/// A chain of operators for one subtask, plus the dead-letter route.
+pub struct Chain {
+    /// The links, upstream first.
+    pub links: Vec<ChainLink>,
+    /// Where dead letters go (dead-letter sink node).
+    pub dead_letter: Option<Route>,
+    /// Source index → name, for dead-letter positions.
+    pub source_names: Arc<Vec<String>>,
+}
+
+impl Chain {
+    fn send_dead(&mut self, node: &str, dead: Vec<(Record, String)>) -> anyhow::Result<()> {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        let Some(route) = &mut self.dead_letter else { return Ok(()) };
+        let recs = dead
+            .into_iter()
+            .map(|(r, reason)| {
+                let entry = serde_json::json!({
+                    "operator": node,
+                    "source": self.source_names.get(usize::from(r.origin.source)).cloned().unwrap_or_default(),
+                    "position": r.origin.position,
+                    "reason": reason,
+                    "value": String::from_utf8_lossy(&r.value),
+                });
+                Record { value: entry.to_string().into_bytes(), ..Record::default() }
+            })
+            .collect();
+        route.send_batch(Batch::of(recs))?;
+        Ok(())
+    }
+
+    /// Routes what link `i` produced; main output feeds link `i + 1` when chained.
+    fn route(&mut self, i: usize, out: Output) -> anyhow::Result<()> {
+        let Output { main, sides, dead, .. } = out;
+        let name = self.links[i].name.clone();
+        self.send_dead(&name, dead)?;
+        for (side, b) in sides {
+            let b = b.finish();
+            if b.is_empty() {
+                continue;
+            }
+            let mut failed = Vec::new();
+            if let Some((_, routes)) = self.links[i].sides.iter_mut().find(|(n, _)| *n == side) {
+                let n = routes.len();
+                let mut b = Some(b);
+                for (j, r) in routes.iter_mut().enumerate() {
+                    let part = if j + 1 == n { b.take().unwrap_or_default() } else { b.clone().unwrap_or_default() };
+                    failed.extend(r.send_batch(part)?);
+                }
+            }
+            self.send_dead(&name, failed)?;
+        }
+        let main = main.finish();
+        self.links[i].metrics.records_out.fetch_add(main.records.len() as u64, Ordering::Relaxed);
+        if i + 1 < self.links.len() {
+            return self.push(i + 1, main);
+        }
+        if main.is_empty() {
+            return Ok(());
+        }
+        let mut failed = Vec::new();
+        let n = self.links[i].main.len();
+        let mut main = Some(main);
+        for j in 0..n {
+            let part = if j + 1 == n { main.take().unwrap_or_default() } else { main.as_ref().map(Clone::clone).unwrap_or_default() };
+            failed.extend(self.links[i].main[j].send_batch(part)?);
+        }
+        self.send_dead(&name, failed)
+    }
+
+    fn output(&self, i: usize) -> Output {
+        let sides: Vec<String> = self.links[i].sides.iter().map(|(n, _)| n.clone()).collect();
+        Output::new(&sides, self.links[i].metrics.clone())
+    }
+
+    /// Pushes a batch into link `i`.
+    pub fn push(&mut self, i: usize, batch: Batch) -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.links[i].metrics.records_in.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+        let mut out = self.output(i);
+        self.links[i].op.process(batch, &mut out)?;
+        self.route(i, out)
+    }
+
+    /// The earliest processing-time timer of any link.
+    pub fn next_processing_timer(&self) -> Option<i64> {
+        self.links.iter().filter_map(|l| l.op.next_processing_timer()).min()
+    }
+
+    /// Fires processing-time timers due at `now` in every link.
+    pub fn on_processing_time(&mut self, now: i64) -> anyhow::Result<()> {
+        for i in 0..self.links.len() {
+            if self.links[i].op.next_processing_timer().is_some_and(|t| t <= now) {
+                let mut out = self.output(i);
+                self.links[i].op.on_processing_time(now, &mut out)?;
+                self.route(i, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// End of input: close every link in order and send end-of-input downstream.
+    pub fn close(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.links.len() {
+            let mut out = self.output(i);
+            self.links[i].op.close(&mut out)?;
+            self.route(i, out)?;
+            let link = &self.links[i];
+            for r in link.main.iter().chain(link.sides.iter().flat_map(|(_, rs)| rs.iter())) {
+                r.end()?;
+            }
+        }
+        if let Some(d) = &self.dead_letter {
+            d.end()?;
+        }
+        Ok(())
+    }
+
+    /// Tells every downstream subtask that this input is idle (or active again).
+    pub fn idle(&self, idle: bool) -> anyhow::Result<()> {
+        let Some(last) = self.links.last() else { return Ok(()) };
+        for r in last.main.iter().chain(last.sides.iter().flat_map(|(_, rs)| rs.iter())) {
+            r.idle(idle)?;
+        }
+        Ok(())
+    }
+}
+
+/// Shared run state: stop flag and the first error.
+#[derive(Debug, Default)]
+pub struct RunState {
+    /// Set when a task failed; others stop at their next step.
+    pub failed: AtomicBool,
+    /// The first error.
+    pub error: Mutex<Option<String>>,
+}
+
+impl RunState {
+    /// Records a task's failure (the first one wins).
+    pub fn fail(&self, who: &str, e: &anyhow::Error) {
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{who}: {e:#}"));
+        }
+    }
+}
+
+/// Runs a task that reads channels: combines watermarks, feeds the chain, fires processing
+/// time, and closes at the end of every input.
+pub fn run_input_task(mut chain: Chain, rx: Receiver<Envelope>, inputs: usize, clock: Arc<dyn Clock>, run: Arc<RunState>) -> anyhow::Result<()> {
+    let mut wms = InputWatermarks::new(inputs);
+    loop {
+        if run.failed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let msg = match chain.next_processing_timer() {
+            Some(t) => {
+                let now = clock.now_ms();
+                if t <= now {
+                    chain.on_processing_time(now)?;
+                    continue;
+                }
+                let wait = Duration::from_millis((t - now).clamp(1, 1000) as u64);
+                match rx.recv_timeout(wait) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => anyhow::bail!("an upstream task stopped without ending its stream"),
+                }
+            }
+            None => rx.recv().map_err(|_| anyhow::anyhow!("an upstream task stopped without ending its stream"))?,
+        };
+        let (ch, m) = msg;
+        let ch = ch as usize;
+        match m {
+            Message::Data(b) => {
+                let b = if inputs == 1 { b } else { combine_marks(&mut wms, ch, b) };
+                chain.push(0, b)?;
+            }
+            Message::Watermark(w) => {
+                if let Some(w) = wms.update(ch, w) {
+                    chain.push(0, Batch { records: Vec::new(), marks: vec![(0, w)] })?;
+                }
+            }
+            Message::Idle(idle) => {
+                if let Some(w) = wms.set_idle(ch, idle) {
+                    chain.push(0, Batch { records: Vec::new(), marks: vec![(0, w)] })?;
+                }
+            }
+            Message::End => {
+                if let Some(w) = wms.end(ch) {
+                    chain.push(0, Batch { records: Vec::new(), marks: vec![(0, w)] })?;
+                }
+                if wms.all_ended() {
+                    chain.close()?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Translates channel `ch`'s marks into marks of the combined watermark.
+fn combine_marks(wms: &mut InputWatermarks, ch: usize, b: Batch) -> Batch {
+    if b.marks.is_empty() {
+        return b;
+    }
+    let marks = b.marks.iter().filter_map(|&(i, w)| wms.update(ch, w).map(|c| (i, c))).collect();
+    Batch { records: b.records, marks }
+}
+
+/// A source: produces records until it ends.
+pub trait Source: Send {
+    /// Up to `max` records; an empty vector with `Some(wait)` means nothing now, try again
+    /// after `wait`; `None` means the source ended.
+    fn poll(&mut self, max: usize) -> anyhow::Result<Option<(Vec<Record>, Duration)>>;
+}
+
+/// How a source task stamps event time and makes watermarks.
+pub struct SourceTime {
+    /// Extracts or assigns the event time; an error sends the record to dead-letter.
+    pub assign: Option<Box<dyn FnMut(&mut Record) -> Result<(), String> + Send>>,
+    /// The generator (none: no watermarks).
+    pub generator: Option<crate::time::WatermarkGenerator>,
+    /// Periodic emission interval (None: after every event).
+    pub interval: Option<Duration>,
+    /// Idle timeout.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Runs a source task: poll, stamp, watermark, throttle, push through the chain.
+pub fn run_source_task(
+    mut source: Box<dyn Source>,
+    mut time: SourceTime,
+    mut chain: Chain,
+    batch_size: usize,
+    rate: Option<f64>,
+    run: Arc<RunState>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut emitted: u64 = 0;
+    let mut last_periodic = Instant::now();
+    let mut last_data = Instant::now();
+    let mut idle = false;
+    let metrics = chain.links[0].metrics.clone();
+    loop {
+        if run.failed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let max = match rate {
+            Some(r) => {
+                let due = (started.elapsed().as_secs_f64() * r) as u64 + 1;
+                let allowed = due.saturating_sub(emitted).min(batch_size as u64) as usize;
+                if allowed == 0 {
+                    let wait = Duration::from_secs_f64(1.0 / r).min(Duration::from_millis(50));
+                    std::thread::sleep(wait);
+                    continue;
+                }
+                allowed
+            }
+            None => batch_size,
+        };
+        let Some((records, wait)) = source.poll(max)? else { break };
+        if records.is_empty() {
+            if let Some(t) = time.idle_timeout {
+                if !idle && last_data.elapsed() >= t {
+                    idle = true;
+                    chain.idle(true)?;
+                }
+            }
+            std::thread::sleep(wait);
+            continue;
+        }
+        if idle {
+            idle = false;
+            chain.idle(false)?;
+        }
+        last_data = Instant::now();
+        emitted += records.len() as u64;
+        let mut out = BatchBuilder::default();
+        let mut dead = Vec::new();
+        for mut r in records {
+            if let Some(assign) = &mut time.assign {
+                if let Err(why) = assign(&mut r) {
+                    dead.push((r, why));
+                    continue;
+                }
+            }
+            let ts = r.timestamp;
+            out.push(r);
+            if let (Some(g), Some(ts)) = (&mut time.generator, ts) {
+                g.observe(ts);
+                if time.interval.is_none() {
+                    if let Some(w) = g.advance() {
+                        out.mark(w);
+                    }
+                }
+            }
+        }
+        if let (Some(g), Some(iv)) = (&mut time.generator, time.interval) {
+            if last_periodic.elapsed() >= iv {
+                last_periodic = Instant::now();
+                if let Some(w) = g.advance() {
+                    out.mark(w);
+                }
+            }
+        }
+        // Records that never reach the chain still count as read by the source.
+        metrics.records_in.fetch_add(dead.len() as u64, Ordering::Relaxed);
+        metrics.dead_letters.fetch_add(dead.len() as u64, Ordering::Relaxed);
+        let name = chain.links[0].name.clone();
+        chain.send_dead(&name, dead)?;
+        // The source link itself is an identity operator; push through the chain.
+        chain.push(0, out.finish())?;
+    }
+    // End of a bounded input: the final watermark fires everything.
+    if time.generator.is_some() {
+        chain.push(0, Batch { records: Vec::new(), marks: vec![(0, crate::time::MAX_WATERMARK)] })?;
+    }
+    chain.close()
+}
+
+/// The identity operator at the head of a source chain (counts, forwards).
+#[derive(Debug, Default)]
+pub struct Identity;
+
+impl Operator for Identity {
+    fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
+        let mut marks = batch.marks.into_iter().peekable();
+        for (i, r) in batch.records.into_iter().enumerate() {
+            while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
+                out.mark(w);
+            }
+            out.emit(r);
+        }
+        marks.for_each(|(_, w)| out.mark(w));
+        Ok(())
+    }
+}

@@ -1,0 +1,252 @@
+//! Time: clocks, event-time extraction, watermark generation and combination, timers.
+//!
+//! Watermarks follow Flink exactly: bounded out-of-orderness `B` gives
+//! `max_event_time - B - 1` (ascending is `B = 0`), never going backwards; an operator's
+//! watermark is the minimum over its active inputs; an idle input stops holding it back; the
+//! end of a bounded input is the watermark `i64::MAX`.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The watermark before any event: nothing is late yet.
+pub const MIN_WATERMARK: i64 = i64::MIN;
+/// The final watermark of a bounded input; fires every window and timer.
+pub const MAX_WATERMARK: i64 = i64::MAX;
+
+/// A processing-time clock in epoch milliseconds.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now, in epoch milliseconds.
+    fn now_ms(&self) -> i64;
+}
+
+/// The machine's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+}
+
+/// A clock that only moves when told to: processing-time tests without sleeps.
+#[derive(Debug, Default, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: i64) -> ManualClock {
+        ManualClock(Arc::new(AtomicI64::new(start)))
+    }
+    /// Moves the clock to `t` (never backwards).
+    pub fn set(&self, t: i64) {
+        self.0.fetch_max(t, Ordering::SeqCst);
+    }
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Generates watermarks from the event times a source sees.
+#[derive(Debug, Clone)]
+pub struct WatermarkGenerator {
+    bound_ms: i64,
+    max_ts: i64,
+    current: i64,
+}
+
+impl WatermarkGenerator {
+    /// Bounded out-of-orderness of `bound` (ascending timestamps: zero).
+    pub fn bounded(bound: Duration) -> WatermarkGenerator {
+        WatermarkGenerator { bound_ms: bound.as_millis() as i64, max_ts: i64::MIN, current: MIN_WATERMARK }
+    }
+
+    /// Records an event time.
+    pub fn observe(&mut self, ts: i64) {
+        self.max_ts = self.max_ts.max(ts);
+    }
+
+    /// The watermark now due, if it advanced since the last call.
+    pub fn advance(&mut self) -> Option<i64> {
+        if self.max_ts == i64::MIN {
+            return None;
+        }
+        let wm = self.max_ts.saturating_sub(self.bound_ms).saturating_sub(1);
+        (wm > self.current).then(|| {
+            self.current = wm;
+            wm
+        })
+    }
+
+    /// The last watermark emitted.
+    pub fn current(&self) -> i64 {
+        self.current
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InputState {
+    watermark: i64,
+    idle: bool,
+    ended: bool,
+}
+
+/// Combines the watermarks of several input channels: the minimum over inputs that are
+/// neither idle nor ended.
+#[derive(Debug, Clone)]
+pub struct InputWatermarks {
+    inputs: Vec<InputState>,
+    current: i64,
+}
+
+impl InputWatermarks {
+    /// `n` inputs, all at the minimum watermark.
+    pub fn new(n: usize) -> InputWatermarks {
+        InputWatermarks { inputs: vec![InputState { watermark: MIN_WATERMARK, idle: false, ended: false }; n], current: MIN_WATERMARK }
+    }
+
+    fn recompute(&mut self) -> Option<i64> {
+        let active = self.inputs.iter().filter(|i| !i.idle && !i.ended);
+        let min = active.map(|i| i.watermark).min();
+        let min = match min {
+            Some(m) => m,
+            // Every input is idle or ended: ended inputs hold MAX; all-idle holds the max seen.
+            None => self.inputs.iter().map(|i| i.watermark).max().unwrap_or(MIN_WATERMARK),
+        };
+        (min > self.current).then(|| {
+            self.current = min;
+            min
+        })
+    }
+
+    /// Input `i` reached `wm`; returns the combined watermark when it advanced.
+    pub fn update(&mut self, i: usize, wm: i64) -> Option<i64> {
+        let s = &mut self.inputs[i];
+        s.watermark = s.watermark.max(wm);
+        s.idle = false;
+        self.recompute()
+    }
+
+    /// Input `i` became idle or active.
+    pub fn set_idle(&mut self, i: usize, idle: bool) -> Option<i64> {
+        self.inputs[i].idle = idle;
+        self.recompute()
+    }
+
+    /// Input `i` ended (its watermark is final).
+    pub fn end(&mut self, i: usize) -> Option<i64> {
+        self.inputs[i].ended = true;
+        self.inputs[i].watermark = MAX_WATERMARK;
+        self.recompute()
+    }
+
+    /// Whether every input ended.
+    pub fn all_ended(&self) -> bool {
+        self.inputs.iter().all(|i| i.ended)
+    }
+
+    /// The combined watermark.
+    pub fn current(&self) -> i64 {
+        self.current
+    }
+}
+
+/// Timers of one operator subtask: one per (time, key, namespace), popped in time order.
+#[derive(Debug, Default, Clone)]
+pub struct TimerQueue {
+    set: BTreeSet<(i64, Vec<u8>, Vec<u8>)>,
+}
+
+impl TimerQueue {
+    /// Registers a timer; a no-op when it exists.
+    pub fn register(&mut self, ts: i64, key: &[u8], ns: &[u8]) {
+        self.set.insert((ts, key.to_vec(), ns.to_vec()));
+    }
+    /// Deletes a timer; a no-op when absent.
+    pub fn delete(&mut self, ts: i64, key: &[u8], ns: &[u8]) {
+        self.set.remove(&(ts, key.to_vec(), ns.to_vec()));
+    }
+    /// Pops the earliest timer at or before `upto`.
+    pub fn pop_due(&mut self, upto: i64) -> Option<(i64, Vec<u8>, Vec<u8>)> {
+        if self.set.first().is_some_and(|t| t.0 <= upto) {
+            self.set.pop_first()
+        } else {
+            None
+        }
+    }
+    /// The earliest timer time.
+    pub fn next(&self) -> Option<i64> {
+        self.set.first().map(|t| t.0)
+    }
+    /// Number of pending timers.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+    /// Whether no timer is pending.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+/// Parses durations written as `10s`, `500ms`, `5m`, `1h` (humantime syntax).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. `10s`, `500ms`, `5m`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_out_of_orderness_is_max_minus_bound_minus_one() {
+        let mut g = WatermarkGenerator::bounded(Duration::from_secs(10));
+        g.observe(20_000);
+        assert_eq!(g.advance(), Some(9_999));
+        g.observe(15_000);
+        assert_eq!(g.advance(), None, "never backwards");
+        g.observe(21_000);
+        assert_eq!(g.advance(), Some(10_999));
+    }
+
+    #[test]
+    fn combined_watermark_is_min_of_active_inputs() {
+        let mut w = InputWatermarks::new(2);
+        assert_eq!(w.update(0, 100), None);
+        assert_eq!(w.update(1, 50), Some(50));
+        assert_eq!(w.set_idle(1, true), Some(100));
+        assert_eq!(w.update(1, 60), None, "an input that speaks again is active but cannot pull back");
+        assert_eq!(w.end(1), None);
+        assert_eq!(w.end(0), Some(MAX_WATERMARK));
+        assert!(w.all_ended());
+    }
+
+    #[test]
+    fn timers_dedupe_and_pop_in_order() {
+        let mut t = TimerQueue::default();
+        t.register(5, b"a", b"");
+        t.register(5, b"a", b"");
+        t.register(3, b"b", b"");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.pop_due(4).map(|x| x.0), Some(3));
+        assert_eq!(t.pop_due(4), None);
+        assert_eq!(t.pop_due(5).map(|x| x.0), Some(5));
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::new(1_000);
+        assert_eq!(c.now_ms(), 1_000);
+        c.advance(Duration::from_millis(500));
+        c.set(1_200);
+        assert_eq!(c.now_ms(), 1_500);
+    }
+}

@@ -1,0 +1,755 @@
+//! Keyed windows with Flink's semantics: tumbling, sliding and session windows on event or
+//! processing time, count windows, allowed lateness, a late side output, and results by
+//! built-in aggregates, a plugin aggregate function or a plugin process-window function.
+//!
+//! Window contents live in the state backend under `(key group, "w", key, window)`; a timer
+//! at `end - 1` fires a window (event time: when the watermark reaches it), and a cleanup
+//! timer at `end - 1 + allowed_lateness` drops it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plugin::bindings::Window as WitWindow;
+use crate::plugin::Instance;
+use crate::record::{Batch, Record};
+use crate::runtime::{json_path, Operator, Output};
+use crate::state::{append_list, decode_list, key_group, KeyCodec, MemoryBackend, StateBackend};
+use crate::time::{Clock, TimerQueue, MIN_WATERMARK};
+
+/// A built-in aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AggSpec {
+    /// Number of elements.
+    Count,
+    /// Sum of a numeric field.
+    Sum(Vec<String>),
+    /// Minimum of a numeric field.
+    Min(Vec<String>),
+    /// Maximum of a numeric field.
+    Max(Vec<String>),
+    /// Average of a numeric field.
+    Avg(Vec<String>),
+}
+
+impl AggSpec {
+    /// Parses `count`, `sum(field)`, `min(field)`, `max(field)`, `avg(field)`.
+    pub fn parse(s: &str) -> Result<AggSpec, String> {
+        let s = s.trim();
+        if s == "count" || s == "count()" {
+            return Ok(AggSpec::Count);
+        }
+        let bad = || format!("`{s}` is not an aggregate; use count, sum(field), min(field), max(field) or avg(field)");
+        let (f, rest) = s.split_once('(').ok_or_else(bad)?;
+        let field = rest.strip_suffix(')').ok_or_else(bad)?.trim();
+        if field.is_empty() {
+            return Err(bad());
+        }
+        let path = field.split('.').map(str::to_string).collect();
+        match f.trim() {
+            "sum" => Ok(AggSpec::Sum(path)),
+            "min" => Ok(AggSpec::Min(path)),
+            "max" => Ok(AggSpec::Max(path)),
+            "avg" => Ok(AggSpec::Avg(path)),
+            _ => Err(bad()),
+        }
+    }
+
+    fn field(&self) -> Option<&[String]> {
+        match self {
+            AggSpec::Count => None,
+            AggSpec::Sum(p) | AggSpec::Min(p) | AggSpec::Max(p) | AggSpec::Avg(p) => Some(p),
+        }
+    }
+}
+
+/// Accumulator of one built-in aggregate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct AggAcc {
+    n: u64,
+    isum: i64,
+    fsum: f64,
+    float: bool,
+    min: Option<f64>,
+    max: Option<f64>,
+    min_json: Option<serde_json::Value>,
+    max_json: Option<serde_json::Value>,
+}
+
+impl AggAcc {
+    fn add(&mut self, v: Option<&serde_json::Value>) {
+        let Some(num) = v.filter(|v| v.is_number()) else { return };
+        let f = num.as_f64().unwrap_or(0.0);
+        self.n += 1;
+        match num.as_i64() {
+            Some(i) if !self.float => match self.isum.checked_add(i) {
+                Some(s) => self.isum = s,
+                None => {
+                    self.float = true;
+                    self.fsum = self.isum as f64 + i as f64;
+                }
+            },
+            _ => {
+                if !self.float {
+                    self.float = true;
+                    self.fsum = self.isum as f64;
+                }
+                self.fsum += f;
+            }
+        }
+        if !self.float {
+            self.fsum = self.isum as f64;
+        }
+        if self.min.is_none_or(|m| f < m) {
+            self.min = Some(f);
+            self.min_json = Some(num.clone());
+        }
+        if self.max.is_none_or(|m| f > m) {
+            self.max = Some(f);
+            self.max_json = Some(num.clone());
+        }
+    }
+
+    fn merge(&mut self, o: &AggAcc) {
+        self.n += o.n;
+        if self.float || o.float {
+            self.fsum = if self.float { self.fsum } else { self.isum as f64 } + if o.float { o.fsum } else { o.isum as f64 };
+            self.float = true;
+        } else {
+            self.isum += o.isum;
+            self.fsum = self.isum as f64;
+        }
+        if let Some(m) = o.min {
+            if self.min.is_none_or(|s| m < s) {
+                self.min = Some(m);
+                self.min_json = o.min_json.clone();
+            }
+        }
+        if let Some(m) = o.max {
+            if self.max.is_none_or(|s| m > s) {
+                self.max = Some(m);
+                self.max_json = o.max_json.clone();
+            }
+        }
+    }
+
+    fn result(&self, spec: &AggSpec, count: u64) -> serde_json::Value {
+        match spec {
+            AggSpec::Count => count.into(),
+            _ if self.n == 0 => serde_json::Value::Null,
+            AggSpec::Sum(_) if self.float => self.fsum.into(),
+            AggSpec::Sum(_) => self.isum.into(),
+            AggSpec::Min(_) => self.min_json.clone().unwrap_or_default(),
+            AggSpec::Max(_) => self.max_json.clone().unwrap_or_default(),
+            AggSpec::Avg(_) => (if self.float { self.fsum } else { self.isum as f64 } / self.n as f64).into(),
+        }
+    }
+}
+
+/// What a window's state holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct WinState {
+    /// The key's fields as JSON (for the result row).
+    key: serde_json::Value,
+    count: u64,
+    #[serde(default)]
+    aggs: Vec<AggAcc>,
+    #[serde(default)]
+    plugin_acc: Option<Vec<u8>>,
+    /// Elements (process-window functions and count windows): encoded list of `ts(8) | value`.
+    #[serde(default)]
+    elements: Option<Vec<u8>>,
+    /// Whether the window fired already (allowed lateness: later elements fire again).
+    #[serde(default)]
+    fired: bool,
+}
+
+/// The window shape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Assigner {
+    /// `[k*size, (k+1)*size)`.
+    Tumbling {
+        /// Length in ms.
+        size: i64,
+    },
+    /// Windows of `size` every `slide`.
+    Sliding {
+        /// Length in ms.
+        size: i64,
+        /// Slide in ms.
+        slide: i64,
+    },
+    /// Sessions closed by `gap` ms of inactivity.
+    Session {
+        /// Gap in ms.
+        gap: i64,
+    },
+    /// Every `every` elements, over the last `count` elements of the key.
+    Count {
+        /// Elements per window.
+        count: u64,
+        /// Fire every this many elements.
+        every: u64,
+    },
+}
+
+/// How a window's result is computed.
+pub enum WindowFn {
+    /// Built-in aggregates: `(result field, aggregate)`.
+    Builtin(Vec<(String, AggSpec)>),
+    /// A plugin of the `aggregate` world.
+    Aggregate(Box<Instance>),
+    /// A plugin of the `window-process` world.
+    Process(Box<Instance>),
+}
+
+impl std::fmt::Debug for WindowFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WindowFn::Builtin(_) => "Builtin",
+            WindowFn::Aggregate(_) => "Aggregate",
+            WindowFn::Process(_) => "Process",
+        })
+    }
+}
+
+/// Everything a window operator needs.
+#[derive(Debug)]
+pub struct WindowConfig {
+    /// Shape.
+    pub assigner: Assigner,
+    /// Processing time instead of event time.
+    pub processing_time: bool,
+    /// Allowed lateness in ms.
+    pub allowed_lateness: i64,
+    /// Result function.
+    pub function: WindowFn,
+    /// Key fields `(result name, path)` (empty for a key-selector plugin: the key is `key`).
+    pub key_fields: Vec<(String, Vec<String>)>,
+    /// Constant fields of every result row.
+    pub constants: Vec<(String, serde_json::Value)>,
+    /// Number of key groups.
+    pub max_parallelism: u32,
+}
+
+/// The side output that late records go to when a job routes it.
+pub const LATE_OUTPUT: &str = "late";
+
+const STATE: &str = "w";
+const SESSIONS: &str = "sessions";
+const COUNTS: &str = "count";
+const FIRE: u8 = 0;
+const CLEANUP: u8 = 1;
+
+fn ns(start: i64, end: i64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
+    b[8..].copy_from_slice(&((end as u64) ^ (1 << 63)).to_be_bytes());
+    b
+}
+
+fn un_ns(b: &[u8]) -> (i64, i64) {
+    let s = u64::from_be_bytes(b[..8].try_into().unwrap_or_default()) ^ (1 << 63);
+    let e = u64::from_be_bytes(b[8..16].try_into().unwrap_or_default()) ^ (1 << 63);
+    (s as i64, e as i64)
+}
+
+/// The keyed window operator of one subtask.
+pub struct WindowOp {
+    cfg: WindowConfig,
+    state: Box<dyn StateBackend>,
+    codec: KeyCodec,
+    timers: TimerQueue,
+    watermark: i64,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for WindowOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowOp").field("assigner", &self.cfg.assigner).finish_non_exhaustive()
+    }
+}
+
+impl WindowOp {
+    /// A window operator on the memory backend.
+    pub fn new(cfg: WindowConfig, clock: Arc<dyn Clock>) -> WindowOp {
+        WindowOp { cfg, state: Box::new(MemoryBackend::default()), codec: KeyCodec::default(), timers: TimerQueue::default(), watermark: MIN_WATERMARK, clock }
+    }
+
+    fn now(&self, r: &Record) -> Option<i64> {
+        if self.cfg.processing_time {
+            Some(self.clock.now_ms())
+        } else {
+            r.timestamp
+        }
+    }
+
+    fn skey(&mut self, key: &[u8], name: &str, n: &[u8]) -> Vec<u8> {
+        let kg = key_group(key, self.cfg.max_parallelism);
+        self.codec.key(kg, name, key, n).to_vec()
+    }
+
+    fn load(&mut self, key: &[u8], w: (i64, i64)) -> Option<WinState> {
+        let k = self.skey(key, STATE, &ns(w.0, w.1));
+        self.state.get(&k).and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    fn store(&mut self, key: &[u8], w: (i64, i64), s: &WinState) {
+        let k = self.skey(key, STATE, &ns(w.0, w.1));
+        self.state.put(k, serde_json::to_vec(s).unwrap_or_default());
+    }
+
+    fn purge(&mut self, key: &[u8], w: (i64, i64)) {
+        let k = self.skey(key, STATE, &ns(w.0, w.1));
+        self.state.delete(&k);
+    }
+
+    fn timer(&mut self, key: &[u8], w: (i64, i64), at: i64, kind: u8) {
+        let mut n = ns(w.0, w.1).to_vec();
+        n.push(kind);
+        self.timers.register(at, key, &n);
+    }
+
+    fn untimer(&mut self, key: &[u8], w: (i64, i64), at: i64, kind: u8) {
+        let mut n = ns(w.0, w.1).to_vec();
+        n.push(kind);
+        self.timers.delete(at, key, &n);
+    }
+
+    fn key_json(&self, r: &Record, parsed: &mut Option<serde_json::Value>) -> serde_json::Value {
+        if self.cfg.key_fields.is_empty() {
+            return serde_json::Value::String(String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned());
+        }
+        let v = parsed.get_or_insert_with(|| serde_json::from_slice(&r.value).unwrap_or_default());
+        let mut m = serde_json::Map::new();
+        for (name, path) in &self.cfg.key_fields {
+            m.insert(name.clone(), json_path(v, path).cloned().unwrap_or_default());
+        }
+        serde_json::Value::Object(m)
+    }
+
+    /// Adds a record to window `w` of `key` (creating it), and reports plugin failures.
+    fn add(&mut self, key: &[u8], w: (i64, i64), r: &Record, out: &mut Output) -> WinState {
+        let mut parsed: Option<serde_json::Value> = None;
+        let mut s = match self.load(key, w) {
+            Some(s) => s,
+            None => {
+                let mut s = WinState { key: self.key_json(r, &mut parsed), ..WinState::default() };
+                if let WindowFn::Builtin(aggs) = &self.cfg.function {
+                    s.aggs = vec![AggAcc::default(); aggs.len()];
+                }
+                s
+            }
+        };
+        s.count += 1;
+        let keep_elements = matches!(self.cfg.function, WindowFn::Process(_)) || matches!(self.cfg.assigner, Assigner::Count { .. });
+        if keep_elements {
+            let mut item = r.timestamp.unwrap_or(0).to_be_bytes().to_vec();
+            item.extend_from_slice(&r.value);
+            append_list(s.elements.get_or_insert_with(Vec::new), &item);
+        } else {
+            match &mut self.cfg.function {
+                WindowFn::Builtin(aggs) => {
+                    if aggs.iter().any(|(_, a)| a.field().is_some()) {
+                        let v = parsed.get_or_insert_with(|| serde_json::from_slice(&r.value).unwrap_or_default());
+                        for (acc, (_, a)) in s.aggs.iter_mut().zip(aggs.iter()) {
+                            if let Some(p) = a.field() {
+                                acc.add(json_path(v, p));
+                            }
+                        }
+                    }
+                }
+                WindowFn::Aggregate(inst) => {
+                    let acc = match s.plugin_acc.take() {
+                        Some(a) => Ok(a),
+                        None => inst.create_accumulator(),
+                    };
+                    match acc {
+                        Ok(a) => match inst.add(&a, std::slice::from_ref(r)) {
+                            Ok(next) => s.plugin_acc = Some(next),
+                            Err(f) => {
+                                out.dead_letter(r.clone(), format!("aggregate add: {f}"));
+                                s.plugin_acc = Some(a);
+                                s.count -= 1;
+                            }
+                        },
+                        Err(f) => {
+                            out.dead_letter(r.clone(), format!("aggregate create-accumulator: {f}"));
+                            s.count -= 1;
+                        }
+                    }
+                }
+                WindowFn::Process(_) => {}
+            }
+        }
+        s
+    }
+
+    fn elements(s: &WinState) -> Vec<Record> {
+        decode_list(s.elements.as_deref().unwrap_or_default())
+            .into_iter()
+            .map(|b| {
+                let ts = i64::from_be_bytes(b[..8].try_into().unwrap_or_default());
+                Record { value: b[8..].to_vec(), timestamp: Some(ts), ..Record::default() }
+            })
+            .collect()
+    }
+
+    /// Emits the result of window `w` of `key`.
+    fn emit(&mut self, key: &[u8], w: (i64, i64), s: &WinState, out: &mut Output) {
+        let mut row = serde_json::Map::new();
+        for (k, v) in &self.cfg.constants {
+            row.insert(k.clone(), v.clone());
+        }
+        match &s.key {
+            serde_json::Value::Object(m) => row.extend(m.clone()),
+            other => {
+                row.insert("key".into(), other.clone());
+            }
+        }
+        row.insert("window_start".into(), w.0.into());
+        row.insert("window_end".into(), w.1.into());
+        let ts = Some(w.1 - 1);
+        let is_count = matches!(self.cfg.assigner, Assigner::Count { .. });
+        match &mut self.cfg.function {
+            WindowFn::Builtin(aggs) => {
+                if is_count {
+                    // Count windows keep elements; aggregate them now.
+                    let mut accs = vec![AggAcc::default(); aggs.len()];
+                    let els = Self::elements(s);
+                    for e in &els {
+                        let v: serde_json::Value = serde_json::from_slice(&e.value).unwrap_or_default();
+                        for (acc, (_, a)) in accs.iter_mut().zip(aggs.iter()) {
+                            if let Some(p) = a.field() {
+                                acc.add(json_path(&v, p));
+                            }
+                        }
+                    }
+                    for (acc, (name, a)) in accs.iter().zip(aggs.iter()) {
+                        row.insert(name.clone(), acc.result(a, els.len() as u64));
+                    }
+                } else {
+                    for (acc, (name, a)) in s.aggs.iter().zip(aggs.iter()) {
+                        row.insert(name.clone(), acc.result(a, s.count));
+                    }
+                }
+            }
+            WindowFn::Aggregate(inst) => {
+                let acc = match (&s.plugin_acc, is_count) {
+                    (Some(a), false) => Ok(a.clone()),
+                    _ => inst.create_accumulator().and_then(|a| inst.add(&a, &Self::elements(s))),
+                };
+                match acc.and_then(|a| inst.get_result(&a)) {
+                    Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                        Ok(serde_json::Value::Object(m)) => row.extend(m),
+                        Ok(other) => {
+                            row.insert("result".into(), other);
+                        }
+                        Err(e) => {
+                            out.dead_letter(Record::new(bytes), format!("aggregate get-result returned non-JSON: {e}"));
+                            return;
+                        }
+                    },
+                    Err(f) => {
+                        out.dead_letter(Record::new(serde_json::Value::Object(row).to_string().into_bytes()), format!("aggregate get-result: {f}"));
+                        return;
+                    }
+                }
+            }
+            WindowFn::Process(inst) => {
+                let kg = key_group(key, self.cfg.max_parallelism);
+                let call = &mut inst.host().call;
+                call.key = Some(key.to_vec());
+                call.key_group = kg;
+                call.watermark = self.watermark;
+                call.timestamp = ts;
+                let els = Self::elements(s);
+                if let Err(f) = inst.process_window(WitWindow { start: w.0, end: w.1 }, &els) {
+                    out.dead_letter(Record::new(serde_json::Value::Object(row).to_string().into_bytes()), format!("process-window: {f}"));
+                }
+                for (to, r) in std::mem::take(&mut inst.host().emitted) {
+                    match to {
+                        None => out.emit(r),
+                        Some(n) => {
+                            out.emit_to(&n, r);
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        out.emit(Record { key: Some(key.to_vec()), value: serde_json::Value::Object(row).to_string().into_bytes(), timestamp: ts, ..Record::default() });
+    }
+
+    fn late(&mut self, r: Record, out: &mut Output) {
+        if out.has_side(LATE_OUTPUT) {
+            out.metrics().late_side.fetch_add(1, Ordering::Relaxed);
+            out.emit_to(LATE_OUTPUT, r);
+        } else {
+            out.metrics().late_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn is_late(&self, end: i64) -> bool {
+        !self.cfg.processing_time && end - 1 + self.cfg.allowed_lateness <= self.watermark
+    }
+
+    fn on_element(&mut self, r: Record, out: &mut Output) {
+        let key = r.key.clone().unwrap_or_default();
+        if let Assigner::Count { count, every } = self.cfg.assigner {
+            return self.on_count_element(&key, r, count, every, out);
+        }
+        let Some(ts) = self.now(&r) else {
+            out.dead_letter(r, "window: record has no event time (set `event-time` on the source)");
+            return;
+        };
+        match self.cfg.assigner {
+            Assigner::Session { gap } => self.on_session_element(&key, ts, r, gap, out),
+            Assigner::Tumbling { size } => {
+                let start = ts - ts.rem_euclid(size);
+                let windows = [(start, start + size)];
+                self.on_fixed_element(&key, &windows, r, out)
+            }
+            Assigner::Sliding { size, slide } => {
+                let last = ts - ts.rem_euclid(slide);
+                let mut windows = Vec::new();
+                let mut s = last;
+                while s > ts - size {
+                    windows.push((s, s + size));
+                    s -= slide;
+                }
+                self.on_fixed_element(&key, &windows, r, out)
+            }
+            Assigner::Count { .. } => unreachable!("handled above"),
+        }
+    }
+
+    fn on_fixed_element(&mut self, key: &[u8], windows: &[(i64, i64)], r: Record, out: &mut Output) {
+        let mut skipped = true;
+        for &w in windows {
+            if self.is_late(w.1) {
+                continue;
+            }
+            skipped = false;
+            let mut s = self.add(key, w, &r, out);
+            let fire_at = w.1 - 1;
+            if s.fired || (!self.cfg.processing_time && fire_at <= self.watermark) {
+                // A late firing within the allowed lateness (Flink's EventTimeTrigger).
+                s.fired = true;
+                self.emit(key, w, &s, out);
+            } else {
+                self.timer(key, w, fire_at, FIRE);
+            }
+            if self.cfg.allowed_lateness > 0 {
+                self.timer(key, w, fire_at + self.cfg.allowed_lateness, CLEANUP);
+            }
+            self.store(key, w, &s);
+        }
+        if skipped {
+            self.late(r, out);
+        }
+    }
+
+    fn sessions(&mut self, key: &[u8]) -> Vec<(i64, i64)> {
+        let k = self.skey(key, SESSIONS, &[]);
+        self.state.get(&k).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    fn set_sessions(&mut self, key: &[u8], v: &[(i64, i64)]) {
+        let k = self.skey(key, SESSIONS, &[]);
+        if v.is_empty() {
+            self.state.delete(&k);
+        } else {
+            self.state.put(k, serde_json::to_vec(v).unwrap_or_default());
+        }
+    }
+
+    fn merge_states(&mut self, a: WinState, b: WinState, out: &mut Output) -> WinState {
+        let mut m = a;
+        m.count += b.count;
+        m.fired |= b.fired;
+        for (x, y) in m.aggs.iter_mut().zip(b.aggs.iter()) {
+            x.merge(y);
+        }
+        if let Some(be) = b.elements {
+            let mut items = decode_list(m.elements.as_deref().unwrap_or_default());
+            items.extend(decode_list(&be));
+            items.sort_by_key(|i| i64::from_be_bytes(i[..8].try_into().unwrap_or_default()));
+            m.elements = Some(crate::state::encode_list(&items));
+        }
+        if let WindowFn::Aggregate(inst) = &mut self.cfg.function {
+            m.plugin_acc = match (m.plugin_acc.take(), b.plugin_acc) {
+                (Some(x), Some(y)) => match inst.merge(&x, &y) {
+                    Ok(a) => Some(a),
+                    Err(f) => {
+                        out.dead_letter(Record::default(), format!("aggregate merge: {f}"));
+                        Some(x)
+                    }
+                },
+                (x, y) => x.or(y),
+            };
+        }
+        m
+    }
+
+    fn on_session_element(&mut self, key: &[u8], ts: i64, r: Record, gap: i64, out: &mut Output) {
+        let mut sessions = self.sessions(key);
+        let mut merged = (ts, ts + gap);
+        let (overlapping, rest): (Vec<_>, Vec<_>) = sessions.drain(..).partition(|w| w.0 <= merged.1 && merged.0 <= w.1);
+        for w in &overlapping {
+            merged = (merged.0.min(w.0), merged.1.max(w.1));
+        }
+        if self.is_late(merged.1) {
+            // Flink merges first, then drops the element when the merged window is late.
+            sessions = rest.into_iter().chain(overlapping).collect();
+            sessions.sort();
+            self.set_sessions(key, &sessions);
+            self.late(r, out);
+            return;
+        }
+        let mut acc: Option<WinState> = None;
+        for w in &overlapping {
+            if let Some(s) = self.load(key, *w) {
+                acc = Some(match acc {
+                    None => s,
+                    Some(a) => self.merge_states(a, s, out),
+                });
+            }
+            self.purge(key, *w);
+            self.untimer(key, *w, w.1 - 1, FIRE);
+            if self.cfg.allowed_lateness > 0 {
+                self.untimer(key, *w, w.1 - 1 + self.cfg.allowed_lateness, CLEANUP);
+            }
+        }
+        if let Some(a) = acc {
+            self.store(key, merged, &a);
+        }
+        let mut s = self.add(key, merged, &r, out);
+        let fire_at = merged.1 - 1;
+        if s.fired || (!self.cfg.processing_time && fire_at <= self.watermark) {
+            s.fired = true;
+            self.emit(key, merged, &s, out);
+        } else {
+            self.timer(key, merged, fire_at, FIRE);
+        }
+        if self.cfg.allowed_lateness > 0 {
+            self.timer(key, merged, fire_at + self.cfg.allowed_lateness, CLEANUP);
+        }
+        self.store(key, merged, &s);
+        let mut all: Vec<(i64, i64)> = rest;
+        all.push(merged);
+        all.sort();
+        self.set_sessions(key, &all);
+    }
+
+    fn on_count_element(&mut self, key: &[u8], r: Record, count: u64, every: u64, out: &mut Output) {
+        let w = (0, 0);
+        let mut s = self.add(key, w, &r, out);
+        let ck = self.skey(key, COUNTS, &[]);
+        let seen = self.state.get(&ck).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())).unwrap_or(0) + 1;
+        self.state.put(ck, seen.to_le_bytes().to_vec());
+        // Keep the last `count` elements (Flink's CountEvictor).
+        let mut items = decode_list(s.elements.as_deref().unwrap_or_default());
+        if items.len() as u64 > count {
+            items.drain(..items.len() - count as usize);
+            s.elements = Some(crate::state::encode_list(&items));
+        }
+        s.count = items.len() as u64;
+        if seen % every == 0 {
+            let ts: Vec<i64> = items.iter().map(|i| i64::from_be_bytes(i[..8].try_into().unwrap_or_default())).collect();
+            let bounds = (ts.iter().copied().min().unwrap_or(0), ts.iter().copied().max().unwrap_or(0) + 1);
+            self.emit(key, bounds, &s, out);
+            if every == count {
+                self.purge(key, w);
+                return;
+            }
+        }
+        self.store(key, w, &s);
+    }
+
+    fn fire_timers(&mut self, upto: i64, out: &mut Output) {
+        while let Some((_, key, n)) = self.timers.pop_due(upto) {
+            let w = un_ns(&n);
+            let kind = n.get(16).copied().unwrap_or(FIRE);
+            if kind == CLEANUP {
+                self.purge(&key, w);
+                self.drop_session(&key, w);
+                continue;
+            }
+            if let Some(mut s) = self.load(&key, w) {
+                self.emit(&key, w, &s, out);
+                if self.cfg.allowed_lateness > 0 {
+                    s.fired = true;
+                    self.store(&key, w, &s);
+                } else {
+                    self.purge(&key, w);
+                    self.drop_session(&key, w);
+                }
+            }
+        }
+    }
+
+    fn drop_session(&mut self, key: &[u8], w: (i64, i64)) {
+        if matches!(self.cfg.assigner, Assigner::Session { .. }) {
+            let mut s = self.sessions(key);
+            s.retain(|x| *x != w);
+            self.set_sessions(key, &s);
+        }
+    }
+
+    /// Pending timers (for tests and metrics).
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+}
+
+impl Operator for WindowOp {
+    fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
+        let mut marks = batch.marks.into_iter().peekable();
+        for (i, r) in batch.records.into_iter().enumerate() {
+            while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
+                self.advance(w, out);
+            }
+            self.on_element(r, out);
+        }
+        for (_, w) in marks {
+            self.advance(w, out);
+        }
+        Ok(())
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        if self.cfg.processing_time {
+            self.timers.next()
+        } else {
+            None
+        }
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut Output) -> anyhow::Result<()> {
+        self.fire_timers(now, out);
+        Ok(())
+    }
+
+    fn close(&mut self, out: &mut Output) -> anyhow::Result<()> {
+        // A bounded input ends: processing-time windows fire with what they hold, so a
+        // finished job never drops data silently.
+        if self.cfg.processing_time {
+            self.fire_timers(i64::MAX, out);
+        }
+        Ok(())
+    }
+}
+
+impl WindowOp {
+    fn advance(&mut self, w: i64, out: &mut Output) {
+        if w > self.watermark {
+            self.watermark = w;
+            if !self.cfg.processing_time {
+                self.fire_timers(w, out);
+            }
+        }
+        out.mark(w);
+    }
+}

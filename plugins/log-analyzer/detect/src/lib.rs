@@ -1,0 +1,136 @@
+//! Log analyzer, step 2: security and anomaly alerts per user (keyed by `user_id`), exactly
+//! the two rules of the conformance semantics:
+//!
+//! - `security_alert`: on `login_failed`, keep the failed-login timestamps no older than
+//!   `window_seconds` (300) before this event since the last `login_success` or alert; at
+//!   `threshold` (5) of them, emit `{"type", "user_id", "timestamp", "failed_attempts"}` and
+//!   forget them. `login_success` forgets them too.
+//! - `anomaly_alert`: on `view`, `purchase` or `download` more than `idle_seconds` (86,400)
+//!   after the user's last `login_success`, emit `{"type", "user_id", "timestamp", "action",
+//!   "idle_seconds"}` once per login.
+
+use serde::Deserialize;
+use weir_sdk::{emit, Config, Process, Record, Result, ValueState, ListState};
+
+#[derive(Deserialize)]
+struct Event {
+    user_id: String,
+    action: String,
+    timestamp: i64,
+}
+
+/// Thresholds, all overridable in the job's `config`.
+pub struct Detect {
+    threshold: usize,
+    window_seconds: i64,
+    idle_seconds: i64,
+    fails: ListState<i64>,
+    last_login: ValueState<i64>,
+    flagged: ValueState<bool>,
+}
+
+#[weir_sdk::process]
+impl Process for Detect {
+    fn open(config: &Config) -> Result<Self> {
+        Ok(Detect {
+            threshold: config.field_or("threshold", 5)?,
+            window_seconds: config.field_or("window_seconds", 300)?,
+            idle_seconds: config.field_or("idle_seconds", 86_400)?,
+            fails: ListState::new("fails"),
+            last_login: ValueState::new("last_login"),
+            flagged: ValueState::new("flagged"),
+        })
+    }
+
+    fn process(&mut self, rec: Record) -> Result<()> {
+        let e: Event = rec.json()?;
+        match e.action.as_str() {
+            "login_failed" => {
+                let mut recent: Vec<i64> = self.fails.get()?.into_iter().filter(|t| *t >= e.timestamp - self.window_seconds).collect();
+                recent.push(e.timestamp);
+                if recent.len() >= self.threshold {
+                    self.fails.clear();
+                    let alert = serde_json::json!({"type": "security_alert", "user_id": e.user_id, "timestamp": e.timestamp, "failed_attempts": recent.len()});
+                    emit(&Record::from_json(&alert)?);
+                } else {
+                    self.fails.update(&recent)?;
+                }
+            }
+            "login_success" => {
+                self.fails.clear();
+                self.last_login.set(&e.timestamp)?;
+                self.flagged.set(&false)?;
+            }
+            "view" | "purchase" | "download" => {
+                if let Some(last) = self.last_login.get()? {
+                    let idle = e.timestamp - last;
+                    if idle > self.idle_seconds && !self.flagged.get()?.unwrap_or(false) {
+                        self.flagged.set(&true)?;
+                        let alert = serde_json::json!({"type": "anomaly_alert", "user_id": e.user_id, "timestamp": e.timestamp, "action": e.action, "idle_seconds": idle});
+                        emit(&Record::from_json(&alert)?);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_sdk::testing::ProcessHarness;
+
+    fn ev(user: &str, action: &str, ts: i64) -> Record {
+        Record::from_json(&serde_json::json!({"user_id": user, "action": action, "timestamp": ts})).unwrap()
+    }
+
+    fn alerts(h: &mut ProcessHarness<Detect>) -> Vec<serde_json::Value> {
+        h.take_output().iter().map(|r| r.json().unwrap()).collect()
+    }
+
+    #[test]
+    fn five_failures_within_300s_alert_once_then_reset() {
+        let mut h = ProcessHarness::<Detect>::new(serde_json::json!({})).unwrap();
+        for t in [0, 100, 200, 250] {
+            h.process("u", ev("u", "login_failed", t)).unwrap();
+        }
+        assert!(alerts(&mut h).is_empty());
+        h.process("u", ev("u", "login_failed", 299)).unwrap();
+        assert_eq!(alerts(&mut h), vec![serde_json::json!({"type": "security_alert", "user_id": "u", "timestamp": 299, "failed_attempts": 5})]);
+        h.process("u", ev("u", "login_failed", 300)).unwrap();
+        assert!(alerts(&mut h).is_empty(), "forgotten after the alert");
+    }
+
+    #[test]
+    fn old_failures_and_success_do_not_count() {
+        let mut h = ProcessHarness::<Detect>::new(serde_json::json!({})).unwrap();
+        for t in [0, 10, 20, 30] {
+            h.process("u", ev("u", "login_failed", t)).unwrap();
+        }
+        h.process("u", ev("u", "login_failed", 311)).unwrap();
+        assert!(alerts(&mut h).is_empty(), "t=0..10 are older than 300 s");
+        h.process("u", ev("u", "login_success", 312)).unwrap();
+        for t in [313, 314, 315, 316] {
+            h.process("u", ev("u", "login_failed", t)).unwrap();
+        }
+        assert!(alerts(&mut h).is_empty(), "the success forgot the earlier ones");
+    }
+
+    #[test]
+    fn anomaly_once_per_login() {
+        let mut h = ProcessHarness::<Detect>::new(serde_json::json!({})).unwrap();
+        h.process("u", ev("u", "view", 100_000)).unwrap();
+        assert!(alerts(&mut h).is_empty(), "no login yet");
+        h.process("u", ev("u", "login_success", 0)).unwrap();
+        h.process("u", ev("u", "view", 86_400)).unwrap();
+        assert!(alerts(&mut h).is_empty(), "exactly 24 h is not more than 24 h");
+        h.process("u", ev("u", "purchase", 86_401)).unwrap();
+        h.process("u", ev("u", "download", 90_000)).unwrap();
+        assert_eq!(alerts(&mut h), vec![serde_json::json!({"type": "anomaly_alert", "user_id": "u", "timestamp": 86_401, "action": "purchase", "idle_seconds": 86_401})]);
+        h.process("u", ev("u", "login_success", 90_001)).unwrap();
+        h.process("u", ev("u", "view", 200_000)).unwrap();
+        assert_eq!(alerts(&mut h).len(), 1, "re-armed by the next login");
+    }
+}
