@@ -97,14 +97,22 @@ pub trait WindowProcess: Sized + 'static {
     fn process_window(&mut self, window: Window, elements: Vec<Record>) -> Result<()>;
 }
 
-/// Emits a record to the main output (process and window-process operators).
+/// Emits a record to the main output (process and window-process operators). A record
+/// without event time gets the time of the record being processed.
 pub fn emit(rec: &Record) {
-    host::emit(rec)
+    with_time(rec, host::emit)
 }
 
 /// Emits a record to side output `name` (e.g. `"late"`, `"alerts"`).
 pub fn emit_to(name: &str, rec: &Record) {
-    host::emit_to(name, rec)
+    with_time(rec, |r| host::emit_to(name, r))
+}
+
+fn with_time(rec: &Record, f: impl FnOnce(&Record)) {
+    match (rec.timestamp, crate::rt::current_timestamp()) {
+        (None, Some(ts)) => f(&Record { timestamp: Some(ts), ..rec.clone() }),
+        _ => f(rec),
+    }
 }
 
 /// The key of the current call, when the operator is keyed.

@@ -4,10 +4,17 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use crate::{Aggregate, Config, Error, FlatMap, Filter, KeySelector, Map, Process, Record, Result, Timer, Window, WindowProcess};
+use crate::{Aggregate, Config, Error, Filter, FlatMap, KeySelector, Map, Process, Record, Result, Timer, Window, WindowProcess};
 
 thread_local! {
     static OPERATOR: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    /// Event time of the record being processed: what an emitted record without one gets.
+    static CURRENT_TS: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+/// The event time of the record being processed, if any.
+pub(crate) fn current_timestamp() -> Option<i64> {
+    CURRENT_TS.with(|c| c.get())
 }
 
 fn install<T: 'static>(op: T) {
@@ -17,10 +24,7 @@ fn install<T: 'static>(op: T) {
 fn with_op<T: 'static, R>(f: impl FnOnce(&mut T) -> R) -> Result<R> {
     OPERATOR.with(|o| {
         let mut slot = o.borrow_mut();
-        let op = slot
-            .as_mut()
-            .and_then(|b| b.downcast_mut::<T>())
-            .ok_or_else(|| Error::Other("operator called before init".into()))?;
+        let op = slot.as_mut().and_then(|b| b.downcast_mut::<T>()).ok_or_else(|| Error::Other("operator called before init".into()))?;
         Ok(f(op))
     })
 }
@@ -57,7 +61,12 @@ pub fn select_key<T: KeySelector>(batch: Vec<Record>) -> Vec<Result<Vec<u8>>> {
 }
 
 pub fn process<T: Process>(batch: Vec<Record>) -> Vec<Result<()>> {
-    per_record::<T, _>(batch, |op, r| op.process(r))
+    let res = per_record::<T, _>(batch, |op, r| {
+        CURRENT_TS.with(|c| c.set(r.timestamp));
+        op.process(r)
+    });
+    CURRENT_TS.with(|c| c.set(None));
+    res
 }
 
 pub fn on_timer<T: Process>(fired: Vec<Timer>) -> Result<()> {

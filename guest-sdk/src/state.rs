@@ -110,10 +110,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> MapState<
     }
     /// All entries.
     pub fn entries(&self) -> Result<Vec<(K, V)>> {
-        host::map_entries(&self.name)
-            .iter()
-            .map(|(k, v)| Ok((decode(&self.name, k)?, decode(&self.name, v)?)))
-            .collect()
+        host::map_entries(&self.name).iter().map(|(k, v)| Ok((decode(&self.name, k)?, decode(&self.name, v)?))).collect()
     }
     /// Clears the map.
     pub fn clear(&self) {

@@ -13,7 +13,10 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{Config, FlatMap, Filter, Level, Map, Process, Record, Result, TimeDomain, Timer, Window, WindowProcess};
+use crate::{Config, Filter, FlatMap, Level, Map, Process, Record, Result, TimeDomain, Timer, Window, WindowProcess};
+
+/// State cells: `(key, state name, shape)` → entries.
+type Cells = BTreeMap<(Vec<u8>, String, &'static [u8]), BTreeMap<Vec<u8>, Vec<u8>>>;
 
 /// The in-memory host behind the SDK's host calls in a native build.
 #[derive(Debug, Default)]
@@ -22,7 +25,7 @@ pub struct TestHost {
     pub(crate) watermark: i64,
     pub(crate) processing_time: i64,
     pub(crate) logs: Vec<(Level, String)>,
-    state: BTreeMap<(Vec<u8>, String, &'static [u8]), BTreeMap<Vec<u8>, Vec<u8>>>,
+    state: Cells,
     outputs: BTreeMap<Option<String>, Vec<Record>>,
     timers: BTreeSet<(u8, i64, Vec<u8>)>,
     current_ts: Option<i64>,
@@ -158,7 +161,12 @@ impl<T: Process> ProcessHarness<T> {
 }
 
 /// Runs a window-process operator on one window of one key; returns what it emitted.
-pub fn run_window_process<T: WindowProcess>(config: serde_json::Value, key: &[u8], window: Window, elements: Vec<Record>) -> Result<Vec<Record>> {
+pub fn run_window_process<T: WindowProcess>(
+    config: serde_json::Value,
+    key: &[u8],
+    window: Window,
+    elements: Vec<Record>,
+) -> Result<Vec<Record>> {
     with_host(|h| {
         *h = TestHost { watermark: i64::MIN, ..TestHost::default() };
         h.key = Some(key.to_vec());

@@ -72,7 +72,10 @@ impl Source for FileSource {
         let mut out = Vec::with_capacity(max);
         while out.len() < max {
             self.buf.clear();
-            let n = self.reader.read_until(b'\n', &mut self.buf).with_context(|| format!("source file {}: read failed", self.path.display()))?;
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .with_context(|| format!("source file {}: read failed", self.path.display()))?;
             if n == 0 {
                 break;
             }
@@ -80,7 +83,8 @@ impl Source for FileSource {
             while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
                 self.buf.pop();
             }
-            let mut r = Record { value: self.buf.clone(), origin: Origin { source: self.source, position: self.line }, ..Record::default() };
+            let mut r =
+                Record { value: self.buf.clone(), origin: Origin { source: self.source, position: self.line }, ..Record::default() };
             if self.format == Format::Json {
                 if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&r.value) {
                     r.headers.push((REJECT_HEADER.into(), format!("not JSON: {e}").into_bytes()));
@@ -195,7 +199,11 @@ impl Source for Generator {
                 "user_agent": AGENTS[self.rng.random_range(0..AGENTS.len())],
                 "metadata": {},
             });
-            out.push(Record { value: ev.to_string().into_bytes(), origin: Origin { source: self.source, position: self.made }, ..Record::default() });
+            out.push(Record {
+                value: ev.to_string().into_bytes(),
+                origin: Origin { source: self.source, position: self.made },
+                ..Record::default()
+            });
         }
         Ok(Some((out, Duration::ZERO)))
     }

@@ -399,12 +399,14 @@ pub fn apply_overrides(text: &str, sets: &[String]) -> Result<String, String> {
     }
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| e.to_string())?;
     for s in sets {
-        let (path, value) = s.split_once('=').ok_or_else(|| format!("--set {s}: expected KEY=VALUE, e.g. --set source.logs.path=in.jsonl"))?;
+        let (path, value) =
+            s.split_once('=').ok_or_else(|| format!("--set {s}: expected KEY=VALUE, e.g. --set source.logs.path=in.jsonl"))?;
         let keys: Vec<&str> = path.trim().split('.').collect();
         if keys.iter().any(|k| k.is_empty()) {
             return Err(format!("--set {s}: `{path}` is not a dotted key path"));
         }
-        let parsed = format!("v = {value}").parse::<toml_edit::DocumentMut>().ok().and_then(|d| d.get("v").and_then(|i| i.as_value()).cloned());
+        let parsed =
+            format!("v = {value}").parse::<toml_edit::DocumentMut>().ok().and_then(|d| d.get("v").and_then(|i| i.as_value()).cloned());
         let v = parsed.unwrap_or_else(|| toml_edit::Value::from(value));
         let mut item = doc.as_item_mut();
         for k in &keys[..keys.len() - 1] {
@@ -429,8 +431,8 @@ impl Job {
         let raw = std::fs::read_to_string(file).map_err(|e| err("(file)", format!("cannot read the job file: {e}")))?;
         let text = apply_overrides(&raw, sets).map_err(|m| err("(--set)", m))?;
         let spec: JobSpec = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            JobError { file: fname.clone(), line, field: "(toml)".into(), message: e.message().trim().to_string() }
+            let line = e.span().map(|s| line_at(&text, s.start));
+            JobError { file: fname.clone(), line, field: "job file".into(), message: e.message().trim().to_string() }
         })?;
         let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         let job = Job { spec, file: file.to_path_buf(), dir, text };
@@ -462,7 +464,7 @@ impl Job {
             span = key.span().or(it.span()).or(span);
             item = it;
         }
-        span.map(|s| self.text[..s.start].lines().count() + usize::from(self.text[..s.start].ends_with('\n') || s.start == 0))
+        span.map(|s| line_at(&self.text, s.start))
     }
 
     fn check(&self) -> Result<(), JobError> {
@@ -480,7 +482,12 @@ impl Job {
             return Err(self.error("source", "a job needs at least one source, e.g. [source.logs] kind = \"file\""));
         }
         let mut names = std::collections::BTreeSet::new();
-        let all = s.source.keys().map(|n| ("source", n)).chain(s.operator.keys().map(|n| ("operator", n))).chain(s.sink.keys().map(|n| ("sink", n)));
+        let all = s
+            .source
+            .keys()
+            .map(|n| ("source", n))
+            .chain(s.operator.keys().map(|n| ("operator", n)))
+            .chain(s.sink.keys().map(|n| ("sink", n)));
         for (sec, n) in all {
             if n.is_empty() || n.contains('.') || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err(self.error(&format!("{sec}.{n}"), "names use letters, digits, `-` and `_` (a `.` separates a side output)"));
@@ -492,31 +499,44 @@ impl Job {
         for (n, src) in &s.source {
             let f = format!("source.{n}");
             match src.kind {
-                SourceKind::File if src.path.is_none() => return Err(self.error(&f, "kind = \"file\" needs `path` (or --set source.NAME.path=FILE)")),
-                SourceKind::Collection if src.values.is_empty() => return Err(self.error(&f, "kind = \"collection\" needs `values = [...]`")),
+                SourceKind::File if src.path.is_none() => {
+                    return Err(self.error(&f, "kind = \"file\" needs `path` (or --set source.NAME.path=FILE)"))
+                }
+                SourceKind::Collection if src.values.is_empty() => {
+                    return Err(self.error(&f, "kind = \"collection\" needs `values = [...]`"))
+                }
                 _ => {}
             }
             if src.parallelism.is_some_and(|p| p == 0) || (src.parallelism.is_some_and(|p| p > 1) && src.kind != SourceKind::Generator) {
-                return Err(self.error(&format!("{f}.parallelism"), "only a generator source reads in parallel; file and collection sources use 1"));
+                return Err(
+                    self.error(&format!("{f}.parallelism"), "only a generator source reads in parallel; file and collection sources use 1")
+                );
             }
             if let Some(r) = src.rate {
-                if !(r > 0.0) {
+                if r.is_nan() || r <= 0.0 {
                     return Err(self.error(&format!("{f}.rate"), "must be a positive number of records per second"));
                 }
             }
             if let Some(et) = &src.event_time {
                 if et.field.is_some() == et.ingestion {
-                    return Err(self.error(&format!("{f}.event-time"), "set exactly one of `field = \"...\"` (with `unit`) or `ingestion = true`"));
+                    return Err(
+                        self.error(&format!("{f}.event-time"), "set exactly one of `field = \"...\"` (with `unit`) or `ingestion = true`")
+                    );
                 }
             }
             if let Some(w) = &src.watermark {
-                for (k, v) in [("max-out-of-orderness", &w.max_out_of_orderness), ("interval", &w.interval), ("idle-timeout", &w.idle_timeout)] {
+                for (k, v) in
+                    [("max-out-of-orderness", &w.max_out_of_orderness), ("interval", &w.interval), ("idle-timeout", &w.idle_timeout)]
+                {
                     if let Some(v) = v {
                         parse_duration(v).map_err(|m| self.error(&format!("{f}.watermark.{k}"), m))?;
                     }
                 }
                 if src.event_time.is_none() {
-                    return Err(self.error(&format!("{f}.watermark"), "watermarks need event time: add `event-time = { field = \"ts\", unit = \"s\" }`"));
+                    return Err(self.error(
+                        &format!("{f}.watermark"),
+                        "watermarks need event time: add `event-time = { field = \"ts\", unit = \"s\" }`",
+                    ));
                 }
             }
         }
@@ -615,7 +635,12 @@ impl Job {
                 return Err(self.error(&f, "use either `aggregates` or a `plugin` (aggregate or window-process), not both"));
             }
         } else {
-            for (k, set) in [("window", op.window.is_some()), ("aggregates", !op.aggregates.is_empty()), ("allowed-lateness", op.allowed_lateness.is_some()), ("fields", !op.fields.is_empty())] {
+            for (k, set) in [
+                ("window", op.window.is_some()),
+                ("aggregates", !op.aggregates.is_empty()),
+                ("allowed-lateness", op.allowed_lateness.is_some()),
+                ("fields", !op.fields.is_empty()),
+            ] {
                 if set {
                     return Err(self.error(&format!("{f}.{k}"), "only a window operator takes this field"));
                 }
@@ -623,6 +648,11 @@ impl Job {
         }
         Ok(())
     }
+}
+
+/// The 1-based line of byte offset `at`.
+fn line_at(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// A TOML value as JSON (configs are handed to plugins as JSON).

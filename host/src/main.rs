@@ -68,12 +68,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let m = &report.metrics;
             let json = m.to_json();
             if let Some(path) = metrics {
-                std::fs::write(&path, serde_json::to_vec_pretty(&json)?).with_context(|| format!("writing metrics to {}", path.display()))?;
+                std::fs::write(&path, serde_json::to_vec_pretty(&json)?)
+                    .with_context(|| format!("writing metrics to {}", path.display()))?;
             }
             let get = |n: &str, k: &str| json["nodes"][n][k].as_u64().unwrap_or(0);
             let mut parts = Vec::new();
             for (n, _) in &m.nodes {
-                let (i, o, d, l) = (get(n, "records_in"), get(n, "records_out"), get(n, "dead_letters"), get(n, "late_dropped") + get(n, "late_side_output"));
+                let (i, o, d, l) = (
+                    get(n, "records_in"),
+                    get(n, "records_out"),
+                    get(n, "dead_letters"),
+                    get(n, "late_dropped") + get(n, "late_side_output"),
+                );
                 let mut s = format!("{n}: {i} in");
                 if o > 0 {
                     s += &format!(", {o} out");

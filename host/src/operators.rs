@@ -55,15 +55,21 @@ impl Operator for StatelessOp {
             Keep(Result<bool, Failure>),
             Many(Result<Vec<Record>, Failure>),
         }
-        let results: Vec<Res> = if records.is_empty() {
-            Vec::new()
-        } else {
+        let call = |inst: &mut Instance, recs: &[Record]| -> Vec<Res> {
             match self.kind {
-                Stateless::Map => self.inst.map(&records).into_iter().map(Res::One).collect(),
-                Stateless::Filter => self.inst.filter(&records).into_iter().map(Res::Keep).collect(),
-                Stateless::FlatMap => self.inst.flat_map(&records).into_iter().map(Res::Many).collect(),
+                Stateless::Map => inst.map(recs).into_iter().map(Res::One).collect(),
+                Stateless::Filter => inst.filter(recs).into_iter().map(Res::Keep).collect(),
+                Stateless::FlatMap => inst.flat_map(recs).into_iter().map(Res::Many).collect(),
             }
         };
+        let mut results: Vec<Res> = if records.is_empty() { Vec::new() } else { call(&mut self.inst, &records) };
+        let trapped =
+            |r: &Res| matches!(r, Res::One(Err(Failure::Trap(_))) | Res::Keep(Err(Failure::Trap(_))) | Res::Many(Err(Failure::Trap(_))));
+        if records.len() > 1 && results.iter().any(trapped) {
+            // A trap fails the whole call. These operators are pure, so each record is
+            // retried alone on the fresh instance: only the records that trap again fail.
+            results = records.iter().flat_map(|r| call(&mut self.inst, std::slice::from_ref(r))).collect();
+        }
         out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
         let mut marks = marks.into_iter().peekable();
         for (i, (rec, res)) in records.into_iter().zip(results).enumerate() {
@@ -135,7 +141,10 @@ impl ProcessOp {
             let before = self.inst.restarts;
             if let Err(f) = self.inst.on_timer(&[Timer { timestamp: ts, domain }]) {
                 let note = serde_json::json!({"timer": ts, "key": String::from_utf8_lossy(&key)});
-                out.dead_letter(Record { key: Some(key), value: note.to_string().into_bytes(), timestamp: Some(ts), ..Record::default() }, format!("on-timer: {f}"));
+                out.dead_letter(
+                    Record { key: Some(key), value: note.to_string().into_bytes(), timestamp: Some(ts), ..Record::default() },
+                    format!("on-timer: {f}"),
+                );
             }
             out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
             self.drain(out, None);

@@ -11,11 +11,15 @@ use anyhow::Context as _;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::connectors::{self, CollectionSource, FileSource, Generator, GeneratorConfig, Stream, REJECT_HEADER};
-use crate::job::{toml_to_json, Job, KeyBySpec, OperatorKind, SinkKind, SinkSpec, SourceKind, TimeKind, TimeUnit, WatermarkStrategy, WindowKind};
+use crate::job::{
+    toml_to_json, Job, KeyBySpec, OperatorKind, SinkKind, SinkSpec, SourceKind, TimeKind, TimeUnit, WatermarkStrategy, WindowKind,
+};
 use crate::operators::{ProcessOp, Stateless, StatelessOp};
 use crate::plugin::{Instance, Plugin, PluginEngine, World};
 use crate::record::Record;
-use crate::runtime::{self, Chain, ChainLink, Envelope, Identity, JobMetrics, KeyExtractor, Operator, Partitioner, Route, RunState, Source, SourceTime};
+use crate::runtime::{
+    self, Chain, ChainLink, Envelope, Identity, JobMetrics, KeyExtractor, Operator, Partitioner, Route, RunState, Source, SourceTime,
+};
 use crate::time::{parse_duration, Clock, WatermarkGenerator};
 use crate::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp};
 
@@ -126,7 +130,14 @@ impl Planned {
         if let Some(n) = nodes.iter().find(|n| n.parallelism == 0) {
             return Err(job.error(&format!("operator.{}.input", n.name), "the inputs form a cycle").into());
         }
-        nodes.push(Node { name: DEAD_LETTER.into(), kind: NodeKind::DeadLetter, parallelism: 1, inputs: vec![], keyed: false, stateless: false });
+        nodes.push(Node {
+            name: DEAD_LETTER.into(),
+            kind: NodeKind::DeadLetter,
+            parallelism: 1,
+            inputs: vec![],
+            keyed: false,
+            stateless: false,
+        });
 
         // Compile each plugin once.
         let engine = PluginEngine::shared().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -207,10 +218,13 @@ impl Planned {
                     OperatorKind::Map => Box::new(StatelessOp::new(Stateless::Map, inst(op.plugin.as_ref().expect("checked"))?)),
                     OperatorKind::Filter => Box::new(StatelessOp::new(Stateless::Filter, inst(op.plugin.as_ref().expect("checked"))?)),
                     OperatorKind::FlatMap => Box::new(StatelessOp::new(Stateless::FlatMap, inst(op.plugin.as_ref().expect("checked"))?)),
-                    OperatorKind::Process => Box::new(ProcessOp::new(inst(op.plugin.as_ref().expect("checked"))?, spec.max_parallelism, clock)),
+                    OperatorKind::Process => {
+                        Box::new(ProcessOp::new(inst(op.plugin.as_ref().expect("checked"))?, spec.max_parallelism, clock))
+                    }
                     OperatorKind::Window => {
                         let w = op.window.as_ref().expect("checked");
-                        let ms = |v: &Option<String>| v.as_ref().and_then(|s| parse_duration(s).ok()).map(|d| d.as_millis() as i64).unwrap_or(0);
+                        let ms =
+                            |v: &Option<String>| v.as_ref().and_then(|s| parse_duration(s).ok()).map(|d| d.as_millis() as i64).unwrap_or(0);
                         let assigner = match w.kind {
                             WindowKind::Tumbling => Assigner::Tumbling { size: ms(&w.size) },
                             WindowKind::Sliding => Assigner::Sliding { size: ms(&w.size), slide: ms(&w.slide) },
@@ -226,7 +240,9 @@ impl Planned {
                                 }
                             }
                             None if op.aggregates.is_empty() => WindowFn::Builtin(vec![("count".into(), AggSpec::Count)]),
-                            None => WindowFn::Builtin(op.aggregates.iter().map(|(k, v)| (k.clone(), AggSpec::parse(v).expect("checked"))).collect()),
+                            None => WindowFn::Builtin(
+                                op.aggregates.iter().map(|(k, v)| (k.clone(), AggSpec::parse(v).expect("checked"))).collect(),
+                            ),
                         };
                         let key_fields = match op.key_by.as_ref().expect("checked") {
                             KeyBySpec::Field(f) => vec![(f.clone(), f.split('.').map(str::to_string).collect())],
@@ -263,7 +279,12 @@ impl Planned {
             SourceKind::Generator => {
                 let p = self.nodes[i].parallelism as u64;
                 let count = s.count.map(|c| c / p + u64::from((subtask as u64) < c % p));
-                let cfg = GeneratorConfig { count, seed: s.seed.unwrap_or(42), users: s.users.unwrap_or(50), start: s.start.unwrap_or(1_735_689_600) };
+                let cfg = GeneratorConfig {
+                    count,
+                    seed: s.seed.unwrap_or(42),
+                    users: s.users.unwrap_or(50),
+                    start: s.start.unwrap_or(1_735_689_600),
+                };
                 Box::new(Generator::new(cfg, subtask as u64, src_idx))
             }
         };
@@ -283,7 +304,10 @@ impl Planned {
             let path: Vec<String> = field.split('.').map(str::to_string).collect();
             let v: serde_json::Value = serde_json::from_slice(&r.value).map_err(|e| format!("not JSON: {e}"))?;
             let t = runtime::json_path(&v, &path).ok_or_else(|| format!("event time: missing field `{field}`"))?;
-            let t = t.as_i64().filter(|_| !t.is_boolean()).ok_or_else(|| format!("event time: field `{field}` must be an integer, found {t}"))?;
+            let t = t
+                .as_i64()
+                .filter(|_| !t.is_boolean())
+                .ok_or_else(|| format!("event time: field `{field}` must be an integer, found {t}"))?;
             r.timestamp = Some(match et.unit {
                 TimeUnit::Millis => t,
                 TimeUnit::Seconds => t.checked_mul(1000).ok_or_else(|| format!("event time: `{field}` = {t} s overflows"))?,
@@ -292,12 +316,21 @@ impl Planned {
         };
         let wm = s.watermark.as_ref();
         let bound = match wm {
-            Some(w) if w.strategy == WatermarkStrategy::BoundedOutOfOrderness => {
-                w.max_out_of_orderness.as_deref().map(parse_duration).transpose().map_err(|m| self.job.error(&f("watermark.max-out-of-orderness"), m))?.unwrap_or_default()
-            }
+            Some(w) if w.strategy == WatermarkStrategy::BoundedOutOfOrderness => w
+                .max_out_of_orderness
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|m| self.job.error(&f("watermark.max-out-of-orderness"), m))?
+                .unwrap_or_default(),
             _ => Duration::ZERO,
         };
-        let interval = wm.and_then(|w| w.interval.as_deref()).map(parse_duration).transpose().map_err(|m| anyhow::anyhow!(m))?.filter(|d| !d.is_zero());
+        let interval = wm
+            .and_then(|w| w.interval.as_deref())
+            .map(parse_duration)
+            .transpose()
+            .map_err(|m| anyhow::anyhow!(m))?
+            .filter(|d| !d.is_zero());
         let idle_timeout = wm.and_then(|w| w.idle_timeout.as_deref()).map(parse_duration).transpose().map_err(|m| anyhow::anyhow!(m))?;
         let time = SourceTime {
             assign: Some(Box::new(assign)),
@@ -352,7 +385,11 @@ impl Planned {
                     let route = if forward {
                         Route { senders: vec![txs[ci][u].clone()], channel: base, partitioner: Partitioner::Forward }
                     } else if c.keyed {
-                        Route { senders: txs[ci].clone(), channel: base + u as u32, partitioner: Partitioner::Hash(self.key_extractor(c)?, self.job.spec.max_parallelism) }
+                        Route {
+                            senders: txs[ci].clone(),
+                            channel: base + u as u32,
+                            partitioner: Partitioner::Hash(self.key_extractor(c)?, self.job.spec.max_parallelism),
+                        }
                     } else if c.parallelism == 1 {
                         Route { senders: txs[ci].clone(), channel: base + u as u32, partitioner: Partitioner::Forward }
                     } else {
@@ -366,7 +403,7 @@ impl Planned {
         let run = Arc::new(RunState::default());
         let mut handles = Vec::new();
         // Build every task (plugins instantiated, init run) before any thread starts.
-        let mut tasks: Vec<(String, Chain, Option<(Receiver<Envelope>, usize)>, usize, usize)> = Vec::new();
+        let mut tasks: Vec<Task> = Vec::new();
         for (hi, h) in self.nodes.iter().enumerate() {
             if chained[hi].is_some() {
                 continue;
@@ -380,7 +417,13 @@ impl Planned {
                 for (pos, &m) in members.iter().enumerate() {
                     let mut take = |side: Option<String>| routes.get_mut(&(m, side)).map(|v| std::mem::take(&mut v[s])).unwrap_or_default();
                     let main = if pos + 1 == members.len() { take(None) } else { Vec::new() };
-                    let side_names: Vec<String> = self.nodes.iter().flat_map(|n| n.inputs.iter()).filter(|(u, side)| *u == m && side.is_some()).filter_map(|(_, side)| side.clone()).collect();
+                    let side_names: Vec<String> = self
+                        .nodes
+                        .iter()
+                        .flat_map(|n| n.inputs.iter())
+                        .filter(|(u, side)| *u == m && side.is_some())
+                        .filter_map(|(_, side)| side.clone())
+                        .collect();
                     let mut sides: Vec<(String, Vec<Route>)> = Vec::new();
                     for name in side_names {
                         if !sides.iter().any(|(n, _)| *n == name) {
@@ -396,13 +439,13 @@ impl Planned {
                     Route { senders: txs[dl].clone(), channel: ch, partitioner: Partitioner::Forward }
                 });
                 let chain = Chain { links, dead_letter, source_names: source_names.clone() };
-                let rx = (h.kind != NodeKind::Source).then(|| rxs[hi][s].take().map(|r| (r, 0))).flatten();
-                tasks.push((format!("{}#{s}", h.name), chain, rx, hi, s));
+                let rx = if h.kind == NodeKind::Source { None } else { rxs[hi][s].take() };
+                tasks.push(Task { name: format!("{}#{s}", h.name), chain, rx, head: hi, subtask: s });
             }
         }
         drop(txs);
         let batch_size = self.job.spec.batch_size;
-        for (name, chain, rx, hi, s) in tasks {
+        for Task { name, chain, rx, head: hi, subtask: s } in tasks {
             let run2 = run.clone();
             let clock = self.opts.clock.clone();
             let inputs = next_channel[head_of(hi)] as usize;
@@ -410,7 +453,7 @@ impl Planned {
             let handle = std::thread::Builder::new().name(name.clone()).spawn(move || {
                 let res = match (src, rx) {
                     (Some((source, time, rate)), _) => runtime::run_source_task(source, time, chain, batch_size, rate, run2.clone()),
-                    (None, Some((rx, _))) => runtime::run_input_task(chain, rx, inputs.max(1), clock, run2.clone()),
+                    (None, Some(rx)) => runtime::run_input_task(chain, rx, inputs.max(1), clock, run2.clone()),
                     (None, None) => Ok(()),
                 };
                 if let Err(e) = res {
@@ -431,9 +474,20 @@ impl Planned {
     }
 }
 
+/// One task to start: a chain for one subtask of a head node.
+struct Task {
+    name: String,
+    chain: Chain,
+    rx: Option<Receiver<Envelope>>,
+    head: usize,
+    subtask: usize,
+}
+
 fn make_sink(s: &SinkSpec, dead_letter: bool) -> anyhow::Result<Box<dyn Operator>> {
     Ok(match s.kind {
-        SinkKind::Print => Box::new(connectors::PrintSink::new(s.prefix.clone(), if dead_letter { Stream::Stderr } else { Stream::Stdout })),
+        SinkKind::Print => {
+            Box::new(connectors::PrintSink::new(s.prefix.clone(), if dead_letter { Stream::Stderr } else { Stream::Stdout }))
+        }
         SinkKind::File => Box::new(connectors::FileSink::create(s.path.as_ref().expect("checked"))?),
         SinkKind::Discard => Box::new(connectors::DiscardSink),
     })

@@ -99,7 +99,12 @@ pub struct Output {
 impl Output {
     /// An output with the given routed side outputs.
     pub fn new(sides: &[String], metrics: Arc<NodeMetrics>) -> Output {
-        Output { main: BatchBuilder::default(), sides: sides.iter().map(|s| (s.clone(), BatchBuilder::default())).collect(), dead: Vec::new(), metrics }
+        Output {
+            main: BatchBuilder::default(),
+            sides: sides.iter().map(|s| (s.clone(), BatchBuilder::default())).collect(),
+            dead: Vec::new(),
+            metrics,
+        }
     }
 
     /// Emits to the main output.
@@ -137,7 +142,6 @@ impl Output {
 
     /// Sends a record to the dead-letter output with a reason.
     pub fn dead_letter(&mut self, r: Record, reason: impl Into<String>) {
-        self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
         self.dead.push((r, reason.into()));
     }
 
@@ -230,7 +234,13 @@ impl KeyExtractor {
                     let vals: Option<Vec<&serde_json::Value>> = paths.iter().map(|p| json_path(&v, p).filter(|x| !x.is_null())).collect();
                     match vals {
                         Some(vals) => r.key = Some(key_bytes(&vals)),
-                        None => failed.push((i, format!("key-by: missing field {}", paths.iter().map(|p| format!("`{}`", p.join("."))).collect::<Vec<_>>().join(", ")))),
+                        None => failed.push((
+                            i,
+                            format!(
+                                "key-by: missing field {}",
+                                paths.iter().map(|p| format!("`{}`", p.join("."))).collect::<Vec<_>>().join(", ")
+                            ),
+                        )),
                     }
                 }
             }
@@ -370,10 +380,13 @@ pub struct Chain {
 }
 
 impl Chain {
-    fn send_dead(&mut self, node: &str, dead: Vec<(Record, String)>) -> anyhow::Result<()> {
+    /// Sends dead letters of link `i` to the dead-letter output (and counts them).
+    fn send_dead(&mut self, i: usize, dead: Vec<(Record, String)>) -> anyhow::Result<()> {
         if dead.is_empty() {
             return Ok(());
         }
+        let node = self.links[i].name.clone();
+        self.links[i].metrics.dead_letters.fetch_add(dead.len() as u64, Ordering::Relaxed);
         let Some(route) = &mut self.dead_letter else { return Ok(()) };
         let recs = dead
             .into_iter()
@@ -395,8 +408,7 @@ impl Chain {
     /// Routes what link `i` produced; main output feeds link `i + 1` when chained.
     fn route(&mut self, i: usize, out: Output) -> anyhow::Result<()> {
         let Output { main, sides, dead, .. } = out;
-        let name = self.links[i].name.clone();
-        self.send_dead(&name, dead)?;
+        self.send_dead(i, dead)?;
         for (side, b) in sides {
             let b = b.finish();
             if b.is_empty() {
@@ -411,7 +423,7 @@ impl Chain {
                     failed.extend(r.send_batch(part)?);
                 }
             }
-            self.send_dead(&name, failed)?;
+            self.send_dead(i, failed)?;
         }
         let main = main.finish();
         self.links[i].metrics.records_out.fetch_add(main.records.len() as u64, Ordering::Relaxed);
@@ -425,10 +437,10 @@ impl Chain {
         let n = self.links[i].main.len();
         let mut main = Some(main);
         for j in 0..n {
-            let part = if j + 1 == n { main.take().unwrap_or_default() } else { main.as_ref().map(Clone::clone).unwrap_or_default() };
+            let part = if j + 1 == n { main.take().unwrap_or_default() } else { main.clone().unwrap_or_default() };
             failed.extend(self.links[i].main[j].send_batch(part)?);
         }
-        self.send_dead(&name, failed)
+        self.send_dead(i, failed)
     }
 
     fn output(&self, i: usize) -> Output {
@@ -511,7 +523,13 @@ impl RunState {
 
 /// Runs a task that reads channels: combines watermarks, feeds the chain, fires processing
 /// time, and closes at the end of every input.
-pub fn run_input_task(mut chain: Chain, rx: Receiver<Envelope>, inputs: usize, clock: Arc<dyn Clock>, run: Arc<RunState>) -> anyhow::Result<()> {
+pub fn run_input_task(
+    mut chain: Chain,
+    rx: Receiver<Envelope>,
+    inputs: usize,
+    clock: Arc<dyn Clock>,
+    run: Arc<RunState>,
+) -> anyhow::Result<()> {
     let mut wms = InputWatermarks::new(inputs);
     loop {
         if run.failed.load(Ordering::Relaxed) {
@@ -579,10 +597,13 @@ pub trait Source: Send {
     fn poll(&mut self, max: usize) -> anyhow::Result<Option<(Vec<Record>, Duration)>>;
 }
 
+/// Stamps a record's event time at the source; an error is the dead-letter reason.
+pub type Assign = Box<dyn FnMut(&mut Record) -> Result<(), String> + Send>;
+
 /// How a source task stamps event time and makes watermarks.
 pub struct SourceTime {
     /// Extracts or assigns the event time; an error sends the record to dead-letter.
-    pub assign: Option<Box<dyn FnMut(&mut Record) -> Result<(), String> + Send>>,
+    pub assign: Option<Assign>,
     /// The generator (none: no watermarks).
     pub generator: Option<crate::time::WatermarkGenerator>,
     /// Periodic emission interval (None: after every event).
@@ -670,9 +691,7 @@ pub fn run_source_task(
         }
         // Records that never reach the chain still count as read by the source.
         metrics.records_in.fetch_add(dead.len() as u64, Ordering::Relaxed);
-        metrics.dead_letters.fetch_add(dead.len() as u64, Ordering::Relaxed);
-        let name = chain.links[0].name.clone();
-        chain.send_dead(&name, dead)?;
+        chain.send_dead(0, dead)?;
         // The source link itself is an identity operator; push through the chain.
         chain.push(0, out.finish())?;
     }

@@ -62,7 +62,8 @@ impl StateBackend for MemoryBackend {
         self.map.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
     }
     fn delete_prefix(&mut self, prefix: &[u8]) {
-        let keys: Vec<Vec<u8>> = self.map.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<Vec<u8>> =
+            self.map.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect();
         for k in keys {
             self.map.remove(&k);
         }

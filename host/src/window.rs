@@ -274,7 +274,14 @@ impl std::fmt::Debug for WindowOp {
 impl WindowOp {
     /// A window operator on the memory backend.
     pub fn new(cfg: WindowConfig, clock: Arc<dyn Clock>) -> WindowOp {
-        WindowOp { cfg, state: Box::new(MemoryBackend::default()), codec: KeyCodec::default(), timers: TimerQueue::default(), watermark: MIN_WATERMARK, clock }
+        WindowOp {
+            cfg,
+            state: Box::new(MemoryBackend::default()),
+            codec: KeyCodec::default(),
+            timers: TimerQueue::default(),
+            watermark: MIN_WATERMARK,
+            clock,
+        }
     }
 
     fn now(&self, r: &Record) -> Option<i64> {
@@ -452,7 +459,10 @@ impl WindowOp {
                         }
                     },
                     Err(f) => {
-                        out.dead_letter(Record::new(serde_json::Value::Object(row).to_string().into_bytes()), format!("aggregate get-result: {f}"));
+                        out.dead_letter(
+                            Record::new(serde_json::Value::Object(row).to_string().into_bytes()),
+                            format!("aggregate get-result: {f}"),
+                        );
                         return;
                     }
                 }
@@ -479,7 +489,12 @@ impl WindowOp {
                 return;
             }
         }
-        out.emit(Record { key: Some(key.to_vec()), value: serde_json::Value::Object(row).to_string().into_bytes(), timestamp: ts, ..Record::default() });
+        out.emit(Record {
+            key: Some(key.to_vec()),
+            value: serde_json::Value::Object(row).to_string().into_bytes(),
+            timestamp: ts,
+            ..Record::default()
+        });
     }
 
     fn late(&mut self, r: Record, out: &mut Output) {
@@ -656,7 +671,7 @@ impl WindowOp {
             s.elements = Some(crate::state::encode_list(&items));
         }
         s.count = items.len() as u64;
-        if seen % every == 0 {
+        if seen.is_multiple_of(every) {
             let ts: Vec<i64> = items.iter().map(|i| i64::from_be_bytes(i[..8].try_into().unwrap_or_default())).collect();
             let bounds = (ts.iter().copied().min().unwrap_or(0), ts.iter().copied().max().unwrap_or(0) + 1);
             self.emit(key, bounds, &s, out);
@@ -751,5 +766,127 @@ impl WindowOp {
             }
         }
         out.mark(w);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::NodeMetrics;
+    use crate::time::ManualClock;
+
+    fn op(assigner: Assigner, processing_time: bool, lateness: i64, clock: ManualClock) -> WindowOp {
+        let cfg = WindowConfig {
+            assigner,
+            processing_time,
+            allowed_lateness: lateness,
+            function: WindowFn::Builtin(vec![("count".into(), AggSpec::Count), ("total".into(), AggSpec::Sum(vec!["v".into()]))]),
+            key_fields: vec![("k".into(), vec!["k".into()])],
+            constants: vec![],
+            max_parallelism: 128,
+        };
+        WindowOp::new(cfg, Arc::new(clock))
+    }
+
+    fn rec(k: &str, v: i64, ts: i64) -> Record {
+        Record {
+            key: Some(k.as_bytes().to_vec()),
+            value: format!("{{\"k\":\"{k}\",\"v\":{v}}}").into_bytes(),
+            timestamp: Some(ts),
+            ..Record::default()
+        }
+    }
+
+    fn out(sides: &[&str]) -> Output {
+        Output::new(&sides.iter().map(|s| s.to_string()).collect::<Vec<_>>(), Arc::new(NodeMetrics::default()))
+    }
+
+    fn rows(o: &mut Output) -> Vec<serde_json::Value> {
+        o.main.take().records.iter().map(|r| serde_json::from_slice(&r.value).unwrap()).collect()
+    }
+
+    fn feed(w: &mut WindowOp, o: &mut Output, recs: Vec<Record>, marks: Vec<(u32, i64)>) {
+        w.process(Batch { records: recs, marks }, o).unwrap();
+    }
+
+    #[test]
+    fn aggregates_parse() {
+        assert_eq!(AggSpec::parse("sum(a.b)"), Ok(AggSpec::Sum(vec!["a".into(), "b".into()])));
+        assert!(AggSpec::parse("median(x)").is_err());
+        assert!(AggSpec::parse("sum()").is_err());
+    }
+
+    #[test]
+    fn processing_time_tumbling_windows_fire_on_the_clock() {
+        let clock = ManualClock::new(1_000);
+        let mut w = op(Assigner::Tumbling { size: 10_000 }, true, 0, clock.clone());
+        let mut o = out(&[]);
+        feed(&mut w, &mut o, vec![rec("a", 1, 0), rec("a", 2, 0)], vec![]);
+        clock.set(12_000);
+        feed(&mut w, &mut o, vec![rec("a", 4, 0)], vec![]);
+        assert_eq!(w.next_processing_timer(), Some(9_999));
+        w.on_processing_time(9_998, &mut o).unwrap();
+        assert!(rows(&mut o).is_empty(), "not before end - 1");
+        w.on_processing_time(clock.now_ms(), &mut o).unwrap();
+        assert_eq!(rows(&mut o), vec![serde_json::json!({"k": "a", "window_start": 0, "window_end": 10_000, "count": 2, "total": 3})]);
+        clock.set(20_000);
+        w.on_processing_time(clock.now_ms(), &mut o).unwrap();
+        assert_eq!(rows(&mut o)[0]["total"], 4);
+        assert_eq!(w.pending_timers(), 0);
+    }
+
+    #[test]
+    fn allowed_lateness_fires_again_and_then_drops() {
+        let mut w = op(Assigner::Tumbling { size: 10 }, false, 5, ManualClock::new(0));
+        let mut o = out(&[LATE_OUTPUT]);
+        feed(&mut w, &mut o, vec![rec("a", 1, 3)], vec![(1, 9)]);
+        assert_eq!(rows(&mut o)[0]["count"], 1, "fires at end - 1");
+        feed(&mut w, &mut o, vec![rec("a", 1, 4)], vec![]);
+        assert_eq!(rows(&mut o)[0]["count"], 2, "a late firing within the lateness");
+        feed(&mut w, &mut o, vec![], vec![(0, 14)]);
+        feed(&mut w, &mut o, vec![rec("a", 1, 5)], vec![]);
+        assert!(rows(&mut o).is_empty());
+        let late = o.sides[0].1.take();
+        assert_eq!(late.records.len(), 1, "beyond the lateness: late output");
+    }
+
+    #[test]
+    fn sessions_merge_and_a_late_element_can_join_a_live_session() {
+        let mut w = op(Assigner::Session { gap: 10 }, false, 0, ManualClock::new(0));
+        let mut o = out(&[]);
+        feed(&mut w, &mut o, vec![rec("a", 1, 100), rec("a", 1, 118), rec("a", 1, 109)], vec![]);
+        // [100, 110) and [118, 128) were separate until [109, 119) bridged them.
+        feed(&mut w, &mut o, vec![], vec![(0, 126)]);
+        assert!(rows(&mut o).is_empty());
+        feed(&mut w, &mut o, vec![], vec![(0, 127)]);
+        assert_eq!(rows(&mut o), vec![serde_json::json!({"k": "a", "window_start": 100, "window_end": 128, "count": 3, "total": 3})]);
+        feed(&mut w, &mut o, vec![rec("a", 1, 200)], vec![(1, 205)]);
+        feed(&mut w, &mut o, vec![rec("a", 1, 194)], vec![]);
+        feed(&mut w, &mut o, vec![], vec![(0, i64::MAX)]);
+        assert_eq!(rows(&mut o)[0]["window_start"], 194, "joined although [194, 204) alone was late");
+    }
+
+    #[test]
+    fn count_windows_tumble_and_slide() {
+        let mut w = op(Assigner::Count { count: 3, every: 3 }, false, 0, ManualClock::new(0));
+        let mut o = out(&[]);
+        feed(&mut w, &mut o, (1..=7).map(|i| rec("a", i, i)).collect(), vec![]);
+        let r = rows(&mut o);
+        assert_eq!(r.iter().map(|x| x["total"].as_i64().unwrap()).collect::<Vec<_>>(), vec![6, 15]);
+        let mut w = op(Assigner::Count { count: 3, every: 1 }, false, 0, ManualClock::new(0));
+        feed(&mut w, &mut o, (1..=4).map(|i| rec("a", i, i)).collect(), vec![]);
+        let r = rows(&mut o);
+        assert_eq!(r.iter().map(|x| x["total"].as_i64().unwrap()).collect::<Vec<_>>(), vec![1, 3, 6, 9]);
+    }
+
+    #[test]
+    fn sliding_windows_count_an_element_late_for_one_in_the_next() {
+        let mut w = op(Assigner::Sliding { size: 10, slide: 5 }, false, 0, ManualClock::new(0));
+        let mut o = out(&[]);
+        // Watermark 9 fires [0,10); an element at 7 is late there but counts in [5,15).
+        feed(&mut w, &mut o, vec![rec("a", 1, 6)], vec![(1, 9)]);
+        feed(&mut w, &mut o, vec![rec("a", 1, 7)], vec![(1, i64::MAX)]);
+        let r: Vec<(i64, i64)> = rows(&mut o).iter().map(|x| (x["window_start"].as_i64().unwrap(), x["count"].as_i64().unwrap())).collect();
+        assert_eq!(r, vec![(0, 1), (5, 2)]);
     }
 }

@@ -164,7 +164,9 @@ impl Plugin {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
         let invalid = |reason: String| PluginError::Invalid { path: path.to_path_buf(), reason };
         if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
-            return Err(invalid("this is a core Wasm module, not a component; build for `wasm32-wasip2` (or run `wasm-tools component new`)".into()));
+            return Err(invalid(
+                "this is a core Wasm module, not a component; build for `wasm32-wasip2` (or run `wasm-tools component new`)".into(),
+            ));
         }
         let component = Component::new(&engine.engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
         let hash = format!("{:016x}", twox_hash::XxHash64::oneshot(0, &bytes));
@@ -183,7 +185,8 @@ impl Plugin {
     /// Exports, imports and world.
     pub fn describe(&self) -> Description {
         let ty = self.component.component_type();
-        let exports: Vec<(String, String)> = ty.exports(&self.engine.engine).map(|(n, i)| (n.to_string(), item_kind(&i.ty).to_string())).collect();
+        let exports: Vec<(String, String)> =
+            ty.exports(&self.engine.engine).map(|(n, i)| (n.to_string(), item_kind(&i.ty).to_string())).collect();
         let imports = ty.imports(&self.engine.engine).map(|(n, i)| (n.to_string(), item_kind(&i.ty).to_string())).collect();
         let has = |n: &str| exports.iter().any(|(e, _)| e == n);
         let world = World::ALL.into_iter().find(|w| has(w.marker()) && has("init"));
@@ -355,7 +358,12 @@ impl Instance {
         batch.iter().map(|r| to_wit(r.clone())).collect()
     }
 
-    fn per_record<T, U>(&mut self, n: usize, res: wasmtime::Result<Vec<Result<T, GuestError>>>, f: impl Fn(T) -> U) -> Vec<Result<U, Failure>> {
+    fn per_record<T, U>(
+        &mut self,
+        n: usize,
+        res: wasmtime::Result<Vec<Result<T, GuestError>>>,
+        f: impl Fn(T) -> U,
+    ) -> Vec<Result<U, Failure>> {
         match res {
             Ok(v) if v.len() == n => v.into_iter().map(|r| r.map(&f).map_err(guest)).collect(),
             Ok(v) => {

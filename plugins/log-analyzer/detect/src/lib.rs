@@ -10,7 +10,7 @@
 //!   "idle_seconds"}` once per login.
 
 use serde::Deserialize;
-use weir_sdk::{emit, Config, Process, Record, Result, ValueState, ListState};
+use weir_sdk::{emit, Config, ListState, Process, Record, Result, ValueState};
 
 #[derive(Deserialize)]
 struct Event {
@@ -98,7 +98,10 @@ mod tests {
         }
         assert!(alerts(&mut h).is_empty());
         h.process("u", ev("u", "login_failed", 299)).unwrap();
-        assert_eq!(alerts(&mut h), vec![serde_json::json!({"type": "security_alert", "user_id": "u", "timestamp": 299, "failed_attempts": 5})]);
+        assert_eq!(
+            alerts(&mut h),
+            vec![serde_json::json!({"type": "security_alert", "user_id": "u", "timestamp": 299, "failed_attempts": 5})]
+        );
         h.process("u", ev("u", "login_failed", 300)).unwrap();
         assert!(alerts(&mut h).is_empty(), "forgotten after the alert");
     }
@@ -128,7 +131,12 @@ mod tests {
         assert!(alerts(&mut h).is_empty(), "exactly 24 h is not more than 24 h");
         h.process("u", ev("u", "purchase", 86_401)).unwrap();
         h.process("u", ev("u", "download", 90_000)).unwrap();
-        assert_eq!(alerts(&mut h), vec![serde_json::json!({"type": "anomaly_alert", "user_id": "u", "timestamp": 86_401, "action": "purchase", "idle_seconds": 86_401})]);
+        assert_eq!(
+            alerts(&mut h),
+            vec![
+                serde_json::json!({"type": "anomaly_alert", "user_id": "u", "timestamp": 86_401, "action": "purchase", "idle_seconds": 86_401})
+            ]
+        );
         h.process("u", ev("u", "login_success", 90_001)).unwrap();
         h.process("u", ev("u", "view", 200_000)).unwrap();
         assert_eq!(alerts(&mut h).len(), 1, "re-armed by the next login");

@@ -81,6 +81,9 @@ mod tests {
             reason(r#"{"user_id":"u","session_id":"s","action":"view","timestamp":true,"ip_address":"i","user_agent":"a"}"#),
             "field `timestamp` must be an integer (epoch seconds)"
         );
-        assert_eq!(reason(r#"{"user_id":"u","session_id":"s","action":"view","timestamp":1,"ip_address":"i"}"#), "missing field `user_agent`");
+        assert_eq!(
+            reason(r#"{"user_id":"u","session_id":"s","action":"view","timestamp":1,"ip_address":"i"}"#),
+            "missing field `user_agent`"
+        );
     }
 }
