@@ -1,1 +1,9 @@
+//! End-to-end tests: the real `weir` binary with real components built from plugins/.
 
+mod conformance;
+mod errors;
+mod log_analyzer;
+mod processing_time;
+mod seed;
+mod support;
+mod windows;

@@ -1,0 +1,109 @@
+//! Bad input never crashes the host: job-file mistakes and bad plugins get clear errors
+//! before any record flows; malformed records and plugin failures go to dead-letter.
+
+use crate::support::*;
+
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let out = weir(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "weir {args:?} should fail");
+    for n in needles {
+        assert!(err.contains(n), "stderr of weir {args:?} lacks {n:?}:\n{err}");
+    }
+}
+
+fn one_map_job(plugin_path: &str, config: &str) -> String {
+    format!("[source.n]\nkind = \"collection\"\nvalues = [1]\n\n[operator.m]\nkind = \"map\"\ninput = \"n\"\nplugin = \"{plugin_path}\"\nconfig = {config}\n\n[sink.out]\nkind = \"print\"\ninput = \"m\"\n")
+}
+
+#[test]
+fn job_file_errors_name_file_line_field_and_fix() {
+    let (_d, job) = job_file("[source.logs]\nkind = \"file\"\npth = \"x.jsonl\"\n");
+    let j = job.display().to_string();
+    fails_with(&["run", &j], &[&format!("{j}:3"), "unknown field `pth`", "path"]);
+    let (_d2, job2) = job_file("[source.logs]\nkind = \"file\"\npath = \"x\"\n\n[operator.w]\nkind = \"window\"\ninput = \"logs\"\nkey-by = \"u\"\nwindow = { type = \"tumbling\", size = \"ten\" }\n");
+    let j2 = job2.display().to_string();
+    fails_with(&["validate", &j2], &[&format!("{j2}:9"), "operator.w.window.size", "`ten` is not a duration", "10s"]);
+    fails_with(&["run", &j, "--set", "nonsense"], &["expected KEY=VALUE"]);
+}
+
+#[test]
+fn missing_wrong_and_failing_plugins_stop_the_job_before_records_flow() {
+    plugins();
+    let (_d, job) = job_file(&one_map_job("no/such.wasm", "{}"));
+    fails_with(&["run", &job.display().to_string()], &["no/such.wasm", "cannot read the file", "make plugins"]);
+
+    let (_d, job) = job_file(&one_map_job(&plugin("even").display().to_string(), "{}"));
+    fails_with(&["validate", &job.display().to_string()], &["operator `m` needs a plugin of world `map`", "exports world `filter`"]);
+
+    let (_d, job) = job_file(&one_map_job(&plugin("faulty").display().to_string(), "{ fail_init = true }"));
+    fails_with(&["run", &job.display().to_string()], &["operator `m`", "init failed", "fail_init is set"]);
+
+    let (_d, job) = job_file(&one_map_job(&plugin("faulty").display().to_string(), "{ trap_init = true }"));
+    fails_with(&["run", &job.display().to_string()], &["init failed", "trapped"]);
+
+    let (d, job) = job_file(&one_map_job("junk.wasm", "{}"));
+    std::fs::write(d.path().join("junk.wasm"), "this is not wasm").expect("write");
+    fails_with(&["run", &job.display().to_string()], &["junk.wasm", "not a WebAssembly component"]);
+}
+
+#[test]
+fn malformed_lines_and_plugin_failures_go_to_dead_letter_and_the_job_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"n\": 1}\nnot json\n{\"n\": -1}\n{\"n\": 13}\n{\"n\": 2}\n{\"n\": 13}\n{\"n\": 3}\n").expect("write");
+    let (out, dead) = (dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
+    let text = format!(
+        "[source.in]\nkind = \"file\"\npath = \"{}\"\n\n[operator.faulty]\nkind = \"map\"\ninput = \"in\"\nplugin = \"{}\"\n\n[sink.out]\nkind = \"file\"\ninput = \"faulty\"\npath = \"{}\"\n\n[dead-letter]\nkind = \"file\"\npath = \"{}\"\n",
+        input.display(),
+        plugin("faulty").display(),
+        out.display(),
+        dead.display()
+    );
+    let (_d, job) = job_file(&text);
+    let (_, _, m) = run_job(&job, &[]);
+    let ns: Vec<i64> = read_jsonl(&out).iter().map(|v| v["n"].as_i64().expect("n")).collect();
+    assert_eq!(ns, [1, 2, 3], "good records pass, even after traps");
+    let dl = read_jsonl(&dead);
+    let pos: Vec<u64> = dl.iter().map(|d| d["position"].as_u64().expect("position")).collect();
+    assert_eq!(pos.len(), 4, "{dl:?}");
+    let by_pos =
+        |p: u64| dl.iter().find(|d| d["position"] == p).map(|d| d["reason"].as_str().unwrap_or("").to_string()).unwrap_or_default();
+    assert!(by_pos(2).starts_with("not JSON"), "{}", by_pos(2));
+    assert!(by_pos(3).contains("invalid input: n = -1 is negative"), "{}", by_pos(3));
+    assert!(by_pos(4).contains("plugin trapped"), "{}", by_pos(4));
+    assert!(by_pos(6).contains("plugin trapped"), "{}", by_pos(6));
+    assert_eq!(dl.iter().find(|d| d["position"] == 3).map(|d| d["operator"].clone()), Some("faulty".into()));
+    assert_eq!(dead_letters(&m), 4);
+    // One restart for the trapped batch call, one for each record that trapped again alone.
+    assert_eq!(m["nodes"]["faulty"]["plugin_restarts"].as_u64(), Some(3));
+}
+
+#[test]
+fn validate_and_inspect_describe_jobs_and_plugins() {
+    plugins();
+    for job in ["plugins/log-analyzer/job.toml", "tests/conformance/tumble10s.toml"] {
+        let out = weir(&["validate", job]);
+        assert!(out.status.success(), "{job}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = weir(&["inspect", &plugin("log_analyzer_detect").display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("world:  weir:plugin/process@0.1.0"), "{text}");
+    assert!(text.contains("on-timer (func)") && text.contains("weir:plugin/state@0.1.0"), "{text}");
+}
+
+#[test]
+fn every_built_plugin_has_a_test() {
+    let sources: String = ["seed.rs", "errors.rs", "windows.rs", "log_analyzer.rs", "conformance.rs"]
+        .iter()
+        .map(|f| std::fs::read_to_string(root().join("tests/e2e").join(f)).expect("test source"))
+        .collect();
+    let jobs: String = ["plugins/log-analyzer/job.toml", "tests/conformance/tumble10s.toml"]
+        .iter()
+        .map(|f| std::fs::read_to_string(root().join(f)).expect("job"))
+        .collect();
+    for e in std::fs::read_dir(plugins()).expect("dist") {
+        let name = e.expect("entry").path().file_stem().expect("stem").to_string_lossy().into_owned();
+        assert!(sources.contains(&format!("\"{name}\"")) || jobs.contains(&format!("{name}.wasm")), "plugin {name} has no end-to-end test");
+    }
+}

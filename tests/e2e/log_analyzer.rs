@@ -1,0 +1,57 @@
+//! The flagship job: alerts and metrics equal Flink's on every case, at parallelism 1 and
+//! 4; the generator-driven default run raises both kinds of alert within its first minute.
+
+use crate::support::*;
+
+#[test]
+fn alerts_and_metrics_equal_flink_at_parallelism_1_and_4() {
+    let job = root().join("plugins/log-analyzer/job.toml");
+    for (name, case) in cases() {
+        let flink_alerts = sorted(read_jsonl(&case.join("flink-alerts.jsonl")));
+        let flink_metrics = sorted(
+            read_jsonl(&case.join("flink-windows.jsonl")).into_iter().filter(|r| r["kind"] == "tumble10s" || r["kind"] == "actions60s"),
+        );
+        for p in [1, 4] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (alerts, metrics, dead) =
+                (dir.path().join("alerts.jsonl"), dir.path().join("metrics.jsonl"), dir.path().join("dead.jsonl"));
+            let sets = vec![
+                "source.logs.kind=file".to_string(),
+                format!("source.logs.path={}", case.join("logs.jsonl").display()),
+                "source.logs.rate=1e9".into(),
+                "sink.alerts.kind=file".into(),
+                format!("sink.alerts.path={}", alerts.display()),
+                "sink.metrics.kind=file".into(),
+                format!("sink.metrics.path={}", metrics.display()),
+                "dead-letter.kind=file".into(),
+                format!("dead-letter.path={}", dead.display()),
+                format!("parallelism={p}"),
+            ];
+            let (_, _, m) = run_job(&job, &sets);
+            assert!(sorted(read_jsonl(&alerts)) == flink_alerts, "{name} p{p}: alerts differ from Flink's");
+            assert!(sorted(read_jsonl(&metrics)) == flink_metrics, "{name} p{p}: metrics differ from Flink's");
+            let dl = read_jsonl(&dead);
+            assert_eq!(dl.len() as u64, malformed(&case), "{name} p{p}");
+            assert_eq!(dead_letters(&m), malformed(&case));
+            assert!(
+                dl.iter().all(|d| d["position"].as_u64().unwrap_or(0) > 0
+                    && d["source"] == "logs"
+                    && !d["reason"].as_str().unwrap_or("").is_empty()),
+                "{dl:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn generator_default_run_raises_both_alerts_within_its_first_minute() {
+    // The job's rate is 5,000 events/s: its first minute is its first 300,000 events.
+    let job = root().join("plugins/log-analyzer/job.toml");
+    let (out, _, m) = run_job(&job, &["source.logs.count=300000".into(), "source.logs.rate=1e9".into()]);
+    let alerts = printed(&out, "Security Alerts");
+    assert!(alerts.iter().any(|a| a["type"] == "security_alert"), "no security alert");
+    assert!(alerts.iter().any(|a| a["type"] == "anomaly_alert"), "no anomaly alert");
+    let metrics = printed(&out, "User Metrics");
+    assert!(metrics.iter().any(|r| r["kind"] == "tumble10s") && metrics.iter().any(|r| r["kind"] == "actions60s"));
+    assert_eq!(dead_letters(&m), 0, "the generator makes well-formed events");
+}

@@ -1,0 +1,152 @@
+//! Helpers: build the plugins once, run the real `weir` binary, read JSON lines.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
+}
+
+/// `shared/` beside the repository (or `$WEIR_SHARED`).
+pub fn shared() -> PathBuf {
+    std::env::var_os("WEIR_SHARED").map(PathBuf::from).unwrap_or_else(|| root().join("../shared"))
+}
+
+/// Builds every component in plugins/ into plugins/dist (once per test run).
+pub fn plugins() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = Command::new("bash").arg(root().join("scripts/build-plugins.sh")).status().expect("run scripts/build-plugins.sh");
+            assert!(status.success(), "building plugins failed");
+            root().join("plugins/dist")
+        })
+        .clone()
+}
+
+/// Path of a built component.
+pub fn plugin(name: &str) -> PathBuf {
+    let p = plugins().join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} was not built", p.display());
+    p
+}
+
+/// Runs `weir` with arguments.
+pub fn weir(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir")).args(args).current_dir(root()).output().expect("run weir")
+}
+
+/// Runs `weir run JOB --set ...`, asserts success, returns (stdout, stderr, metrics JSON).
+pub fn run_job(job: &Path, sets: &[String]) -> (String, String, serde_json::Value) {
+    plugins();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = dir.path().join("metrics.json");
+    let mut args: Vec<String> = vec!["run".into(), job.display().to_string(), "--metrics".into(), metrics.display().to_string()];
+    for s in sets {
+        args.push("--set".into());
+        args.push(s.clone());
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_weir")).args(&args).current_dir(root()).output().expect("run weir");
+    let (so, se) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "weir {args:?} failed:\n{se}");
+    let m = serde_json::from_slice(&std::fs::read(&metrics).expect("metrics written")).expect("metrics JSON");
+    (so, se, m)
+}
+
+/// A job file in a temp dir (kept alive by the returned guard).
+pub fn job_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("job.toml");
+    std::fs::write(&p, text).expect("write job");
+    (dir, p)
+}
+
+/// JSON lines of a file.
+pub fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// Rows as a sorted multiset of canonical JSON text (order-insensitive comparison).
+pub fn sorted(rows: impl IntoIterator<Item = serde_json::Value>) -> Vec<String> {
+    let mut v: Vec<String> = rows.into_iter().map(|r| canonical(&r)).collect();
+    v.sort();
+    v
+}
+
+fn canonical(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let sorted: BTreeMap<&String, String> = m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            format!(
+                "{{{}}}",
+                sorted.iter().map(|(k, v)| format!("{}:{v}", serde_json::Value::String((*k).clone()))).collect::<Vec<_>>().join(",")
+            )
+        }
+        serde_json::Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+/// Lines of stdout with a print prefix, as JSON.
+pub fn printed(stdout: &str, prefix: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{prefix}> ")))
+        .map(|l| serde_json::from_str(l).expect("JSON after prefix"))
+        .collect()
+}
+
+/// Dead letters counted in a run's metrics.
+pub fn dead_letters(m: &serde_json::Value) -> u64 {
+    m["dead_letters"].as_u64().expect("dead_letters")
+}
+
+/// The conformance cases: `(name, folder)`.
+pub fn cases() -> Vec<(String, PathBuf)> {
+    let dir = shared().join("conformance/cases");
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (set WEIR_SHARED to the shared/ folder)", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("logs.jsonl").exists())
+        .map(|p| (p.file_name().expect("name").to_string_lossy().into_owned(), p))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no conformance cases in {}", dir.display());
+    v
+}
+
+/// The `malformed N` count of a case.
+pub fn malformed(case: &Path) -> u64 {
+    let t = std::fs::read_to_string(case.join("malformed.txt")).expect("malformed.txt");
+    let mut it = t.split_whitespace();
+    while let Some(w) = it.next() {
+        if w == "malformed" {
+            return it.next().and_then(|n| n.parse().ok()).expect("count after `malformed`");
+        }
+    }
+    panic!("no malformed count in {}", case.display())
+}
+
+/// Well-formed LogEvents of a case in arrival order: `(user, action, ts_seconds)`.
+pub fn events(case: &Path) -> Vec<(String, String, i64)> {
+    let text = std::fs::read_to_string(case.join("logs.jsonl")).expect("logs");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let ok =
+                ["user_id", "session_id", "action", "ip_address", "user_agent"].iter().all(|f| v[f].is_string()) && v["timestamp"].is_i64();
+            if !ok {
+                return None;
+            }
+            Some((v["user_id"].as_str()?.to_string(), v["action"].as_str()?.to_string(), v["timestamp"].as_i64()?))
+        })
+        .collect()
+}

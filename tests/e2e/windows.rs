@@ -1,0 +1,91 @@
+//! Window functions from plugins (aggregate, process-window) and event-time timers of a
+//! process plugin, checked against built-in aggregates and an independent oracle.
+
+use std::collections::BTreeMap;
+
+use crate::support::*;
+
+fn window_job(case: &std::path::Path, windows: &str) -> String {
+    format!(
+        "[source.logs]\nkind = \"file\"\npath = \"{}\"\nevent-time = {{ field = \"timestamp\", unit = \"s\" }}\nwatermark = {{ max-out-of-orderness = \"10s\" }}\n\n[operator.parse]\nkind = \"map\"\ninput = \"logs\"\nplugin = \"{}\"\n\n{windows}\n[dead-letter]\nkind = \"discard\"\n",
+        case.join("logs.jsonl").display(),
+        plugin("log_analyzer_parse").display()
+    )
+}
+
+#[test]
+fn aggregate_and_process_window_plugins_agree_with_builtin_aggregates() {
+    let (_, case) = cases().remove(0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (b, a, t) = (dir.path().join("builtin.jsonl"), dir.path().join("agg.jsonl"), dir.path().join("top.jsonl"));
+    let win = "window = { type = \"tumbling\", size = \"60s\" }";
+    let windows = format!(
+        "[operator.builtin]\nkind = \"window\"\ninput = \"parse\"\nkey-by = \"user_id\"\n{win}\naggregates = {{ count = \"count\", sum = \"sum(timestamp)\", avg = \"avg(timestamp)\", min = \"min(timestamp)\", max = \"max(timestamp)\" }}\n\n\
+         [operator.agg]\nkind = \"window\"\ninput = \"parse\"\nkey-by = \"user_id\"\n{win}\nplugin = \"{}\"\nconfig = {{ field = \"timestamp\" }}\n\n\
+         [operator.top]\nkind = \"window\"\ninput = \"parse\"\nkey-by = \"user_id\"\n{win}\nplugin = \"{}\"\n\n\
+         [sink.b]\nkind = \"file\"\ninput = \"builtin\"\npath = \"{}\"\n[sink.a]\nkind = \"file\"\ninput = \"agg\"\npath = \"{}\"\n[sink.t]\nkind = \"file\"\ninput = \"top\"\npath = \"{}\"\n",
+        plugin("avg_aggregate").display(),
+        plugin("window_top").display(),
+        b.display(),
+        a.display(),
+        t.display()
+    );
+    let (_d, job) = job_file(&window_job(&case, &windows));
+    run_job(&job, &["parallelism=2".into()]);
+    let key = |r: &serde_json::Value| (r["user_id"].as_str().unwrap_or("").to_string(), r["window_start"].as_i64().unwrap_or(0));
+    let builtin: BTreeMap<_, _> = read_jsonl(&b).into_iter().map(|r| (key(&r), r)).collect();
+    let agg: BTreeMap<_, _> = read_jsonl(&a).into_iter().map(|r| (key(&r), r)).collect();
+    let top: BTreeMap<_, _> = read_jsonl(&t).into_iter().map(|r| (key(&r), r)).collect();
+    assert!(builtin.len() > 100);
+    assert_eq!(builtin.keys().collect::<Vec<_>>(), agg.keys().collect::<Vec<_>>());
+    assert_eq!(builtin.keys().collect::<Vec<_>>(), top.keys().collect::<Vec<_>>());
+    for (k, r) in &builtin {
+        let (p, w) = (&agg[k], &top[k]);
+        assert_eq!(r["count"], p["count"], "{k:?}");
+        assert_eq!(r["count"], w["events"], "{k:?}");
+        assert_eq!(r["sum"].as_f64(), p["sum"].as_f64(), "{k:?}");
+        assert!((r["avg"].as_f64().unwrap_or(0.0) - p["avg"].as_f64().unwrap_or(1.0)).abs() < 1e-6, "{k:?}");
+        assert!(r["min"].as_i64() <= r["max"].as_i64());
+        assert_eq!(r["window_end"].as_i64().unwrap_or(0) - r["window_start"].as_i64().unwrap_or(0), 60_000);
+    }
+}
+
+/// Oracle for the minute-summary plugin: per-event watermarks; an event whose minute's
+/// timer (`minute_end - 1`) is at or below the watermark on arrival is late.
+fn minute_summary_oracle(events: &[(String, String, i64)]) -> (Vec<serde_json::Value>, usize) {
+    let (mut wm, mut max_ts, mut late) = (i64::MIN, i64::MIN, 0);
+    let mut counts: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    for (u, _, ts) in events {
+        let t = ts * 1000;
+        let start = t - t.rem_euclid(60_000);
+        if start + 60_000 - 1 <= wm {
+            late += 1;
+        } else {
+            *counts.entry((u.clone(), start)).or_default() += 1;
+        }
+        max_ts = max_ts.max(t);
+        wm = wm.max(max_ts - 10_000 - 1);
+    }
+    (counts.into_iter().map(|((u, s), n)| serde_json::json!({"user_id": u, "minute_start": s, "events": n})).collect(), late)
+}
+
+#[test]
+fn event_time_timers_of_a_process_plugin_fire_at_the_right_watermarks() {
+    for (name, case) in cases() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (out, late) = (dir.path().join("out.jsonl"), dir.path().join("late.jsonl"));
+        let ops = format!(
+            "[operator.summary]\nkind = \"process\"\ninput = \"parse\"\nkey-by = \"user_id\"\nplugin = \"{}\"\n\n[sink.out]\nkind = \"file\"\ninput = \"summary\"\npath = \"{}\"\n[sink.late]\nkind = \"file\"\ninput = \"summary.late\"\npath = \"{}\"\n",
+            plugin("minute_summary").display(),
+            out.display(),
+            late.display()
+        );
+        let (_d, job) = job_file(&window_job(&case, &ops));
+        let (want, want_late) = minute_summary_oracle(&events(&case));
+        for p in ["1", "3"] {
+            run_job(&job, &[format!("parallelism={p}")]);
+            assert!(sorted(read_jsonl(&out)) == sorted(want.clone()), "{name} p{p}: summaries differ from the oracle");
+            assert_eq!(read_jsonl(&late).len(), want_late, "{name} p{p}");
+        }
+    }
+}
