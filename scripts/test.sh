@@ -3,6 +3,8 @@
 # tests (real binary, real components, Flink conformance cases), the SDK's tests and the
 # plugins' native unit tests.
 set -euo pipefail
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
@@ -14,9 +16,12 @@ cargo fmt --all --manifest-path plugins/Cargo.toml -- --check
 echo "== plugins (wasm32-wasip2)"
 bash scripts/build-plugins.sh
 echo "== plugins: native unit tests"
-cargo test --quiet --release --manifest-path plugins/Cargo.toml --target-dir "$HOME/.cache/weir/plugins-native"
+cargo test --quiet --release --manifest-path plugins/Cargo.toml --target-dir "$HOME/.cache/weir/plugins-native" 2>&1 | tee -a "$log"
 echo "== clippy"
 cargo clippy --quiet --release --workspace --all-targets -- -D warnings
 cargo clippy --quiet --release --all-targets --manifest-path plugins/Cargo.toml --target-dir "$HOME/.cache/weir/plugins-native" -- -D warnings
 echo "== host, SDK and end-to-end tests"
-cargo test --release --workspace
+cargo test --release --workspace 2>&1 | tee -a "$log"
+# One closing line for the whole suite.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "weir: %d passed, %d failed\n", p, f; exit (f > 0) }' "$log"

@@ -21,8 +21,8 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// The file cannot be read.
-    #[error("plugin {path}: cannot read the file: {source}; build it first (`make plugins`) or fix the `plugin` path")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("plugin {path}: cannot read the file: {cause}; build it first (`make plugins`) or fix the `plugin` path")]
+    Read { path: PathBuf, cause: std::io::Error },
     /// The file is not a valid component.
     #[error("plugin {path}: not a WebAssembly component weir can run: {reason}")]
     Invalid { path: PathBuf, reason: String },
@@ -161,7 +161,7 @@ fn item_kind(i: &ComponentItem) -> &'static str {
 impl Plugin {
     /// Reads and compiles a component and finds its world.
     pub fn load(engine: &Arc<PluginEngine>, path: &Path) -> Result<Plugin, PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|cause| PluginError::Read { path: path.to_path_buf(), cause })?;
         let invalid = |reason: String| PluginError::Invalid { path: path.to_path_buf(), reason };
         if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
             return Err(invalid(
