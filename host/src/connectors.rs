@@ -1,7 +1,7 @@
 //! Sources (collection, file, generator) and sinks (print, file, discard).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,6 +42,19 @@ impl Source for CollectionSource {
             .collect();
         Ok((!batch.is_empty()).then_some((batch, Duration::ZERO)))
     }
+
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "next": self.next })
+    }
+
+    fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
+        let next = position["next"].as_u64().ok_or_else(|| anyhow::anyhow!("collection position without `next`"))?;
+        while self.next < next {
+            self.values.next();
+            self.next += 1;
+        }
+        Ok(())
+    }
 }
 
 /// JSON lines (or text lines) from a file; bounded.
@@ -52,6 +65,7 @@ pub struct FileSource {
     format: Format,
     source: u16,
     line: u64,
+    offset: u64,
     buf: Vec<u8>,
 }
 
@@ -59,7 +73,15 @@ impl FileSource {
     /// Opens `path`.
     pub fn open(path: &Path, format: Format, source: u16) -> anyhow::Result<Self> {
         let f = File::open(path).with_context(|| format!("source file {}: cannot open it", path.display()))?;
-        Ok(FileSource { reader: BufReader::with_capacity(1 << 20, f), path: path.to_path_buf(), format, source, line: 0, buf: Vec::new() })
+        Ok(FileSource {
+            reader: BufReader::with_capacity(1 << 20, f),
+            path: path.to_path_buf(),
+            format,
+            source,
+            line: 0,
+            offset: 0,
+            buf: Vec::new(),
+        })
     }
 }
 
@@ -79,6 +101,7 @@ impl Source for FileSource {
             if n == 0 {
                 break;
             }
+            self.offset += n as u64;
             self.line += 1;
             while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
                 self.buf.pop();
@@ -93,6 +116,25 @@ impl Source for FileSource {
             out.push(r);
         }
         Ok((!out.is_empty()).then_some((out, Duration::ZERO)))
+    }
+
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "offset": self.offset, "line": self.line })
+    }
+
+    fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
+        let (Some(offset), Some(line)) = (position["offset"].as_u64(), position["line"].as_u64()) else {
+            anyhow::bail!("file position without `offset` and `line`");
+        };
+        let len = std::fs::metadata(&self.path)?.len();
+        anyhow::ensure!(
+            offset <= len,
+            "source file {} is shorter ({len} bytes) than the checkpoint's position {offset}: it changed",
+            self.path.display()
+        );
+        self.reader.seek(SeekFrom::Start(offset))?;
+        (self.offset, self.line) = (offset, line);
+        Ok(())
     }
 }
 
@@ -207,6 +249,22 @@ impl Source for Generator {
         }
         Ok(Some((out, Duration::ZERO)))
     }
+
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "made": self.made })
+    }
+
+    fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
+        let made = position["made"].as_u64().ok_or_else(|| anyhow::anyhow!("generator position without `made`"))?;
+        // The stream is a pure function of the seed: regenerate and skip.
+        while self.made < made {
+            let n = (made - self.made).min(4096) as usize;
+            if self.poll(n)?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where a print sink writes.
@@ -265,27 +323,232 @@ impl Operator for PrintSink {
 }
 
 /// Writes JSON lines to a file.
+///
+/// With checkpoints the sink commits in two phases, so a reader of `path` sees every
+/// result exactly once: records go to an in-progress part file; at a barrier the part is
+/// flushed and becomes pending (pre-commit); when the checkpoint completes, pending parts
+/// are appended to `path`. A restore truncates `path` to its length at the checkpoint and
+/// appends that checkpoint's pending parts again, so a commit interrupted by a crash is
+/// neither lost nor doubled.
 #[derive(Debug)]
 pub struct FileSink {
-    w: BufWriter<File>,
     path: PathBuf,
+    direct: Option<BufWriter<File>>,
+    txn: Option<Txn>,
+}
+
+#[derive(Debug)]
+struct Txn {
+    parts: PathBuf,
+    subtask: usize,
+    started: bool,
+    inprogress: Option<BufWriter<File>>,
+    /// Pre-committed parts: (checkpoint id, file name).
+    pending: Vec<(u64, String)>,
+    /// Parts pending at each snapshot still possibly needed by a restore.
+    listed: std::collections::BTreeMap<u64, Vec<String>>,
+    /// Committed parts not yet deleted.
+    committed: Vec<String>,
+    /// Completed checkpoints a restore may still fall back to (newest last).
+    completed: std::collections::VecDeque<u64>,
+    /// How many completed checkpoints are retained.
+    retain: usize,
+}
+
+/// What a transactional file sink stores in a checkpoint.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SinkSnapshot {
+    committed_len: u64,
+    pending: Vec<(u64, String)>,
+}
+
+const SINK_SNAPSHOT: &str = "sink.json";
+
+fn append_file(to: &Path, from: &Path) -> anyhow::Result<()> {
+    let mut src = File::open(from).with_context(|| format!("part file {} is missing", from.display()))?;
+    let mut dst = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(to)
+        .with_context(|| format!("sink file {}: cannot open", to.display()))?;
+    std::io::copy(&mut src, &mut dst)?;
+    dst.sync_all()?;
+    Ok(())
 }
 
 impl FileSink {
-    /// Creates (truncates) `path`.
+    /// Creates (truncates) `path` and writes to it directly.
     pub fn create(path: &Path) -> anyhow::Result<Self> {
         let f = File::create(path).with_context(|| format!("sink file {}: cannot create it (does its folder exist?)", path.display()))?;
-        Ok(FileSink { w: BufWriter::with_capacity(1 << 20, f), path: path.to_path_buf() })
+        Ok(FileSink { path: path.to_path_buf(), direct: Some(BufWriter::with_capacity(1 << 20, f)), txn: None })
+    }
+
+    /// A two-phase-commit sink for runs with checkpoints that retain `retain` completed
+    /// checkpoints; part files live beside `path`.
+    pub fn transactional(path: &Path, subtask: usize, retain: usize) -> anyhow::Result<Self> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+        let parts = path.parent().unwrap_or(Path::new(".")).join(format!(".{name}.parts"));
+        let txn = Txn {
+            parts,
+            subtask,
+            started: false,
+            inprogress: None,
+            pending: Vec::new(),
+            listed: Default::default(),
+            committed: Vec::new(),
+            completed: Default::default(),
+            retain: retain.max(1),
+        };
+        Ok(FileSink { path: path.to_path_buf(), direct: None, txn: Some(txn) })
+    }
+
+    fn start(&mut self) -> anyhow::Result<()> {
+        let Some(t) = &mut self.txn else { return Ok(()) };
+        if !t.started {
+            // A fresh run: empty output, no parts from an earlier run.
+            File::create(&self.path)
+                .with_context(|| format!("sink file {}: cannot create it (does its folder exist?)", self.path.display()))?;
+            let _ = std::fs::remove_dir_all(&t.parts);
+            t.started = true;
+        }
+        std::fs::create_dir_all(&t.parts)?;
+        Ok(())
+    }
+
+    fn part_writer(&mut self) -> anyhow::Result<&mut BufWriter<File>> {
+        self.start()?;
+        let t = self.txn.as_mut().expect("transactional");
+        if t.inprogress.is_none() {
+            let p = t.parts.join(format!("part-{}.inprogress", t.subtask));
+            t.inprogress = Some(BufWriter::with_capacity(1 << 20, File::create(&p)?));
+        }
+        Ok(t.inprogress.as_mut().expect("just set"))
+    }
+
+    /// Flushes the in-progress part and turns it into a pending part of checkpoint `id`.
+    fn precommit(&mut self, id: u64) -> anyhow::Result<()> {
+        self.start()?;
+        let t = self.txn.as_mut().expect("transactional");
+        let Some(w) = t.inprogress.take() else { return Ok(()) };
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let name = format!("part-{}-{id}.pending", t.subtask);
+        std::fs::rename(t.parts.join(format!("part-{}.inprogress", t.subtask)), t.parts.join(&name))?;
+        t.pending.push((id, name));
+        Ok(())
+    }
+
+    /// Appends pending parts up to checkpoint `upto` to the output.
+    fn commit(&mut self, upto: u64) -> anyhow::Result<()> {
+        let t = self.txn.as_mut().expect("transactional");
+        let (done, keep): (Vec<_>, Vec<_>) = t.pending.drain(..).partition(|(id, _)| *id <= upto);
+        t.pending = keep;
+        for (_, name) in done {
+            append_file(&self.path, &t.parts.join(&name))?;
+            t.committed.push(name);
+        }
+        Ok(())
     }
 }
 
 impl Operator for FileSink {
     fn process(&mut self, batch: Batch, _out: &mut Output) -> anyhow::Result<()> {
-        write_lines(&mut self.w, None, &batch).with_context(|| format!("sink file {}: write failed", self.path.display()))
+        if batch.records.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let w: &mut dyn Write = match &mut self.direct {
+            Some(w) => w,
+            None => self.part_writer()?,
+        };
+        write_lines(w, None, &batch).with_context(|| format!("sink file {}: write failed", path.display()))
     }
+
     fn close(&mut self, _out: &mut Output) -> anyhow::Result<()> {
-        self.w.flush().with_context(|| format!("sink file {}: flush failed", self.path.display()))?;
-        self.w.get_ref().sync_all().with_context(|| format!("sink file {}: sync failed", self.path.display()))
+        if let Some(w) = &mut self.direct {
+            w.flush().with_context(|| format!("sink file {}: flush failed", self.path.display()))?;
+            return w.get_ref().sync_all().with_context(|| format!("sink file {}: sync failed", self.path.display()));
+        }
+        // End of input: everything left is final (Flink's final checkpoint at the end).
+        self.precommit(u64::MAX)?;
+        self.commit(u64::MAX)?;
+        let t = self.txn.as_mut().expect("transactional");
+        let _ = std::fs::remove_dir_all(&t.parts);
+        Ok(())
+    }
+
+    fn snapshot(&mut self, id: u64, dir: &Path) -> anyhow::Result<()> {
+        if self.txn.is_none() {
+            return Ok(());
+        }
+        self.precommit(id)?;
+        let committed_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let t = self.txn.as_mut().expect("transactional");
+        t.listed.insert(id, t.pending.iter().map(|(_, n)| n.clone()).collect());
+        let snap = SinkSnapshot { committed_len, pending: t.pending.clone() };
+        std::fs::write(dir.join(SINK_SNAPSHOT), serde_json::to_vec(&snap)?)?;
+        Ok(())
+    }
+
+    fn notify_checkpoint_complete(&mut self, id: u64) -> anyhow::Result<()> {
+        if self.txn.is_none() {
+            return Ok(());
+        }
+        self.commit(id)?;
+        // A restore can fall back to any retained checkpoint (when a newer one is corrupt):
+        // keep every part that one of them lists; the others are gone for good.
+        let t = self.txn.as_mut().expect("transactional");
+        t.completed.push_back(id);
+        while t.completed.len() > t.retain {
+            t.completed.pop_front();
+        }
+        let oldest = t.completed.front().copied().unwrap_or(id);
+        t.listed.retain(|k, _| *k >= oldest);
+        let needed: std::collections::BTreeSet<String> = t.completed.iter().filter_map(|c| t.listed.get(c)).flatten().cloned().collect();
+        let (gone, kept): (Vec<_>, Vec<_>) = t.committed.drain(..).partition(|n| !needed.contains(n));
+        t.committed = kept;
+        for n in gone {
+            let _ = std::fs::remove_file(t.parts.join(n));
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, dirs: &[PathBuf], _groups: std::ops::Range<u16>) -> anyhow::Result<()> {
+        let Some(t) = &mut self.txn else { return Ok(()) };
+        let Some(dir) = dirs.iter().find(|d| d.join(SINK_SNAPSHOT).exists()) else { return Ok(()) };
+        let snap: SinkSnapshot = serde_json::from_slice(&std::fs::read(dir.join(SINK_SNAPSHOT))?)?;
+        let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&self.path)?;
+        let len = f.metadata()?.len();
+        anyhow::ensure!(
+            len >= snap.committed_len,
+            "sink file {} is shorter ({len} bytes) than at the checkpoint ({} bytes): it was changed",
+            self.path.display(),
+            snap.committed_len
+        );
+        f.set_len(snap.committed_len)?;
+        f.sync_all()?;
+        t.started = true;
+        std::fs::create_dir_all(&t.parts)?;
+        for (_, name) in &snap.pending {
+            append_file(&self.path, &t.parts.join(name))?;
+        }
+        // Parts from after the checkpoint, and the interrupted in-progress part, are void.
+        let restored_id = dir
+            .parent()
+            .and_then(|c| c.file_name())
+            .and_then(|n| n.to_string_lossy().strip_prefix("chk-").and_then(|i| i.parse::<u64>().ok()));
+        for e in std::fs::read_dir(&t.parts)?.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let id = n.strip_suffix(".pending").and_then(|x| x.rsplit('-').next()).and_then(|i| i.parse::<u64>().ok());
+            let newer = match (id, restored_id) {
+                (Some(i), Some(r)) => i > r,
+                _ => true,
+            };
+            if newer && !snap.pending.iter().any(|(_, p)| *p == n) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        t.committed = snap.pending.iter().map(|(_, n)| n.clone()).collect();
+        Ok(())
     }
 }
 

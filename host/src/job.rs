@@ -50,6 +50,91 @@ pub struct JobSpec {
     /// Where malformed records and plugin failures go.
     #[serde(default)]
     pub dead_letter: DeadLetterSpec,
+    /// The keyed-state backend.
+    #[serde(default)]
+    pub state: StateSpec,
+    /// Checkpoints (off unless `interval` is set).
+    #[serde(default)]
+    pub checkpoint: CheckpointSpec,
+    /// What happens when the job fails.
+    #[serde(default)]
+    pub restart: RestartSpec,
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StateSpec {
+    /// `memory` (default) or `rocksdb`.
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// Working folder of the RocksDB backend (default: a folder under the system temp dir).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+/// State backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// In memory.
+    #[default]
+    Memory,
+    /// Embedded RocksDB on local disk.
+    Rocksdb,
+}
+
+/// `[checkpoint]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CheckpointSpec {
+    /// Time between checkpoints; absent: no checkpoints.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// `exactly-once` (default) or `at-least-once`.
+    #[serde(default)]
+    pub mode: crate::checkpoint::Mode,
+    /// Where checkpoints go: `file:///path` or a path.
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// Minimum pause between checkpoints (default 0).
+    #[serde(default)]
+    pub min_pause: Option<String>,
+    /// Checkpoints in flight at once (default 1).
+    #[serde(default)]
+    pub max_concurrent: Option<usize>,
+    /// Abort a checkpoint not complete after this long (default 10m).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Completed checkpoints to keep (default 3).
+    #[serde(default)]
+    pub retain: Option<usize>,
+}
+
+/// `[restart]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RestartSpec {
+    /// `none` (default) or `fixed-delay`.
+    #[serde(default)]
+    pub strategy: RestartStrategy,
+    /// Restarts before giving up (fixed-delay; default 3).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// Pause before a restart (default 1s).
+    #[serde(default)]
+    pub delay: Option<String>,
+}
+
+/// Restart strategies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartStrategy {
+    /// A failed job stays failed.
+    #[default]
+    None,
+    /// Restart from the latest checkpoint after a fixed delay, a fixed number of times.
+    FixedDelay,
 }
 
 fn one() -> usize {
@@ -553,7 +638,43 @@ impl Job {
         if s.dead_letter.kind == SinkKind::File && s.dead_letter.path.is_none() {
             return Err(self.error("dead-letter", "kind = \"file\" needs `path`"));
         }
+        let c = &s.checkpoint;
+        for (k, v) in [("interval", &c.interval), ("min-pause", &c.min_pause), ("timeout", &c.timeout)] {
+            if let Some(v) = v {
+                parse_duration(v).map_err(|m| self.error(&format!("checkpoint.{k}"), m))?;
+            }
+        }
+        if c.interval.is_some() && c.dir.is_none() {
+            return Err(self.error("checkpoint", "`interval` needs `dir = \"file:///path/to/checkpoints\"`"));
+        }
+        if c.max_concurrent == Some(0) {
+            return Err(self.error("checkpoint.max-concurrent", "must be at least 1"));
+        }
+        if let Some(d) = &s.restart.delay {
+            parse_duration(d).map_err(|m| self.error("restart.delay", m))?;
+        }
         Ok(())
+    }
+
+    /// The checkpoint settings, when checkpoints are on.
+    pub fn checkpoint_config(&self) -> Option<crate::checkpoint::CheckpointConfig> {
+        let c = &self.spec.checkpoint;
+        let d = |v: &Option<String>, def: std::time::Duration| v.as_deref().and_then(|s| parse_duration(s).ok()).unwrap_or(def);
+        let interval = c.interval.as_deref().and_then(|s| parse_duration(s).ok())?;
+        Some(crate::checkpoint::CheckpointConfig {
+            interval,
+            mode: c.mode,
+            dir: self.checkpoint_dir()?,
+            min_pause: d(&c.min_pause, std::time::Duration::ZERO),
+            max_concurrent: c.max_concurrent.unwrap_or(1),
+            timeout: d(&c.timeout, std::time::Duration::from_secs(600)),
+            retain: c.retain.unwrap_or(3),
+        })
+    }
+
+    /// The checkpoint folder (`file://` stripped), when set.
+    pub fn checkpoint_dir(&self) -> Option<PathBuf> {
+        self.spec.checkpoint.dir.as_deref().map(|d| PathBuf::from(d.strip_prefix("file://").unwrap_or(d)))
     }
 
     fn check_inputs(&self, f: &str, input: Option<&Inputs>) -> Result<(), JobError> {

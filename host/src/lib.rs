@@ -5,6 +5,7 @@
 //! [`connectors`] read sources and write sinks, [`operators`] and [`plugin`] run Wasm
 //! operators, [`window`] and [`time`] handle event time, [`state`] keeps keyed state.
 
+pub mod checkpoint;
 pub mod connectors;
 pub mod job;
 pub mod operators;

@@ -35,6 +35,10 @@ enum Command {
         /// Write the job's counters as JSON to this file when it ends.
         #[arg(long, value_name = "FILE")]
         metrics: Option<PathBuf>,
+        /// Resume from `latest` (the newest complete checkpoint in `checkpoint.dir`) or from
+        /// a checkpoint or savepoint folder.
+        #[arg(long, value_name = "latest|PATH")]
+        restore: Option<String>,
     },
     /// Check a job without running it: fields, inputs, and that every plugin exists and
     /// exports the world its operator needs.
@@ -52,19 +56,48 @@ enum Command {
     },
 }
 
-fn load(job: &std::path::Path, mut sets: Vec<String>, parallelism: Option<usize>) -> anyhow::Result<Planned> {
+fn load(job: &std::path::Path, mut sets: Vec<String>, parallelism: Option<usize>, restore: Option<String>) -> anyhow::Result<Planned> {
     if let Some(p) = parallelism {
         sets.push(format!("parallelism={p}"));
     }
     let job = Job::load(job, &sets)?;
-    Planned::new(job, RunOptions { clock: Arc::new(SystemClock) })
+    Planned::new(job, RunOptions { clock: Arc::new(SystemClock), restore })
+}
+
+/// Runs a job, restarting it from its latest checkpoint as its restart strategy allows.
+fn run_with_restarts(
+    job: &std::path::Path,
+    sets: Vec<String>,
+    parallelism: Option<usize>,
+    restore: Option<String>,
+) -> anyhow::Result<weir_host::plan::RunReport> {
+    let planned = load(job, sets.clone(), parallelism, restore)?;
+    let spec = planned.job().spec.restart.clone();
+    let can_resume = planned.job().checkpoint_config().is_some();
+    let mut result = planned.run();
+    if spec.strategy == weir_host::job::RestartStrategy::FixedDelay {
+        let delay =
+            spec.delay.as_deref().and_then(|d| weir_host::time::parse_duration(d).ok()).unwrap_or(std::time::Duration::from_secs(1));
+        for attempt in 1..=spec.attempts.unwrap_or(3) {
+            let Err(e) = &result else { break };
+            eprintln!("weir: job failed: {e:#}; restart {attempt} in {delay:?}");
+            std::thread::sleep(delay);
+            let has_checkpoint = can_resume && planned_dir_has_checkpoint(job, &sets)?;
+            result = load(job, sets.clone(), parallelism, has_checkpoint.then(|| "latest".into()))?.run();
+        }
+    }
+    result
+}
+
+fn planned_dir_has_checkpoint(job: &std::path::Path, sets: &[String]) -> anyhow::Result<bool> {
+    let j = Job::load(job, sets)?;
+    Ok(j.checkpoint_dir().is_some_and(|d| !weir_host::checkpoint::completed(&d).is_empty()))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { job, sets, parallelism, metrics } => {
-            let planned = load(&job, sets, parallelism)?;
-            let report = planned.run()?;
+        Command::Run { job, sets, parallelism, metrics, restore } => {
+            let report = run_with_restarts(&job, sets, parallelism, restore)?;
             let m = &report.metrics;
             let json = m.to_json();
             if let Some(path) = metrics {
@@ -96,7 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Validate { job, sets } => {
-            let p = load(&job, sets, None)?;
+            let p = load(&job, sets, None, None)?;
             println!("ok: {} is a valid job ({p:?})", job.display());
             Ok(())
         }

@@ -1,6 +1,8 @@
 //! Plugin-backed operators: map, filter, flat-map (stateless, one call per batch) and the
 //! keyed process function (calls per key between watermarks, timers, side outputs).
 
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -190,6 +192,27 @@ impl Operator for ProcessOp {
 
     fn on_processing_time(&mut self, now: i64, out: &mut Output) -> anyhow::Result<()> {
         self.fire(TimeDomain::ProcessingTime, now, out);
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _id: u64, dir: &Path) -> anyhow::Result<()> {
+        let (wm, maxp) = (self.watermark, self.max_parallelism);
+        let h = self.inst.host();
+        crate::runtime::snapshot_keyed(
+            dir,
+            h.state.as_mut(),
+            &[("event-timers", &h.event_timers), ("processing-timers", &h.processing_timers)],
+            wm,
+            maxp,
+        )
+    }
+
+    fn restore(&mut self, dirs: &[PathBuf], groups: Range<u16>) -> anyhow::Result<()> {
+        let h = self.inst.host();
+        let mut timers = [("event-timers", &mut h.event_timers), ("processing-timers", &mut h.processing_timers)];
+        if let Some(wm) = crate::runtime::restore_keyed(dirs, groups, h.state.as_mut(), &mut timers)? {
+            self.watermark = wm;
+        }
         Ok(())
     }
 }

@@ -3,23 +3,27 @@
 //! record flows).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+use crate::checkpoint::{self, Control, Coordinator, JobFacts, Metadata};
 use crate::connectors::{self, CollectionSource, FileSource, Generator, GeneratorConfig, Stream, REJECT_HEADER};
 use crate::job::{
-    toml_to_json, Job, KeyBySpec, OperatorKind, SinkKind, SinkSpec, SourceKind, TimeKind, TimeUnit, WatermarkStrategy, WindowKind,
+    toml_to_json, BackendKind, Job, KeyBySpec, OperatorKind, SinkKind, SinkSpec, SourceKind, TimeKind, TimeUnit, WatermarkStrategy,
+    WindowKind,
 };
 use crate::operators::{ProcessOp, Stateless, StatelessOp};
 use crate::plugin::{Instance, Plugin, PluginEngine, World};
 use crate::record::Record;
 use crate::runtime::{
-    self, Chain, ChainLink, Envelope, Identity, JobMetrics, KeyExtractor, Operator, Partitioner, Route, RunState, Source, SourceTime,
+    self, Chain, ChainLink, Envelope, Identity, InputTask, JobMetrics, KeyExtractor, Operator, Partitioner, Route, RunState, Source,
+    SourceControl, SourceSnapshot, SourceTime,
 };
+use crate::state::{key_groups_of, MemoryBackend, RocksBackend, StateBackend};
 use crate::time::{parse_duration, Clock, WatermarkGenerator};
 use crate::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp};
 
@@ -28,6 +32,8 @@ use crate::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp};
 pub struct RunOptions {
     /// The processing-time clock.
     pub clock: Arc<dyn Clock>,
+    /// `latest` or a checkpoint/savepoint folder to resume from.
+    pub restore: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -168,6 +174,11 @@ impl Planned {
         Ok(Planned { job, nodes, plugins, opts })
     }
 
+    /// The job.
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
     fn plugin(&self, p: &std::path::Path) -> Arc<Plugin> {
         self.plugins[&self.job.resolve(p)].clone()
     }
@@ -200,16 +211,28 @@ impl Planned {
         })
     }
 
+    fn backend(&self, node: &str, subtask: usize) -> anyhow::Result<Box<dyn StateBackend>> {
+        Ok(match self.job.spec.state.backend {
+            BackendKind::Memory => Box::new(MemoryBackend::default()),
+            BackendKind::Rocksdb => Box::new(RocksBackend::open(&self.state_dir().join(format!("{node}-{subtask}")))?),
+        })
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.job.spec.state.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("weir-state-{}", std::process::id())))
+    }
+
     fn make_operator(&self, i: usize, subtask: usize) -> anyhow::Result<Box<dyn Operator>> {
         let node = &self.nodes[i];
         let spec = &self.job.spec;
         let clock = self.opts.clock.clone();
+        let txn = self.job.checkpoint_config().map(|c| c.retain);
         match node.kind {
             NodeKind::Source => Ok(Box::new(Identity)),
-            NodeKind::Sink => make_sink(&spec.sink[&node.name], false),
+            NodeKind::Sink => make_sink(&spec.sink[&node.name], false, txn),
             NodeKind::DeadLetter => {
                 let dl = &spec.dead_letter;
-                make_sink(&SinkSpec { kind: dl.kind, input: None, path: dl.path.clone(), prefix: Some(DEAD_LETTER.into()) }, true)
+                make_sink(&SinkSpec { kind: dl.kind, input: None, path: dl.path.clone(), prefix: Some(DEAD_LETTER.into()) }, true, txn)
             }
             NodeKind::Operator => {
                 let op = &spec.operator[&node.name];
@@ -258,7 +281,7 @@ impl Planned {
                             constants: op.fields.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect(),
                             max_parallelism: spec.max_parallelism,
                         };
-                        Box::new(WindowOp::new(cfg, clock))
+                        Box::new(WindowOp::with_backend(cfg, clock, self.backend(&node.name, subtask)?))
                     }
                 })
             }
@@ -341,9 +364,55 @@ impl Planned {
         Ok((source, time, s.rate))
     }
 
+    /// The checkpoint to restore from, checked against this job.
+    fn restore_point(&self) -> anyhow::Result<Option<(Metadata, PathBuf)>> {
+        let Some(what) = &self.opts.restore else { return Ok(None) };
+        let (m, p) = checkpoint::resolve(self.job.checkpoint_dir().as_deref(), what)?;
+        anyhow::ensure!(
+            m.max_parallelism == self.job.spec.max_parallelism,
+            "checkpoint {} is incompatible: it has {} key groups, the job {} (max-parallelism must stay the same)",
+            p.display(),
+            m.max_parallelism,
+            self.job.spec.max_parallelism
+        );
+        for (path, hash) in &m.plugins {
+            if let Some(now) = self.plugins.get(&PathBuf::from(path)) {
+                if now.hash != *hash {
+                    eprintln!("weir: plugin {path} changed since checkpoint {} (hash {hash} → {}); its state is kept", m.id, now.hash);
+                }
+            }
+        }
+        eprintln!("weir: restoring from {}", p.display());
+        Ok(Some((m, p)))
+    }
+
+    /// Restores link `m` of subtask `s` from checkpoint `chk`.
+    fn restore_link(&self, op: &mut dyn Operator, m: usize, s: usize, meta: &Metadata, chk: &Path) -> anyhow::Result<()> {
+        let node = &self.nodes[m];
+        let Some(&old_p) = meta.parallelism.get(&node.name) else { return Ok(()) };
+        let maxp = self.job.spec.max_parallelism;
+        if node.keyed {
+            let dirs: Vec<PathBuf> = (0..old_p).map(|j| chk.join(format!("{}-{j}", node.name))).collect();
+            return op.restore(&dirs, key_groups_of(s, node.parallelism, maxp));
+        }
+        anyhow::ensure!(
+            old_p == node.parallelism || node.stateless,
+            "`{}` ran with parallelism {old_p} in the checkpoint and {} now; only keyed and stateless operators can change parallelism",
+            node.name,
+            node.parallelism
+        );
+        op.restore(&[chk.join(format!("{}-{s}", node.name))], 0..maxp as u16)
+    }
+
     /// Runs the job to its end.
     pub fn run(self) -> anyhow::Result<RunReport> {
         let started = Instant::now();
+        let restore = self.restore_point()?;
+        let ck = self.job.checkpoint_config();
+        let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
+        let mut source_ctl: Vec<Sender<Control>> = Vec::new();
+        let mut task_ctl: Vec<Sender<Control>> = Vec::new();
+        let sources_ended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut metrics = JobMetrics::default();
         let node_metrics: Vec<_> = self.nodes.iter().map(|n| metrics.node(&n.name)).collect();
         // Task heads: nodes that do not chain into another.
@@ -430,7 +499,11 @@ impl Planned {
                             sides.push((name.clone(), take(Some(name))));
                         }
                     }
-                    let op = self.make_operator(m, s).with_context(|| format!("starting `{}` (subtask {s})", self.nodes[m].name))?;
+                    let mut op = self.make_operator(m, s).with_context(|| format!("starting `{}` (subtask {s})", self.nodes[m].name))?;
+                    if let Some((meta, chk)) = &restore {
+                        self.restore_link(op.as_mut(), m, s, meta, chk)
+                            .with_context(|| format!("restoring `{}` (subtask {s}) from {}", self.nodes[m].name, chk.display()))?;
+                    }
                     links.push(ChainLink { name: self.nodes[m].name.clone(), op, main, sides, metrics: node_metrics[m].clone() });
                 }
                 let dead_letter = (!matches!(h.kind, NodeKind::Sink | NodeKind::DeadLetter)).then(|| {
@@ -438,22 +511,53 @@ impl Planned {
                     next_channel[dl] += 1;
                     Route { senders: txs[dl].clone(), channel: ch, partitioner: Partitioner::Forward }
                 });
-                let chain = Chain { links, dead_letter, source_names: source_names.clone() };
+                let control = ck.as_ref().map(|_| {
+                    let (tx, rx) = crossbeam_channel::unbounded();
+                    if h.kind == NodeKind::Source {
+                        source_ctl.push(tx);
+                    } else {
+                        task_ctl.push(tx);
+                    }
+                    rx
+                });
+                let acks = ck.as_ref().map(|_| ack_tx.clone());
+                let chain = Chain { links, dead_letter, source_names: source_names.clone(), subtask: s, acks };
                 let rx = if h.kind == NodeKind::Source { None } else { rxs[hi][s].take() };
-                tasks.push(Task { name: format!("{}#{s}", h.name), chain, rx, head: hi, subtask: s });
+                tasks.push(Task { name: format!("{}#{s}", h.name), chain, rx, head: hi, subtask: s, control });
             }
         }
         drop(txs);
+        drop(ack_tx);
         let batch_size = self.job.spec.batch_size;
-        for Task { name, chain, rx, head: hi, subtask: s } in tasks {
+        let mode = ck.as_ref().map(|c| c.mode).unwrap_or_default();
+        let expected = tasks.len();
+        for Task { name, chain, rx, head: hi, subtask: s, control } in tasks {
             let run2 = run.clone();
             let clock = self.opts.clock.clone();
             let inputs = next_channel[head_of(hi)] as usize;
-            let src = if self.nodes[hi].kind == NodeKind::Source { Some(self.source(hi, s)?) } else { None };
+            let mut src = if self.nodes[hi].kind == NodeKind::Source { Some(self.source(hi, s)?) } else { None };
+            if let (Some((source, time, _)), Some((_, chk))) = (&mut src, &restore) {
+                let f = chk.join(format!("{}-{s}", self.nodes[hi].name)).join(runtime::SOURCE_SNAPSHOT);
+                let raw = std::fs::read(&f).with_context(|| {
+                    format!("restoring source `{}`: {} is missing (was its parallelism changed?)", self.nodes[hi].name, f.display())
+                })?;
+                let snap: SourceSnapshot =
+                    serde_json::from_slice(&raw).with_context(|| format!("{} is not a source snapshot", f.display()))?;
+                source.seek(&snap.position).with_context(|| format!("restoring source `{}`", self.nodes[hi].name))?;
+                if snap.watermark.is_some() {
+                    time.generator = snap.watermark;
+                }
+            }
+            let ended = sources_ended.clone();
             let handle = std::thread::Builder::new().name(name.clone()).spawn(move || {
                 let res = match (src, rx) {
-                    (Some((source, time, rate)), _) => runtime::run_source_task(source, time, chain, batch_size, rate, run2.clone()),
-                    (None, Some(rx)) => runtime::run_input_task(chain, rx, inputs.max(1), clock, run2.clone()),
+                    (Some((source, time, rate)), _) => {
+                        let ctl = SourceControl { control, ended: Some(ended) };
+                        runtime::run_source_task(source, time, chain, batch_size, rate, ctl, run2.clone())
+                    }
+                    (None, Some(rx)) => {
+                        runtime::run_input_task(chain, InputTask { rx, inputs: inputs.max(1), control, mode }, clock, run2.clone())
+                    }
                     (None, None) => Ok(()),
                 };
                 if let Err(e) = res {
@@ -462,10 +566,44 @@ impl Planned {
             })?;
             handles.push(handle);
         }
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let coordinator = match ck {
+            Some(cfg) => {
+                let facts = JobFacts {
+                    job: self.job.spec.name.clone().unwrap_or_else(|| "job".into()),
+                    max_parallelism: self.job.spec.max_parallelism,
+                    parallelism: self.nodes.iter().map(|n| (n.name.clone(), n.parallelism)).collect(),
+                    plugins: self.plugins.iter().map(|(p, pl)| (p.display().to_string(), pl.hash.clone())).collect(),
+                };
+                let c = Coordinator {
+                    cfg,
+                    sources: source_ctl,
+                    tasks: task_ctl,
+                    acks: ack_rx,
+                    expected,
+                    facts,
+                    done: done.clone(),
+                    sources_ended,
+                };
+                Some(std::thread::Builder::new().name("checkpoint-coordinator".into()).spawn(move || c.run())?)
+            }
+            None => None,
+        };
         for h in handles {
             if h.join().is_err() {
                 run.fail("task", &anyhow::anyhow!("a task panicked"));
             }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(c) = coordinator {
+            match c.join() {
+                Ok(Err(e)) => run.fail("checkpoint coordinator", &e),
+                Err(_) => run.fail("checkpoint coordinator", &anyhow::anyhow!("panicked")),
+                Ok(Ok(())) => {}
+            }
+        }
+        if self.job.spec.state.backend == BackendKind::Rocksdb && self.job.spec.state.dir.is_none() {
+            let _ = std::fs::remove_dir_all(self.state_dir());
         }
         if let Some(e) = run.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
             anyhow::bail!(e);
@@ -481,14 +619,19 @@ struct Task {
     rx: Option<Receiver<Envelope>>,
     head: usize,
     subtask: usize,
+    control: Option<Receiver<Control>>,
 }
 
-fn make_sink(s: &SinkSpec, dead_letter: bool) -> anyhow::Result<Box<dyn Operator>> {
+/// A sink; `transactional` is the number of retained checkpoints when checkpoints are on.
+fn make_sink(s: &SinkSpec, dead_letter: bool, transactional: Option<usize>) -> anyhow::Result<Box<dyn Operator>> {
     Ok(match s.kind {
         SinkKind::Print => {
             Box::new(connectors::PrintSink::new(s.prefix.clone(), if dead_letter { Stream::Stderr } else { Stream::Stdout }))
         }
-        SinkKind::File => Box::new(connectors::FileSink::create(s.path.as_ref().expect("checked"))?),
+        SinkKind::File => match transactional {
+            Some(retain) => Box::new(connectors::FileSink::transactional(s.path.as_ref().expect("checked"), 0, retain)?),
+            None => Box::new(connectors::FileSink::create(s.path.as_ref().expect("checked"))?),
+        },
         SinkKind::Discard => Box::new(connectors::DiscardSink),
     })
 }

@@ -130,6 +130,8 @@ pub enum Message {
     Watermark(i64),
     /// The sending input became idle (true) or active again (false).
     Idle(bool),
+    /// Checkpoint barrier `id`: snapshot into the given checkpoint folder when it passed.
+    Barrier(u64, std::sync::Arc<std::path::Path>),
     /// The sender has no more data.
     End,
 }

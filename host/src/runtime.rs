@@ -7,11 +7,16 @@
 //! a task with several input channels combines their watermarks (minimum over active
 //! inputs). [`Route`]s partition a task's output: forward, rebalance, or by key group.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::checkpoint::{Ack, Control, Mode};
 
 use crate::plugin::Instance;
 use crate::record::{Batch, BatchBuilder, Message, Record};
@@ -170,6 +175,22 @@ pub trait Operator: Send {
 
     /// End of input (after the final watermark): flush and release.
     fn close(&mut self, _out: &mut Output) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// A checkpoint barrier passed: write this operator's state into the new folder `dir`.
+    fn snapshot(&mut self, _id: u64, _dir: &Path) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Before any record: load state from the snapshot folders of the previous run (all old
+    /// subtasks' folders for keyed operators), keeping key groups `groups`.
+    fn restore(&mut self, _dirs: &[PathBuf], _groups: Range<u16>) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Checkpoint `id` is complete (sinks commit what they pre-committed).
+    fn notify_checkpoint_complete(&mut self, _id: u64) -> anyhow::Result<()> {
         Ok(())
     }
 }
@@ -344,6 +365,11 @@ impl Route {
         }
     }
 
+    /// Sends a checkpoint barrier to every downstream subtask.
+    pub fn barrier(&self, id: u64, dir: &Arc<Path>) -> Result<(), Disconnected> {
+        self.broadcast(|| Message::Barrier(id, dir.clone()))
+    }
+
     /// Sends end-of-input to every downstream subtask.
     pub fn end(&self) -> Result<(), Disconnected> {
         self.broadcast(|| Message::End)
@@ -377,6 +403,10 @@ pub struct Chain {
     pub dead_letter: Option<Route>,
     /// Source index → name, for dead-letter positions.
     pub source_names: Arc<Vec<String>>,
+    /// This chain's subtask index.
+    pub subtask: usize,
+    /// Where checkpoint acknowledgements go (none without checkpoints).
+    pub acks: Option<Sender<Ack>>,
 }
 
 impl Chain {
@@ -493,6 +523,40 @@ impl Chain {
         Ok(())
     }
 
+    fn all_routes(&self) -> impl Iterator<Item = &Route> {
+        self.links.iter().flat_map(|l| l.main.iter().chain(l.sides.iter().flat_map(|(_, rs)| rs.iter()))).chain(self.dead_letter.iter())
+    }
+
+    /// The snapshot folder of link `i` inside checkpoint folder `dir`.
+    pub fn link_dir(&self, dir: &Path, i: usize) -> PathBuf {
+        dir.join(format!("{}-{}", self.links[i].name, self.subtask))
+    }
+
+    /// Barrier `id`: snapshot every link, forward the barrier, acknowledge.
+    pub fn checkpoint(&mut self, id: u64, dir: &Arc<Path>) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        for i in 0..self.links.len() {
+            let d = self.link_dir(dir, i);
+            let r = std::fs::create_dir_all(&d).map_err(anyhow::Error::from).and_then(|_| self.links[i].op.snapshot(id, &d));
+            if let Err(e) = r {
+                result = Err(format!("{}: {e:#}", self.links[i].name));
+                break;
+            }
+        }
+        for r in self.all_routes() {
+            r.barrier(id, dir)?;
+        }
+        if let Some(acks) = &self.acks {
+            let _ = acks.send(Ack { id, result });
+        }
+        Ok(())
+    }
+
+    /// Checkpoint `id` completed.
+    pub fn notify_complete(&mut self, id: u64) -> anyhow::Result<()> {
+        self.links.iter_mut().try_for_each(|l| l.op.notify_checkpoint_complete(id))
+    }
+
     /// Tells every downstream subtask that this input is idle (or active again).
     pub fn idle(&self, idle: bool) -> anyhow::Result<()> {
         let Some(last) = self.links.last() else { return Ok(()) };
@@ -521,38 +585,71 @@ impl RunState {
     }
 }
 
-/// Runs a task that reads channels: combines watermarks, feeds the chain, fires processing
-/// time, and closes at the end of every input.
-pub fn run_input_task(
-    mut chain: Chain,
-    rx: Receiver<Envelope>,
-    inputs: usize,
-    clock: Arc<dyn Clock>,
-    run: Arc<RunState>,
-) -> anyhow::Result<()> {
+/// Settings of an input task beyond its chain.
+pub struct InputTask {
+    /// The merged input channel.
+    pub rx: Receiver<Envelope>,
+    /// Number of input channels.
+    pub inputs: usize,
+    /// Checkpoint completion notices.
+    pub control: Option<Receiver<Control>>,
+    /// Barrier alignment mode.
+    pub mode: Mode,
+}
+
+/// Barrier alignment state of an input task.
+struct Alignment {
+    id: u64,
+    dir: Arc<Path>,
+    seen: Vec<bool>,
+}
+
+/// Runs a task that reads channels: combines watermarks, aligns checkpoint barriers, feeds
+/// the chain, fires processing time, and closes at the end of every input.
+pub fn run_input_task(mut chain: Chain, task: InputTask, clock: Arc<dyn Clock>, run: Arc<RunState>) -> anyhow::Result<()> {
+    let InputTask { rx, inputs, control, mode } = task;
+    let never = crossbeam_channel::never();
+    let control = control.unwrap_or(never);
     let mut wms = InputWatermarks::new(inputs);
+    let mut ended = vec![false; inputs];
+    let mut aligning: Option<Alignment> = None;
+    // Messages held back from channels that already delivered the barrier being aligned,
+    // and messages to replay (in order) once alignment completes.
+    let mut held: VecDeque<Envelope> = VecDeque::new();
+    let mut replay: VecDeque<Envelope> = VecDeque::new();
     loop {
         if run.failed.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let msg = match chain.next_processing_timer() {
-            Some(t) => {
+        let msg = if let Some(m) = replay.pop_front() {
+            m
+        } else {
+            let timeout = chain.next_processing_timer().map(|t| {
                 let now = clock.now_ms();
-                if t <= now {
-                    chain.on_processing_time(now)?;
+                Duration::from_millis((t - now).clamp(0, 1000) as u64)
+            });
+            if timeout.is_some_and(|d| d.is_zero()) {
+                chain.on_processing_time(clock.now_ms())?;
+                continue;
+            }
+            let tick = crossbeam_channel::after(timeout.unwrap_or(Duration::from_secs(3600)));
+            crossbeam_channel::select! {
+                recv(rx) -> m => m.map_err(|_| anyhow::anyhow!("an upstream task stopped without ending its stream"))?,
+                recv(control) -> c => {
+                    if let Ok(Control::Complete(id)) = c {
+                        chain.notify_complete(id)?;
+                    }
                     continue;
                 }
-                let wait = Duration::from_millis((t - now).clamp(1, 1000) as u64);
-                match rx.recv_timeout(wait) {
-                    Ok(m) => m,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => anyhow::bail!("an upstream task stopped without ending its stream"),
-                }
+                recv(tick) -> _ => continue,
             }
-            None => rx.recv().map_err(|_| anyhow::anyhow!("an upstream task stopped without ending its stream"))?,
         };
         let (ch, m) = msg;
         let ch = ch as usize;
+        if mode == Mode::ExactlyOnce && aligning.as_ref().is_some_and(|a| a.seen[ch]) {
+            held.push_back((ch as u32, m));
+            continue;
+        }
         match m {
             Message::Data(b) => {
                 let b = if inputs == 1 { b } else { combine_marks(&mut wms, ch, b) };
@@ -568,15 +665,35 @@ pub fn run_input_task(
                     chain.push(0, Batch { records: Vec::new(), marks: vec![(0, w)] })?;
                 }
             }
+            Message::Barrier(id, dir) => {
+                let a = aligning.get_or_insert_with(|| Alignment { id, dir: dir.clone(), seen: vec![false; inputs] });
+                if a.id == id {
+                    a.seen[ch] = true;
+                }
+            }
             Message::End => {
+                ended[ch] = true;
                 if let Some(w) = wms.end(ch) {
                     chain.push(0, Batch { records: Vec::new(), marks: vec![(0, w)] })?;
                 }
-                if wms.all_ended() {
-                    chain.close()?;
-                    return Ok(());
-                }
             }
+        }
+        // Alignment completes when every input delivered the barrier or ended.
+        if let Some(a) = aligning.take() {
+            if a.seen.iter().zip(&ended).all(|(s, e)| *s || *e) {
+                chain.checkpoint(a.id, &a.dir)?;
+                replay.extend(held.drain(..));
+            } else {
+                aligning = Some(a);
+            }
+        }
+        if wms.all_ended() && replay.is_empty() && aligning.is_none() {
+            chain.close()?;
+            // Commit notices may still come for checkpoints taken before the end.
+            while let Ok(Control::Complete(id)) = control.try_recv() {
+                chain.notify_complete(id)?;
+            }
+            return Ok(());
         }
     }
 }
@@ -595,7 +712,70 @@ pub trait Source: Send {
     /// Up to `max` records; an empty vector with `Some(wait)` means nothing now, try again
     /// after `wait`; `None` means the source ended.
     fn poll(&mut self, max: usize) -> anyhow::Result<Option<(Vec<Record>, Duration)>>;
+    /// The position after the last record polled (stored in checkpoints).
+    fn position(&self) -> serde_json::Value;
+    /// Continues after `position` (from a checkpoint) instead of from the start.
+    fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()>;
 }
+
+/// What a source task stores in a checkpoint.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SourceSnapshot {
+    /// The source's position.
+    pub position: serde_json::Value,
+    /// The watermark generator's state.
+    pub watermark: Option<crate::time::WatermarkGenerator>,
+}
+
+/// What a keyed operator stores besides its state: the watermark it reached.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct KeyedOpSnapshot {
+    /// The operator's watermark at the barrier.
+    pub watermark: i64,
+}
+
+/// Snapshots a keyed operator's backend, timers and watermark into `dir`.
+pub fn snapshot_keyed(
+    dir: &Path,
+    state: &mut dyn crate::state::StateBackend,
+    timers: &[(&str, &crate::time::TimerQueue)],
+    watermark: i64,
+    max_parallelism: u32,
+) -> anyhow::Result<()> {
+    state.snapshot(&dir.join("state"))?;
+    for (name, t) in timers {
+        t.snapshot(&dir.join(format!("{name}.kv")), max_parallelism)?;
+    }
+    std::fs::write(dir.join("op.json"), serde_json::to_vec(&KeyedOpSnapshot { watermark })?)?;
+    Ok(())
+}
+
+/// Restores what [`snapshot_keyed`] wrote, keeping key groups `groups`; returns the
+/// watermark to resume from (the lowest of the old subtasks', so nothing fires early).
+pub fn restore_keyed(
+    dirs: &[PathBuf],
+    groups: Range<u16>,
+    state: &mut dyn crate::state::StateBackend,
+    timers: &mut [(&str, &mut crate::time::TimerQueue)],
+) -> anyhow::Result<Option<i64>> {
+    let states: Vec<PathBuf> = dirs.iter().map(|d| d.join("state")).filter(|d| d.exists()).collect();
+    state.restore(&states.iter().map(PathBuf::as_path).collect::<Vec<_>>(), groups.clone())?;
+    for (name, t) in timers.iter_mut() {
+        let files: Vec<PathBuf> = dirs.iter().map(|d| d.join(format!("{name}.kv"))).collect();
+        t.restore(&files, groups.clone())?;
+    }
+    let mut wm: Option<i64> = None;
+    for d in dirs {
+        if let Ok(raw) = std::fs::read(d.join("op.json")) {
+            let s: KeyedOpSnapshot = serde_json::from_slice(&raw)?;
+            wm = Some(wm.map_or(s.watermark, |w| w.min(s.watermark)));
+        }
+    }
+    Ok(wm)
+}
+
+/// File name of a source snapshot inside its snapshot folder.
+pub const SOURCE_SNAPSHOT: &str = "source.json";
 
 /// Stamps a record's event time at the source; an error is the dead-letter reason.
 pub type Assign = Box<dyn FnMut(&mut Record) -> Result<(), String> + Send>;
@@ -613,12 +793,41 @@ pub struct SourceTime {
 }
 
 /// Runs a source task: poll, stamp, watermark, throttle, push through the chain.
+/// Checkpoint wiring of a source task.
+#[derive(Debug, Default)]
+pub struct SourceControl {
+    /// Triggers and completion notices from the coordinator.
+    pub control: Option<Receiver<Control>>,
+    /// Incremented when the source ends (no barrier can pass it after that).
+    pub ended: Option<Arc<AtomicUsize>>,
+}
+
+fn source_control(source: &dyn Source, time: &SourceTime, chain: &mut Chain, ctl: &SourceControl) -> anyhow::Result<()> {
+    let Some(rx) = &ctl.control else { return Ok(()) };
+    while let Ok(c) = rx.try_recv() {
+        match c {
+            Control::Trigger { id, dir } => {
+                let d = chain.link_dir(&dir, 0);
+                std::fs::create_dir_all(&d)?;
+                let snap = SourceSnapshot { position: source.position(), watermark: time.generator.clone() };
+                std::fs::write(d.join(SOURCE_SNAPSHOT), serde_json::to_vec(&snap)?)?;
+                chain.checkpoint(id, &Arc::from(dir.as_path()))?;
+            }
+            Control::Complete(id) => chain.notify_complete(id)?,
+        }
+    }
+    Ok(())
+}
+
+/// Runs a source task: poll, stamp, watermark, throttle, inject barriers, push through the
+/// chain.
 pub fn run_source_task(
     mut source: Box<dyn Source>,
     mut time: SourceTime,
     mut chain: Chain,
     batch_size: usize,
     rate: Option<f64>,
+    ctl: SourceControl,
     run: Arc<RunState>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -631,6 +840,7 @@ pub fn run_source_task(
         if run.failed.load(Ordering::Relaxed) {
             return Ok(());
         }
+        source_control(source.as_ref(), &time, &mut chain, &ctl)?;
         let max = match rate {
             Some(r) => {
                 let due = (started.elapsed().as_secs_f64() * r) as u64 + 1;
@@ -695,10 +905,11 @@ pub fn run_source_task(
         // The source link itself is an identity operator; push through the chain.
         chain.push(0, out.finish())?;
     }
-    // End of a bounded input: the final watermark fires everything.
-    if time.generator.is_some() {
-        chain.push(0, Batch { records: Vec::new(), marks: vec![(0, crate::time::MAX_WATERMARK)] })?;
+    if let Some(e) = &ctl.ended {
+        e.fetch_add(1, Ordering::SeqCst);
     }
+    // End of a bounded input: the final watermark fires everything.
+    chain.push(0, Batch { records: Vec::new(), marks: vec![(0, crate::time::MAX_WATERMARK)] })?;
     chain.close()
 }
 

@@ -57,7 +57,7 @@ impl Clock for ManualClock {
 }
 
 /// Generates watermarks from the event times a source sees.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WatermarkGenerator {
     bound_ms: i64,
     max_ts: i64,
@@ -167,6 +167,36 @@ pub struct TimerQueue {
 }
 
 impl TimerQueue {
+    /// Writes the timers to `path`, each under its key's key group (restorable by group).
+    pub fn snapshot(&self, path: &std::path::Path, max_parallelism: u32) -> anyhow::Result<()> {
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = self
+            .set
+            .iter()
+            .map(|(ts, k, ns)| {
+                let mut key = crate::state::key_group(k, max_parallelism).to_be_bytes().to_vec();
+                key.extend_from_slice(&ts.to_be_bytes());
+                key.extend_from_slice(&(k.len() as u32).to_be_bytes());
+                key.extend_from_slice(k);
+                (key, ns.clone())
+            })
+            .collect();
+        crate::state::write_kv(path, entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+    }
+
+    /// Adds the timers of key groups `groups` from snapshot files.
+    pub fn restore(&mut self, paths: &[std::path::PathBuf], groups: std::ops::Range<u16>) -> anyhow::Result<()> {
+        for p in paths.iter().filter(|p| p.exists()) {
+            for (k, ns) in crate::state::read_kv(p, groups.clone())? {
+                anyhow::ensure!(k.len() >= 14, "{}: a timer entry is truncated", p.display());
+                let ts = i64::from_be_bytes(k[2..10].try_into()?);
+                let klen = u32::from_be_bytes(k[10..14].try_into()?) as usize;
+                anyhow::ensure!(k.len() == 14 + klen, "{}: a timer entry is malformed", p.display());
+                self.set.insert((ts, k[14..].to_vec(), ns));
+            }
+        }
+        Ok(())
+    }
+
     /// Registers a timer; a no-op when it exists.
     pub fn register(&mut self, ts: i64, key: &[u8], ns: &[u8]) {
         self.set.insert((ts, key.to_vec(), ns.to_vec()));

@@ -274,14 +274,12 @@ impl std::fmt::Debug for WindowOp {
 impl WindowOp {
     /// A window operator on the memory backend.
     pub fn new(cfg: WindowConfig, clock: Arc<dyn Clock>) -> WindowOp {
-        WindowOp {
-            cfg,
-            state: Box::new(MemoryBackend::default()),
-            codec: KeyCodec::default(),
-            timers: TimerQueue::default(),
-            watermark: MIN_WATERMARK,
-            clock,
-        }
+        Self::with_backend(cfg, clock, Box::new(MemoryBackend::default()))
+    }
+
+    /// A window operator on the given state backend.
+    pub fn with_backend(cfg: WindowConfig, clock: Arc<dyn Clock>, state: Box<dyn StateBackend>) -> WindowOp {
+        WindowOp { cfg, state, codec: KeyCodec::default(), timers: TimerQueue::default(), watermark: MIN_WATERMARK, clock }
     }
 
     fn now(&self, r: &Record) -> Option<i64> {
@@ -744,6 +742,18 @@ impl Operator for WindowOp {
 
     fn on_processing_time(&mut self, now: i64, out: &mut Output) -> anyhow::Result<()> {
         self.fire_timers(now, out);
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _id: u64, dir: &std::path::Path) -> anyhow::Result<()> {
+        crate::runtime::snapshot_keyed(dir, self.state.as_mut(), &[("timers", &self.timers)], self.watermark, self.cfg.max_parallelism)
+    }
+
+    fn restore(&mut self, dirs: &[std::path::PathBuf], groups: std::ops::Range<u16>) -> anyhow::Result<()> {
+        let mut timers = [("timers", &mut self.timers)];
+        if let Some(wm) = crate::runtime::restore_keyed(dirs, groups, self.state.as_mut(), &mut timers)? {
+            self.watermark = wm;
+        }
         Ok(())
     }
 

@@ -4,6 +4,7 @@ mod conformance;
 mod errors;
 mod log_analyzer;
 mod processing_time;
+mod recovery;
 mod seed;
 mod support;
 mod windows;

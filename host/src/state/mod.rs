@@ -6,8 +6,14 @@
 //! map; a RocksDB backend implements the same trait over the same layout.
 
 use std::collections::BTreeMap;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::ops::Range;
+use std::path::Path;
 
 use twox_hash::XxHash64;
+
+mod rocks;
+pub use rocks::RocksBackend;
 
 /// Default number of key groups (Flink's max parallelism).
 pub const DEFAULT_MAX_PARALLELISM: u32 = 128;
@@ -20,6 +26,14 @@ pub fn key_group(key: &[u8], max_parallelism: u32) -> u16 {
 /// The subtask that owns a key group (Flink's `keyGroup * parallelism / maxParallelism`).
 pub fn subtask_of(key_group: u16, parallelism: usize, max_parallelism: u32) -> usize {
     (usize::from(key_group) * parallelism) / max_parallelism as usize
+}
+
+/// The key groups owned by `subtask` of `parallelism` (the inverse of [`subtask_of`]).
+pub fn key_groups_of(subtask: usize, parallelism: usize, max_parallelism: u32) -> Range<u16> {
+    let m = max_parallelism as usize;
+    let start = (subtask * m).div_ceil(parallelism);
+    let end = ((subtask + 1) * m).div_ceil(parallelism);
+    start as u16..end as u16
 }
 
 /// The ordered byte-state store of one operator subtask.
@@ -39,6 +53,71 @@ pub trait StateBackend: Send {
     /// Whether the store is empty.
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// Writes a consistent snapshot into the (new, empty) folder `dir`.
+    fn snapshot(&mut self, dir: &Path) -> anyhow::Result<()>;
+    /// Adds the entries of key groups `groups` from snapshots written by [`Self::snapshot`]
+    /// of any backend kind (restore, also at another parallelism).
+    fn restore(&mut self, snapshots: &[&Path], groups: Range<u16>) -> anyhow::Result<()> {
+        for dir in snapshots {
+            for (k, v) in read_snapshot(dir, groups.clone())? {
+                self.put(k, v);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// File name of a memory-format state snapshot inside a snapshot folder.
+pub const KV_FILE: &str = "state.kv";
+
+/// Whether an encoded state key belongs to `groups`.
+pub fn in_groups(key: &[u8], groups: &Range<u16>) -> bool {
+    key.len() >= 2 && groups.contains(&u16::from_be_bytes([key[0], key[1]]))
+}
+
+/// Writes entries as `len(4) key len(4) value` frames.
+pub fn write_kv<'a>(path: &Path, entries: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> anyhow::Result<()> {
+    let mut w = BufWriter::new(std::fs::File::create(path)?);
+    for (k, v) in entries {
+        w.write_all(&(k.len() as u32).to_le_bytes())?;
+        w.write_all(k)?;
+        w.write_all(&(v.len() as u32).to_le_bytes())?;
+        w.write_all(v)?;
+    }
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(())
+}
+
+/// Reads the frames of [`write_kv`] whose key is in `groups`.
+pub fn read_kv(path: &Path, groups: Range<u16>) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut r = BufReader::new(std::fs::File::open(path)?);
+    let mut out = Vec::new();
+    let mut len = [0u8; 4];
+    loop {
+        match r.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e.into()),
+        }
+        let mut k = vec![0; u32::from_le_bytes(len) as usize];
+        r.read_exact(&mut k)?;
+        r.read_exact(&mut len)?;
+        let mut v = vec![0; u32::from_le_bytes(len) as usize];
+        r.read_exact(&mut v)?;
+        if in_groups(&k, &groups) {
+            out.push((k, v));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a snapshot folder of either backend: `state.kv` or a RocksDB checkpoint.
+pub fn read_snapshot(dir: &Path, groups: Range<u16>) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    if dir.join(KV_FILE).exists() {
+        read_kv(&dir.join(KV_FILE), groups)
+    } else {
+        rocks::read_checkpoint(dir, groups)
     }
 }
 
@@ -70,6 +149,10 @@ impl StateBackend for MemoryBackend {
     }
     fn len(&self) -> usize {
         self.map.len()
+    }
+    fn snapshot(&mut self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        write_kv(&dir.join(KV_FILE), self.map.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
     }
 }
 
@@ -139,6 +222,14 @@ mod tests {
         let owners: std::collections::BTreeSet<usize> = (0..128u16).map(|kg| subtask_of(kg, 4, 128)).collect();
         assert_eq!(owners.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
         assert_eq!(subtask_of(127, 3, 128), 2);
+        for p in 1..=7 {
+            for s in 0..p {
+                for kg in key_groups_of(s, p, 128) {
+                    assert_eq!(subtask_of(kg, p, 128), s, "p={p}");
+                }
+            }
+            assert_eq!(key_groups_of(p - 1, p, 128).end, 128);
+        }
     }
 
     #[test]
@@ -152,6 +243,21 @@ mod tests {
         assert_eq!(b.scan_prefix(&p).len(), 2);
         b.delete_prefix(&p);
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn snapshots_restore_only_the_requested_key_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = MemoryBackend::default();
+        let mut c = KeyCodec::default();
+        for kg in 0..8u16 {
+            b.put(c.key(kg, "s", b"k", b"").to_vec(), vec![kg as u8]);
+        }
+        b.snapshot(&dir.path().join("snap")).unwrap();
+        let mut r = MemoryBackend::default();
+        r.restore(&[&dir.path().join("snap")], 2..5).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.get(c.key(3, "s", b"k", b"")), Some(vec![3]));
     }
 
     #[test]

@@ -1,0 +1,373 @@
+//! Checkpoints (Flink's asynchronous barrier snapshotting, aligned for exactly-once).
+//!
+//! The [`Coordinator`] asks every source task to inject barrier `n`; each task snapshots
+//! its operators into `DIR/chk-n/<node>-<subtask>/` when the barrier passes (after aligning
+//! its inputs in exactly-once mode) and acknowledges. When every task acknowledged, the
+//! coordinator writes `chk-n/_metadata` — durably and last, with the size and hash of every
+//! file — and tells the tasks that `n` is complete (sinks then commit). A folder without
+//! valid metadata is never read as a checkpoint; a corrupt one is reported and skipped.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::{Deserialize, Serialize};
+
+/// Name of the metadata file that makes a checkpoint complete.
+pub const METADATA: &str = "_metadata";
+
+/// Exactly-once aligns barriers; at-least-once does not wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Align barriers: state reflects exactly the records before the barrier.
+    #[default]
+    ExactlyOnce,
+    /// Do not align: faster, may replay some records twice after a failure.
+    AtLeastOnce,
+}
+
+/// Checkpoint settings of a run.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// Time between checkpoints.
+    pub interval: Duration,
+    /// Alignment mode.
+    pub mode: Mode,
+    /// Where checkpoints go.
+    pub dir: PathBuf,
+    /// Minimum pause between the end of one checkpoint and the start of the next.
+    pub min_pause: Duration,
+    /// Checkpoints in flight at once.
+    pub max_concurrent: usize,
+    /// A checkpoint not complete after this long is aborted.
+    pub timeout: Duration,
+    /// Completed checkpoints to keep.
+    pub retain: usize,
+}
+
+/// One file of a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEntry {
+    /// Path relative to the checkpoint folder.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// xxHash64 of the contents, hex.
+    pub hash: String,
+}
+
+/// What `_metadata` records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Checkpoint id.
+    pub id: u64,
+    /// Job name.
+    pub job: String,
+    /// Wall time of completion, epoch ms.
+    pub completed_ms: i64,
+    /// Key groups of the job (must match to restore).
+    pub max_parallelism: u32,
+    /// Parallelism of each node when the snapshot was taken.
+    pub parallelism: BTreeMap<String, usize>,
+    /// Plugin path → hash of the component that wrote the state.
+    pub plugins: BTreeMap<String, String>,
+    /// Whether it is a savepoint (kept until removed by hand).
+    pub savepoint: bool,
+    /// Every file with size and hash.
+    pub files: Vec<FileEntry>,
+}
+
+/// Hash of a file's contents.
+pub fn hash_file(p: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(format!("{:016x}", twox_hash::XxHash64::oneshot(0, &bytes)))
+}
+
+/// All files below `dir`, relative to `base`, with sizes and hashes.
+pub fn list_files(base: &Path, dir: &Path) -> anyhow::Result<Vec<FileEntry>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != "LOCK" && !n.to_string_lossy().starts_with("LOG")) {
+                let rel = p.strip_prefix(base).unwrap_or(&p).to_string_lossy().into_owned();
+                out.push(FileEntry { path: rel, size: std::fs::metadata(&p)?.len(), hash: hash_file(&p)? });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Folder of checkpoint `id`.
+pub fn chk_dir(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("chk-{id}"))
+}
+
+/// Writes `_metadata` durably: temp file, fsync, rename, fsync of the folder.
+pub fn write_metadata(chk: &Path, m: &Metadata) -> anyhow::Result<()> {
+    let tmp = chk.join("_metadata.inprogress");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(m)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, chk.join(METADATA))?;
+    std::fs::File::open(chk)?.sync_all()?;
+    Ok(())
+}
+
+/// Reads and verifies a checkpoint folder: metadata parses, every file exists with its
+/// size and hash.
+pub fn verify(chk: &Path) -> anyhow::Result<Metadata> {
+    let raw = std::fs::read(chk.join(METADATA)).with_context(|| format!("{}: no {METADATA}: not a complete checkpoint", chk.display()))?;
+    let m: Metadata = serde_json::from_slice(&raw).with_context(|| format!("{}: {METADATA} is not valid", chk.display()))?;
+    for f in &m.files {
+        let p = chk.join(&f.path);
+        let size = std::fs::metadata(&p).with_context(|| format!("{}: file {} is missing", chk.display(), f.path))?.len();
+        anyhow::ensure!(size == f.size, "{}: file {} has {size} bytes, {} expected (truncated?)", chk.display(), f.path, f.size);
+        anyhow::ensure!(hash_file(&p)? == f.hash, "{}: file {} does not match its hash (corrupt)", chk.display(), f.path);
+    }
+    Ok(m)
+}
+
+/// Checkpoint ids in `dir` with a metadata file, newest first.
+pub fn completed(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id: u64 = name.strip_prefix("chk-")?.parse().ok()?;
+            e.path().join(METADATA).exists().then(|| (id, e.path()))
+        })
+        .collect();
+    v.sort_by_key(|c| std::cmp::Reverse(c.0));
+    v
+}
+
+/// Resolves `--restore latest|PATH`: the newest checkpoint that verifies (reporting and
+/// skipping corrupt ones), or the given folder.
+pub fn resolve(dir: Option<&Path>, what: &str) -> anyhow::Result<(Metadata, PathBuf)> {
+    if what != "latest" {
+        let p = PathBuf::from(what.strip_prefix("file://").unwrap_or(what));
+        return Ok((verify(&p).with_context(|| format!("--restore {what}"))?, p));
+    }
+    let dir =
+        dir.ok_or_else(|| anyhow::anyhow!("--restore latest needs `checkpoint.dir` in the job (or --set checkpoint.dir=file:///path)"))?;
+    for (_, p) in completed(dir) {
+        match verify(&p) {
+            Ok(m) => return Ok((m, p)),
+            Err(e) => eprintln!("weir: skipping checkpoint: {e:#}; falling back to the previous one"),
+        }
+    }
+    anyhow::bail!("--restore latest: no complete checkpoint in {}", dir.display())
+}
+
+/// The highest checkpoint id ever started in `dir` (complete or not).
+pub fn highest_id(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_string_lossy().strip_prefix("chk-").and_then(|s| s.parse().ok()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Messages from the coordinator to tasks.
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// Sources: inject barrier `id`; its snapshot goes to `dir`.
+    Trigger {
+        /// Checkpoint id.
+        id: u64,
+        /// The checkpoint folder.
+        dir: PathBuf,
+    },
+    /// Checkpoint `id` is complete: commit.
+    Complete(u64),
+}
+
+/// A task's acknowledgement.
+#[derive(Debug)]
+pub struct Ack {
+    /// Checkpoint id.
+    pub id: u64,
+    /// Ok, or why the task could not snapshot.
+    pub result: Result<(), String>,
+}
+
+/// Static facts written into every metadata file.
+#[derive(Debug, Clone)]
+pub struct JobFacts {
+    /// Job name.
+    pub job: String,
+    /// Key groups.
+    pub max_parallelism: u32,
+    /// Node → parallelism.
+    pub parallelism: BTreeMap<String, usize>,
+    /// Plugin → hash.
+    pub plugins: BTreeMap<String, String>,
+}
+
+/// Triggers checkpoints, collects acknowledgements, completes and retains them.
+pub struct Coordinator {
+    /// Settings.
+    pub cfg: CheckpointConfig,
+    /// One sender per source task.
+    pub sources: Vec<Sender<Control>>,
+    /// One sender per task that wants completion notices (all tasks).
+    pub tasks: Vec<Sender<Control>>,
+    /// Acknowledgements from tasks.
+    pub acks: Receiver<Ack>,
+    /// Number of tasks that must acknowledge.
+    pub expected: usize,
+    /// Facts for metadata.
+    pub facts: JobFacts,
+    /// Set when the job is over.
+    pub done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set when a source ended: later barriers could never complete.
+    pub sources_ended: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator").field("dir", &self.cfg.dir).finish_non_exhaustive()
+    }
+}
+
+impl Coordinator {
+    /// Runs until the job is done.
+    pub fn run(self) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering;
+        std::fs::create_dir_all(&self.cfg.dir).with_context(|| format!("creating checkpoint dir {}", self.cfg.dir.display()))?;
+        let mut next_id = highest_id(&self.cfg.dir) + 1;
+        let mut pending: BTreeMap<u64, (Instant, usize)> = BTreeMap::new();
+        let mut last_end = Instant::now();
+        let mut next_trigger = Instant::now() + self.cfg.interval;
+        while !self.done.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            // Abort checkpoints that took too long.
+            let expired: Vec<u64> =
+                pending.iter().filter(|(_, (t, _))| now.duration_since(*t) > self.cfg.timeout).map(|(id, _)| *id).collect();
+            for id in expired {
+                pending.remove(&id);
+                eprintln!("weir: checkpoint {id} timed out after {:?}; aborted", self.cfg.timeout);
+                let _ = std::fs::remove_dir_all(chk_dir(&self.cfg.dir, id));
+            }
+            let can_start =
+                pending.len() < self.cfg.max_concurrent && now >= next_trigger && now.duration_since(last_end) >= self.cfg.min_pause;
+            if can_start && self.sources_ended.load(Ordering::Relaxed) == 0 {
+                let dir = chk_dir(&self.cfg.dir, next_id);
+                std::fs::create_dir_all(&dir)?;
+                for s in &self.sources {
+                    let _ = s.send(Control::Trigger { id: next_id, dir: dir.clone() });
+                }
+                pending.insert(next_id, (now, 0));
+                next_id += 1;
+                next_trigger = now + self.cfg.interval;
+            }
+            let wait = next_trigger.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), Duration::from_millis(50));
+            match self.acks.recv_timeout(wait) {
+                Ok(Ack { id, result }) => {
+                    let Some(entry) = pending.get_mut(&id) else { continue };
+                    if let Err(why) = result {
+                        eprintln!("weir: checkpoint {id} failed: {why}; aborted");
+                        pending.remove(&id);
+                        let _ = std::fs::remove_dir_all(chk_dir(&self.cfg.dir, id));
+                        continue;
+                    }
+                    entry.1 += 1;
+                    if entry.1 == self.expected {
+                        pending.remove(&id);
+                        self.complete(id, false)?;
+                        last_end = Instant::now();
+                        for t in &self.tasks {
+                            let _ = t.send(Control::Complete(id));
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // Checkpoints still in flight can never complete: remove their folders.
+        for id in pending.keys() {
+            let _ = std::fs::remove_dir_all(chk_dir(&self.cfg.dir, *id));
+        }
+        Ok(())
+    }
+
+    fn complete(&self, id: u64, savepoint: bool) -> anyhow::Result<()> {
+        let dir = chk_dir(&self.cfg.dir, id);
+        let files = list_files(&dir, &dir)?;
+        let f = &self.facts;
+        let completed_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let m = Metadata {
+            id,
+            job: f.job.clone(),
+            completed_ms,
+            max_parallelism: f.max_parallelism,
+            parallelism: f.parallelism.clone(),
+            plugins: f.plugins.clone(),
+            savepoint,
+            files,
+        };
+        write_metadata(&dir, &m)?;
+        // Retention: keep the newest `retain` complete checkpoints (savepoints are kept).
+        for (old, p) in completed(&self.cfg.dir).into_iter().skip(self.cfg.retain.max(1)) {
+            if verify(&p).map(|m| !m.savepoint).unwrap_or(true) && old < id {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(dir: &Path, id: u64) -> PathBuf {
+        let chk = chk_dir(dir, id);
+        std::fs::create_dir_all(chk.join("t-0")).unwrap();
+        std::fs::write(chk.join("t-0/state.kv"), format!("state of {id}")).unwrap();
+        let m = Metadata {
+            id,
+            job: "j".into(),
+            completed_ms: 0,
+            max_parallelism: 128,
+            parallelism: BTreeMap::new(),
+            plugins: BTreeMap::new(),
+            savepoint: false,
+            files: list_files(&chk, &chk).unwrap(),
+        };
+        write_metadata(&chk, &m).unwrap();
+        chk
+    }
+
+    #[test]
+    fn latest_skips_corrupt_truncated_and_half_written_checkpoints() {
+        let d = tempfile::tempdir().unwrap();
+        meta(d.path(), 1);
+        let c2 = meta(d.path(), 2);
+        let c3 = meta(d.path(), 3);
+        std::fs::create_dir_all(chk_dir(d.path(), 4).join("t-0")).unwrap(); // no metadata: in progress
+        assert_eq!(resolve(Some(d.path()), "latest").unwrap().0.id, 3);
+        std::fs::write(c3.join("t-0/state.kv"), "state of 9").unwrap(); // same size, other bytes
+        assert_eq!(resolve(Some(d.path()), "latest").unwrap().0.id, 2);
+        std::fs::write(c2.join("t-0/state.kv"), "x").unwrap(); // truncated
+        assert_eq!(resolve(Some(d.path()), "latest").unwrap().0.id, 1);
+        std::fs::write(chk_dir(d.path(), 1).join(METADATA), "{not json").unwrap();
+        let e = resolve(Some(d.path()), "latest").unwrap_err().to_string();
+        assert!(e.contains("no complete checkpoint"), "{e}");
+        assert_eq!(highest_id(d.path()), 4);
+    }
+}

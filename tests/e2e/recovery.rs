@@ -1,0 +1,214 @@
+//! Checkpoints and recovery: SIGKILL at many points and `--restore latest` give exactly the
+//! uninterrupted (and Flink's) output on both backends; restores at another parallelism;
+//! a corrupt checkpoint is skipped; RocksDB holds more state than its caches.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+struct Flagship {
+    dir: tempfile::TempDir,
+    case: PathBuf,
+}
+
+impl Flagship {
+    fn new(case: &Path) -> Flagship {
+        plugins();
+        Flagship { dir: tempfile::tempdir().expect("tempdir"), case: case.to_path_buf() }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn args(&self, backend: &str, p: usize, rate: u32, restore: bool) -> Vec<String> {
+        let mut a = vec!["run".to_string(), root().join("plugins/log-analyzer/job.toml").display().to_string()];
+        let sets = [
+            "source.logs.kind=file".to_string(),
+            format!("source.logs.path={}", self.case.join("logs.jsonl").display()),
+            format!("source.logs.rate={rate}"),
+            "sink.alerts.kind=file".into(),
+            format!("sink.alerts.path={}", self.path("alerts.jsonl").display()),
+            "sink.metrics.kind=file".into(),
+            format!("sink.metrics.path={}", self.path("metrics.jsonl").display()),
+            "dead-letter.kind=file".into(),
+            format!("dead-letter.path={}", self.path("dead.jsonl").display()),
+            format!("parallelism={p}"),
+            format!("state.backend={backend}"),
+            format!("state.dir={}", self.path("state").display()),
+            "checkpoint.interval=100ms".into(),
+            format!("checkpoint.dir=file://{}", self.path("ck").display()),
+        ];
+        for s in sets {
+            a.push("--set".into());
+            a.push(s);
+        }
+        if restore {
+            a.push("--restore".into());
+            a.push("latest".into());
+        }
+        a
+    }
+
+    fn has_checkpoint(&self) -> bool {
+        std::fs::read_dir(self.path("ck")).into_iter().flatten().flatten().any(|e| e.path().join("_metadata").exists())
+    }
+
+    fn spawn(&self, backend: &str, p: usize, rate: u32) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(self.args(backend, p, rate, self.has_checkpoint()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weir")
+    }
+
+    /// Runs to the end; returns stderr.
+    fn finish(&self, backend: &str, p: usize) -> String {
+        let out = self.spawn(backend, p, 1_000_000).wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "final run failed:\n{err}");
+        err
+    }
+
+    fn assert_equals_flink(&self, what: &str) {
+        let alerts = sorted(read_jsonl(&self.path("alerts.jsonl")));
+        let metrics = sorted(read_jsonl(&self.path("metrics.jsonl")));
+        let want_alerts = sorted(read_jsonl(&self.case.join("flink-alerts.jsonl")));
+        let want_metrics = sorted(
+            read_jsonl(&self.case.join("flink-windows.jsonl"))
+                .into_iter()
+                .filter(|r| r["kind"] == "tumble10s" || r["kind"] == "actions60s"),
+        );
+        assert_eq!(alerts.len(), want_alerts.len(), "{what}: alert count");
+        assert!(alerts == want_alerts, "{what}: alerts differ from Flink's");
+        assert_eq!(metrics.len(), want_metrics.len(), "{what}: metric rows");
+        assert!(metrics == want_metrics, "{what}: metrics differ from Flink's");
+        assert_eq!(read_jsonl(&self.path("dead.jsonl")).len() as u64, malformed(&self.case), "{what}: dead letters");
+    }
+}
+
+fn kill_many_times_then_finish(backend: &str) {
+    let (_, case) = cases().remove(0);
+    let f = Flagship::new(&case);
+    let mut kills = 0;
+    let mut attempt = 0u64;
+    let started = Instant::now();
+    // 10 kills at different points: each run lives a little longer than the one before.
+    while kills < 10 {
+        attempt += 1;
+        assert!(attempt < 40 && started.elapsed() < Duration::from_secs(240), "could not kill the job 10 times");
+        let mut child = f.spawn(backend, 2, 2_500);
+        std::thread::sleep(Duration::from_millis(250 + 97 * attempt));
+        if child.try_wait().expect("try_wait").is_none() {
+            child.kill().expect("SIGKILL");
+            kills += 1;
+        }
+        let out = child.wait_with_output().expect("wait");
+        if out.status.success() {
+            // It finished before the kill; run it again from scratch.
+            let _ = std::fs::remove_dir_all(f.path("ck"));
+        }
+    }
+    assert!(f.has_checkpoint(), "the killed runs completed checkpoints");
+    f.finish(backend, 2);
+    f.assert_equals_flink(&format!("{backend} after {kills} kills"));
+}
+
+#[test]
+fn sigkill_at_ten_points_and_restore_gives_flinks_output_on_memory() {
+    kill_many_times_then_finish("memory");
+}
+
+#[test]
+fn sigkill_at_ten_points_and_restore_gives_flinks_output_on_rocksdb() {
+    kill_many_times_then_finish("rocksdb");
+}
+
+fn rescale(backend: &str, from: usize, to: usize) {
+    let (_, case) = cases().remove(0);
+    let f = Flagship::new(&case);
+    let mut child = f.spawn(backend, from, 4_000);
+    let started = Instant::now();
+    // Wait for a checkpoint, then kill the job in the middle of its input.
+    while !f.has_checkpoint() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(child.try_wait().expect("try_wait").is_none(), "the job ended before it could be killed");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    let err = f.finish(backend, to);
+    assert!(err.contains("restoring from"), "{err}");
+    f.assert_equals_flink(&format!("{backend} {from} -> {to}"));
+}
+
+#[test]
+fn restore_at_another_parallelism_gives_the_same_results() {
+    rescale("memory", 4, 2);
+    rescale("rocksdb", 1, 3);
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_skipped_for_the_previous_one() {
+    let (_, case) = cases().remove(0);
+    let f = Flagship::new(&case);
+    let mut child = f.spawn("memory", 2, 3_000);
+    let started = Instant::now();
+    let complete = |f: &Flagship| {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(f.path("ck"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("_metadata").exists())
+            .collect();
+        v.sort_by_key(|p| p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("chk-")).and_then(|n| n.parse::<u64>().ok()));
+        v
+    };
+    while complete(&f).len() < 2 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    let all = complete(&f);
+    let newest = all.last().expect("a checkpoint").clone();
+    // Corrupt one state file of the newest checkpoint.
+    let victim =
+        std::fs::read_dir(&newest).expect("ls").flatten().map(|e| e.path()).find(|p| p.join("op.json").exists()).expect("a keyed snapshot");
+    let mut bytes = std::fs::read(victim.join("op.json")).expect("read");
+    let last_digit = bytes.iter().rposition(|b| b.is_ascii_digit()).expect("a digit");
+    bytes[last_digit] = if bytes[last_digit] == b'0' { b'1' } else { b'0' };
+    std::fs::write(victim.join("op.json"), bytes).expect("corrupt, same size");
+    let err = f.finish("memory", 2);
+    assert!(err.contains("skipping checkpoint") && err.contains("does not match its hash"), "{err}");
+    f.assert_equals_flink("after a corrupt checkpoint");
+}
+
+#[test]
+fn rocksdb_state_larger_than_its_caches_gives_the_memory_backends_results() {
+    plugins();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let job = |backend: &str, out: &Path| {
+        format!(
+            "[source.logs]\nkind = \"generator\"\ncount = 1000000\nusers = 1000000\nseed = 7\nevent-time = {{ field = \"timestamp\", unit = \"s\" }}\n\n\
+             [operator.parse]\nkind = \"map\"\ninput = \"logs\"\nplugin = \"{}\"\n\n\
+             [operator.per-user]\nkind = \"window\"\ninput = \"parse\"\nkey-by = \"user_id\"\nwindow = {{ type = \"tumbling\", size = \"30d\" }}\n\n\
+             [sink.out]\nkind = \"file\"\ninput = \"per-user\"\npath = \"{}\"\n\n[state]\nbackend = \"{backend}\"\ndir = \"{}\"\n",
+            plugin("log_analyzer_parse").display(),
+            out.display(),
+            dir.path().join(format!("state-{backend}")).display()
+        )
+    };
+    let (mem_out, rocks_out) = (dir.path().join("mem.jsonl"), dir.path().join("rocks.jsonl"));
+    let (_d1, j1) = job_file(&job("memory", &mem_out));
+    let (_d2, j2) = job_file(&job("rocksdb", &rocks_out));
+    run_job(&j1, &["parallelism=2".into()]);
+    run_job(&j2, &["parallelism=2".into()]);
+    let rows = read_jsonl(&rocks_out);
+    let keys: std::collections::BTreeSet<&str> = rows.iter().filter_map(|r| r["user_id"].as_str()).collect();
+    assert!(keys.len() > 500_000, "{} distinct keys", keys.len());
+    assert!(sorted(rows.clone()) == sorted(read_jsonl(&mem_out)), "RocksDB and memory backends disagree");
+}
