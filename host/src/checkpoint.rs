@@ -33,8 +33,8 @@ pub enum Mode {
 /// Checkpoint settings of a run.
 #[derive(Debug, Clone)]
 pub struct CheckpointConfig {
-    /// Time between checkpoints.
-    pub interval: Duration,
+    /// Time between checkpoints (none: only savepoints on request).
+    pub interval: Option<Duration>,
     /// Alignment mode.
     pub mode: Mode,
     /// Where checkpoints go.
@@ -47,6 +47,26 @@ pub struct CheckpointConfig {
     pub timeout: Duration,
     /// Completed checkpoints to keep.
     pub retain: usize,
+    /// Failed or timed-out checkpoints tolerated before the job fails (Flink's default: 0).
+    pub tolerable_failures: u32,
+}
+
+/// A request for a savepoint from the control endpoint.
+#[derive(Debug)]
+pub struct SavepointRequest {
+    /// Where to write it (must not exist yet).
+    pub dir: PathBuf,
+    /// Stop the job once the savepoint is complete.
+    pub stop: bool,
+    /// The answer: the savepoint folder, or why it failed.
+    pub reply: Sender<Result<PathBuf, String>>,
+}
+
+struct Pending {
+    started: Instant,
+    acks: usize,
+    dir: PathBuf,
+    savepoint: Option<(bool, Sender<Result<PathBuf, String>>)>,
 }
 
 /// One file of a checkpoint.
@@ -217,7 +237,8 @@ pub struct JobFacts {
     pub plugins: BTreeMap<String, String>,
 }
 
-/// Triggers checkpoints, collects acknowledgements, completes and retains them.
+/// Triggers checkpoints and savepoints, collects acknowledgements, completes and retains
+/// them.
 pub struct Coordinator {
     /// Settings.
     pub cfg: CheckpointConfig,
@@ -227,6 +248,8 @@ pub struct Coordinator {
     pub tasks: Vec<Sender<Control>>,
     /// Acknowledgements from tasks.
     pub acks: Receiver<Ack>,
+    /// Savepoint requests from the control endpoint.
+    pub requests: Receiver<SavepointRequest>,
     /// Number of tasks that must acknowledge.
     pub expected: usize,
     /// Facts for metadata.
@@ -235,6 +258,10 @@ pub struct Coordinator {
     pub done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Set when a source ended: later barriers could never complete.
     pub sources_ended: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Set to make the sources stop (stop with savepoint).
+    pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Fails the job when checkpoints fail beyond tolerance.
+    pub run: std::sync::Arc<crate::runtime::RunState>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -244,53 +271,103 @@ impl std::fmt::Debug for Coordinator {
 }
 
 impl Coordinator {
+    fn trigger(&self, id: u64, dir: &Path) {
+        for s in &self.sources {
+            let _ = s.send(Control::Trigger { id, dir: dir.to_path_buf() });
+        }
+    }
+
+    fn failed(&self, failures: &mut u32, id: u64, p: Pending, why: String) {
+        let _ = std::fs::remove_dir_all(&p.dir);
+        if let Some((_, reply)) = p.savepoint {
+            let _ = reply.send(Err(format!("savepoint {id} failed: {why}")));
+            return;
+        }
+        *failures += 1;
+        eprintln!("weir: checkpoint {id} failed: {why}");
+        if *failures > self.cfg.tolerable_failures {
+            let e = anyhow::anyhow!(
+                "checkpoint {id} failed ({why}); {failures} failure(s) exceed checkpoint.tolerable-failures = {}",
+                self.cfg.tolerable_failures
+            );
+            self.run.fail("checkpoint coordinator", &e);
+        }
+    }
+
     /// Runs until the job is done.
     pub fn run(self) -> anyhow::Result<()> {
         use std::sync::atomic::Ordering;
         std::fs::create_dir_all(&self.cfg.dir).with_context(|| format!("creating checkpoint dir {}", self.cfg.dir.display()))?;
         let mut next_id = highest_id(&self.cfg.dir) + 1;
-        let mut pending: BTreeMap<u64, (Instant, usize)> = BTreeMap::new();
+        let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+        let mut failures = 0u32;
         let mut last_end = Instant::now();
-        let mut next_trigger = Instant::now() + self.cfg.interval;
+        let far = Duration::from_secs(3600);
+        let mut next_trigger = Instant::now() + self.cfg.interval.unwrap_or(far);
         while !self.done.load(Ordering::Relaxed) {
             let now = Instant::now();
-            // Abort checkpoints that took too long.
             let expired: Vec<u64> =
-                pending.iter().filter(|(_, (t, _))| now.duration_since(*t) > self.cfg.timeout).map(|(id, _)| *id).collect();
+                pending.iter().filter(|(_, p)| now.duration_since(p.started) > self.cfg.timeout).map(|(id, _)| *id).collect();
             for id in expired {
-                pending.remove(&id);
-                eprintln!("weir: checkpoint {id} timed out after {:?}; aborted", self.cfg.timeout);
-                let _ = std::fs::remove_dir_all(chk_dir(&self.cfg.dir, id));
+                let p = pending.remove(&id).expect("listed");
+                self.failed(&mut failures, id, p, format!("timed out after {:?}", self.cfg.timeout));
             }
-            let can_start =
-                pending.len() < self.cfg.max_concurrent && now >= next_trigger && now.duration_since(last_end) >= self.cfg.min_pause;
-            if can_start && self.sources_ended.load(Ordering::Relaxed) == 0 {
+            let ended = self.sources_ended.load(Ordering::Relaxed) > 0;
+            while let Ok(req) = self.requests.try_recv() {
+                if ended {
+                    let _ = req.reply.send(Err("the job's sources have ended; nothing to save".into()));
+                    continue;
+                }
+                if req.dir.exists() && std::fs::read_dir(&req.dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+                    let _ = req.reply.send(Err(format!("{} exists and is not empty", req.dir.display())));
+                    continue;
+                }
+                if let Err(e) = std::fs::create_dir_all(&req.dir) {
+                    let _ = req.reply.send(Err(format!("cannot create {}: {e}", req.dir.display())));
+                    continue;
+                }
+                self.trigger(next_id, &req.dir);
+                pending.insert(next_id, Pending { started: now, acks: 0, dir: req.dir, savepoint: Some((req.stop, req.reply)) });
+                next_id += 1;
+            }
+            let periodic = pending.values().filter(|p| p.savepoint.is_none()).count();
+            let can_start = self.cfg.interval.is_some()
+                && periodic < self.cfg.max_concurrent
+                && now >= next_trigger
+                && now.duration_since(last_end) >= self.cfg.min_pause;
+            if can_start && !ended {
                 let dir = chk_dir(&self.cfg.dir, next_id);
                 std::fs::create_dir_all(&dir)?;
-                for s in &self.sources {
-                    let _ = s.send(Control::Trigger { id: next_id, dir: dir.clone() });
-                }
-                pending.insert(next_id, (now, 0));
+                self.trigger(next_id, &dir);
+                pending.insert(next_id, Pending { started: now, acks: 0, dir, savepoint: None });
                 next_id += 1;
-                next_trigger = now + self.cfg.interval;
+                next_trigger = now + self.cfg.interval.unwrap_or(far);
             }
-            let wait = next_trigger.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), Duration::from_millis(50));
+            let wait = next_trigger.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), Duration::from_millis(20));
             match self.acks.recv_timeout(wait) {
                 Ok(Ack { id, result }) => {
                     let Some(entry) = pending.get_mut(&id) else { continue };
                     if let Err(why) = result {
-                        eprintln!("weir: checkpoint {id} failed: {why}; aborted");
-                        pending.remove(&id);
-                        let _ = std::fs::remove_dir_all(chk_dir(&self.cfg.dir, id));
+                        let p = pending.remove(&id).expect("present");
+                        self.failed(&mut failures, id, p, why);
                         continue;
                     }
-                    entry.1 += 1;
-                    if entry.1 == self.expected {
-                        pending.remove(&id);
-                        self.complete(id, false)?;
-                        last_end = Instant::now();
-                        for t in &self.tasks {
+                    entry.acks += 1;
+                    if entry.acks == self.expected {
+                        let p = pending.remove(&id).expect("present");
+                        self.complete(id, &p.dir, p.savepoint.is_some())?;
+                        if p.savepoint.is_none() {
+                            last_end = Instant::now();
+                            failures = 0;
+                        }
+                        for t in self.tasks.iter().chain(self.sources.iter()) {
                             let _ = t.send(Control::Complete(id));
+                        }
+                        if let Some((stop, reply)) = p.savepoint {
+                            if stop {
+                                self.stop.store(true, Ordering::SeqCst);
+                            }
+                            let _ = reply.send(Ok(p.dir.clone()));
                         }
                     }
                 }
@@ -299,15 +376,17 @@ impl Coordinator {
             }
         }
         // Checkpoints still in flight can never complete: remove their folders.
-        for id in pending.keys() {
-            let _ = std::fs::remove_dir_all(chk_dir(&self.cfg.dir, *id));
+        for (id, p) in pending {
+            if let Some((_, reply)) = &p.savepoint {
+                let _ = reply.send(Err(format!("the job ended before savepoint {id} completed")));
+            }
+            let _ = std::fs::remove_dir_all(&p.dir);
         }
         Ok(())
     }
 
-    fn complete(&self, id: u64, savepoint: bool) -> anyhow::Result<()> {
-        let dir = chk_dir(&self.cfg.dir, id);
-        let files = list_files(&dir, &dir)?;
+    fn complete(&self, id: u64, dir: &Path, savepoint: bool) -> anyhow::Result<()> {
+        let files = list_files(dir, dir)?;
         let f = &self.facts;
         let completed_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         let m = Metadata {
@@ -320,10 +399,13 @@ impl Coordinator {
             savepoint,
             files,
         };
-        write_metadata(&dir, &m)?;
-        // Retention: keep the newest `retain` complete checkpoints (savepoints are kept).
+        write_metadata(dir, &m)?;
+        if savepoint {
+            return Ok(());
+        }
+        // Retention: keep the newest `retain` complete checkpoints.
         for (old, p) in completed(&self.cfg.dir).into_iter().skip(self.cfg.retain.max(1)) {
-            if verify(&p).map(|m| !m.savepoint).unwrap_or(true) && old < id {
+            if old < id {
                 let _ = std::fs::remove_dir_all(p);
             }
         }

@@ -325,11 +325,12 @@ impl Operator for PrintSink {
 /// Writes JSON lines to a file.
 ///
 /// With checkpoints the sink commits in two phases, so a reader of `path` sees every
-/// result exactly once: records go to an in-progress part file; at a barrier the part is
-/// flushed and becomes pending (pre-commit); when the checkpoint completes, pending parts
-/// are appended to `path`. A restore truncates `path` to its length at the checkpoint and
-/// appends that checkpoint's pending parts again, so a commit interrupted by a crash is
-/// neither lost nor doubled.
+/// result exactly once: records go to an in-progress part file beside `path`; at a barrier
+/// the part is flushed and becomes pending (pre-commit), and the snapshot keeps its own
+/// link to it; when the checkpoint completes, pending parts are appended to `path`. A
+/// restore truncates `path` to its length at the checkpoint and appends that checkpoint's
+/// pending parts from the snapshot, so a commit interrupted by a crash is neither lost nor
+/// doubled, and every checkpoint or savepoint is self-contained.
 #[derive(Debug)]
 pub struct FileSink {
     path: PathBuf,
@@ -343,22 +344,15 @@ struct Txn {
     subtask: usize,
     started: bool,
     inprogress: Option<BufWriter<File>>,
-    /// Pre-committed parts: (checkpoint id, file name).
+    /// Pre-committed parts: (checkpoint id, file name in `parts`).
     pending: Vec<(u64, String)>,
-    /// Parts pending at each snapshot still possibly needed by a restore.
-    listed: std::collections::BTreeMap<u64, Vec<String>>,
-    /// Committed parts not yet deleted.
-    committed: Vec<String>,
-    /// Completed checkpoints a restore may still fall back to (newest last).
-    completed: std::collections::VecDeque<u64>,
-    /// How many completed checkpoints are retained.
-    retain: usize,
 }
 
 /// What a transactional file sink stores in a checkpoint.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct SinkSnapshot {
     committed_len: u64,
+    /// Pending parts, in commit order; each is a file of the snapshot folder.
     pending: Vec<(u64, String)>,
 }
 
@@ -376,6 +370,14 @@ fn append_file(to: &Path, from: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A hard link when both are on one file system, else a copy.
+fn link_or_copy(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).with_context(|| format!("copying {} into {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
 impl FileSink {
     /// Creates (truncates) `path` and writes to it directly.
     pub fn create(path: &Path) -> anyhow::Result<Self> {
@@ -383,22 +385,11 @@ impl FileSink {
         Ok(FileSink { path: path.to_path_buf(), direct: Some(BufWriter::with_capacity(1 << 20, f)), txn: None })
     }
 
-    /// A two-phase-commit sink for runs with checkpoints that retain `retain` completed
-    /// checkpoints; part files live beside `path`.
-    pub fn transactional(path: &Path, subtask: usize, retain: usize) -> anyhow::Result<Self> {
+    /// A two-phase-commit sink for runs with checkpoints; part files live beside `path`.
+    pub fn transactional(path: &Path, subtask: usize) -> anyhow::Result<Self> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
         let parts = path.parent().unwrap_or(Path::new(".")).join(format!(".{name}.parts"));
-        let txn = Txn {
-            parts,
-            subtask,
-            started: false,
-            inprogress: None,
-            pending: Vec::new(),
-            listed: Default::default(),
-            committed: Vec::new(),
-            completed: Default::default(),
-            retain: retain.max(1),
-        };
+        let txn = Txn { parts, subtask, started: false, inprogress: None, pending: Vec::new() };
         Ok(FileSink { path: path.to_path_buf(), direct: None, txn: Some(txn) })
     }
 
@@ -437,14 +428,15 @@ impl FileSink {
         Ok(())
     }
 
-    /// Appends pending parts up to checkpoint `upto` to the output.
+    /// Appends pending parts up to checkpoint `upto` to the output and drops them.
     fn commit(&mut self, upto: u64) -> anyhow::Result<()> {
         let t = self.txn.as_mut().expect("transactional");
         let (done, keep): (Vec<_>, Vec<_>) = t.pending.drain(..).partition(|(id, _)| *id <= upto);
         t.pending = keep;
         for (_, name) in done {
-            append_file(&self.path, &t.parts.join(&name))?;
-            t.committed.push(name);
+            let part = t.parts.join(&name);
+            append_file(&self.path, &part)?;
+            std::fs::remove_file(&part)?;
         }
         Ok(())
     }
@@ -482,8 +474,10 @@ impl Operator for FileSink {
         }
         self.precommit(id)?;
         let committed_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        let t = self.txn.as_mut().expect("transactional");
-        t.listed.insert(id, t.pending.iter().map(|(_, n)| n.clone()).collect());
+        let t = self.txn.as_ref().expect("transactional");
+        for (_, name) in &t.pending {
+            link_or_copy(&t.parts.join(name), &dir.join(name))?;
+        }
         let snap = SinkSnapshot { committed_len, pending: t.pending.clone() };
         std::fs::write(dir.join(SINK_SNAPSHOT), serde_json::to_vec(&snap)?)?;
         Ok(())
@@ -493,23 +487,7 @@ impl Operator for FileSink {
         if self.txn.is_none() {
             return Ok(());
         }
-        self.commit(id)?;
-        // A restore can fall back to any retained checkpoint (when a newer one is corrupt):
-        // keep every part that one of them lists; the others are gone for good.
-        let t = self.txn.as_mut().expect("transactional");
-        t.completed.push_back(id);
-        while t.completed.len() > t.retain {
-            t.completed.pop_front();
-        }
-        let oldest = t.completed.front().copied().unwrap_or(id);
-        t.listed.retain(|k, _| *k >= oldest);
-        let needed: std::collections::BTreeSet<String> = t.completed.iter().filter_map(|c| t.listed.get(c)).flatten().cloned().collect();
-        let (gone, kept): (Vec<_>, Vec<_>) = t.committed.drain(..).partition(|n| !needed.contains(n));
-        t.committed = kept;
-        for n in gone {
-            let _ = std::fs::remove_file(t.parts.join(n));
-        }
-        Ok(())
+        self.commit(id)
     }
 
     fn restore(&mut self, dirs: &[PathBuf], _groups: std::ops::Range<u16>) -> anyhow::Result<()> {
@@ -526,28 +504,12 @@ impl Operator for FileSink {
         );
         f.set_len(snap.committed_len)?;
         f.sync_all()?;
-        t.started = true;
-        std::fs::create_dir_all(&t.parts)?;
         for (_, name) in &snap.pending {
-            append_file(&self.path, &t.parts.join(name))?;
+            append_file(&self.path, &dir.join(name))?;
         }
-        // Parts from after the checkpoint, and the interrupted in-progress part, are void.
-        let restored_id = dir
-            .parent()
-            .and_then(|c| c.file_name())
-            .and_then(|n| n.to_string_lossy().strip_prefix("chk-").and_then(|i| i.parse::<u64>().ok()));
-        for e in std::fs::read_dir(&t.parts)?.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let id = n.strip_suffix(".pending").and_then(|x| x.rsplit('-').next()).and_then(|i| i.parse::<u64>().ok());
-            let newer = match (id, restored_id) {
-                (Some(i), Some(r)) => i > r,
-                _ => true,
-            };
-            if newer && !snap.pending.iter().any(|(_, p)| *p == n) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-        t.committed = snap.pending.iter().map(|(_, n)| n.clone()).collect();
+        // Parts of the interrupted run are void: the source replays what they held.
+        let _ = std::fs::remove_dir_all(&t.parts);
+        t.started = true;
         Ok(())
     }
 }

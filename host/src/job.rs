@@ -59,6 +59,9 @@ pub struct JobSpec {
     /// What happens when the job fails.
     #[serde(default)]
     pub restart: RestartSpec,
+    /// Loopback address of the control endpoint (`weir savepoint`), e.g. `127.0.0.1:7070`.
+    #[serde(default)]
+    pub control: Option<String>,
 }
 
 /// `[state]`.
@@ -109,6 +112,9 @@ pub struct CheckpointSpec {
     /// Completed checkpoints to keep (default 3).
     #[serde(default)]
     pub retain: Option<usize>,
+    /// Failed checkpoints tolerated before the job fails (default 0, as Flink).
+    #[serde(default)]
+    pub tolerable_failures: Option<u32>,
 }
 
 /// `[restart]`.
@@ -650,25 +656,37 @@ impl Job {
         if c.max_concurrent == Some(0) {
             return Err(self.error("checkpoint.max-concurrent", "must be at least 1"));
         }
+        if let Some(a) = &s.control {
+            let addr: std::net::SocketAddr =
+                a.parse().map_err(|_| self.error("control", format!("`{a}` is not an address; write e.g. \"127.0.0.1:7070\"")))?;
+            if !addr.ip().is_loopback() {
+                return Err(self.error("control", "the control endpoint listens on loopback only (127.0.0.1 or [::1])"));
+            }
+        }
         if let Some(d) = &s.restart.delay {
             parse_duration(d).map_err(|m| self.error("restart.delay", m))?;
         }
         Ok(())
     }
 
-    /// The checkpoint settings, when checkpoints are on.
+    /// The checkpoint settings, when checkpoints are on (or savepoints possible: `control`).
     pub fn checkpoint_config(&self) -> Option<crate::checkpoint::CheckpointConfig> {
         let c = &self.spec.checkpoint;
         let d = |v: &Option<String>, def: std::time::Duration| v.as_deref().and_then(|s| parse_duration(s).ok()).unwrap_or(def);
-        let interval = c.interval.as_deref().and_then(|s| parse_duration(s).ok())?;
+        let interval = c.interval.as_deref().and_then(|s| parse_duration(s).ok());
+        if interval.is_none() && self.spec.control.is_none() {
+            return None;
+        }
+        let dir = self.checkpoint_dir().unwrap_or_else(|| std::env::temp_dir().join(format!("weir-checkpoints-{}", std::process::id())));
         Some(crate::checkpoint::CheckpointConfig {
             interval,
             mode: c.mode,
-            dir: self.checkpoint_dir()?,
+            dir,
             min_pause: d(&c.min_pause, std::time::Duration::ZERO),
             max_concurrent: c.max_concurrent.unwrap_or(1),
             timeout: d(&c.timeout, std::time::Duration::from_secs(600)),
             retain: c.retain.unwrap_or(3),
+            tolerable_failures: c.tolerable_failures.unwrap_or(0),
         })
     }
 

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod connectors;
+pub mod control;
 pub mod job;
 pub mod operators;
 pub mod plan;

@@ -49,6 +49,19 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
     },
+    /// Ask a running job for a savepoint (a checkpoint kept until you remove it), and
+    /// optionally stop the job when it is written. Resume with `weir run JOB --restore DIR`,
+    /// also at another parallelism.
+    Savepoint {
+        /// The job's control endpoint (its `control` field), e.g. 127.0.0.1:7070.
+        #[arg(long)]
+        control: std::net::SocketAddr,
+        /// Folder for the savepoint (must not exist or be empty).
+        dir: PathBuf,
+        /// Stop the job once the savepoint is complete.
+        #[arg(long)]
+        stop: bool,
+    },
     /// Show a plugin's world, exports and imports.
     Inspect {
         /// The component (.wasm).
@@ -131,6 +144,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate { job, sets } => {
             let p = load(&job, sets, None, None)?;
             println!("ok: {} is a valid job ({p:?})", job.display());
+            Ok(())
+        }
+        Command::Savepoint { control, dir, stop } => {
+            let path = weir_host::control::request_savepoint(control, &dir, stop)?;
+            println!("savepoint written to {}{}", path.display(), if stop { "; the job is stopping" } else { "" });
             Ok(())
         }
         Command::Inspect { plugin } => {

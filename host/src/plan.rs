@@ -226,7 +226,7 @@ impl Planned {
         let node = &self.nodes[i];
         let spec = &self.job.spec;
         let clock = self.opts.clock.clone();
-        let txn = self.job.checkpoint_config().map(|c| c.retain);
+        let txn = self.job.checkpoint_config().is_some();
         match node.kind {
             NodeKind::Source => Ok(Box::new(Identity)),
             NodeKind::Sink => make_sink(&spec.sink[&node.name], false, txn),
@@ -413,6 +413,7 @@ impl Planned {
         let mut source_ctl: Vec<Sender<Control>> = Vec::new();
         let mut task_ctl: Vec<Sender<Control>> = Vec::new();
         let sources_ended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut metrics = JobMetrics::default();
         let node_metrics: Vec<_> = self.nodes.iter().map(|n| metrics.node(&n.name)).collect();
         // Task heads: nodes that do not chain into another.
@@ -549,10 +550,11 @@ impl Planned {
                 }
             }
             let ended = sources_ended.clone();
+            let stop2 = stop.clone();
             let handle = std::thread::Builder::new().name(name.clone()).spawn(move || {
                 let res = match (src, rx) {
                     (Some((source, time, rate)), _) => {
-                        let ctl = SourceControl { control, ended: Some(ended) };
+                        let ctl = SourceControl { control, ended: Some(ended), stop: Some(stop2) };
                         runtime::run_source_task(source, time, chain, batch_size, rate, ctl, run2.clone())
                     }
                     (None, Some(rx)) => {
@@ -567,6 +569,7 @@ impl Planned {
             handles.push(handle);
         }
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut control = None;
         let coordinator = match ck {
             Some(cfg) => {
                 let facts = JobFacts {
@@ -575,15 +578,23 @@ impl Planned {
                     parallelism: self.nodes.iter().map(|n| (n.name.clone(), n.parallelism)).collect(),
                     plugins: self.plugins.iter().map(|(p, pl)| (p.display().to_string(), pl.hash.clone())).collect(),
                 };
+                let (req_tx, requests) = crossbeam_channel::unbounded();
+                if let Some(addr) = &self.job.spec.control {
+                    let addr = addr.parse().map_err(|_| self.job.error("control", "not an address"))?;
+                    control = Some(crate::control::serve(addr, req_tx, done.clone())?);
+                }
                 let c = Coordinator {
                     cfg,
                     sources: source_ctl,
                     tasks: task_ctl,
                     acks: ack_rx,
+                    requests,
                     expected,
                     facts,
                     done: done.clone(),
                     sources_ended,
+                    stop,
+                    run: run.clone(),
                 };
                 Some(std::thread::Builder::new().name("checkpoint-coordinator".into()).spawn(move || c.run())?)
             }
@@ -595,6 +606,9 @@ impl Planned {
             }
         }
         done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(c) = control {
+            let _ = c.join();
+        }
         if let Some(c) = coordinator {
             match c.join() {
                 Ok(Err(e)) => run.fail("checkpoint coordinator", &e),
@@ -622,16 +636,14 @@ struct Task {
     control: Option<Receiver<Control>>,
 }
 
-/// A sink; `transactional` is the number of retained checkpoints when checkpoints are on.
-fn make_sink(s: &SinkSpec, dead_letter: bool, transactional: Option<usize>) -> anyhow::Result<Box<dyn Operator>> {
+/// A sink; file sinks commit in two phases when `transactional` (checkpoints are on).
+fn make_sink(s: &SinkSpec, dead_letter: bool, transactional: bool) -> anyhow::Result<Box<dyn Operator>> {
     Ok(match s.kind {
         SinkKind::Print => {
             Box::new(connectors::PrintSink::new(s.prefix.clone(), if dead_letter { Stream::Stderr } else { Stream::Stdout }))
         }
-        SinkKind::File => match transactional {
-            Some(retain) => Box::new(connectors::FileSink::transactional(s.path.as_ref().expect("checked"), 0, retain)?),
-            None => Box::new(connectors::FileSink::create(s.path.as_ref().expect("checked"))?),
-        },
+        SinkKind::File if transactional => Box::new(connectors::FileSink::transactional(s.path.as_ref().expect("checked"), 0)?),
+        SinkKind::File => Box::new(connectors::FileSink::create(s.path.as_ref().expect("checked"))?),
         SinkKind::Discard => Box::new(connectors::DiscardSink),
     })
 }

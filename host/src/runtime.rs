@@ -608,8 +608,7 @@ struct Alignment {
 /// the chain, fires processing time, and closes at the end of every input.
 pub fn run_input_task(mut chain: Chain, task: InputTask, clock: Arc<dyn Clock>, run: Arc<RunState>) -> anyhow::Result<()> {
     let InputTask { rx, inputs, control, mode } = task;
-    let never = crossbeam_channel::never();
-    let control = control.unwrap_or(never);
+    let mut control = control.unwrap_or(crossbeam_channel::never());
     let mut wms = InputWatermarks::new(inputs);
     let mut ended = vec![false; inputs];
     let mut aligning: Option<Alignment> = None;
@@ -636,8 +635,11 @@ pub fn run_input_task(mut chain: Chain, task: InputTask, clock: Arc<dyn Clock>, 
             crossbeam_channel::select! {
                 recv(rx) -> m => m.map_err(|_| anyhow::anyhow!("an upstream task stopped without ending its stream"))?,
                 recv(control) -> c => {
-                    if let Ok(Control::Complete(id)) = c {
-                        chain.notify_complete(id)?;
+                    match c {
+                        Ok(Control::Complete(id)) => chain.notify_complete(id)?,
+                        Ok(Control::Trigger { .. }) => {}
+                        // The coordinator is gone: no more notices.
+                        Err(_) => control = crossbeam_channel::never(),
                     }
                     continue;
                 }
@@ -800,6 +802,8 @@ pub struct SourceControl {
     pub control: Option<Receiver<Control>>,
     /// Incremented when the source ends (no barrier can pass it after that).
     pub ended: Option<Arc<AtomicUsize>>,
+    /// Set to stop (after a savepoint): end without the final watermark.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 fn source_control(source: &dyn Source, time: &SourceTime, chain: &mut Chain, ctl: &SourceControl) -> anyhow::Result<()> {
@@ -841,6 +845,14 @@ pub fn run_source_task(
             return Ok(());
         }
         source_control(source.as_ref(), &time, &mut chain, &ctl)?;
+        if ctl.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            // Stop with savepoint: no final watermark, so nothing fires that the savepoint
+            // holds; sinks commit what they have.
+            if let Some(e) = &ctl.ended {
+                e.fetch_add(1, Ordering::SeqCst);
+            }
+            return chain.close();
+        }
         let max = match rate {
             Some(r) => {
                 let due = (started.elapsed().as_secs_f64() * r) as u64 + 1;

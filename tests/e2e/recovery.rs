@@ -24,6 +24,10 @@ impl Flagship {
     }
 
     fn args(&self, backend: &str, p: usize, rate: u32, restore: bool) -> Vec<String> {
+        self.args_with(backend, p, rate, restore.then_some("latest"), &[])
+    }
+
+    fn args_with(&self, backend: &str, p: usize, rate: u32, restore: Option<&str>, extra: &[String]) -> Vec<String> {
         let mut a = vec!["run".to_string(), root().join("plugins/log-analyzer/job.toml").display().to_string()];
         let sets = [
             "source.logs.kind=file".to_string(),
@@ -41,13 +45,13 @@ impl Flagship {
             "checkpoint.interval=100ms".into(),
             format!("checkpoint.dir=file://{}", self.path("ck").display()),
         ];
-        for s in sets {
+        for s in sets.iter().chain(extra) {
             a.push("--set".into());
-            a.push(s);
+            a.push(s.clone());
         }
-        if restore {
+        if let Some(r) = restore {
             a.push("--restore".into());
-            a.push("latest".into());
+            a.push(r.into());
         }
         a
     }
@@ -211,4 +215,74 @@ fn rocksdb_state_larger_than_its_caches_gives_the_memory_backends_results() {
     let keys: std::collections::BTreeSet<&str> = rows.iter().filter_map(|r| r["user_id"].as_str()).collect();
     assert!(keys.len() > 500_000, "{} distinct keys", keys.len());
     assert!(sorted(rows.clone()) == sorted(read_jsonl(&mem_out)), "RocksDB and memory backends disagree");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+#[test]
+fn savepoint_against_a_running_job_stops_it_and_restores_at_another_parallelism() {
+    let (_, case) = cases().remove(0);
+    let f = Flagship::new(&case);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let args = f.args_with("rocksdb", 2, 3_000, None, &[format!("control={addr}")]);
+    let mut child =
+        Command::new(env!("CARGO_BIN_EXE_weir")).args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the control endpoint never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    let sp = f.path("savepoint-1");
+    let out = weir(&["savepoint", "--control", &addr, &sp.display().to_string(), "--stop"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("savepoint written to"));
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "a job stopped with a savepoint exits 0");
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(sp.join("_metadata")).expect("metadata")).expect("json");
+    assert_eq!(meta["savepoint"], true);
+    let partial = read_jsonl(&f.path("metrics.jsonl")).len();
+    let want =
+        read_jsonl(&case.join("flink-windows.jsonl")).iter().filter(|r| r["kind"] == "tumble10s" || r["kind"] == "actions60s").count();
+    assert!(partial < want, "the job stopped in the middle ({partial} of {want} rows)");
+    // Resume from the savepoint at parallelism 3.
+    let args = f.args_with("rocksdb", 3, 1_000_000, Some(&sp.display().to_string()), &[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_weir")).args(&args).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    f.assert_equals_flink("savepoint, stop, restore at 3");
+}
+
+#[test]
+fn fixed_delay_restart_recovers_a_failed_job() {
+    use std::io::BufRead;
+    let (_, case) = cases().remove(0);
+    let f = Flagship::new(&case);
+    let missing = f.path("not-yet");
+    let extra = [
+        format!("sink.alerts.path={}", missing.join("alerts.jsonl").display()),
+        "restart.strategy=fixed-delay".into(),
+        "restart.attempts=2".into(),
+        "restart.delay=1s".into(),
+    ];
+    let args = f.args_with("memory", 2, 20_000, None, &extra);
+    let mut child =
+        Command::new(env!("CARGO_BIN_EXE_weir")).args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut log = String::new();
+    for line in stderr.lines() {
+        let line = line.expect("line");
+        log += &line;
+        log.push('\n');
+        if line.contains("restart 1 in") {
+            // The outage ends: the folder appears before the restart.
+            std::fs::create_dir_all(&missing).expect("mkdir");
+        }
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{log}");
+    assert!(log.contains("job failed") && log.contains("sink file") && log.contains("restart 1 in"), "{log}");
+    let alerts = sorted(read_jsonl(&missing.join("alerts.jsonl")));
+    assert!(alerts == sorted(read_jsonl(&case.join("flink-alerts.jsonl"))), "alerts after the restart equal Flink's");
 }
