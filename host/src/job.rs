@@ -345,6 +345,46 @@ pub struct OperatorSpec {
     /// window: constant fields added to every result row.
     #[serde(default)]
     pub fields: IndexMap<String, toml::Value>,
+    /// process: time-to-live per state name, `"300s"` or `{ ttl = "1d", update = "on-read-and-write" }`.
+    #[serde(default)]
+    pub state_ttl: IndexMap<String, TtlSpec>,
+}
+
+/// TTL of one state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TtlSpec {
+    /// Expire this long after the last write.
+    After(String),
+    /// With the update type.
+    Full {
+        /// How long a value lives.
+        ttl: String,
+        /// `on-create-and-write` (default) or `on-read-and-write`.
+        #[serde(default)]
+        update: TtlUpdate,
+    },
+}
+
+/// When a TTL clock restarts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TtlUpdate {
+    /// On writes.
+    #[default]
+    OnCreateAndWrite,
+    /// On reads and writes.
+    OnReadAndWrite,
+}
+
+impl TtlSpec {
+    /// `(ttl, refresh on read)`.
+    pub fn parse(&self) -> Result<(std::time::Duration, bool), String> {
+        match self {
+            TtlSpec::After(d) => Ok((parse_duration(d)?, false)),
+            TtlSpec::Full { ttl, update } => Ok((parse_duration(ttl)?, *update == TtlUpdate::OnReadAndWrite)),
+        }
+    }
 }
 
 /// One or several inputs.
@@ -729,6 +769,16 @@ impl Job {
                 return Err(self.error(&format!("{f}.key-by"), "an empty list of fields; name at least one"));
             }
         }
+        for (name, t) in &op.state_ttl {
+            let f2 = format!("{f}.state-ttl.{name}");
+            if op.kind != OperatorKind::Process {
+                return Err(self.error(&f2, "only a process operator has keyed state with a TTL"));
+            }
+            let (d, _) = t.parse().map_err(|m| self.error(&f2, m))?;
+            if d.is_zero() {
+                return Err(self.error(&f2, "a TTL must be longer than 0"));
+            }
+        }
         if op.kind == OperatorKind::Window {
             let Some(w) = &op.window else {
                 return Err(self.error(&f, "kind = \"window\" needs `window = { type = \"tumbling\", size = \"10s\" }`"));
@@ -833,6 +883,20 @@ mod tests {
         let e = load("[source.logs]\nkind = \"file\"\npth = \"x\"\n", &[]).unwrap_err().to_string();
         assert!(e.contains("job.toml:3"), "{e}");
         assert!(e.contains("unknown field `pth`") && e.contains("path"), "{e}");
+    }
+
+    #[test]
+    fn state_ttl_is_checked() {
+        let base = "[source.logs]\nkind = \"file\"\npath = \"x\"\n\n[operator.p]\nkind = \"process\"\ninput = \"logs\"\nkey-by = \"u\"\nplugin = \"p.wasm\"\n";
+        let j =
+            load(&format!("{base}state-ttl = {{ a = \"5m\", b = {{ ttl = \"1d\", update = \"on-read-and-write\" }} }}\n"), &[]).unwrap();
+        let ttl = &j.spec.operator["p"].state_ttl;
+        assert_eq!(ttl["a"].parse(), Ok((std::time::Duration::from_secs(300), false)));
+        assert_eq!(ttl["b"].parse(), Ok((std::time::Duration::from_secs(86_400), true)));
+        let e = load(&format!("{base}state-ttl = {{ a = \"soon\" }}\n"), &[]).unwrap_err();
+        assert_eq!(e.field, "operator.p.state-ttl.a");
+        let e = load(base, &["control=10.0.0.1:7070"]).unwrap_err();
+        assert!(e.message.contains("loopback"), "{e}");
     }
 
     #[test]

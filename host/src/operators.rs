@@ -196,8 +196,10 @@ impl Operator for ProcessOp {
     }
 
     fn snapshot(&mut self, _id: u64, dir: &Path) -> anyhow::Result<()> {
-        let (wm, maxp) = (self.watermark, self.max_parallelism);
+        let (wm, maxp, now) = (self.watermark, self.max_parallelism, self.clock.now_ms());
         let h = self.inst.host();
+        h.call.processing_time = now;
+        h.cleanup_expired();
         crate::runtime::snapshot_keyed(
             dir,
             h.state.as_mut(),

@@ -242,7 +242,14 @@ impl Planned {
                     OperatorKind::Filter => Box::new(StatelessOp::new(Stateless::Filter, inst(op.plugin.as_ref().expect("checked"))?)),
                     OperatorKind::FlatMap => Box::new(StatelessOp::new(Stateless::FlatMap, inst(op.plugin.as_ref().expect("checked"))?)),
                     OperatorKind::Process => {
-                        Box::new(ProcessOp::new(inst(op.plugin.as_ref().expect("checked"))?, spec.max_parallelism, clock))
+                        let mut i = inst(op.plugin.as_ref().expect("checked"))?;
+                        i.host().state = self.backend(&node.name, subtask)?;
+                        for (name, t) in &op.state_ttl {
+                            let (d, refresh_on_read) =
+                                t.parse().map_err(|m| self.job.error(&format!("operator.{}.state-ttl.{name}", node.name), m))?;
+                            i.host().ttl.insert(name.clone(), crate::plugin::Ttl { ms: d.as_millis() as i64, refresh_on_read });
+                        }
+                        Box::new(ProcessOp::new(i, spec.max_parallelism, clock))
                     }
                     OperatorKind::Window => {
                         let w = op.window.as_ref().expect("checked");

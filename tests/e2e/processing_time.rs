@@ -41,3 +41,68 @@ fn processing_time_timers_fire_when_the_clock_reaches_them() {
     );
     assert_eq!(op.next_processing_timer(), None);
 }
+
+fn item(user: &str, item: &str) -> Record {
+    Record { key: Some(user.as_bytes().to_vec()), value: format!("{{\"item\": \"{item}\"}}").into_bytes(), ..Record::default() }
+}
+
+fn emitted(out: &mut Output) -> Vec<serde_json::Value> {
+    out.main.take().records.iter().map(|r| serde_json::from_slice(&r.value).expect("json")).collect()
+}
+
+fn keyed_state_op(ttl: &[(&str, i64, bool)], clock: &ManualClock) -> ProcessOp {
+    let engine = PluginEngine::shared().expect("engine");
+    let p = Arc::new(Plugin::load(&engine, &plugin("keyed_state")).expect("load"));
+    let mut inst = Instance::new(p, "state", 0, "{}".into()).expect("init");
+    for (name, ms, refresh_on_read) in ttl {
+        inst.host().ttl.insert(name.to_string(), weir_host::plugin::Ttl { ms: *ms, refresh_on_read: *refresh_on_read });
+    }
+    ProcessOp::new(inst, 128, Arc::new(clock.clone()))
+}
+
+#[test]
+fn state_ttl_expires_values_list_elements_and_map_entries() {
+    let clock = ManualClock::new(0);
+    let ttl = [("count", 5_000, false), ("items", 5_000, false), ("item-counts", 5_000, false)];
+    let mut op = keyed_state_op(&ttl, &clock);
+    let mut out = Output::new(&[], Arc::new(NodeMetrics::default()));
+    op.process(Batch::of(vec![item("u", "a")]), &mut out).expect("process");
+    clock.set(3_000);
+    op.process(Batch::of(vec![item("u", "b")]), &mut out).expect("process");
+    let rows = emitted(&mut out);
+    assert_eq!(rows[1], serde_json::json!({"user_id": "u", "count": 2, "items": ["a", "b"], "item_counts": {"a": 1, "b": 1}}));
+    // At 6 s the count (written at 3 s) lives on; "a" (written at 0 s) expired alone.
+    clock.set(6_000);
+    op.process(Batch::of(vec![item("u", "c")]), &mut out).expect("process");
+    assert_eq!(emitted(&mut out)[0], serde_json::json!({"user_id": "u", "count": 3, "items": ["b", "c"], "item_counts": {"b": 1, "c": 1}}));
+    // Long after: everything expired, the key starts over.
+    clock.set(60_000);
+    op.process(Batch::of(vec![item("u", "d")]), &mut out).expect("process");
+    assert_eq!(emitted(&mut out)[0], serde_json::json!({"user_id": "u", "count": 1, "items": ["d"], "item_counts": {"d": 1}}));
+}
+
+#[test]
+fn state_ttl_refreshed_on_read_and_expired_state_left_out_of_snapshots() {
+    let clock = ManualClock::new(0);
+    let mut op = keyed_state_op(&[("count", 5_000, true)], &clock);
+    let mut out = Output::new(&[], Arc::new(NodeMetrics::default()));
+    for t in [0, 4_000, 8_000, 12_000] {
+        clock.set(t);
+        op.process(Batch::of(vec![item("u", "x")]), &mut out).expect("process");
+    }
+    let counts: Vec<i64> = emitted(&mut out).iter().map(|r| r["count"].as_i64().expect("count")).collect();
+    assert_eq!(counts, [1, 2, 3, 4], "each read extends the count's life");
+    op.process(Batch::of(vec![item("v", "x")]), &mut out).expect("process");
+    clock.set(100_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    op.snapshot(1, dir.path()).expect("snapshot");
+    let state = std::fs::read(dir.path().join("state/state.kv")).expect("state file");
+    // State keys hold the state name after its length byte.
+    let has = |name: &str| {
+        let mut needle = vec![name.len() as u8];
+        needle.extend_from_slice(name.as_bytes());
+        state.windows(needle.len()).any(|w| w == needle.as_slice())
+    };
+    assert!(!has("count"), "expired counts are not in the snapshot");
+    assert!(has("items") && has("item-counts"), "state without a TTL is");
+}

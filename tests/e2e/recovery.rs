@@ -117,6 +117,19 @@ fn kill_many_times_then_finish(backend: &str) {
         }
     }
     assert!(f.has_checkpoint(), "the killed runs completed checkpoints");
+    if backend == "rocksdb" {
+        // Keyed state of the process plugin and of the windows lives in RocksDB: their
+        // snapshots are RocksDB checkpoints, not memory dumps.
+        let chk = std::fs::read_dir(f.path("ck"))
+            .expect("ck")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("_metadata").exists())
+            .expect("a checkpoint");
+        for node in ["detect", "tumble10s", "actions60s"] {
+            assert!(chk.join(format!("{node}-0/state/CURRENT")).exists(), "{node} does not snapshot RocksDB state");
+        }
+    }
     f.finish(backend, 2);
     f.assert_equals_flink(&format!("{backend} after {kills} kills"));
 }

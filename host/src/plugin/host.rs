@@ -1,5 +1,6 @@
 //! The host side of the WIT imports: logging, context, output, keyed state and timers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
@@ -51,7 +52,35 @@ pub struct HostCtx {
     pub event_timers: TimerQueue,
     /// Processing-time timers.
     pub processing_timers: TimerQueue,
+    /// Time-to-live of state, by state name.
+    pub ttl: HashMap<String, Ttl>,
     codec: KeyCodec,
+}
+
+/// Time-to-live of one state (Flink's StateTtlConfig, processing time, expired values are
+/// never returned).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ttl {
+    /// How long a value lives after it was written (or read, with `refresh_on_read`), ms.
+    pub ms: i64,
+    /// Reading a value also extends its life (Flink's `OnReadAndWrite`).
+    pub refresh_on_read: bool,
+}
+
+/// Values of a state with TTL carry their expiry time (8 bytes, big-endian) in front.
+fn stamp(expires: i64, v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + v.len());
+    out.extend_from_slice(&expires.to_be_bytes());
+    out.extend_from_slice(v);
+    out
+}
+
+/// Splits a stamped value into (expiry, value).
+fn unstamp(v: &[u8]) -> (i64, &[u8]) {
+    if v.len() < 8 {
+        return (i64::MIN, &[]);
+    }
+    (i64::from_be_bytes(v[..8].try_into().unwrap_or_default()), &v[8..])
 }
 
 impl std::fmt::Debug for HostCtx {
@@ -76,7 +105,70 @@ impl HostCtx {
             state: Box::new(MemoryBackend::default()),
             event_timers: TimerQueue::default(),
             processing_timers: TimerQueue::default(),
+            ttl: HashMap::new(),
             codec: KeyCodec::default(),
+        }
+    }
+
+    fn ttl_of(&self, name: &str) -> Option<Ttl> {
+        self.ttl.get(name).copied()
+    }
+
+    fn expiry(&self, t: Ttl) -> i64 {
+        self.call.processing_time.saturating_add(t.ms)
+    }
+
+    /// Reads a possibly stamped value: `None` when absent or expired (expired values are
+    /// deleted); refreshes on read when configured.
+    fn read_cell(&mut self, name: &str, k: Vec<u8>) -> Option<Vec<u8>> {
+        let raw = self.state.get(&k)?;
+        let Some(t) = self.ttl_of(name) else { return Some(raw) };
+        let (exp, v) = unstamp(&raw);
+        if exp <= self.call.processing_time {
+            self.state.delete(&k);
+            return None;
+        }
+        let v = v.to_vec();
+        if t.refresh_on_read {
+            let e = self.expiry(t);
+            self.state.put(k, stamp(e, &v));
+        }
+        Some(v)
+    }
+
+    fn write_cell(&mut self, name: &str, k: Vec<u8>, v: &[u8]) {
+        match self.ttl_of(name) {
+            Some(t) => {
+                let e = self.expiry(t);
+                self.state.put(k, stamp(e, v))
+            }
+            None => self.state.put(k, v.to_vec()),
+        }
+    }
+
+    /// Removes every expired value of states with a TTL (run before a snapshot, so no
+    /// checkpoint carries expired state: Flink's cleanup in full snapshot).
+    pub fn cleanup_expired(&mut self) {
+        if self.ttl.is_empty() {
+            return;
+        }
+        let now = self.call.processing_time;
+        for (k, v) in self.state.scan_prefix(&[]) {
+            let Some((name, ns)) = parse_state_key(&k) else { continue };
+            if !self.ttl.contains_key(name) {
+                continue;
+            }
+            if ns == LIST_NS {
+                let items = decode_list(&v);
+                let live: Vec<Vec<u8>> = items.iter().filter(|i| unstamp(i).0 > now).cloned().collect();
+                if live.is_empty() {
+                    self.state.delete(&k);
+                } else if live.len() < items.len() {
+                    self.state.put(k.clone(), encode_list(&live));
+                }
+            } else if unstamp(&v).0 <= now {
+                self.state.delete(&k);
+            }
         }
     }
 
@@ -159,11 +251,11 @@ impl output::Host for HostCtx {
 impl state::Host for HostCtx {
     fn value_get(&mut self, name: String) -> Option<Vec<u8>> {
         let k = self.skey(&name, VALUE_NS);
-        self.state.get(&k)
+        self.read_cell(&name, k)
     }
     fn value_set(&mut self, name: String, value: Vec<u8>) {
         let k = self.skey(&name, VALUE_NS);
-        self.state.put(k, value)
+        self.write_cell(&name, k, &value)
     }
     fn value_clear(&mut self, name: String) {
         let k = self.skey(&name, VALUE_NS);
@@ -171,20 +263,47 @@ impl state::Host for HostCtx {
     }
     fn list_get(&mut self, name: String) -> Vec<Vec<u8>> {
         let k = self.skey(&name, LIST_NS);
-        self.state.get(&k).map(|b| decode_list(&b)).unwrap_or_default()
+        let items = self.state.get(&k).map(|b| decode_list(&b)).unwrap_or_default();
+        let Some(t) = self.ttl_of(&name) else { return items };
+        // Each element lives on its own (Flink's list TTL is per element).
+        let now = self.call.processing_time;
+        let live: Vec<Vec<u8>> = items.iter().filter(|i| unstamp(i).0 > now).map(|i| unstamp(i).1.to_vec()).collect();
+        if t.refresh_on_read || live.len() < items.len() {
+            let e = self.expiry(t);
+            let kept: Vec<Vec<u8>> = if t.refresh_on_read {
+                live.iter().map(|v| stamp(e, v)).collect()
+            } else {
+                items.into_iter().filter(|i| unstamp(i).0 > now).collect()
+            };
+            if kept.is_empty() {
+                self.state.delete(&k);
+            } else {
+                self.state.put(k, encode_list(&kept));
+            }
+        }
+        live
     }
     fn list_add(&mut self, name: String, value: Vec<u8>) {
         let k = self.skey(&name, LIST_NS);
         let mut cur = self.state.get(&k).unwrap_or_default();
-        append_list(&mut cur, &value);
+        match self.ttl_of(&name) {
+            Some(t) => append_list(&mut cur, &stamp(self.expiry(t), &value)),
+            None => append_list(&mut cur, &value),
+        }
         self.state.put(k, cur)
     }
     fn list_update(&mut self, name: String, values: Vec<Vec<u8>>) {
         let k = self.skey(&name, LIST_NS);
         if values.is_empty() {
-            self.state.delete(&k)
-        } else {
-            self.state.put(k, encode_list(&values))
+            return self.state.delete(&k);
+        }
+        match self.ttl_of(&name) {
+            Some(t) => {
+                let e = self.expiry(t);
+                let stamped: Vec<Vec<u8>> = values.iter().map(|v| stamp(e, v)).collect();
+                self.state.put(k, encode_list(&stamped))
+            }
+            None => self.state.put(k, encode_list(&values)),
         }
     }
     fn list_clear(&mut self, name: String) {
@@ -193,11 +312,11 @@ impl state::Host for HostCtx {
     }
     fn map_get(&mut self, name: String, key: Vec<u8>) -> Option<Vec<u8>> {
         let k = self.skey(&name, &map_ns(&key));
-        self.state.get(&k)
+        self.read_cell(&name, k)
     }
     fn map_put(&mut self, name: String, key: Vec<u8>, value: Vec<u8>) {
         let k = self.skey(&name, &map_ns(&key));
-        self.state.put(k, value)
+        self.write_cell(&name, k, &value)
     }
     fn map_remove(&mut self, name: String, key: Vec<u8>) {
         let k = self.skey(&name, &map_ns(&key));
@@ -205,19 +324,32 @@ impl state::Host for HostCtx {
     }
     fn map_contains(&mut self, name: String, key: Vec<u8>) -> bool {
         let k = self.skey(&name, &map_ns(&key));
-        self.state.get(&k).is_some()
+        self.read_cell(&name, k).is_some()
     }
     fn map_entries(&mut self, name: String) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut p = self.sprefix(&name);
         p.push(MAP_NS);
         let plen = p.len();
-        self.state.scan_prefix(&p).into_iter().map(|(k, v)| (k[plen..].to_vec(), v)).collect()
+        let entries = self.state.scan_prefix(&p);
+        if self.ttl_of(&name).is_none() {
+            return entries.into_iter().map(|(k, v)| (k[plen..].to_vec(), v)).collect();
+        }
+        entries.into_iter().filter_map(|(k, _)| Some((k[plen..].to_vec(), self.read_cell(&name, k)?))).collect()
     }
     fn map_clear(&mut self, name: String) {
         let mut p = self.sprefix(&name);
         p.push(MAP_NS);
         self.state.delete_prefix(&p)
     }
+}
+
+/// `(state name, namespace)` of an encoded state key (see [`KeyCodec`]).
+fn parse_state_key(k: &[u8]) -> Option<(&str, &[u8])> {
+    let nlen = usize::from(*k.get(2)?);
+    let name = std::str::from_utf8(k.get(3..3 + nlen)?).ok()?;
+    let klen_at = 3 + nlen;
+    let klen = u32::from_be_bytes(k.get(klen_at..klen_at + 4)?.try_into().ok()?) as usize;
+    Some((name, k.get(klen_at + 4 + klen..)?))
 }
 
 fn map_ns(key: &[u8]) -> Vec<u8> {

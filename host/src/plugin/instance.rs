@@ -342,6 +342,7 @@ impl Instance {
         std::mem::swap(&mut ctx.state, &mut old.state);
         std::mem::swap(&mut ctx.event_timers, &mut old.event_timers);
         std::mem::swap(&mut ctx.processing_timers, &mut old.processing_timers);
+        std::mem::swap(&mut ctx.ttl, &mut old.ttl);
         ctx.call = old.call.clone();
         match Self::start(&self.plugin, ctx, &self.config) {
             Ok((store, bound)) => {

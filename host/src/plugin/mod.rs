@@ -8,5 +8,5 @@ pub mod bindings;
 mod host;
 mod instance;
 
-pub use host::{CallCtx, HostCtx};
+pub use host::{CallCtx, HostCtx, Ttl};
 pub use instance::*;
