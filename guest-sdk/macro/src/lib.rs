@@ -221,12 +221,20 @@ fn expand_fn(kind: Kind, f: ItemFn) -> syn::Result<TokenStream2> {
 }
 
 fn run(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    let original: TokenStream2 = item.clone().into();
     if !attr.is_empty() {
         let attr2: TokenStream2 = attr.into();
-        return syn::Error::new_spanned(attr2, format!("#[weir_sdk::{}] takes no arguments", kind.macro_name())).to_compile_error().into();
+        let e = syn::Error::new_spanned(attr2, format!("#[weir_sdk::{}] takes no arguments", kind.macro_name())).to_compile_error();
+        return quote!(#e #original).into();
     }
     let item = parse_macro_input!(item as Item);
-    expand(kind, item).unwrap_or_else(syn::Error::into_compile_error).into()
+    // On error the item is kept as written, so the only message is ours.
+    expand(kind, item)
+        .unwrap_or_else(|e| {
+            let e = e.into_compile_error();
+            quote!(#e #original)
+        })
+        .into()
 }
 
 /// Exports a 1→1 map operator: on `fn(Record) -> Result<Record>` or `impl Map for T`.

@@ -123,7 +123,6 @@ impl PluginEngine {
 }
 
 /// A compiled plugin.
-#[derive(Debug)]
 pub struct Plugin {
     /// Where it was loaded from.
     pub path: PathBuf,
@@ -133,6 +132,25 @@ pub struct Plugin {
     pub hash: String,
     component: Component,
     engine: Arc<PluginEngine>,
+    /// Imports resolved and exports looked up once; instantiating is then cheap.
+    pre: Option<Pre>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("path", &self.path).field("world", &self.world).field("hash", &self.hash).finish_non_exhaustive()
+    }
+}
+
+/// A pre-instantiated plugin, typed by world.
+enum Pre {
+    Map(bindings::map::MapPre<HostCtx>),
+    Filter(bindings::filter::FilterPre<HostCtx>),
+    FlatMap(bindings::flat_map::FlatMapPre<HostCtx>),
+    KeySelector(bindings::key_selector::KeySelectorPre<HostCtx>),
+    Process(bindings::process::ProcessPre<HostCtx>),
+    Aggregate(bindings::aggregate::AggregatePre<HostCtx>),
+    WindowProcess(bindings::window_process::WindowProcessPre<HostCtx>),
 }
 
 /// What `weir inspect` shows.
@@ -170,7 +188,7 @@ impl Plugin {
         }
         let component = Component::new(&engine.engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
         let hash = format!("{:016x}", twox_hash::XxHash64::oneshot(0, &bytes));
-        let mut p = Plugin { path: path.to_path_buf(), world: World::Map, hash, component, engine: engine.clone() };
+        let mut p = Plugin { path: path.to_path_buf(), world: World::Map, hash, component, engine: engine.clone(), pre: None };
         p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
             path: path.to_path_buf(),
             reason: format!(
@@ -179,7 +197,21 @@ impl Plugin {
                 p.describe().exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
             ),
         })?;
+        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.1.0: {e:#}")))?);
         Ok(p)
+    }
+
+    fn pre_instantiate(&self) -> wasmtime::Result<Pre> {
+        let pre = self.engine.linker.instantiate_pre(&self.component)?;
+        Ok(match self.world {
+            World::Map => Pre::Map(bindings::map::MapPre::new(pre)?),
+            World::Filter => Pre::Filter(bindings::filter::FilterPre::new(pre)?),
+            World::FlatMap => Pre::FlatMap(bindings::flat_map::FlatMapPre::new(pre)?),
+            World::KeySelector => Pre::KeySelector(bindings::key_selector::KeySelectorPre::new(pre)?),
+            World::Process => Pre::Process(bindings::process::ProcessPre::new(pre)?),
+            World::Aggregate => Pre::Aggregate(bindings::aggregate::AggregatePre::new(pre)?),
+            World::WindowProcess => Pre::WindowProcess(bindings::window_process::WindowProcessPre::new(pre)?),
+        })
     }
 
     /// Exports, imports and world.
@@ -274,17 +306,16 @@ impl std::fmt::Debug for Instance {
 }
 
 fn instantiate(plugin: &Plugin, store: &mut Store<HostCtx>) -> wasmtime::Result<Bound> {
-    let l = &plugin.engine.linker;
-    let c = &plugin.component;
     store.set_epoch_deadline(CALL_DEADLINE_TICKS);
-    Ok(match plugin.world {
-        World::Map => Bound::Map(bindings::map::Map::instantiate(&mut *store, c, l)?),
-        World::Filter => Bound::Filter(bindings::filter::Filter::instantiate(&mut *store, c, l)?),
-        World::FlatMap => Bound::FlatMap(bindings::flat_map::FlatMap::instantiate(&mut *store, c, l)?),
-        World::KeySelector => Bound::KeySelector(bindings::key_selector::KeySelector::instantiate(&mut *store, c, l)?),
-        World::Process => Bound::Process(bindings::process::Process::instantiate(&mut *store, c, l)?),
-        World::Aggregate => Bound::Aggregate(bindings::aggregate::Aggregate::instantiate(&mut *store, c, l)?),
-        World::WindowProcess => Bound::WindowProcess(bindings::window_process::WindowProcess::instantiate(&mut *store, c, l)?),
+    let Some(pre) = &plugin.pre else { return Err(wasmtime::Error::msg("plugin was not pre-instantiated")) };
+    Ok(match pre {
+        Pre::Map(p) => Bound::Map(p.instantiate(&mut *store)?),
+        Pre::Filter(p) => Bound::Filter(p.instantiate(&mut *store)?),
+        Pre::FlatMap(p) => Bound::FlatMap(p.instantiate(&mut *store)?),
+        Pre::KeySelector(p) => Bound::KeySelector(p.instantiate(&mut *store)?),
+        Pre::Process(p) => Bound::Process(p.instantiate(&mut *store)?),
+        Pre::Aggregate(p) => Bound::Aggregate(p.instantiate(&mut *store)?),
+        Pre::WindowProcess(p) => Bound::WindowProcess(p.instantiate(&mut *store)?),
     })
 }
 
