@@ -538,6 +538,24 @@ impl WindowOp {
         }
     }
 
+    /// Adds `r` to window `w` and arms its timers; a window that already fired (or whose end
+    /// the watermark passed, within the allowed lateness) fires again at once, as Flink's
+    /// EventTimeTrigger does for late elements.
+    fn add_and_trigger(&mut self, key: &[u8], w: (i64, i64), r: &Record, out: &mut Output) {
+        let mut s = self.add(key, w, r, out);
+        let fire_at = w.1 - 1;
+        if s.fired || (!self.cfg.processing_time && fire_at <= self.watermark) {
+            s.fired = true;
+            self.emit(key, w, &s, out);
+        } else {
+            self.timer(key, w, fire_at, FIRE);
+        }
+        if self.cfg.allowed_lateness > 0 {
+            self.timer(key, w, fire_at + self.cfg.allowed_lateness, CLEANUP);
+        }
+        self.store(key, w, &s);
+    }
+
     fn on_fixed_element(&mut self, key: &[u8], windows: &[(i64, i64)], r: Record, out: &mut Output) {
         let mut skipped = true;
         for &w in windows {
@@ -545,19 +563,7 @@ impl WindowOp {
                 continue;
             }
             skipped = false;
-            let mut s = self.add(key, w, &r, out);
-            let fire_at = w.1 - 1;
-            if s.fired || (!self.cfg.processing_time && fire_at <= self.watermark) {
-                // A late firing within the allowed lateness (Flink's EventTimeTrigger).
-                s.fired = true;
-                self.emit(key, w, &s, out);
-            } else {
-                self.timer(key, w, fire_at, FIRE);
-            }
-            if self.cfg.allowed_lateness > 0 {
-                self.timer(key, w, fire_at + self.cfg.allowed_lateness, CLEANUP);
-            }
-            self.store(key, w, &s);
+            self.add_and_trigger(key, w, &r, out);
         }
         if skipped {
             self.late(r, out);
@@ -638,18 +644,7 @@ impl WindowOp {
         if let Some(a) = acc {
             self.store(key, merged, &a);
         }
-        let mut s = self.add(key, merged, &r, out);
-        let fire_at = merged.1 - 1;
-        if s.fired || (!self.cfg.processing_time && fire_at <= self.watermark) {
-            s.fired = true;
-            self.emit(key, merged, &s, out);
-        } else {
-            self.timer(key, merged, fire_at, FIRE);
-        }
-        if self.cfg.allowed_lateness > 0 {
-            self.timer(key, merged, fire_at + self.cfg.allowed_lateness, CLEANUP);
-        }
-        self.store(key, merged, &s);
+        self.add_and_trigger(key, merged, &r, out);
         let mut all: Vec<(i64, i64)> = rest;
         all.push(merged);
         all.sort();
