@@ -468,9 +468,9 @@ impl Operator for FileSink {
         Ok(())
     }
 
-    fn snapshot(&mut self, id: u64, dir: &Path) -> anyhow::Result<()> {
+    fn snapshot(&mut self, id: u64, dir: &Path) -> anyhow::Result<Option<crate::state::Deferred>> {
         if self.txn.is_none() {
-            return Ok(());
+            return Ok(None);
         }
         self.precommit(id)?;
         let committed_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
@@ -480,7 +480,7 @@ impl Operator for FileSink {
         }
         let snap = SinkSnapshot { committed_len, pending: t.pending.clone() };
         std::fs::write(dir.join(SINK_SNAPSHOT), serde_json::to_vec(&snap)?)?;
-        Ok(())
+        Ok(None)
     }
 
     fn notify_checkpoint_complete(&mut self, id: u64) -> anyhow::Result<()> {

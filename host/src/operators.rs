@@ -195,7 +195,7 @@ impl Operator for ProcessOp {
         Ok(())
     }
 
-    fn snapshot(&mut self, _id: u64, dir: &Path) -> anyhow::Result<()> {
+    fn snapshot(&mut self, _id: u64, dir: &Path) -> anyhow::Result<Option<crate::state::Deferred>> {
         let (wm, maxp, now) = (self.watermark, self.max_parallelism, self.clock.now_ms());
         let h = self.inst.host();
         h.call.processing_time = now;

@@ -179,8 +179,8 @@ pub trait Operator: Send {
     }
 
     /// A checkpoint barrier passed: write this operator's state into the new folder `dir`.
-    fn snapshot(&mut self, _id: u64, _dir: &Path) -> anyhow::Result<()> {
-        Ok(())
+    fn snapshot(&mut self, _id: u64, _dir: &Path) -> anyhow::Result<Option<crate::state::Deferred>> {
+        Ok(None)
     }
 
     /// Before any record: load state from the snapshot folders of the previous run (all old
@@ -535,20 +535,33 @@ impl Chain {
     /// Barrier `id`: snapshot every link, forward the barrier, acknowledge.
     pub fn checkpoint(&mut self, id: u64, dir: &Arc<Path>) -> anyhow::Result<()> {
         let mut result = Ok(());
+        let mut writes = Vec::new();
         for i in 0..self.links.len() {
             let d = self.link_dir(dir, i);
-            let r = std::fs::create_dir_all(&d).map_err(anyhow::Error::from).and_then(|_| self.links[i].op.snapshot(id, &d));
-            if let Err(e) = r {
-                result = Err(format!("{}: {e:#}", self.links[i].name));
-                break;
+            let name = self.links[i].name.clone();
+            match std::fs::create_dir_all(&d).map_err(anyhow::Error::from).and_then(|_| self.links[i].op.snapshot(id, &d)) {
+                Ok(Some(w)) => writes.push((name, w)),
+                Ok(None) => {}
+                Err(e) => {
+                    result = Err(format!("{name}: {e:#}"));
+                    break;
+                }
             }
         }
+        // The barrier moves on at once; the snapshot's files are written beside the stream
+        // and acknowledged when they are durable.
         for r in self.all_routes() {
             r.barrier(id, dir)?;
         }
-        if let Some(acks) = &self.acks {
+        let Some(acks) = self.acks.clone() else { return Ok(()) };
+        if writes.is_empty() || result.is_err() {
             let _ = acks.send(Ack { id, result });
+            return Ok(());
         }
+        std::thread::Builder::new().name(format!("snapshot-{id}")).spawn(move || {
+            let result = writes.into_iter().try_for_each(|(name, w)| w().map_err(|e| format!("{name}: {e:#}")));
+            let _ = acks.send(Ack { id, result });
+        })?;
         Ok(())
     }
 
@@ -743,13 +756,13 @@ pub fn snapshot_keyed(
     timers: &[(&str, &crate::time::TimerQueue)],
     watermark: i64,
     max_parallelism: u32,
-) -> anyhow::Result<()> {
-    state.snapshot(&dir.join("state"))?;
+) -> anyhow::Result<Option<crate::state::Deferred>> {
+    let mut steps = vec![state.snapshot(&dir.join("state"))?];
     for (name, t) in timers {
-        t.snapshot(&dir.join(format!("{name}.kv")), max_parallelism)?;
+        steps.push(t.snapshot(&dir.join(format!("{name}.kv")), max_parallelism));
     }
     std::fs::write(dir.join("op.json"), serde_json::to_vec(&KeyedOpSnapshot { watermark })?)?;
-    Ok(())
+    Ok(Some(Box::new(move || steps.into_iter().try_for_each(|s| s()))))
 }
 
 /// Restores what [`snapshot_keyed`] wrote, keeping key groups `groups`; returns the

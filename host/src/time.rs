@@ -168,7 +168,7 @@ pub struct TimerQueue {
 
 impl TimerQueue {
     /// Writes the timers to `path`, each under its key's key group (restorable by group).
-    pub fn snapshot(&self, path: &std::path::Path, max_parallelism: u32) -> anyhow::Result<()> {
+    pub fn snapshot(&self, path: &std::path::Path, max_parallelism: u32) -> crate::state::Deferred {
         let entries: Vec<(Vec<u8>, Vec<u8>)> = self
             .set
             .iter()
@@ -180,7 +180,8 @@ impl TimerQueue {
                 (key, ns.clone())
             })
             .collect();
-        crate::state::write_kv(path, entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+        let path = path.to_path_buf();
+        Box::new(move || crate::state::write_kv(&path, entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))))
     }
 
     /// Adds the timers of key groups `groups` from snapshot files.

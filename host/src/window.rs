@@ -740,7 +740,7 @@ impl Operator for WindowOp {
         Ok(())
     }
 
-    fn snapshot(&mut self, _id: u64, dir: &std::path::Path) -> anyhow::Result<()> {
+    fn snapshot(&mut self, _id: u64, dir: &std::path::Path) -> anyhow::Result<Option<crate::state::Deferred>> {
         crate::runtime::snapshot_keyed(dir, self.state.as_mut(), &[("timers", &self.timers)], self.watermark, self.cfg.max_parallelism)
     }
 

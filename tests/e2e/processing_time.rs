@@ -95,7 +95,8 @@ fn state_ttl_refreshed_on_read_and_expired_state_left_out_of_snapshots() {
     op.process(Batch::of(vec![item("v", "x")]), &mut out).expect("process");
     clock.set(100_000);
     let dir = tempfile::tempdir().expect("tempdir");
-    op.snapshot(1, dir.path()).expect("snapshot");
+    let write = op.snapshot(1, dir.path()).expect("snapshot").expect("keyed state writes files");
+    write().expect("write");
     let state = std::fs::read(dir.path().join("state/state.kv")).expect("state file");
     // State keys hold the state name after its length byte.
     let has = |name: &str| {

@@ -54,8 +54,9 @@ pub trait StateBackend: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Writes a consistent snapshot into the (new, empty) folder `dir`.
-    fn snapshot(&mut self, dir: &Path) -> anyhow::Result<()>;
+    /// Takes a consistent snapshot now, for the (new, empty) folder `dir`; the returned
+    /// step finishes writing it and may run on another thread, so the stream goes on.
+    fn snapshot(&mut self, dir: &Path) -> anyhow::Result<Deferred>;
     /// Adds the entries of key groups `groups` from snapshots written by [`Self::snapshot`]
     /// of any backend kind (restore, also at another parallelism).
     fn restore(&mut self, snapshots: &[&Path], groups: Range<u16>) -> anyhow::Result<()> {
@@ -67,6 +68,9 @@ pub trait StateBackend: Send {
         Ok(())
     }
 }
+
+/// The part of a snapshot that runs after the barrier passed (writing files).
+pub type Deferred = Box<dyn FnOnce() -> anyhow::Result<()> + Send>;
 
 /// File name of a memory-format state snapshot inside a snapshot folder.
 pub const KV_FILE: &str = "state.kv";
@@ -150,9 +154,14 @@ impl StateBackend for MemoryBackend {
     fn len(&self) -> usize {
         self.map.len()
     }
-    fn snapshot(&mut self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        write_kv(&dir.join(KV_FILE), self.map.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+    fn snapshot(&mut self, dir: &Path) -> anyhow::Result<Deferred> {
+        // A copy at the barrier; the write happens off the task's thread.
+        let copy = self.map.clone();
+        let dir = dir.to_path_buf();
+        Ok(Box::new(move || {
+            std::fs::create_dir_all(&dir)?;
+            write_kv(&dir.join(KV_FILE), copy.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+        }))
     }
 }
 
@@ -253,7 +262,7 @@ mod tests {
         for kg in 0..8u16 {
             b.put(c.key(kg, "s", b"k", b"").to_vec(), vec![kg as u8]);
         }
-        b.snapshot(&dir.path().join("snap")).unwrap();
+        b.snapshot(&dir.path().join("snap")).unwrap()().unwrap();
         let mut r = MemoryBackend::default();
         r.restore(&[&dir.path().join("snap")], 2..5).unwrap();
         assert_eq!(r.len(), 3);

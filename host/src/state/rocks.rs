@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use rocksdb::{checkpoint::Checkpoint, Direction, IteratorMode, Options, WriteBatch, DB};
 
-use super::{in_groups, StateBackend};
+use super::{in_groups, Deferred, StateBackend};
 
 /// Keyed state of one operator subtask in an embedded RocksDB.
 pub struct RocksBackend {
@@ -90,12 +90,14 @@ impl StateBackend for RocksBackend {
         // RocksDB keeps no exact count; this is an estimate for metrics.
         self.db.property_int_value("rocksdb.estimate-num-keys").ok().flatten().map(|n| n as usize).unwrap_or(self.len)
     }
-    fn snapshot(&mut self, dir: &Path) -> anyhow::Result<()> {
+    fn snapshot(&mut self, dir: &Path) -> anyhow::Result<Deferred> {
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)?;
         }
+        // Flushes the memtable and hard-links the immutable SST files: quick, and all
+        // that the checkpoint needs.
         Checkpoint::new(&self.db)?.create_checkpoint(dir).with_context(|| format!("RocksDB checkpoint into {}", dir.display()))?;
-        Ok(())
+        Ok(Box::new(|| Ok(())))
     }
     fn restore(&mut self, snapshots: &[&Path], groups: Range<u16>) -> anyhow::Result<()> {
         for dir in snapshots {
@@ -142,7 +144,7 @@ mod tests {
             db.put(c.key(kg, "v", format!("k{kg}").as_bytes(), b"").to_vec(), vec![kg as u8]);
         }
         assert_eq!(db.scan_prefix(c.prefix(4, "v", b"k4")).len(), 1);
-        db.snapshot(&dir.path().join("chk")).unwrap();
+        db.snapshot(&dir.path().join("chk")).unwrap()().unwrap();
         db.put(c.key(1, "v", b"late", b"").to_vec(), vec![]);
         let mut m = MemoryBackend::default();
         m.restore(&[&dir.path().join("chk")], 0..5).unwrap();
