@@ -262,6 +262,8 @@ pub struct Coordinator {
     pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Fails the job when checkpoints fail beyond tolerance.
     pub run: std::sync::Arc<crate::runtime::RunState>,
+    /// Counters.
+    pub metrics: std::sync::Arc<crate::runtime::CheckpointMetrics>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -283,6 +285,7 @@ impl Coordinator {
             let _ = reply.send(Err(format!("savepoint {id} failed: {why}")));
             return;
         }
+        self.metrics.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *failures += 1;
         eprintln!("weir: checkpoint {id} failed: {why}");
         if *failures > self.cfg.tolerable_failures {
@@ -355,7 +358,15 @@ impl Coordinator {
                     entry.acks += 1;
                     if entry.acks == self.expected {
                         let p = pending.remove(&id).expect("present");
-                        self.complete(id, &p.dir, p.savepoint.is_some())?;
+                        let bytes = self.complete(id, &p.dir, p.savepoint.is_some())?;
+                        if p.savepoint.is_none() {
+                            let ms = p.started.elapsed().as_millis() as u64;
+                            let m = &self.metrics;
+                            m.completed.fetch_add(1, Ordering::Relaxed);
+                            m.last_duration_ms.store(ms, Ordering::Relaxed);
+                            m.max_duration_ms.fetch_max(ms, Ordering::Relaxed);
+                            m.last_bytes.store(bytes, Ordering::Relaxed);
+                        }
                         if p.savepoint.is_none() {
                             last_end = Instant::now();
                             failures = 0;
@@ -385,8 +396,10 @@ impl Coordinator {
         Ok(())
     }
 
-    fn complete(&self, id: u64, dir: &Path, savepoint: bool) -> anyhow::Result<()> {
+    /// Writes the metadata of a finished checkpoint; returns the bytes of its files.
+    fn complete(&self, id: u64, dir: &Path, savepoint: bool) -> anyhow::Result<u64> {
         let files = list_files(dir, dir)?;
+        let bytes = files.iter().map(|f| f.size).sum();
         let f = &self.facts;
         let completed_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         let m = Metadata {
@@ -401,7 +414,7 @@ impl Coordinator {
         };
         write_metadata(dir, &m)?;
         if savepoint {
-            return Ok(());
+            return Ok(bytes);
         }
         // Retention: keep the newest `retain` complete checkpoints.
         for (old, p) in completed(&self.cfg.dir).into_iter().skip(self.cfg.retain.max(1)) {
@@ -409,7 +422,7 @@ impl Coordinator {
                 let _ = std::fs::remove_dir_all(p);
             }
         }
-        Ok(())
+        Ok(bytes)
     }
 }
 

@@ -602,6 +602,7 @@ impl Planned {
                     sources_ended,
                     stop,
                     run: run.clone(),
+                    metrics: metrics.checkpoints.clone(),
                 };
                 Some(std::thread::Builder::new().name("checkpoint-coordinator".into()).spawn(move || c.run())?)
             }

@@ -48,11 +48,28 @@ pub struct NodeMetrics {
     pub restarts: AtomicU64,
 }
 
+/// Checkpoint counters of a job.
+#[derive(Debug, Default)]
+pub struct CheckpointMetrics {
+    /// Checkpoints completed.
+    pub completed: AtomicU64,
+    /// Checkpoints failed or timed out.
+    pub failed: AtomicU64,
+    /// Trigger to metadata of the last completed checkpoint, ms.
+    pub last_duration_ms: AtomicU64,
+    /// The longest so far, ms.
+    pub max_duration_ms: AtomicU64,
+    /// Bytes of the last completed checkpoint's files.
+    pub last_bytes: AtomicU64,
+}
+
 /// Metrics of a job, by node name in declaration order.
 #[derive(Debug, Default)]
 pub struct JobMetrics {
     /// `(node name, counters)`.
     pub nodes: Vec<(String, Arc<NodeMetrics>)>,
+    /// Checkpoints.
+    pub checkpoints: Arc<CheckpointMetrics>,
 }
 
 impl JobMetrics {
@@ -85,7 +102,13 @@ impl JobMetrics {
                 }),
             );
         }
-        serde_json::json!({"nodes": nodes, "dead_letters": self.dead_letters()})
+        let c = &self.checkpoints;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let checkpoints = serde_json::json!({
+            "completed": g(&c.completed), "failed": g(&c.failed), "last_duration_ms": g(&c.last_duration_ms),
+            "max_duration_ms": g(&c.max_duration_ms), "last_bytes": g(&c.last_bytes),
+        });
+        serde_json::json!({"nodes": nodes, "dead_letters": self.dead_letters(), "checkpoints": checkpoints})
     }
 }
 

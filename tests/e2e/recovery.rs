@@ -213,17 +213,24 @@ fn rocksdb_state_larger_than_its_caches_gives_the_memory_backends_results() {
             "[source.logs]\nkind = \"generator\"\ncount = 1000000\nusers = 1000000\nseed = 7\nevent-time = {{ field = \"timestamp\", unit = \"s\" }}\n\n\
              [operator.parse]\nkind = \"map\"\ninput = \"logs\"\nplugin = \"{}\"\n\n\
              [operator.per-user]\nkind = \"window\"\ninput = \"parse\"\nkey-by = \"user_id\"\nwindow = {{ type = \"tumbling\", size = \"30d\" }}\n\n\
-             [sink.out]\nkind = \"file\"\ninput = \"per-user\"\npath = \"{}\"\n\n[state]\nbackend = \"{backend}\"\ndir = \"{}\"\n",
+             [sink.out]\nkind = \"file\"\ninput = \"per-user\"\npath = \"{}\"\n\n[state]\nbackend = \"{backend}\"\ndir = \"{}\"\n\n\
+             [checkpoint]\ninterval = \"1s\"\ndir = \"{}\"\n",
             plugin("log_analyzer_parse").display(),
             out.display(),
-            dir.path().join(format!("state-{backend}")).display()
+            dir.path().join(format!("state-{backend}")).display(),
+            dir.path().join(format!("ck-{backend}")).display()
         )
     };
     let (mem_out, rocks_out) = (dir.path().join("mem.jsonl"), dir.path().join("rocks.jsonl"));
     let (_d1, j1) = job_file(&job("memory", &mem_out));
     let (_d2, j2) = job_file(&job("rocksdb", &rocks_out));
-    run_job(&j1, &["parallelism=2".into()]);
-    run_job(&j2, &["parallelism=2".into()]);
+    let rate = "source.logs.rate=250000".to_string();
+    let (_, _, m1) = run_job(&j1, &["parallelism=2".into(), rate.clone()]);
+    let (_, _, m2) = run_job(&j2, &["parallelism=2".into(), rate]);
+    for m in [&m1, &m2] {
+        assert!(m["checkpoints"]["completed"].as_u64().unwrap_or(0) >= 1, "checkpoints of a large state complete: {}", m["checkpoints"]);
+        assert_eq!(m["checkpoints"]["failed"].as_u64(), Some(0));
+    }
     let rows = read_jsonl(&rocks_out);
     let keys: std::collections::BTreeSet<&str> = rows.iter().filter_map(|r| r["user_id"].as_str()).collect();
     assert!(keys.len() > 500_000, "{} distinct keys", keys.len());
