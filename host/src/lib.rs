@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod connectors;
 pub mod control;
 pub mod job;
+pub mod json;
 pub mod operators;
 pub mod plan;
 pub mod plugin;

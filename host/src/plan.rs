@@ -12,6 +12,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::checkpoint::{self, Control, Coordinator, JobFacts, Metadata};
 use crate::connectors::{self, CollectionSource, FileSource, Generator, GeneratorConfig, Stream, REJECT_HEADER};
+use crate::json;
 use crate::job::{
     toml_to_json, BackendKind, Job, KeyBySpec, OperatorKind, SinkKind, SinkSpec, SourceKind, TimeKind, TimeUnit, WatermarkStrategy,
     WindowKind,
@@ -320,6 +321,7 @@ impl Planned {
         };
         let clock = self.opts.clock.clone();
         let et = s.event_time.clone();
+        let path: json::Path = et.as_ref().and_then(|e| e.field.as_deref()).unwrap_or_default().split('.').map(str::to_string).collect();
         let assign = move |r: &mut Record| -> Result<(), String> {
             if let Some(pos) = r.headers.iter().position(|(n, _)| n == REJECT_HEADER) {
                 let (_, why) = r.headers.remove(pos);
@@ -331,13 +333,11 @@ impl Planned {
                 return Ok(());
             }
             let field = et.field.as_deref().unwrap_or_default();
-            let path: Vec<String> = field.split('.').map(str::to_string).collect();
-            let v: serde_json::Value = serde_json::from_slice(&r.value).map_err(|e| format!("not JSON: {e}"))?;
-            let t = runtime::json_path(&v, &path).ok_or_else(|| format!("event time: missing field `{field}`"))?;
-            let t = t
-                .as_i64()
-                .filter(|_| !t.is_boolean())
-                .ok_or_else(|| format!("event time: field `{field}` must be an integer, found {t}"))?;
+            let mut found = Vec::with_capacity(1);
+            json::extract(&r.value, std::slice::from_ref(&path), &mut found).map_err(|e| format!("not JSON: {e}"))?;
+            let raw = found[0].ok_or_else(|| format!("event time: missing field `{field}`"))?;
+            let t = json::raw_i64(raw)
+                .ok_or_else(|| format!("event time: field `{field}` must be an integer, found {}", json::value(raw)))?;
             r.timestamp = Some(match et.unit {
                 TimeUnit::Millis => t,
                 TimeUnit::Seconds => t.checked_mul(1000).ok_or_else(|| format!("event time: `{field}` = {t} s overflows"))?,

@@ -15,8 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use serde_json::value::RawValue;
 
 use crate::checkpoint::{Ack, Control, Mode};
+use crate::json;
 
 use crate::plugin::Instance;
 use crate::record::{Batch, BatchBuilder, Message, Record};
@@ -247,17 +249,14 @@ pub enum KeyExtractor {
     Plugin(Box<Instance>),
 }
 
-/// Looks up a dotted path in a JSON value.
-pub fn json_path<'a>(v: &'a serde_json::Value, path: &[String]) -> Option<&'a serde_json::Value> {
-    path.iter().try_fold(v, |v, k| v.get(k.as_str()))
-}
-
-/// Key bytes for field values (see [`KeyExtractor::Fields`]).
-pub fn key_bytes(values: &[&serde_json::Value]) -> Vec<u8> {
+/// Key bytes for raw field values (see [`KeyExtractor::Fields`]).
+pub fn key_bytes(values: &[&RawValue]) -> Vec<u8> {
     match values {
-        [serde_json::Value::String(s)] => s.as_bytes().to_vec(),
-        [v] => v.to_string().into_bytes(),
-        many => serde_json::to_vec(many).unwrap_or_default(),
+        [v] => match json::raw_str(v) {
+            Some(s) => s.as_bytes().to_vec(),
+            None => json::value(v).to_string().into_bytes(),
+        },
+        many => serde_json::to_vec(&many.iter().map(|v| json::value(v)).collect::<Vec<_>>()).unwrap_or_default(),
     }
 }
 
@@ -267,18 +266,18 @@ impl KeyExtractor {
         let mut failed = Vec::new();
         match self {
             KeyExtractor::Fields(paths) => {
+                let mut found = Vec::with_capacity(paths.len());
+                let mut vals = Vec::with_capacity(paths.len());
                 for (i, r) in records.iter_mut().enumerate() {
-                    let v: serde_json::Value = match serde_json::from_slice(&r.value) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            failed.push((i, format!("key-by: value is not JSON: {e}")));
-                            continue;
-                        }
-                    };
-                    let vals: Option<Vec<&serde_json::Value>> = paths.iter().map(|p| json_path(&v, p).filter(|x| !x.is_null())).collect();
-                    match vals {
-                        Some(vals) => r.key = Some(key_bytes(&vals)),
-                        None => failed.push((
+                    if let Err(e) = json::extract(&r.value, paths, &mut found) {
+                        failed.push((i, format!("key-by: value is not JSON: {e}")));
+                        continue;
+                    }
+                    vals.clear();
+                    vals.extend(found.iter().map_while(|v| json::non_null(*v)));
+                    match vals.len() == paths.len() {
+                        true => r.key = Some(key_bytes(&vals)),
+                        false => failed.push((
                             i,
                             format!(
                                 "key-by: missing field {}",

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::plugin::bindings::Window as WitWindow;
 use crate::plugin::Instance;
 use crate::record::{Batch, Record};
-use crate::runtime::{json_path, Operator, Output};
+use serde_json::value::RawValue;
+
+use crate::json;
+use crate::runtime::{Operator, Output};
 use crate::state::{append_list, decode_list, key_group, KeyCodec, MemoryBackend, StateBackend};
 use crate::time::{Clock, TimerQueue, MIN_WATERMARK};
 
@@ -73,16 +76,19 @@ struct AggAcc {
     float: bool,
     min: Option<f64>,
     max: Option<f64>,
-    min_json: Option<serde_json::Value>,
-    max_json: Option<serde_json::Value>,
+    /// The extreme values as JSON text, as they appeared.
+    min_json: Option<String>,
+    max_json: Option<String>,
 }
 
 impl AggAcc {
-    fn add(&mut self, v: Option<&serde_json::Value>) {
-        let Some(num) = v.filter(|v| v.is_number()) else { return };
-        let f = num.as_f64().unwrap_or(0.0);
+    fn add(&mut self, v: Option<&RawValue>) {
+        let Some(raw) = v.filter(|v| v.get().starts_with(|c: char| c == '-' || c.is_ascii_digit())) else { return };
+        let text = raw.get();
+        let f: f64 = text.parse().unwrap_or(0.0);
         self.n += 1;
-        match num.as_i64() {
+        let int = if text.contains(['.', 'e', 'E']) { None } else { text.parse::<i64>().ok() };
+        match int {
             Some(i) if !self.float => match self.isum.checked_add(i) {
                 Some(s) => self.isum = s,
                 None => {
@@ -103,11 +109,11 @@ impl AggAcc {
         }
         if self.min.is_none_or(|m| f < m) {
             self.min = Some(f);
-            self.min_json = Some(num.clone());
+            self.min_json = Some(json::normalized(raw));
         }
         if self.max.is_none_or(|m| f > m) {
             self.max = Some(f);
-            self.max_json = Some(num.clone());
+            self.max_json = Some(json::normalized(raw));
         }
     }
 
@@ -134,24 +140,27 @@ impl AggAcc {
         }
     }
 
-    fn result(&self, spec: &AggSpec, count: u64) -> serde_json::Value {
-        match spec {
-            AggSpec::Count => count.into(),
+    /// The result as JSON text.
+    fn result(&self, spec: &AggSpec, count: u64) -> String {
+        let v: serde_json::Value = match spec {
+            AggSpec::Count => return count.to_string(),
             _ if self.n == 0 => serde_json::Value::Null,
             AggSpec::Sum(_) if self.float => self.fsum.into(),
-            AggSpec::Sum(_) => self.isum.into(),
-            AggSpec::Min(_) => self.min_json.clone().unwrap_or_default(),
-            AggSpec::Max(_) => self.max_json.clone().unwrap_or_default(),
+            AggSpec::Sum(_) => return self.isum.to_string(),
+            AggSpec::Min(_) => return self.min_json.clone().unwrap_or_else(|| "null".into()),
+            AggSpec::Max(_) => return self.max_json.clone().unwrap_or_else(|| "null".into()),
             AggSpec::Avg(_) => (if self.float { self.fsum } else { self.isum as f64 } / self.n as f64).into(),
-        }
+        };
+        v.to_string()
     }
 }
 
 /// What a window's state holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct WinState {
-    /// The key's fields as JSON (for the result row).
-    key: serde_json::Value,
+    /// The key's fields as JSON text, one per key field (for the result row); with a
+    /// key-selector plugin, the key as a JSON string.
+    key: Vec<String>,
     count: u64,
     #[serde(default)]
     aggs: Vec<AggAcc>,
@@ -263,6 +272,58 @@ pub struct WindowOp {
     timers: TimerQueue,
     watermark: i64,
     clock: Arc<dyn Clock>,
+    /// Paths of the key fields and of the aggregated fields (in aggregate order).
+    key_paths: Vec<json::Path>,
+    agg_paths: Vec<json::Path>,
+    /// Constant fields of result rows as JSON text.
+    constants: Vec<(String, String)>,
+}
+
+/// Adds the aggregated fields of one JSON value to built-in accumulators.
+fn add_fields(accs: &mut [AggAcc], aggs: &[(String, AggSpec)], paths: &[json::Path], value: &[u8]) {
+    if paths.is_empty() {
+        return;
+    }
+    let mut found = Vec::with_capacity(paths.len());
+    if json::extract(value, paths, &mut found).is_err() {
+        return;
+    }
+    let mut it = found.into_iter();
+    for (acc, (_, a)) in accs.iter_mut().zip(aggs) {
+        if a.field().is_some() {
+            acc.add(json::non_null(it.next().flatten()));
+        }
+    }
+}
+
+/// A result row: fields in the order they are set, written as serde_json writes a map
+/// (sorted by name; a later field replaces an earlier one of the same name).
+#[derive(Default)]
+struct Row<'a>(Vec<(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>);
+
+impl<'a> Row<'a> {
+    fn set(&mut self, name: impl Into<std::borrow::Cow<'a, str>>, json: impl Into<std::borrow::Cow<'a, str>>) {
+        self.0.push((name.into(), json.into()));
+    }
+
+    fn into_json(mut self) -> Vec<u8> {
+        self.0.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::with_capacity(128);
+        out.push(b'{');
+        for (i, (name, json)) in self.0.iter().enumerate() {
+            if self.0.get(i + 1).is_some_and(|next| next.0 == *name) {
+                continue;
+            }
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut out, name.as_ref());
+            out.push(b':');
+            out.extend_from_slice(json.as_bytes());
+        }
+        out.push(b'}');
+        out
+    }
 }
 
 impl std::fmt::Debug for WindowOp {
@@ -279,7 +340,23 @@ impl WindowOp {
 
     /// A window operator on the given state backend.
     pub fn with_backend(cfg: WindowConfig, clock: Arc<dyn Clock>, state: Box<dyn StateBackend>) -> WindowOp {
-        WindowOp { cfg, state, codec: KeyCodec::default(), timers: TimerQueue::default(), watermark: MIN_WATERMARK, clock }
+        let key_paths = cfg.key_fields.iter().map(|(_, p)| p.clone()).collect();
+        let agg_paths = match &cfg.function {
+            WindowFn::Builtin(aggs) => aggs.iter().filter_map(|(_, a)| a.field().map(<[String]>::to_vec)).collect(),
+            _ => Vec::new(),
+        };
+        let constants = cfg.constants.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+        WindowOp {
+            cfg,
+            state,
+            codec: KeyCodec::default(),
+            timers: TimerQueue::default(),
+            watermark: MIN_WATERMARK,
+            clock,
+            key_paths,
+            agg_paths,
+            constants,
+        }
     }
 
     fn now(&self, r: &Record) -> Option<i64> {
@@ -297,12 +374,12 @@ impl WindowOp {
 
     fn load(&mut self, key: &[u8], w: (i64, i64)) -> Option<WinState> {
         let k = self.skey(key, STATE, &ns(w.0, w.1));
-        self.state.get(&k).and_then(|b| serde_json::from_slice(&b).ok())
+        self.state.get(&k).and_then(|b| postcard::from_bytes(&b).ok())
     }
 
     fn store(&mut self, key: &[u8], w: (i64, i64), s: &WinState) {
         let k = self.skey(key, STATE, &ns(w.0, w.1));
-        self.state.put(k, serde_json::to_vec(s).unwrap_or_default());
+        self.state.put(k, postcard::to_allocvec(s).unwrap_or_default());
     }
 
     fn purge(&mut self, key: &[u8], w: (i64, i64)) {
@@ -322,25 +399,23 @@ impl WindowOp {
         self.timers.delete(at, key, &n);
     }
 
-    fn key_json(&self, r: &Record, parsed: &mut Option<serde_json::Value>) -> serde_json::Value {
+    /// The key fields of `r` as JSON text (see [`WinState::key`]).
+    fn key_json(&self, r: &Record) -> Vec<String> {
         if self.cfg.key_fields.is_empty() {
-            return serde_json::Value::String(String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned());
+            return vec![serde_json::Value::String(String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned()).to_string()];
         }
-        let v = parsed.get_or_insert_with(|| serde_json::from_slice(&r.value).unwrap_or_default());
-        let mut m = serde_json::Map::new();
-        for (name, path) in &self.cfg.key_fields {
-            m.insert(name.clone(), json_path(v, path).cloned().unwrap_or_default());
-        }
-        serde_json::Value::Object(m)
+        let mut found = Vec::with_capacity(self.key_paths.len());
+        // The key-by already checked that the value is JSON with these fields.
+        let _ = json::extract(&r.value, &self.key_paths, &mut found);
+        found.into_iter().map(|v| v.map(json::normalized).unwrap_or_else(|| "null".into())).collect()
     }
 
     /// Adds a record to window `w` of `key` (creating it), and reports plugin failures.
     fn add(&mut self, key: &[u8], w: (i64, i64), r: &Record, out: &mut Output) -> WinState {
-        let mut parsed: Option<serde_json::Value> = None;
         let mut s = match self.load(key, w) {
             Some(s) => s,
             None => {
-                let mut s = WinState { key: self.key_json(r, &mut parsed), ..WinState::default() };
+                let mut s = WinState { key: self.key_json(r), ..WinState::default() };
                 if let WindowFn::Builtin(aggs) = &self.cfg.function {
                     s.aggs = vec![AggAcc::default(); aggs.len()];
                 }
@@ -356,14 +431,7 @@ impl WindowOp {
         } else {
             match &mut self.cfg.function {
                 WindowFn::Builtin(aggs) => {
-                    if aggs.iter().any(|(_, a)| a.field().is_some()) {
-                        let v = parsed.get_or_insert_with(|| serde_json::from_slice(&r.value).unwrap_or_default());
-                        for (acc, (_, a)) in s.aggs.iter_mut().zip(aggs.iter()) {
-                            if let Some(p) = a.field() {
-                                acc.add(json_path(v, p));
-                            }
-                        }
-                    }
+                    add_fields(&mut s.aggs, aggs, &self.agg_paths, &r.value);
                 }
                 WindowFn::Aggregate(inst) => {
                     let acc = match s.plugin_acc.take() {
@@ -403,20 +471,22 @@ impl WindowOp {
 
     /// Emits the result of window `w` of `key`.
     fn emit(&mut self, key: &[u8], w: (i64, i64), s: &WinState, out: &mut Output) {
-        let mut row = serde_json::Map::new();
-        for (k, v) in &self.cfg.constants {
-            row.insert(k.clone(), v.clone());
+        let mut row = Row::default();
+        for (k, v) in &self.constants {
+            row.set(k.as_str(), v.as_str());
         }
-        match &s.key {
-            serde_json::Value::Object(m) => row.extend(m.clone()),
-            other => {
-                row.insert("key".into(), other.clone());
+        if self.cfg.key_fields.is_empty() {
+            row.set("key", s.key.first().map_or("null", String::as_str));
+        } else {
+            for ((name, _), v) in self.cfg.key_fields.iter().zip(&s.key) {
+                row.set(name.as_str(), v.as_str());
             }
         }
-        row.insert("window_start".into(), w.0.into());
-        row.insert("window_end".into(), w.1.into());
+        row.set("window_start", w.0.to_string());
+        row.set("window_end", w.1.to_string());
         let ts = Some(w.1 - 1);
         let is_count = matches!(self.cfg.assigner, Assigner::Count { .. });
+        let agg_paths = &self.agg_paths;
         match &mut self.cfg.function {
             WindowFn::Builtin(aggs) => {
                 if is_count {
@@ -424,19 +494,14 @@ impl WindowOp {
                     let mut accs = vec![AggAcc::default(); aggs.len()];
                     let els = Self::elements(s);
                     for e in &els {
-                        let v: serde_json::Value = serde_json::from_slice(&e.value).unwrap_or_default();
-                        for (acc, (_, a)) in accs.iter_mut().zip(aggs.iter()) {
-                            if let Some(p) = a.field() {
-                                acc.add(json_path(&v, p));
-                            }
-                        }
+                        add_fields(&mut accs, aggs, agg_paths, &e.value);
                     }
                     for (acc, (name, a)) in accs.iter().zip(aggs.iter()) {
-                        row.insert(name.clone(), acc.result(a, els.len() as u64));
+                        row.set(name.as_str(), acc.result(a, els.len() as u64));
                     }
                 } else {
                     for (acc, (name, a)) in s.aggs.iter().zip(aggs.iter()) {
-                        row.insert(name.clone(), acc.result(a, s.count));
+                        row.set(name.as_str(), acc.result(a, s.count));
                     }
                 }
             }
@@ -447,20 +512,19 @@ impl WindowOp {
                 };
                 match acc.and_then(|a| inst.get_result(&a)) {
                     Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                        Ok(serde_json::Value::Object(m)) => row.extend(m),
-                        Ok(other) => {
-                            row.insert("result".into(), other);
+                        Ok(serde_json::Value::Object(m)) => {
+                            for (k, v) in m {
+                                row.set(k, v.to_string());
+                            }
                         }
+                        Ok(other) => row.set("result", other.to_string()),
                         Err(e) => {
                             out.dead_letter(Record::new(bytes), format!("aggregate get-result returned non-JSON: {e}"));
                             return;
                         }
                     },
                     Err(f) => {
-                        out.dead_letter(
-                            Record::new(serde_json::Value::Object(row).to_string().into_bytes()),
-                            format!("aggregate get-result: {f}"),
-                        );
+                        out.dead_letter(Record::new(row.into_json()), format!("aggregate get-result: {f}"));
                         return;
                     }
                 }
@@ -474,7 +538,7 @@ impl WindowOp {
                 call.timestamp = ts;
                 let els = Self::elements(s);
                 if let Err(f) = inst.process_window(WitWindow { start: w.0, end: w.1 }, &els) {
-                    out.dead_letter(Record::new(serde_json::Value::Object(row).to_string().into_bytes()), format!("process-window: {f}"));
+                    out.dead_letter(Record::new(row.into_json()), format!("process-window: {f}"));
                 }
                 for (to, r) in std::mem::take(&mut inst.host().emitted) {
                     match to {
@@ -489,7 +553,7 @@ impl WindowOp {
         }
         out.emit(Record {
             key: Some(key.to_vec()),
-            value: serde_json::Value::Object(row).to_string().into_bytes(),
+            value: row.into_json(),
             timestamp: ts,
             ..Record::default()
         });

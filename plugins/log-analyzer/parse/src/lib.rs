@@ -6,7 +6,10 @@
 //! reason, and the host sends it to the dead-letter output. `metadata`, when present, must be
 //! an object. The output is the event re-encoded with exactly these fields.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use weir_sdk::{Error, Record, Result};
 
 /// A parsed log line.
@@ -23,6 +26,43 @@ pub struct LogEvent {
 }
 
 const STRINGS: [&str; 5] = ["user_id", "session_id", "action", "ip_address", "user_agent"];
+
+/// A LogEvent read in place (the fast path: no tree, strings borrowed from the line).
+#[derive(Serialize, Deserialize)]
+struct LogEventRef<'a> {
+    #[serde(borrow)]
+    user_id: Cow<'a, str>,
+    #[serde(borrow)]
+    session_id: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    timestamp: i64,
+    #[serde(borrow)]
+    ip_address: Cow<'a, str>,
+    #[serde(borrow)]
+    user_agent: Cow<'a, str>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a RawValue>,
+}
+
+/// The line re-encoded as a LogEvent, or the reason it is not one.
+///
+/// Well-formed lines take a borrowed single pass; anything the fast path does not accept as
+/// is (a wrong field, duplicate keys, metadata that is not `{}` or `null`) goes through
+/// [`parse_line`], which names the problem or gives the same encoding.
+pub fn reencode(bytes: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    if let Ok(mut e) = serde_json::from_slice::<LogEventRef>(bytes) {
+        let meta = e.metadata.map(|m| m.get().trim());
+        if matches!(meta, None | Some("{}") | Some("null")) {
+            if meta == Some("null") {
+                e.metadata = None;
+            }
+            return serde_json::to_writer(out, &e).map_err(|e| Error::other(e.to_string()));
+        }
+    }
+    let event = parse_line(bytes)?;
+    serde_json::to_writer(out, &event).map_err(|e| Error::other(e.to_string()))
+}
 
 /// Validates one line, naming the first field that is wrong.
 pub fn parse_line(bytes: &[u8]) -> Result<LogEvent> {
@@ -48,9 +88,11 @@ pub fn parse_line(bytes: &[u8]) -> Result<LogEvent> {
 
 /// The operator.
 #[weir_sdk::map]
-fn parse(rec: Record) -> Result<Record> {
-    let event = parse_line(&rec.value)?;
-    rec.with_json(&event)
+fn parse(mut rec: Record) -> Result<Record> {
+    let mut out = Vec::with_capacity(rec.value.len());
+    reencode(&rec.value, &mut out)?;
+    rec.value = out;
+    Ok(rec)
 }
 
 #[cfg(test)]
@@ -68,6 +110,24 @@ mod tests {
     fn accepts_a_log_event() {
         let e = parse_line(br#"{"user_id":"u","session_id":"s","action":"view","timestamp":1735689603,"ip_address":"1.2.3.4","user_agent":"x","metadata":{}}"#).unwrap();
         assert_eq!((e.user_id.as_str(), e.timestamp), ("u", 1735689603));
+    }
+
+    #[test]
+    fn fast_path_encodes_as_the_full_parse_does() {
+        let lines = [
+            r#"{"user_id": "u\"1", "session_id": "s", "action": "view", "timestamp": 1735689603, "ip_address": "1.2.3.4", "user_agent": "x", "metadata": {}}"#,
+            r#"{"timestamp": 5, "user_id": "u", "session_id": "s", "action": "a", "ip_address": "i", "user_agent": "x", "extra": [1]}"#,
+            r#"{"user_id": "u", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "metadata": null}"#,
+            r#"{"user_id": "u", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "metadata": {"z": 1, "a": 2.50}}"#,
+            r#"{"user_id": "u", "user_id": "v", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x"}"#,
+        ];
+        for line in lines {
+            let mut out = Vec::new();
+            reencode(line.as_bytes(), &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&parse_line(line.as_bytes()).unwrap()).unwrap(), "{line}");
+        }
+        let mut out = Vec::new();
+        assert!(matches!(reencode(br#"{"user_id": 7}"#, &mut out), Err(Error::InvalidInput(m)) if m == "field `user_id` must be a string"));
     }
 
     #[test]
