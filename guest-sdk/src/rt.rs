@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 
+use crate::wit::weir::plugin::types::{Batch, Failure, Filtered, FlatMapped, Header, Keys, Mapped};
 use crate::{Aggregate, Config, Error, Filter, FlatMap, KeySelector, Map, Process, Record, Result, Timer, Window, WindowProcess};
 
 thread_local! {
@@ -44,20 +45,115 @@ pub fn init<T: 'static>(config: String, open: impl FnOnce(&Config) -> Result<T>)
     Ok(())
 }
 
-pub fn map<T: Map>(batch: Vec<Record>) -> Vec<Result<Record>> {
-    per_record::<T, _>(batch, |op, r| op.map(r))
+/// Calls `f` on each record of a flat batch, as an owned [`Record`]; a batch whose lists
+/// disagree (a host bug) fails as a whole.
+fn each_record<T: 'static>(input: Batch, mut f: impl FnMut(&mut T, u32, Record)) -> Vec<Failure> {
+    let parts = match weir_batch::Parts::new(&input.data, &input.ends, &input.timestamps, &input.flags) {
+        Ok(p) => p,
+        Err(e) => return (0..input.flags.len() as u32).map(|index| Failure { index, error: Error::Other(e.to_string()) }).collect(),
+    };
+    let mut headers = input.headers.into_iter().peekable();
+    let res = with_op::<T, _>(|op| {
+        for (i, r) in parts.iter().enumerate() {
+            let i = i as u32;
+            let mut own = Vec::new();
+            while let Some(h) = headers.next_if(|h| h.index <= i) {
+                if h.index == i {
+                    own.push((h.name, h.value));
+                }
+            }
+            let rec = Record { key: r.key.map(<[u8]>::to_vec), value: r.value.to_vec(), timestamp: r.timestamp, headers: own };
+            f(op, i, rec);
+        }
+    });
+    match res {
+        Ok(()) => Vec::new(),
+        Err(e) => (0..parts.len() as u32).map(|index| Failure { index, error: e.clone() }).collect(),
+    }
 }
 
-pub fn filter<T: Filter>(batch: Vec<Record>) -> Vec<Result<bool>> {
-    per_record::<T, _>(batch, |op, r| op.filter(&r))
+/// Output records of one call, in the flat layout.
+#[derive(Default)]
+struct Out {
+    lists: weir_batch::Builder,
+    headers: Vec<Header>,
 }
 
-pub fn flat_map<T: FlatMap>(batch: Vec<Record>) -> Vec<Result<Vec<Record>>> {
-    per_record::<T, _>(batch, |op, r| op.flat_map(r))
+impl Out {
+    fn push(&mut self, r: Record) {
+        let index = self.lists.push(r.key.as_deref(), &r.value, r.timestamp);
+        self.headers.extend(r.headers.into_iter().map(|(name, value)| Header { index, name, value }));
+    }
+    fn into_batch(self) -> Batch {
+        let l = self.lists;
+        Batch { data: l.data, ends: l.ends, timestamps: l.timestamps, flags: l.flags, headers: self.headers }
+    }
 }
 
-pub fn select_key<T: KeySelector>(batch: Vec<Record>) -> Vec<Result<Vec<u8>>> {
-    per_record::<T, _>(batch, |op, r| op.select_key(&r))
+pub fn map<T: Map>(input: Batch) -> Mapped {
+    let mut out = Out::default();
+    let mut failed = Vec::new();
+    let early = each_record::<T>(input, |op, index, r| match op.map(r) {
+        Ok(o) => out.push(o),
+        Err(error) => failed.push(Failure { index, error }),
+    });
+    if !early.is_empty() {
+        return Mapped { out: Out::default().into_batch(), failed: early };
+    }
+    Mapped { out: out.into_batch(), failed }
+}
+
+pub fn filter<T: Filter>(input: Batch) -> Filtered {
+    let mut keep = Vec::with_capacity(input.flags.len());
+    let mut failed = Vec::new();
+    let early = each_record::<T>(input, |op, index, r| match op.filter(&r) {
+        Ok(k) => keep.push(u8::from(k)),
+        Err(error) => {
+            keep.push(0);
+            failed.push(Failure { index, error });
+        }
+    });
+    if !early.is_empty() {
+        return Filtered { keep: vec![0; early.len()], failed: early };
+    }
+    Filtered { keep, failed }
+}
+
+pub fn flat_map<T: FlatMap>(input: Batch) -> FlatMapped {
+    let mut out = Out::default();
+    let mut counts = Vec::with_capacity(input.flags.len());
+    let mut failed = Vec::new();
+    let early = each_record::<T>(input, |op, index, r| match op.flat_map(r) {
+        Ok(v) => {
+            counts.push(v.len() as u32);
+            v.into_iter().for_each(|o| out.push(o));
+        }
+        Err(error) => {
+            counts.push(0);
+            failed.push(Failure { index, error });
+        }
+    });
+    if !early.is_empty() {
+        return FlatMapped { out: Out::default().into_batch(), counts: vec![0; early.len()], failed: early };
+    }
+    FlatMapped { out: out.into_batch(), counts, failed }
+}
+
+pub fn select_key<T: KeySelector>(input: Batch) -> Keys {
+    let mut data = Vec::new();
+    let mut ends = Vec::with_capacity(input.flags.len());
+    let mut failed = Vec::new();
+    let early = each_record::<T>(input, |op, index, r| {
+        match op.select_key(&r) {
+            Ok(k) => data.extend_from_slice(&k),
+            Err(error) => failed.push(Failure { index, error }),
+        }
+        ends.push(data.len() as u32);
+    });
+    if !early.is_empty() {
+        return Keys { data: Vec::new(), ends: vec![0; early.len()], failed: early };
+    }
+    Keys { data, ends, failed }
 }
 
 pub fn process<T: Process>(batch: Vec<Record>) -> Vec<Result<()>> {

@@ -67,9 +67,18 @@ pub struct FileSource {
     line: u64,
     offset: u64,
     buf: Vec<u8>,
+    /// Whether this source checks that lines are JSON (off when the event-time extraction
+    /// right after it does the same check).
+    validate: bool,
 }
 
 impl FileSource {
+    /// Leaves checking that lines are JSON to the next step (which must then do it).
+    pub fn without_validation(mut self) -> Self {
+        self.validate = false;
+        self
+    }
+
     /// Opens `path`.
     pub fn open(path: &Path, format: Format, source: u16) -> anyhow::Result<Self> {
         let f = File::open(path).with_context(|| format!("source file {}: cannot open it", path.display()))?;
@@ -81,6 +90,7 @@ impl FileSource {
             line: 0,
             offset: 0,
             buf: Vec::new(),
+            validate: true,
         })
     }
 }
@@ -108,7 +118,7 @@ impl Source for FileSource {
             }
             let mut r =
                 Record { value: self.buf.clone(), origin: Origin { source: self.source, position: self.line }, ..Record::default() };
-            if self.format == Format::Json {
+            if self.format == Format::Json && self.validate {
                 if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&r.value) {
                     r.headers.push((REJECT_HEADER.into(), format!("not JSON: {e}").into_bytes()));
                 }

@@ -333,6 +333,11 @@ pub struct OperatorSpec {
     /// Parallel instances.
     #[serde(default)]
     pub parallelism: Option<usize>,
+    /// `false` runs this operator in a task (thread) of its own instead of chaining it into
+    /// its input's task (Flink's `disableChaining`): a pipeline stage that spreads a heavy
+    /// chain over more cores while keeping record order.
+    #[serde(default)]
+    pub chain: Option<bool>,
     /// window: the window.
     #[serde(default)]
     pub window: Option<WindowSpec>,

@@ -18,11 +18,31 @@ pub type Path = Vec<String>;
 pub fn extract<'a>(json: &'a [u8], paths: &[Path], out: &mut Vec<Option<&'a RawValue>>) -> Result<(), serde_json::Error> {
     out.clear();
     out.resize(paths.len(), None);
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let wanted: Vec<(usize, &[String])> = paths.iter().enumerate().map(|(i, p)| (i, p.as_slice())).collect();
-    de.deserialize_any(Find { wanted: &wanted, out })?;
-    de.end()?;
-    Ok(())
+    let mut wanted: [(usize, &[String]); 4] = [(0, &[]); 4];
+    let many: Vec<(usize, &[String])>;
+    let wanted = if paths.len() <= wanted.len() {
+        for (i, p) in paths.iter().enumerate() {
+            wanted[i] = (i, p.as_slice());
+        }
+        &wanted[..paths.len()]
+    } else {
+        many = paths.iter().enumerate().map(|(i, p)| (i, p.as_slice())).collect();
+        &many
+    };
+    // Checking UTF-8 once up front lets serde_json skip the check per string; invalid UTF-8
+    // takes the byte path, which reports the error as serde_json always does.
+    match std::str::from_utf8(json) {
+        Ok(text) => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            de.deserialize_any(Find { wanted, out })?;
+            de.end()
+        }
+        Err(_) => {
+            let mut de = serde_json::Deserializer::from_slice(json);
+            de.deserialize_any(Find { wanted, out })?;
+            de.end()
+        }
+    }
 }
 
 /// The value at `path` in a raw JSON value (nested paths walk into objects).

@@ -11,6 +11,11 @@ use weir_host::plan::{Planned, RunOptions};
 use weir_host::plugin::{Plugin, PluginEngine};
 use weir_host::time::SystemClock;
 
+// Records are allocated on one task's thread and freed on another's; mimalloc handles that
+// pattern far better than glibc's malloc (measured in BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// weir: a stream processor whose operators are WebAssembly components.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -156,7 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let p = Plugin::load(&engine, &plugin)?;
             let d = p.describe();
             println!("plugin: {}", plugin.display());
-            println!("world:  weir:plugin/{}@0.1.0", p.world.name());
+            println!("world:  weir:plugin/{}@0.2.0", p.world.name());
             println!("hash:   {}", p.hash);
             println!("exports:");
             for (n, k) in &d.exports {

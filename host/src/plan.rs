@@ -12,11 +12,11 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::checkpoint::{self, Control, Coordinator, JobFacts, Metadata};
 use crate::connectors::{self, CollectionSource, FileSource, Generator, GeneratorConfig, Stream, REJECT_HEADER};
-use crate::json;
 use crate::job::{
-    toml_to_json, BackendKind, Job, KeyBySpec, OperatorKind, SinkKind, SinkSpec, SourceKind, TimeKind, TimeUnit, WatermarkStrategy,
+    toml_to_json, BackendKind, Format, Job, KeyBySpec, OperatorKind, SinkKind, SinkSpec, SourceKind, TimeKind, TimeUnit, WatermarkStrategy,
     WindowKind,
 };
+use crate::json;
 use crate::operators::{ProcessOp, Stateless, StatelessOp};
 use crate::plugin::{Instance, Plugin, PluginEngine, World};
 use crate::record::Record;
@@ -191,6 +191,9 @@ impl Planned {
         if !n.stateless || n.inputs.len() != 1 || n.inputs[0].1.is_some() {
             return None;
         }
+        if n.kind == NodeKind::Operator && self.job.spec.operator[&n.name].chain == Some(false) {
+            return None;
+        }
         let up = n.inputs[0].0;
         let readers = self.nodes.iter().filter(|m| m.inputs.iter().any(|(u, side)| *u == up && side.is_none())).count();
         (readers == 1 && self.nodes[up].parallelism == n.parallelism && self.nodes[up].kind != NodeKind::Sink).then_some(up)
@@ -305,7 +308,10 @@ impl Planned {
             SourceKind::Collection => Box::new(CollectionSource::new(s.values.iter().map(toml_to_json).collect(), src_idx)),
             SourceKind::File => {
                 let path = s.path.as_ref().ok_or_else(|| self.job.error(&f("path"), "missing"))?;
-                Box::new(FileSource::open(path, s.format, src_idx)?)
+                let f = FileSource::open(path, s.format, src_idx)?;
+                // Reading event time from a field checks the whole line is JSON already.
+                let field_time = s.event_time.as_ref().is_some_and(|e| !e.ingestion && e.field.is_some());
+                Box::new(if field_time && s.format == Format::Json { f.without_validation() } else { f })
             }
             SourceKind::Generator => {
                 let p = self.nodes[i].parallelism as u64;
@@ -336,8 +342,8 @@ impl Planned {
             let mut found = Vec::with_capacity(1);
             json::extract(&r.value, std::slice::from_ref(&path), &mut found).map_err(|e| format!("not JSON: {e}"))?;
             let raw = found[0].ok_or_else(|| format!("event time: missing field `{field}`"))?;
-            let t = json::raw_i64(raw)
-                .ok_or_else(|| format!("event time: field `{field}` must be an integer, found {}", json::value(raw)))?;
+            let t =
+                json::raw_i64(raw).ok_or_else(|| format!("event time: field `{field}` must be an integer, found {}", json::value(raw)))?;
             r.timestamp = Some(match et.unit {
                 TimeUnit::Millis => t,
                 TimeUnit::Seconds => t.checked_mul(1000).ok_or_else(|| format!("event time: `{field}` = {t} s overflows"))?,

@@ -551,12 +551,7 @@ impl WindowOp {
                 return;
             }
         }
-        out.emit(Record {
-            key: Some(key.to_vec()),
-            value: row.into_json(),
-            timestamp: ts,
-            ..Record::default()
-        });
+        out.emit(Record { key: Some(key.to_vec()), value: row.into_json(), timestamp: ts, ..Record::default() });
     }
 
     fn late(&mut self, r: Record, out: &mut Output) {

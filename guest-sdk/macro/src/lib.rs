@@ -24,13 +24,13 @@ enum Kind {
 impl Kind {
     fn world(self) -> &'static str {
         match self {
-            Kind::Map => "weir:plugin/%map@0.1.0",
-            Kind::Filter => "weir:plugin/filter@0.1.0",
-            Kind::FlatMap => "weir:plugin/flat-map@0.1.0",
-            Kind::KeySelector => "weir:plugin/key-selector@0.1.0",
-            Kind::Process => "weir:plugin/process@0.1.0",
-            Kind::Aggregate => "weir:plugin/aggregate@0.1.0",
-            Kind::WindowProcess => "weir:plugin/window-process@0.1.0",
+            Kind::Map => "weir:plugin/%map@0.2.0",
+            Kind::Filter => "weir:plugin/filter@0.2.0",
+            Kind::FlatMap => "weir:plugin/flat-map@0.2.0",
+            Kind::KeySelector => "weir:plugin/key-selector@0.2.0",
+            Kind::Process => "weir:plugin/process@0.2.0",
+            Kind::Aggregate => "weir:plugin/aggregate@0.2.0",
+            Kind::WindowProcess => "weir:plugin/window-process@0.2.0",
         }
     }
     fn trait_name(self) -> &'static str {
@@ -84,18 +84,19 @@ fn guest_impl(kind: Kind, ty: &TokenStream2) -> TokenStream2 {
     let res = quote!(::std::result::Result);
     let err = quote!(::weir_sdk::Error);
     let vec = quote!(::std::vec::Vec);
+    let types = quote!(::weir_sdk::wit::weir::plugin::types);
     let body = match kind {
         Kind::Map => quote! {
-            fn map(batch: #vec<#rec>) -> #vec<#res<#rec, #err>> { ::weir_sdk::rt::map::<#ty>(batch) }
+            fn map(input: #types::Batch) -> #types::Mapped { ::weir_sdk::rt::map::<#ty>(input) }
         },
         Kind::Filter => quote! {
-            fn filter(batch: #vec<#rec>) -> #vec<#res<bool, #err>> { ::weir_sdk::rt::filter::<#ty>(batch) }
+            fn filter(input: #types::Batch) -> #types::Filtered { ::weir_sdk::rt::filter::<#ty>(input) }
         },
         Kind::FlatMap => quote! {
-            fn flat_map(batch: #vec<#rec>) -> #vec<#res<#vec<#rec>, #err>> { ::weir_sdk::rt::flat_map::<#ty>(batch) }
+            fn flat_map(input: #types::Batch) -> #types::FlatMapped { ::weir_sdk::rt::flat_map::<#ty>(input) }
         },
         Kind::KeySelector => quote! {
-            fn select_key(batch: #vec<#rec>) -> #vec<#res<#vec<u8>, #err>> { ::weir_sdk::rt::select_key::<#ty>(batch) }
+            fn select_key(input: #types::Batch) -> #types::Keys { ::weir_sdk::rt::select_key::<#ty>(input) }
         },
         Kind::Process => quote! {
             fn process(batch: #vec<#rec>) -> #vec<#res<(), #err>> { ::weir_sdk::rt::process::<#ty>(batch) }
@@ -112,10 +113,10 @@ fn guest_impl(kind: Kind, ty: &TokenStream2) -> TokenStream2 {
         },
     };
     let world = kind.world();
-    let output = kind.uses_output().then(|| quote!("weir:plugin/output@0.1.0": ::weir_sdk::wit::weir::plugin::output,));
+    let output = kind.uses_output().then(|| quote!("weir:plugin/output@0.2.0": ::weir_sdk::wit::weir::plugin::output,));
     let state = kind
         .uses_state()
-        .then(|| quote!("weir:plugin/state@0.1.0": ::weir_sdk::wit::weir::plugin::state, "weir:plugin/timers@0.1.0": ::weir_sdk::wit::weir::plugin::timers,));
+        .then(|| quote!("weir:plugin/state@0.2.0": ::weir_sdk::wit::weir::plugin::state, "weir:plugin/timers@0.2.0": ::weir_sdk::wit::weir::plugin::timers,));
     quote! {
         #[doc(hidden)]
         #[allow(clippy::all, unused)]
@@ -125,9 +126,9 @@ fn guest_impl(kind: Kind, ty: &TokenStream2) -> TokenStream2 {
                 world: #world,
                 runtime_path: "::weir_sdk::__wit_bindgen::rt",
                 with: {
-                    "weir:plugin/types@0.1.0": ::weir_sdk::wit::weir::plugin::types,
-                    "weir:plugin/log@0.1.0": ::weir_sdk::wit::weir::plugin::log,
-                    "weir:plugin/context@0.1.0": ::weir_sdk::wit::weir::plugin::context,
+                    "weir:plugin/types@0.2.0": ::weir_sdk::wit::weir::plugin::types,
+                    "weir:plugin/log@0.2.0": ::weir_sdk::wit::weir::plugin::log,
+                    "weir:plugin/context@0.2.0": ::weir_sdk::wit::weir::plugin::context,
                     #output
                     #state
                 },

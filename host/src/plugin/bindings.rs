@@ -8,7 +8,7 @@
 pub mod process {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "weir:plugin/process@0.1.0",
+        world: "weir:plugin/process@0.2.0",
     });
 }
 
@@ -30,13 +30,15 @@ macro_rules! world {
     };
 }
 
-world!(map, "weir:plugin/%map@0.1.0", {});
-world!(filter, "weir:plugin/filter@0.1.0", {});
-world!(flat_map, "weir:plugin/flat-map@0.1.0", {});
-world!(key_selector, "weir:plugin/key-selector@0.1.0", {});
-world!(aggregate, "weir:plugin/aggregate@0.1.0", {});
-world!(window_process, "weir:plugin/window-process@0.1.0", {
+world!(map, "weir:plugin/%map@0.2.0", {});
+world!(filter, "weir:plugin/filter@0.2.0", {});
+world!(flat_map, "weir:plugin/flat-map@0.2.0", {});
+world!(key_selector, "weir:plugin/key-selector@0.2.0", {});
+world!(aggregate, "weir:plugin/aggregate@0.2.0", {});
+world!(window_process, "weir:plugin/window-process@0.2.0", {
     "weir:plugin/output": super::process::weir::plugin::output,
 });
 
-pub use process::weir::plugin::types::{Error as GuestError, Record as WitRecord, TimeDomain, Timer, Window};
+pub use process::weir::plugin::types::{
+    Batch as FlatBatch, Error as GuestError, Failure as WitFailure, Header as WitHeader, Record as WitRecord, TimeDomain, Timer, Window,
+};

@@ -7,8 +7,8 @@ use std::time::Duration;
 use wasmtime::component::{types::ComponentItem, Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
 
-use super::bindings::{self, GuestError, WitRecord};
-use super::host::{from_wit, to_wit, HostCtx};
+use super::bindings::{self, FlatBatch, GuestError, WitFailure, WitHeader, WitRecord};
+use super::host::{to_wit, HostCtx};
 use crate::record::Record;
 
 /// Epoch ticks happen every 100 ms; a call may run this many ticks before it is interrupted.
@@ -106,6 +106,10 @@ impl PluginEngine {
         let mut cfg = Config::new();
         cfg.epoch_interruption(true);
         cfg.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // `WEIR_PERFMAP=1` names compiled plugin functions for `perf` (/tmp/perf-PID.map).
+        if std::env::var_os("WEIR_PERFMAP").is_some_and(|v| v == "1") {
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&cfg)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -192,12 +196,12 @@ impl Plugin {
         p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
             path: path.to_path_buf(),
             reason: format!(
-                "exports none of weir's operator worlds (weir:plugin@0.1.0: {}); it exports: {}",
+                "exports none of weir's operator worlds (weir:plugin@0.2.0: {}); it exports: {}",
                 World::ALL.map(World::name).join(", "),
                 p.describe().exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
             ),
         })?;
-        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.1.0: {e:#}")))?);
+        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.2.0: {e:#}")))?);
         Ok(p)
     }
 
@@ -270,6 +274,53 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// Records of a flat batch returned by a plugin.
+fn records_of(b: FlatBatch) -> Result<Vec<Record>, String> {
+    let parts = weir_batch::Parts::new(&b.data, &b.ends, &b.timestamps, &b.flags).map_err(|e| e.to_string())?;
+    let mut headers = b.headers.into_iter().peekable();
+    let mut out = Vec::with_capacity(parts.len());
+    for (i, r) in parts.iter().enumerate() {
+        let mut own = Vec::new();
+        while let Some(h) = headers.next_if(|h| h.index as usize <= i) {
+            if h.index as usize == i {
+                own.push((h.name, h.value));
+            }
+        }
+        out.push(Record {
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.to_vec(),
+            timestamp: r.timestamp,
+            headers: own,
+            origin: Default::default(),
+        });
+    }
+    if headers.next().is_some() {
+        return Err("a malformed batch: headers out of order or past the last record".into());
+    }
+    Ok(out)
+}
+
+/// One result per input record: the failures at their indexes (increasing, below `n`),
+/// `ok(i)` for the others.
+fn by_index<T>(
+    n: usize,
+    failed: Vec<WitFailure>,
+    mut ok: impl FnMut(usize) -> Result<T, &'static str>,
+) -> Result<Vec<Result<T, Failure>>, String> {
+    let mut failed = failed.into_iter().peekable();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        match failed.next_if(|f| f.index as usize == i) {
+            Some(f) => out.push(Err(guest(f.error))),
+            None => out.push(Ok(ok(i).map_err(str::to_string)?)),
+        }
+    }
+    match failed.next() {
+        Some(f) => Err(format!("a failure for record {} of {n}, out of order or out of range", f.index)),
+        None => Ok(out),
+    }
+}
+
 fn guest(e: GuestError) -> Failure {
     Failure::Guest(match e {
         GuestError::InvalidInput(m) => format!("invalid input: {m}"),
@@ -297,6 +348,8 @@ pub struct Instance {
     operator: String,
     /// Times the instance was recreated after a trap.
     pub restarts: u64,
+    /// The flat input lists, reused from call to call.
+    scratch: weir_batch::Builder,
 }
 
 impl std::fmt::Debug for Instance {
@@ -340,7 +393,7 @@ impl Instance {
             operator: operator.to_string(),
             reason,
         })?;
-        Ok(Instance { plugin, store, bound, config, operator: operator.to_string(), restarts: 0 })
+        Ok(Instance { plugin, store, bound, config, operator: operator.to_string(), restarts: 0, scratch: weir_batch::Builder::default() })
     }
 
     fn start(plugin: &Plugin, ctx: HostCtx, config: &str) -> Result<(Store<HostCtx>, Bound), String> {
@@ -413,36 +466,133 @@ impl Instance {
         self.store.set_epoch_deadline(CALL_DEADLINE_TICKS);
     }
 
+    /// The batch in the flat layout, in the reused scratch lists (give them back with
+    /// [`Self::reclaim`]).
+    fn flat(&mut self, batch: &[Record]) -> FlatBatch {
+        let mut lists = std::mem::take(&mut self.scratch);
+        lists.clear();
+        let mut headers = Vec::new();
+        for r in batch {
+            let index = lists.push(r.key.as_deref(), &r.value, r.timestamp);
+            headers.extend(r.headers.iter().map(|(name, value)| WitHeader { index, name: name.clone(), value: value.clone() }));
+        }
+        FlatBatch { data: lists.data, ends: lists.ends, timestamps: lists.timestamps, flags: lists.flags, headers }
+    }
+
+    fn reclaim(&mut self, b: FlatBatch) {
+        self.scratch = weir_batch::Builder { data: b.data, ends: b.ends, timestamps: b.timestamps, flags: b.flags };
+    }
+
+    /// Calls a stateless export on the flat batch, then turns its answer into one result per
+    /// input record; a trap or a malformed answer fails every record of the call.
+    fn call_flat<A, T>(
+        &mut self,
+        batch: &[Record],
+        call: impl FnOnce(&Bound, &mut Store<HostCtx>, &FlatBatch) -> wasmtime::Result<A>,
+        answer: impl FnOnce(A, usize) -> Result<Vec<Result<T, Failure>>, String>,
+    ) -> Vec<Result<T, Failure>> {
+        self.arm();
+        let input = self.flat(batch);
+        let res = call(&self.bound, &mut self.store, &input);
+        self.reclaim(input);
+        let n = batch.len();
+        let why = match res {
+            Ok(a) => match answer(a, n) {
+                Ok(v) => return v,
+                Err(m) => Failure::Guest(format!("the plugin returned {m}")),
+            },
+            Err(e) => self.recover(&e),
+        };
+        (0..n).map(|_| Err(why.clone())).collect()
+    }
+
     /// `map` over a batch: one result per record.
     pub fn map(&mut self, batch: &[Record]) -> Vec<Result<Record, Failure>> {
-        self.arm();
-        let Bound::Map(b) = &self.bound else { unreachable!("world checked at load") };
-        let res = b.call_map(&mut self.store, &Self::wit_batch(batch));
-        self.per_record(batch.len(), res, from_wit)
+        self.call_flat(
+            batch,
+            |b, store, input| match b {
+                Bound::Map(b) => b.call_map(store, input),
+                _ => unreachable!("world checked at load"),
+            },
+            |m, n| {
+                let mut out = records_of(m.out)?.into_iter();
+                let v = by_index(n, m.failed, |_| out.next().ok_or("fewer records than inputs that did not fail"))?;
+                if out.next().is_some() {
+                    return Err("more records than inputs that did not fail".into());
+                }
+                Ok(v)
+            },
+        )
     }
 
     /// `filter` over a batch.
     pub fn filter(&mut self, batch: &[Record]) -> Vec<Result<bool, Failure>> {
-        self.arm();
-        let Bound::Filter(b) = &self.bound else { unreachable!("world checked at load") };
-        let res = b.call_filter(&mut self.store, &Self::wit_batch(batch));
-        self.per_record(batch.len(), res, |x| x)
+        self.call_flat(
+            batch,
+            |b, store, input| match b {
+                Bound::Filter(b) => b.call_filter(store, input),
+                _ => unreachable!("world checked at load"),
+            },
+            |f, n| {
+                if f.keep.len() != n {
+                    return Err(format!("{} verdicts for {n} records", f.keep.len()));
+                }
+                by_index(n, f.failed, |i| Ok(f.keep[i] != 0))
+            },
+        )
     }
 
     /// `flat-map` over a batch.
     pub fn flat_map(&mut self, batch: &[Record]) -> Vec<Result<Vec<Record>, Failure>> {
-        self.arm();
-        let Bound::FlatMap(b) = &self.bound else { unreachable!("world checked at load") };
-        let res = b.call_flat_map(&mut self.store, &Self::wit_batch(batch));
-        self.per_record(batch.len(), res, |v| v.into_iter().map(from_wit).collect())
+        self.call_flat(
+            batch,
+            |b, store, input| match b {
+                Bound::FlatMap(b) => b.call_flat_map(store, input),
+                _ => unreachable!("world checked at load"),
+            },
+            |f, n| {
+                if f.counts.len() != n {
+                    return Err(format!("{} counts for {n} records", f.counts.len()));
+                }
+                let mut out = records_of(f.out)?.into_iter();
+                let v = by_index(n, f.failed, |i| {
+                    let c = f.counts[i] as usize;
+                    let part: Vec<Record> = out.by_ref().take(c).collect();
+                    if part.len() == c {
+                        Ok(part)
+                    } else {
+                        Err("fewer records than its counts say")
+                    }
+                })?;
+                if out.next().is_some() {
+                    return Err("more records than its counts say".into());
+                }
+                Ok(v)
+            },
+        )
     }
 
     /// `select-key` over a batch.
     pub fn select_key(&mut self, batch: &[Record]) -> Vec<Result<Vec<u8>, Failure>> {
-        self.arm();
-        let Bound::KeySelector(b) = &self.bound else { unreachable!("world checked at load") };
-        let res = b.call_select_key(&mut self.store, &Self::wit_batch(batch));
-        self.per_record(batch.len(), res, |x| x)
+        self.call_flat(
+            batch,
+            |b, store, input| match b {
+                Bound::KeySelector(b) => b.call_select_key(store, input),
+                _ => unreachable!("world checked at load"),
+            },
+            |k, n| {
+                if k.ends.len() != n {
+                    return Err(format!("{} keys for {n} records", k.ends.len()));
+                }
+                let mut at = 0usize;
+                by_index(n, k.failed, |i| {
+                    let end = k.ends[i] as usize;
+                    let key = k.data.get(at..end).ok_or("key offsets out of order")?.to_vec();
+                    at = end;
+                    Ok(key)
+                })
+            },
+        )
     }
 
     /// `process` of records that share the key in the call context.

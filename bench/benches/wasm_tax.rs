@@ -1,0 +1,106 @@
+//! The Wasm tax: the same stateless logic as a Wasm plugin (through the real host, the flat
+//! batch boundary included) and as native Rust, per record, at several batch sizes.
+//!
+//!     scripts/build-plugins.sh && cargo bench -p weir-bench --bench wasm_tax
+//!
+//! Cases: `map+filter` (the `double` and `even` example plugins on JSON integers) and
+//! `parse` (the log-analyzer's parse plugin on log lines). Native runs build the same host
+//! records and run the same Rust logic, so the difference is what the plugin boundary and
+//! Wasm execution cost.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use weir_host::plugin::{Instance, Plugin, PluginEngine};
+use weir_host::record::Record;
+
+fn plugin(name: &str) -> Arc<Plugin> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist").join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing: run scripts/build-plugins.sh first", path.display());
+    let engine = PluginEngine::shared().expect("engine");
+    Arc::new(Plugin::load(&engine, &path).expect("plugin loads"))
+}
+
+fn instance(name: &str) -> Instance {
+    Instance::new(plugin(name), name, 0, "{}".into()).expect("instance")
+}
+
+fn native_double(r: &Record) -> Result<Record, String> {
+    let x: i64 = serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
+    let y = x.checked_mul(2).ok_or("overflow")?;
+    Ok(Record { value: serde_json::to_vec(&y).map_err(|e| e.to_string())?, ..r.clone() })
+}
+
+fn native_even(r: &Record) -> Result<bool, String> {
+    let x: i64 = serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
+    Ok(x % 2 == 0)
+}
+
+const SIZES: [usize; 5] = [1, 16, 256, 1024, 4096];
+
+fn map_filter(c: &mut Criterion) {
+    let mut g = c.benchmark_group("map+filter");
+    let mut double = instance("double");
+    let mut even = instance("even");
+    for n in SIZES {
+        let input: Vec<Record> = (0..n as i64)
+            .map(|i| Record { value: (i * 7919 % 100_000).to_string().into_bytes(), timestamp: Some(i), ..Record::default() })
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("wasm", n), &input, |b, input| {
+            b.iter(|| {
+                let mapped: Vec<Record> = double.map(input).into_iter().filter_map(Result::ok).collect();
+                let kept = even.filter(&mapped);
+                mapped.into_iter().zip(kept).filter(|(_, k)| matches!(k, Ok(true))).count()
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("native", n), &input, |b, input| {
+            b.iter(|| {
+                let mapped: Vec<Record> = input.iter().map(native_double).filter_map(Result::ok).collect();
+                let kept: Vec<Result<bool, String>> = mapped.iter().map(native_even).collect();
+                mapped.into_iter().zip(kept).filter(|(_, k)| matches!(k, Ok(true))).count()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn parse(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parse");
+    let mut wasm = instance("log_analyzer_parse");
+    let lines: Vec<Vec<u8>> = (0..4096)
+        .map(|i| {
+            format!(
+                r#"{{"user_id": "user{}", "session_id": "session_{}", "action": "view", "timestamp": {}, "ip_address": "10.0.0.2", "user_agent": "Mozilla/5.0 (Test Browser)", "metadata": {{}}}}"#,
+                i % 97,
+                i * 31 % 10_000,
+                1_735_689_600 + i
+            )
+            .into_bytes()
+        })
+        .collect();
+    for n in [1usize, 256, 4096] {
+        let input: Vec<Record> = lines[..n].iter().map(|l| Record::new(l.clone())).collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("wasm", n), &input, |b, input| {
+            b.iter(|| wasm.map(input).into_iter().filter(Result::is_ok).count())
+        });
+        g.bench_with_input(BenchmarkId::new("native", n), &input, |b, input| {
+            b.iter(|| {
+                input
+                    .iter()
+                    .map(|r| {
+                        let mut out = Vec::with_capacity(r.value.len());
+                        log_analyzer_parse::reencode(&r.value, &mut out).map(|()| Record { value: out, ..r.clone() })
+                    })
+                    .filter(Result::is_ok)
+                    .count()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, map_filter, parse);
+criterion_main!(benches);
