@@ -35,7 +35,7 @@ impl Source for CollectionSource {
             .by_ref()
             .take(max)
             .map(|v| {
-                let origin = Origin { source: self.source, position: self.next };
+                let origin = Origin { source: self.source, position: self.next, ..Origin::default() };
                 self.next += 1;
                 Record { value: v.to_string().into_bytes(), origin, ..Record::default() }
             })
@@ -117,7 +117,7 @@ impl Source for FileSource {
                 self.buf.pop();
             }
             let mut r =
-                Record { value: self.buf.clone(), origin: Origin { source: self.source, position: self.line }, ..Record::default() };
+                Record { value: self.buf.clone(), origin: Origin { source: self.source, position: self.line, ..Origin::default() }, ..Record::default() };
             if self.format == Format::Json && self.validate {
                 if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&r.value) {
                     r.headers.push((REJECT_HEADER.into(), format!("not JSON: {e}").into_bytes()));
@@ -253,7 +253,7 @@ impl Source for Generator {
             });
             out.push(Record {
                 value: ev.to_string().into_bytes(),
-                origin: Origin { source: self.source, position: self.made },
+                origin: Origin { source: self.source, position: self.made, ..Origin::default() },
                 ..Record::default()
             });
         }

@@ -515,8 +515,10 @@ impl Planned {
                     }
                     let mut op = self.make_operator(m, s).with_context(|| format!("starting `{}` (subtask {s})", self.nodes[m].name))?;
                     if let Some((meta, chk)) = &restore {
+                        let t = Instant::now();
                         self.restore_link(op.as_mut(), m, s, meta, chk)
                             .with_context(|| format!("restoring `{}` (subtask {s}) from {}", self.nodes[m].name, chk.display()))?;
+                        metrics.checkpoints.restore_ms.fetch_add(t.elapsed().as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
                     }
                     links.push(ChainLink { name: self.nodes[m].name.clone(), op, main, sides, metrics: node_metrics[m].clone() });
                 }

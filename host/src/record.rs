@@ -12,6 +12,9 @@ pub struct Origin {
     pub source: u16,
     /// 1-based line (file), index (collection) or sequence number (generator); 0 when unknown.
     pub position: u64,
+    /// When the record entered the job ([`crate::time::mono_ns`]); 0 when unknown. Records
+    /// derived from it (map, process emits) keep it, so sinks can measure latency.
+    pub ingest_ns: u64,
 }
 
 /// One record of a stream.

@@ -48,6 +48,34 @@ pub struct NodeMetrics {
     pub unrouted: AtomicU64,
     /// Plugin instances recreated after a trap.
     pub restarts: AtomicU64,
+    /// Sinks: time from a record entering the job to reaching this sink, µs.
+    pub latency: Mutex<Option<hdrhistogram::Histogram<u64>>>,
+}
+
+impl NodeMetrics {
+    /// Adds the latency of records that know when they entered the job.
+    fn record_latency(&self, records: &[Record]) {
+        let now = crate::time::mono_ns();
+        let mut guard = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        // 1 µs to 1 hour at 3 significant digits.
+        if guard.is_none() {
+            *guard = hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).ok();
+        }
+        let Some(h) = guard.as_mut() else { return };
+        for r in records.iter().filter(|r| r.origin.ingest_ns != 0) {
+            h.saturating_record((now.saturating_sub(r.origin.ingest_ns) / 1000).max(1));
+        }
+    }
+
+    /// Latency percentiles as JSON, when any were recorded.
+    fn latency_json(&self) -> Option<serde_json::Value> {
+        let guard = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let h = guard.as_ref().filter(|h| !h.is_empty())?;
+        Some(serde_json::json!({
+            "count": h.len(), "p50_us": h.value_at_quantile(0.5), "p99_us": h.value_at_quantile(0.99),
+            "p999_us": h.value_at_quantile(0.999), "max_us": h.max(),
+        }))
+    }
 }
 
 /// Checkpoint counters of a job.
@@ -63,6 +91,8 @@ pub struct CheckpointMetrics {
     pub max_duration_ms: AtomicU64,
     /// Bytes of the last completed checkpoint's files.
     pub last_bytes: AtomicU64,
+    /// Time spent restoring operator state at start (`--restore`), ms.
+    pub restore_ms: AtomicU64,
 }
 
 /// Metrics of a job, by node name in declaration order.
@@ -95,20 +125,21 @@ impl JobMetrics {
         let mut nodes = serde_json::Map::new();
         for (n, m) in &self.nodes {
             let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-            nodes.insert(
-                n.clone(),
-                serde_json::json!({
-                    "records_in": g(&m.records_in), "records_out": g(&m.records_out),
-                    "dead_letters": g(&m.dead_letters), "late_dropped": g(&m.late_dropped),
-                    "late_side_output": g(&m.late_side), "unrouted": g(&m.unrouted), "plugin_restarts": g(&m.restarts),
-                }),
-            );
+            let mut node = serde_json::json!({
+                "records_in": g(&m.records_in), "records_out": g(&m.records_out),
+                "dead_letters": g(&m.dead_letters), "late_dropped": g(&m.late_dropped),
+                "late_side_output": g(&m.late_side), "unrouted": g(&m.unrouted), "plugin_restarts": g(&m.restarts),
+            });
+            if let Some(l) = m.latency_json() {
+                node["latency"] = l;
+            }
+            nodes.insert(n.clone(), node);
         }
         let c = &self.checkpoints;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let checkpoints = serde_json::json!({
             "completed": g(&c.completed), "failed": g(&c.failed), "last_duration_ms": g(&c.last_duration_ms),
-            "max_duration_ms": g(&c.max_duration_ms), "last_bytes": g(&c.last_bytes),
+            "max_duration_ms": g(&c.max_duration_ms), "last_bytes": g(&c.last_bytes), "restore_ms": g(&c.restore_ms),
         });
         serde_json::json!({"nodes": nodes, "dead_letters": self.dead_letters(), "checkpoints": checkpoints})
     }
@@ -506,6 +537,10 @@ impl Chain {
             return Ok(());
         }
         self.links[i].metrics.records_in.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+        let terminal = i + 1 == self.links.len() && self.links[i].main.is_empty() && self.links[i].sides.is_empty();
+        if terminal {
+            self.links[i].metrics.record_latency(&batch.records);
+        }
         let mut out = self.output(i);
         self.links[i].op.process(batch, &mut out)?;
         self.route(i, out)
@@ -918,9 +953,11 @@ pub fn run_source_task(
         }
         last_data = Instant::now();
         emitted += records.len() as u64;
+        let ingest = crate::time::mono_ns();
         let mut out = BatchBuilder::default();
         let mut dead = Vec::new();
         for mut r in records {
+            r.origin.ingest_ns = ingest;
             if let Some(assign) = &mut time.assign {
                 if let Err(why) = assign(&mut r) {
                     dead.push((r, why));

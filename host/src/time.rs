@@ -281,3 +281,11 @@ mod tests {
         assert_eq!(c.now_ms(), 1_500);
     }
 }
+
+/// Monotonic nanoseconds since the first call in this process (never 0 after the first call,
+/// so 0 can mean "unknown").
+pub fn mono_ns() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| std::time::Instant::now() - Duration::from_nanos(1));
+    epoch.elapsed().as_nanos() as u64
+}

@@ -399,10 +399,27 @@ impl WindowOp {
         self.timers.delete(at, key, &n);
     }
 
-    /// The key fields of `r` as JSON text (see [`WinState::key`]).
+    /// The key fields of `r` as JSON text (see [`WinState::key`]), read back from the key
+    /// bytes where they say it unambiguously (see `runtime::key_bytes`): several fields are
+    /// a JSON array; one field is its string's bytes, or else the JSON text of a non-string.
     fn key_json(&self, r: &Record) -> Vec<String> {
-        if self.cfg.key_fields.is_empty() {
-            return vec![serde_json::Value::String(String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned()).to_string()];
+        let key = r.key.as_deref().unwrap_or_default();
+        let as_string = || serde_json::Value::String(String::from_utf8_lossy(key).into_owned()).to_string();
+        match self.cfg.key_fields.len() {
+            0 => return vec![as_string()],
+            1 => match serde_json::from_slice::<serde_json::Value>(key) {
+                // Not JSON, or a JSON string: the field was that string.
+                Err(_) | Ok(serde_json::Value::String(_)) => return vec![as_string()],
+                // Bytes such as `7` may be a number or the string "7": read the record.
+                Ok(_) => {}
+            },
+            n => {
+                if let Ok(serde_json::Value::Array(vals)) = serde_json::from_slice::<serde_json::Value>(key) {
+                    if vals.len() == n {
+                        return vals.iter().map(serde_json::Value::to_string).collect();
+                    }
+                }
+            }
         }
         let mut found = Vec::with_capacity(self.key_paths.len());
         // The key-by already checked that the value is JSON with these fields.

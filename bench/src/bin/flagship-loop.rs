@@ -42,6 +42,7 @@ fn main() -> std::io::Result<()> {
     let (mut events, mut rows, mut late, mut malformed, mut bytes) = (0u64, 0u64, 0u64, 0u64, 0usize);
     let mut max_ts = i64::MIN;
     let mut watermark = i64::MIN;
+    let mut row: Vec<u8> = Vec::with_capacity(256);
     let mut fire = |upto: i64, counts: &mut HashMap<(String, i64), u64>, timers: &mut BTreeSet<(i64, String)>| {
         while let Some(first) = timers.first() {
             if first.0 > upto {
@@ -49,9 +50,17 @@ fn main() -> std::io::Result<()> {
             }
             let (end, user) = timers.pop_first().expect("checked");
             let start = end + 1 - SIZE;
-            let count = counts.remove(&(user.clone(), start)).unwrap_or(0);
-            let row = serde_json::json!({"count": count, "kind": "tumble10s", "user_id": user, "window_end": start + SIZE, "window_start": start});
-            bytes += row.to_string().len();
+            let slot = (user, start);
+            let count = counts.remove(&slot).unwrap_or(0);
+            let user = slot.0;
+            // The row weir writes: {"count":..,"kind":"tumble10s","user_id":..,"window_end":..,"window_start":..}
+            row.clear();
+            row.extend_from_slice(b"{\"count\":");
+            row.extend_from_slice(count.to_string().as_bytes());
+            row.extend_from_slice(b",\"kind\":\"tumble10s\",\"user_id\":");
+            serde_json::to_writer(&mut row, &user).expect("a string serializes");
+            row.extend_from_slice(format!(",\"window_end\":{},\"window_start\":{start}}}", start + SIZE).as_bytes());
+            bytes += row.len();
             rows += 1;
         }
     };

@@ -4,7 +4,8 @@
 //! `timestamp`, `ip_address`, `user_agent`, or has one of the wrong type (strings, and an
 //! integer `timestamp` in epoch seconds; a boolean is not an integer) is rejected with the
 //! reason, and the host sends it to the dead-letter output. `metadata`, when present, must be
-//! an object. The output is the event re-encoded with exactly these fields.
+//! an object or null. A line with exactly these fields passes unchanged; one with more
+//! (extra fields, repeated keys, `metadata: null`) is re-encoded with exactly these fields.
 
 use std::borrow::Cow;
 
@@ -27,8 +28,11 @@ pub struct LogEvent {
 
 const STRINGS: [&str; 5] = ["user_id", "session_id", "action", "ip_address", "user_agent"];
 
-/// A LogEvent read in place (the fast path: no tree, strings borrowed from the line).
-#[derive(Serialize, Deserialize)]
+/// A LogEvent read in place: strings borrowed from the line, unknown fields refused (the
+/// fast path of [`check`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 struct LogEventRef<'a> {
     #[serde(borrow)]
     user_id: Cow<'a, str>,
@@ -41,27 +45,36 @@ struct LogEventRef<'a> {
     ip_address: Cow<'a, str>,
     #[serde(borrow)]
     user_agent: Cow<'a, str>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    /// Raw, so that `null` is seen (and re-encoded away) rather than read as absent.
+    #[serde(borrow, default, deserialize_with = "raw")]
     metadata: Option<&'a RawValue>,
 }
 
-/// The line re-encoded as a LogEvent, or the reason it is not one.
-///
-/// Well-formed lines take a borrowed single pass; anything the fast path does not accept as
-/// is (a wrong field, duplicate keys, metadata that is not `{}` or `null`) goes through
-/// [`parse_line`], which names the problem or gives the same encoding.
-pub fn reencode(bytes: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    if let Ok(mut e) = serde_json::from_slice::<LogEventRef>(bytes) {
-        let meta = e.metadata.map(|m| m.get().trim());
-        if matches!(meta, None | Some("{}") | Some("null")) {
-            if meta == Some("null") {
-                e.metadata = None;
-            }
-            return serde_json::to_writer(out, &e).map_err(|e| Error::other(e.to_string()));
-        }
+fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// What [`check`] made of a line that is a LogEvent.
+#[derive(Debug, PartialEq)]
+pub enum Checked {
+    /// The line has exactly the LogEvent fields (metadata absent or an object): it goes on
+    /// unchanged.
+    AsIs,
+    /// The line had more (extra fields, duplicate keys, `metadata: null`): this is the event
+    /// re-encoded with exactly the LogEvent fields.
+    Reencoded(Vec<u8>),
+}
+
+/// Checks one line: a LogEvent passes (as it is when it has nothing more), anything else is
+/// refused with the reason.
+pub fn check(bytes: &[u8]) -> Result<Checked> {
+    // One borrowed pass for well-formed lines; UTF-8 checked once up front.
+    let fast = std::str::from_utf8(bytes).ok().and_then(|s| serde_json::from_str::<LogEventRef>(s).ok());
+    if fast.is_some_and(|e| e.metadata.is_none_or(|m| m.get().starts_with('{'))) {
+        return Ok(Checked::AsIs);
     }
     let event = parse_line(bytes)?;
-    serde_json::to_writer(out, &event).map_err(|e| Error::other(e.to_string()))
+    serde_json::to_vec(&event).map(Checked::Reencoded).map_err(|e| Error::other(e.to_string()))
 }
 
 /// Validates one line, naming the first field that is wrong.
@@ -89,9 +102,9 @@ pub fn parse_line(bytes: &[u8]) -> Result<LogEvent> {
 /// The operator.
 #[weir_sdk::map]
 fn parse(mut rec: Record) -> Result<Record> {
-    let mut out = Vec::with_capacity(rec.value.len());
-    reencode(&rec.value, &mut out)?;
-    rec.value = out;
+    if let Checked::Reencoded(v) = check(&rec.value)? {
+        rec.value = v;
+    }
     Ok(rec)
 }
 
@@ -113,21 +126,27 @@ mod tests {
     }
 
     #[test]
-    fn fast_path_encodes_as_the_full_parse_does() {
-        let lines = [
+    fn log_events_pass_as_they_are_and_others_are_reencoded() {
+        let as_is = [
             r#"{"user_id": "u\"1", "session_id": "s", "action": "view", "timestamp": 1735689603, "ip_address": "1.2.3.4", "user_agent": "x", "metadata": {}}"#,
-            r#"{"timestamp": 5, "user_id": "u", "session_id": "s", "action": "a", "ip_address": "i", "user_agent": "x", "extra": [1]}"#,
-            r#"{"user_id": "u", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "metadata": null}"#,
-            r#"{"user_id": "u", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "metadata": {"z": 1, "a": 2.50}}"#,
-            r#"{"user_id": "u", "user_id": "v", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x"}"#,
+            r#"{"timestamp": 5, "user_id": "u", "session_id": "s", "action": "a", "ip_address": "i", "user_agent": "x"}"#,
+            r#"{"user_id": "u", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "metadata": {"z": 1}}"#,
         ];
-        for line in lines {
-            let mut out = Vec::new();
-            reencode(line.as_bytes(), &mut out).unwrap();
-            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&parse_line(line.as_bytes()).unwrap()).unwrap(), "{line}");
+        for line in as_is {
+            assert_eq!(check(line.as_bytes()).unwrap(), Checked::AsIs, "{line}");
+            // Passing as is loses nothing: the line reads as the event re-encoding would give.
+            let event = parse_line(line.as_bytes()).unwrap();
+            assert_eq!(serde_json::from_str::<LogEvent>(line).unwrap(), event);
         }
-        let mut out = Vec::new();
-        assert!(matches!(reencode(br#"{"user_id": 7}"#, &mut out), Err(Error::InvalidInput(m)) if m == "field `user_id` must be a string"));
+        let reencoded = [
+            (r#"{"user_id": "u", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "extra": [1]}"#, r#"{"user_id":"u","session_id":"s","action":"a","timestamp":5,"ip_address":"i","user_agent":"x"}"#),
+            (r#"{"user_id": "u", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "metadata": null}"#, r#"{"user_id":"u","session_id":"s","action":"a","timestamp":5,"ip_address":"i","user_agent":"x"}"#),
+            (r#"{"user_id": "u", "user_id": "v", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x"}"#, r#"{"user_id":"v","session_id":"s","action":"a","timestamp":5,"ip_address":"i","user_agent":"x"}"#),
+        ];
+        for (line, want) in reencoded {
+            assert_eq!(check(line.as_bytes()).unwrap(), Checked::Reencoded(want.as_bytes().to_vec()), "{line}");
+        }
+        assert!(matches!(check(br#"{"user_id": 7}"#), Err(Error::InvalidInput(m)) if m == "field `user_id` must be a string"));
     }
 
     #[test]
