@@ -46,14 +46,16 @@ pub fn init<T: 'static>(config: String, open: impl FnOnce(&Config) -> Result<T>)
 }
 
 /// Calls `f` on each record of a flat batch, as an owned [`Record`]; a batch whose lists
-/// disagree (a host bug) fails as a whole.
-fn each_record<T: 'static>(input: Batch, mut f: impl FnMut(&mut T, u32, Record)) -> Vec<Failure> {
+/// disagree (a host bug) fails as a whole. `f` may hand back a byte buffer it is done with:
+/// the next record's value is built in it, so a batch allocates no value per record.
+fn each_record<T: 'static>(input: Batch, mut f: impl FnMut(&mut T, u32, Record) -> Option<Vec<u8>>) -> Vec<Failure> {
     let parts = match weir_batch::Parts::new(&input.data, &input.ends, &input.timestamps, &input.flags) {
         Ok(p) => p,
         Err(e) => return (0..input.flags.len() as u32).map(|index| Failure { index, error: Error::Other(e.to_string()) }).collect(),
     };
     let mut headers = input.headers.into_iter().peekable();
     let res = with_op::<T, _>(|op| {
+        let mut spare = Vec::new();
         for (i, r) in parts.iter().enumerate() {
             let i = i as u32;
             let mut own = Vec::new();
@@ -62,8 +64,13 @@ fn each_record<T: 'static>(input: Batch, mut f: impl FnMut(&mut T, u32, Record))
                     own.push((h.name, h.value));
                 }
             }
-            let rec = Record { key: r.key.map(<[u8]>::to_vec), value: r.value.to_vec(), timestamp: r.timestamp, headers: own };
-            f(op, i, rec);
+            let mut value = std::mem::take(&mut spare);
+            value.clear();
+            value.extend_from_slice(r.value);
+            let rec = Record { key: r.key.map(<[u8]>::to_vec), value, timestamp: r.timestamp, headers: own };
+            if let Some(buf) = f(op, i, rec) {
+                spare = buf;
+            }
         }
     });
     match res {
@@ -80,9 +87,11 @@ struct Out {
 }
 
 impl Out {
-    fn push(&mut self, r: Record) {
+    /// Copies `r` in; gives its value buffer back for reuse.
+    fn push(&mut self, r: Record) -> Vec<u8> {
         let index = self.lists.push(r.key.as_deref(), &r.value, r.timestamp);
         self.headers.extend(r.headers.into_iter().map(|(name, value)| Header { index, name, value }));
+        r.value
     }
     fn into_batch(self) -> Batch {
         let l = self.lists;
@@ -94,8 +103,11 @@ pub fn map<T: Map>(input: Batch) -> Mapped {
     let mut out = Out::default();
     let mut failed = Vec::new();
     let early = each_record::<T>(input, |op, index, r| match op.map(r) {
-        Ok(o) => out.push(o),
-        Err(error) => failed.push(Failure { index, error }),
+        Ok(o) => Some(out.push(o)),
+        Err(error) => {
+            failed.push(Failure { index, error });
+            None
+        }
     });
     if !early.is_empty() {
         return Mapped { out: Out::default().into_batch(), failed: early };
@@ -106,12 +118,15 @@ pub fn map<T: Map>(input: Batch) -> Mapped {
 pub fn filter<T: Filter>(input: Batch) -> Filtered {
     let mut keep = Vec::with_capacity(input.flags.len());
     let mut failed = Vec::new();
-    let early = each_record::<T>(input, |op, index, r| match op.filter(&r) {
-        Ok(k) => keep.push(u8::from(k)),
-        Err(error) => {
-            keep.push(0);
-            failed.push(Failure { index, error });
+    let early = each_record::<T>(input, |op, index, r| {
+        match op.filter(&r) {
+            Ok(k) => keep.push(u8::from(k)),
+            Err(error) => {
+                keep.push(0);
+                failed.push(Failure { index, error });
+            }
         }
+        Some(r.value)
     });
     if !early.is_empty() {
         return Filtered { keep: vec![0; early.len()], failed: early };
@@ -126,11 +141,12 @@ pub fn flat_map<T: FlatMap>(input: Batch) -> FlatMapped {
     let early = each_record::<T>(input, |op, index, r| match op.flat_map(r) {
         Ok(v) => {
             counts.push(v.len() as u32);
-            v.into_iter().for_each(|o| out.push(o));
+            v.into_iter().map(|o| out.push(o)).last()
         }
         Err(error) => {
             counts.push(0);
             failed.push(Failure { index, error });
+            None
         }
     });
     if !early.is_empty() {
@@ -149,6 +165,7 @@ pub fn select_key<T: KeySelector>(input: Batch) -> Keys {
             Err(error) => failed.push(Failure { index, error }),
         }
         ends.push(data.len() as u32);
+        Some(r.value)
     });
     if !early.is_empty() {
         return Keys { data: Vec::new(), ends: vec![0; early.len()], failed: early };

@@ -116,8 +116,11 @@ impl Source for FileSource {
             while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
                 self.buf.pop();
             }
-            let mut r =
-                Record { value: self.buf.clone(), origin: Origin { source: self.source, position: self.line, ..Origin::default() }, ..Record::default() };
+            let mut r = Record {
+                value: self.buf.clone(),
+                origin: Origin { source: self.source, position: self.line, ..Origin::default() },
+                ..Record::default()
+            };
             if self.format == Format::Json && self.validate {
                 if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&r.value) {
                     r.headers.push((REJECT_HEADER.into(), format!("not JSON: {e}").into_bytes()));

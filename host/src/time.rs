@@ -233,6 +233,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. `10s`, `500ms`, `5m`"))
 }
 
+/// Monotonic nanoseconds since the first call in this process (never 0 after the first call,
+/// so 0 can mean "unknown").
+pub fn mono_ns() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| std::time::Instant::now() - Duration::from_nanos(1));
+    epoch.elapsed().as_nanos() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,12 +288,4 @@ mod tests {
         c.set(1_200);
         assert_eq!(c.now_ms(), 1_500);
     }
-}
-
-/// Monotonic nanoseconds since the first call in this process (never 0 after the first call,
-/// so 0 can mean "unknown").
-pub fn mono_ns() -> u64 {
-    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(|| std::time::Instant::now() - Duration::from_nanos(1));
-    epoch.elapsed().as_nanos() as u64
 }

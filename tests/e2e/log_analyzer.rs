@@ -11,7 +11,8 @@ fn alerts_and_metrics_equal_flink_at_parallelism_1_and_4() {
         let flink_metrics = sorted(
             read_jsonl(&case.join("flink-windows.jsonl")).into_iter().filter(|r| r["kind"] == "tumble10s" || r["kind"] == "actions60s"),
         );
-        for p in [1, 4] {
+        // The last run takes the parse plugin out of the source's task (`chain = false`).
+        for (p, chain) in [(1, true), (4, true), (4, false)] {
             let dir = tempfile::tempdir().expect("tempdir");
             let (alerts, metrics, dead) =
                 (dir.path().join("alerts.jsonl"), dir.path().join("metrics.jsonl"), dir.path().join("dead.jsonl"));
@@ -26,8 +27,15 @@ fn alerts_and_metrics_equal_flink_at_parallelism_1_and_4() {
                 "dead-letter.kind=file".into(),
                 format!("dead-letter.path={}", dead.display()),
                 format!("parallelism={p}"),
+                format!("operator.parse.chain={chain}"),
             ];
             let (_, _, m) = run_job(&job, &sets);
+            // Every alert is traced from its input event at the source to the sink.
+            let lat = &m["nodes"]["alerts"]["latency"];
+            assert_eq!(lat["count"].as_u64(), Some(flink_alerts.len() as u64), "{name} p{p}: {lat}");
+            let (p50, p99, max) =
+                (lat["p50_us"].as_u64().unwrap_or(0), lat["p99_us"].as_u64().unwrap_or(0), lat["max_us"].as_u64().unwrap_or(0));
+            assert!(0 < p50 && p50 <= p99 && p99 <= max, "{name} p{p}: {lat}");
             assert!(sorted(read_jsonl(&alerts)) == flink_alerts, "{name} p{p}: alerts differ from Flink's");
             assert!(sorted(read_jsonl(&metrics)) == flink_metrics, "{name} p{p}: metrics differ from Flink's");
             let dl = read_jsonl(&dead);

@@ -667,3 +667,51 @@ impl Instance {
         self.store.data().processing_timers.next()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Rec<'a> = (Option<&'a [u8]>, &'a [u8], Option<i64>);
+
+    fn flat(records: &[Rec], headers: Vec<WitHeader>) -> FlatBatch {
+        let mut b = weir_batch::Builder::default();
+        for (k, v, t) in records {
+            b.push(*k, v, *t);
+        }
+        FlatBatch { data: b.data, ends: b.ends, timestamps: b.timestamps, flags: b.flags, headers }
+    }
+
+    fn fail(index: u32) -> WitFailure {
+        WitFailure { index, error: GuestError::InvalidInput(format!("bad {index}")) }
+    }
+
+    #[test]
+    fn flat_answers_become_records_with_their_headers() {
+        let h = |index, name: &str| WitHeader { index, name: name.into(), value: b"x".to_vec() };
+        let b = flat(&[(Some(b"k"), b"a", Some(5)), (None, b"b", None)], vec![h(0, "one"), h(1, "two"), h(1, "three")]);
+        let recs = records_of(b).unwrap();
+        assert_eq!((recs[0].key.as_deref(), recs[0].value.as_slice(), recs[0].timestamp), (Some(&b"k"[..]), &b"a"[..], Some(5)));
+        assert_eq!((recs[1].key.as_deref(), recs[1].value.as_slice(), recs[1].timestamp), (None, &b"b"[..], None));
+        let names: Vec<Vec<&str>> = recs.iter().map(|r| r.headers.iter().map(|(n, _)| n.as_str()).collect()).collect();
+        assert_eq!(names, [vec!["one"], vec!["two", "three"]]);
+        let stray = flat(&[(None, b"a", None)], vec![h(3, "past the end")]);
+        assert!(records_of(stray).unwrap_err().contains("headers"));
+        let mut broken = flat(&[(None, b"abc", None)], vec![]);
+        broken.ends[1] = 99;
+        assert!(records_of(broken).unwrap_err().contains("malformed batch"));
+    }
+
+    #[test]
+    fn failures_land_at_their_indexes_and_bad_ones_fail_the_call() {
+        let v = by_index(4, vec![fail(1), fail(3)], |i| Ok(i * 10)).unwrap();
+        let shape: Vec<Result<usize, String>> = v.into_iter().map(|r| r.map_err(|f| f.to_string())).collect();
+        assert_eq!(shape[0], Ok(0));
+        assert_eq!(shape[2], Ok(20));
+        assert!(shape[1].as_ref().unwrap_err().contains("bad 1") && shape[3].as_ref().unwrap_err().contains("bad 3"));
+        for bad in [vec![fail(2), fail(1)], vec![fail(4)], vec![fail(1), fail(1)]] {
+            assert!(by_index(4, bad, Ok).unwrap_err().contains("out of order or out of range"));
+        }
+        assert_eq!(by_index(2, vec![], |_| Err::<(), _>("short")).unwrap_err(), "short");
+    }
+}

@@ -139,9 +139,18 @@ mod tests {
             assert_eq!(serde_json::from_str::<LogEvent>(line).unwrap(), event);
         }
         let reencoded = [
-            (r#"{"user_id": "u", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "extra": [1]}"#, r#"{"user_id":"u","session_id":"s","action":"a","timestamp":5,"ip_address":"i","user_agent":"x"}"#),
-            (r#"{"user_id": "u", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "metadata": null}"#, r#"{"user_id":"u","session_id":"s","action":"a","timestamp":5,"ip_address":"i","user_agent":"x"}"#),
-            (r#"{"user_id": "u", "user_id": "v", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x"}"#, r#"{"user_id":"v","session_id":"s","action":"a","timestamp":5,"ip_address":"i","user_agent":"x"}"#),
+            (
+                r#"{"user_id": "u", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "extra": [1]}"#,
+                r#"{"user_id":"u","session_id":"s","action":"a","timestamp":5,"ip_address":"i","user_agent":"x"}"#,
+            ),
+            (
+                r#"{"user_id": "u", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "metadata": null}"#,
+                r#"{"user_id":"u","session_id":"s","action":"a","timestamp":5,"ip_address":"i","user_agent":"x"}"#,
+            ),
+            (
+                r#"{"user_id": "u", "user_id": "v", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x"}"#,
+                r#"{"user_id":"v","session_id":"s","action":"a","timestamp":5,"ip_address":"i","user_agent":"x"}"#,
+            ),
         ];
         for (line, want) in reencoded {
             assert_eq!(check(line.as_bytes()).unwrap(), Checked::Reencoded(want.as_bytes().to_vec()), "{line}");

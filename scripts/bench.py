@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""weir's benchmarks (BENCHMARKS.md): throughput, peak memory, latency, checkpoints, recovery
+and the Wasm tax, against a hand-written Rust loop and, when installed, Apache Flink.
+
+    scripts/bench.sh [--runs N] [--events N] [--skip flink,flink-sql,criterion,...]
+
+Every figure comes from running the real binaries; each throughput case runs N times back to
+back (median reported, all runs listed). Peak memory is the child's max RSS (wait4).
+Flink runs when the venv of shared/bench/README.md exists (FLINK_VENV, default /tmp/flinkenv).
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/weir/target"))
+WEIR = os.path.join(TARGET, "release", "weir")
+LOOP = os.path.join(TARGET, "release", "flagship-loop")
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+FLINK_VENV = os.environ.get("FLINK_VENV", "/tmp/flinkenv")
+
+
+def run(cmd, env=None, timeout=1800):
+    """Runs cmd; returns (wall seconds, peak RSS MB, stdout+stderr text)."""
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile() as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.monotonic() - t0
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed:\n{text[-3000:]}")
+    return wall, usage.ru_maxrss / 1024.0, text
+
+
+def job_seconds(text):
+    m = re.search(r"job finished in ([0-9.]+)(ms|s)", text)
+    if not m:
+        return None
+    return float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, *cells):
+        self.rows.append([str(c) for c in cells])
+        print(" | ".join(self.rows[-1]), flush=True)
+
+
+def throughput(name, cmd, runs, events, parse, table, env=None):
+    walls, rss, notes = [], [], ""
+    for _ in range(runs):
+        wall, mb, text = run(cmd, env=env)
+        t = parse(text)
+        walls.append(t if t is not None else wall)
+        rss.append(mb)
+        notes = text
+    med = statistics.median(walls)
+    table.add(name, f"{med:.2f}", f"{events / med:,.0f}", f"{max(rss):.0f}", " ".join(f"{w:.2f}" for w in walls))
+    return med, max(rss), notes
+
+
+def ensure_input(path, events):
+    if os.path.exists(path):
+        return
+    gen = os.path.join(SHARED, "conformance")
+    if not os.path.exists(os.path.join(gen, "generate.py")):
+        sys.exit(f"bench: {path} is missing and shared/conformance/generate.py is not there to make it")
+    subprocess.check_call([sys.executable, "-c",
+                           f"import sys; sys.path.insert(0, {gen!r}); import generate; generate.main({events}, 11, {path!r}, bad_rate=0.0)"])
+
+
+def flink_lib():
+    py = os.path.join(FLINK_VENV, "bin", "python3")
+    if not os.path.exists(py):
+        return None, None
+    lib = subprocess.check_output([py, "-c", "import pyflink, os; print(os.path.dirname(pyflink.__file__))"], text=True).strip()
+    return py, os.path.join(lib, "lib")
+
+
+def wasm_tax(table):
+    subprocess.check_call(["cargo", "bench", "-q", "-p", "weir-bench", "--bench", "wasm_tax"], cwd=ROOT,
+                          stdout=subprocess.DEVNULL)
+    base = os.path.join(TARGET, "criterion")
+    for group in ["map+filter", "parse"]:
+        sizes = sorted({int(os.path.basename(d)) for d in glob.glob(os.path.join(base, group, "wasm", "*")) if os.path.basename(d).isdigit()})
+        for n in sizes:
+            per = {}
+            for side in ["wasm", "native"]:
+                est = json.load(open(os.path.join(base, group, side, str(n), "new", "estimates.json")))
+                per[side] = est["median"]["point_estimate"] / n
+            table.add(f"{group}, batch {n}", f"{per['wasm']:.0f}", f"{per['native']:.0f}", f"{per['wasm'] / per['native']:.2f}")
+
+
+def latency(table, rate, count):
+    with tempfile.TemporaryDirectory() as d:
+        m = os.path.join(d, "m.json")
+        run([WEIR, "run", "plugins/log-analyzer/job.toml", "--set", f"source.logs.rate={rate}", "--set", f"source.logs.count={count}",
+             "--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard", "--metrics", m])
+        lat = json.load(open(m))["nodes"]["alerts"]["latency"]
+        table.add(f"{rate:,} events/s, {count:,} events", lat["count"], lat["p50_us"], lat["p99_us"], lat["p999_us"], lat["max_us"])
+
+
+KEYS_JOB = """
+[source.logs]
+kind = "generator"
+count = {count}
+users = {count}
+seed = 7
+event-time = {{ field = "timestamp", unit = "s" }}
+
+[operator.parse]
+kind = "map"
+input = "logs"
+plugin = "{root}/plugins/dist/log_analyzer_parse.wasm"
+
+[operator.per-user]
+kind = "window"
+input = "parse"
+key-by = "user_id"
+window = {{ type = "tumbling", size = "30d" }}
+
+[sink.out]
+kind = "discard"
+input = "per-user"
+
+[state]
+backend = "{backend}"
+dir = "{dir}/state"
+
+[checkpoint]
+interval = "1s"
+dir = "{dir}/ck"
+"""
+
+
+def checkpoints(table, keys):
+    for backend in ["memory", "rocksdb"]:
+        with tempfile.TemporaryDirectory() as d:
+            job = os.path.join(d, "job.toml")
+            with open(job, "w") as f:
+                f.write(KEYS_JOB.format(count=keys, root=ROOT, backend=backend, dir=d))
+            # Run 1: all keys in state, checkpoints every second; killed once two completed
+            # after the input ended (the generator is rate-limited, so state stays).
+            rate = keys // 2
+            args = [WEIR, "run", job, "-p", "2", "--set", f"source.logs.rate={rate}", "--set", f"source.logs.count={keys * 4}"]
+            p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+            deadline = time.monotonic() + 120
+            seen_at = None
+            while time.monotonic() < deadline:
+                done = [c for c in glob.glob(os.path.join(d, "ck", "chk-*")) if os.path.exists(os.path.join(c, "_metadata"))]
+                if len(done) >= 4 and seen_at is None:
+                    seen_at = time.monotonic()
+                if seen_at and time.monotonic() - seen_at > 1.5:
+                    break
+                time.sleep(0.1)
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            done = sorted((int(c.rsplit("-", 1)[1]), c) for c in glob.glob(os.path.join(d, "ck", "chk-*")) if os.path.exists(os.path.join(c, "_metadata")))
+            meta = json.load(open(os.path.join(done[-1][1], "_metadata")))
+            size = sum(os.path.getsize(f) for f in glob.glob(os.path.join(done[-1][1], "**"), recursive=True) if os.path.isfile(f))
+            # Run 2: restore the newest checkpoint and finish.
+            m = os.path.join(d, "m.json")
+            wall, _, text = run([WEIR, "run", job, "-p", "2", "--restore", "latest", "--set", f"source.logs.count={keys * 4}",
+                                 "--set", "checkpoint.interval=1h", "--metrics", m])
+            ms = json.load(open(m))["checkpoints"]
+            # Checkpoint durations come from a run that does not die: the metrics of run 3.
+            m3 = os.path.join(d, "m3.json")
+            shutil.rmtree(os.path.join(d, "ck"), ignore_errors=True)
+            shutil.rmtree(os.path.join(d, "state"), ignore_errors=True)
+            run([WEIR, "run", job, "-p", "2", "--set", f"source.logs.rate={keys}", "--set", f"source.logs.count={keys * 3}", "--metrics", m3])
+            c3 = json.load(open(m3))["checkpoints"]
+            table.add(backend, f"{keys:,}", c3["completed"], c3["last_duration_ms"], c3["max_duration_ms"], f"{c3['last_bytes'] / 1e6:.0f}",
+                      ms["restore_ms"], f"{size / 1e6:.0f}", meta.get("id", done[-1][0]))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--events", type=int, default=2_000_000)
+    ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--skip", default="", help="comma list of: flagship,flink,flink-sql,latency,checkpoints,criterion")
+    a = ap.parse_args()
+    skip = set(filter(None, a.skip.split(",")))
+    work = os.environ.get("WEIR_BENCH_DIR", "/tmp/weir-bench")
+    os.makedirs(work, exist_ok=True)
+    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "weir-host", "-p", "weir-bench", "--bins"], cwd=ROOT)
+    subprocess.check_call([os.path.join(ROOT, "scripts", "build-plugins.sh")], cwd=ROOT)
+    cpu = subprocess.check_output(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], text=True).strip()
+    print(f"# machine: {os.cpu_count()} cores, {cpu}; {time.strftime('%Y-%m-%d %H:%M')}\n")
+
+    if "flagship" not in skip:
+        data = os.path.join(work, f"logs-{a.events}.jsonl")
+        ensure_input(data, a.events)
+        print(f"## Flagship: {a.events:,} JSON lines, key by user, 10 s tumbling count, 2 cores\n")
+        print("case | median s | events/s | peak RSS MB | runs (s)")
+        print("--- | --- | --- | --- | ---")
+        t = Table()
+        job = ["run", "tests/conformance/tumble10s.toml", "-p", "2", "--set", f"source.logs.path={data}", "--set", "sink.out.kind=discard"]
+        weir_mem, weir_rss, _ = throughput("weir, memory backend", [WEIR, *job], a.runs, a.events, job_seconds, t)
+        weir_rocks, _, _ = throughput("weir, RocksDB backend", [WEIR, *job, "--set", "state.backend=rocksdb", "--set", f"state.dir={work}/state"],
+                                      a.runs, a.events, job_seconds, t)
+        loop_s, _, text = throughput("hand-written Rust loop, 1 thread", [LOOP, data], a.runs, a.events,
+                                     lambda x: float(re.search(r"wall_s=([0-9.]+)", x).group(1)), t)
+        py, lib = flink_lib()
+        flink = None
+        if py and "flink" not in skip:
+            classes = os.path.join(work, "flagship-classes")
+            os.makedirs(classes, exist_ok=True)
+            subprocess.check_call(["javac", "-d", classes, "-cp", f"{lib}/*", os.path.join(SHARED, "bench", "FlagshipJob.java")])
+            flink, flink_rss, _ = throughput("Flink 2.3 DataStream (Java), p=2", ["java", "-cp", f"{classes}:{lib}/*", "FlagshipJob", data, "2"],
+                                             a.runs, a.events, lambda x: float(re.search(r"wall_s=([0-9.]+)", x).group(1)), t)
+        if py and "flink-sql" not in skip:
+            env = dict(os.environ, PATH=os.path.join(FLINK_VENV, "bin") + ":" + os.environ["PATH"])
+            throughput("Flink 2.3 SQL, p=2", [py, os.path.join(SHARED, "bench", "flink_flagship.py"), data, "2"], max(1, a.runs // 2), a.events,
+                       lambda x: float(re.search(r"wall_s=([0-9.]+)", x).group(1)), t, env=env)
+        print()
+        print(f"weir / Rust loop throughput: {loop_s / weir_mem:.2f}; RocksDB / memory: {weir_mem / weir_rocks:.2f}")
+        if flink:
+            print(f"weir / Flink DataStream throughput: {flink / weir_mem:.2f}x; peak memory weir / Flink: {weir_rss / flink_rss:.3f}")
+        print()
+
+    if "latency" not in skip:
+        print("## Latency: failed login in → security alert out (log-analyzer job, generator, p=2)\n")
+        print("rate | alerts | p50 µs | p99 µs | p99.9 µs | max µs")
+        print("--- | --- | --- | --- | --- | ---")
+        latency(Table(), 100_000, 1_000_000)
+        print()
+
+    if "checkpoints" not in skip:
+        print("## Checkpoints and recovery: keys in window state, p=2\n")
+        print("backend | keys | checkpoints | last ms | max ms | last MB | restore ms | restored checkpoint MB | restored id")
+        print("--- | --- | --- | --- | --- | --- | --- | --- | ---")
+        checkpoints(Table(), a.keys)
+        print()
+
+    if "criterion" not in skip:
+        print("## Wasm tax: ns per record, plugin vs the same logic in native Rust (criterion, median)\n")
+        print("case | wasm ns | native ns | ratio")
+        print("--- | --- | --- | ---")
+        wasm_tax(Table())
+        print()
+
+
+if __name__ == "__main__":
+    main()
