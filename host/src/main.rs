@@ -16,6 +16,28 @@ use weir_host::time::SystemClock;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Commit mimalloc's arenas as they are used, not up front: peak memory 129 → 54 MB on the
+/// flagship benchmark, same speed. Runs from `.init_array`, before the first allocation
+/// reserves an arena (an environment variable would be read too late to set from `main`).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+#[used]
+#[link_section = ".init_array"]
+static CONFIGURE_ALLOCATOR: extern "C" fn() = {
+    extern "C" fn configure() {
+        extern "C" {
+            fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+        }
+        // mimalloc 3's `mi_option_arena_eager_commit` (mimalloc.h); 0 = commit on demand.
+        const ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+        if std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_none() {
+            // SAFETY: sets a plain integer option; called once, before any allocation.
+            unsafe { mi_option_set(ARENA_EAGER_COMMIT, 0) };
+        }
+    }
+    configure
+};
+
 /// weir: a stream processor whose operators are WebAssembly components.
 #[derive(Debug, Parser)]
 #[command(version, about)]

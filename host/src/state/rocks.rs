@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use rocksdb::{checkpoint::Checkpoint, Direction, IteratorMode, Options, WriteBatch, DB};
+use rocksdb::{checkpoint::Checkpoint, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 use super::{in_groups, Deferred, StateBackend};
 
@@ -15,6 +15,9 @@ pub struct RocksBackend {
     db: DB,
     path: PathBuf,
     len: usize,
+    /// Writes skip RocksDB's write-ahead log, as Flink's backend does: working state is
+    /// never reused after a crash (recovery reads checkpoints, which flush the memtables).
+    write: WriteOptions,
 }
 
 impl std::fmt::Debug for RocksBackend {
@@ -34,6 +37,11 @@ fn options() -> Options {
     o.set_write_buffer_size(WRITE_BUFFER);
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_block_cache(&rocksdb::Cache::new_lru_cache(BLOCK_CACHE));
+    // Most lookups are for keys that are not there yet (a new window, a new key): bloom
+    // filters answer those without reading blocks, in SST files and in the memtable.
+    table.set_bloom_filter(10.0, false);
+    o.set_memtable_prefix_bloom_ratio(0.1);
+    o.set_memtable_whole_key_filtering(true);
     o.set_block_based_table_factory(&table);
     o.set_compression_type(rocksdb::DBCompressionType::Lz4);
     o.set_max_open_files(256);
@@ -50,7 +58,9 @@ impl RocksBackend {
         }
         std::fs::create_dir_all(path).with_context(|| format!("creating state dir {}", path.display()))?;
         let db = DB::open(&options(), path).with_context(|| format!("opening RocksDB at {}", path.display()))?;
-        Ok(RocksBackend { db, path: path.to_path_buf(), len: 0 })
+        let mut write = WriteOptions::default();
+        write.disable_wal(true);
+        Ok(RocksBackend { db, path: path.to_path_buf(), len: 0, write })
     }
 }
 
@@ -59,13 +69,13 @@ impl StateBackend for RocksBackend {
         self.db.get(key).ok().flatten()
     }
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        if let Err(e) = self.db.put(key, value) {
+        if let Err(e) = self.db.put_opt(key, value, &self.write) {
             panic!("RocksDB write failed at {}: {e}", self.path.display());
         }
         self.len += 1;
     }
     fn delete(&mut self, key: &[u8]) {
-        if let Err(e) = self.db.delete(key) {
+        if let Err(e) = self.db.delete_opt(key, &self.write) {
             panic!("RocksDB delete failed at {}: {e}", self.path.display());
         }
     }
@@ -82,7 +92,7 @@ impl StateBackend for RocksBackend {
         for (k, _) in self.scan_prefix(prefix) {
             batch.delete(k);
         }
-        if let Err(e) = self.db.write(batch) {
+        if let Err(e) = self.db.write_opt(batch, &self.write) {
             panic!("RocksDB write failed at {}: {e}", self.path.display());
         }
     }
@@ -105,10 +115,10 @@ impl StateBackend for RocksBackend {
             for (k, v) in super::read_snapshot(dir, groups.clone())? {
                 batch.put(k, v);
                 if batch.len() >= 10_000 {
-                    self.db.write(std::mem::take(&mut batch))?;
+                    self.db.write_opt(std::mem::take(&mut batch), &self.write)?;
                 }
             }
-            self.db.write(batch)?;
+            self.db.write_opt(batch, &self.write)?;
         }
         Ok(())
     }
