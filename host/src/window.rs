@@ -428,10 +428,13 @@ impl WindowOp {
     }
 
     /// Adds a record to window `w` of `key` (creating it), and reports plugin failures.
-    fn add(&mut self, key: &[u8], w: (i64, i64), r: &Record, out: &mut Output) -> WinState {
+    /// Also says whether the window existed before.
+    fn add(&mut self, key: &[u8], w: (i64, i64), r: &Record, out: &mut Output) -> (WinState, bool) {
+        let mut existed = true;
         let mut s = match self.load(key, w) {
             Some(s) => s,
             None => {
+                existed = false;
                 let mut s = WinState { key: self.key_json(r), ..WinState::default() };
                 if let WindowFn::Builtin(aggs) = &self.cfg.function {
                     s.aggs = vec![AggAcc::default(); aggs.len()];
@@ -473,7 +476,7 @@ impl WindowOp {
                 WindowFn::Process(_) => {}
             }
         }
-        s
+        (s, existed)
     }
 
     fn elements(s: &WinState) -> Vec<Record> {
@@ -618,15 +621,18 @@ impl WindowOp {
     /// the watermark passed, within the allowed lateness) fires again at once, as Flink's
     /// EventTimeTrigger does for late elements.
     fn add_and_trigger(&mut self, key: &[u8], w: (i64, i64), r: &Record, out: &mut Output) {
-        let mut s = self.add(key, w, r, out);
+        let (mut s, existed) = self.add(key, w, r, out);
+        // A window that existed has its timers (restored ones too); a merged session window
+        // is stored under its new bounds just before, so it always arms them.
+        let arm = !existed || matches!(self.cfg.assigner, Assigner::Session { .. });
         let fire_at = w.1 - 1;
         if s.fired || (!self.cfg.processing_time && fire_at <= self.watermark) {
             s.fired = true;
             self.emit(key, w, &s, out);
-        } else {
+        } else if arm {
             self.timer(key, w, fire_at, FIRE);
         }
-        if self.cfg.allowed_lateness > 0 {
+        if self.cfg.allowed_lateness > 0 && arm {
             self.timer(key, w, fire_at + self.cfg.allowed_lateness, CLEANUP);
         }
         self.store(key, w, &s);
@@ -729,7 +735,7 @@ impl WindowOp {
 
     fn on_count_element(&mut self, key: &[u8], r: Record, count: u64, every: u64, out: &mut Output) {
         let w = (0, 0);
-        let mut s = self.add(key, w, &r, out);
+        let (mut s, _) = self.add(key, w, &r, out);
         let ck = self.skey(key, COUNTS, &[]);
         let seen = self.state.get(&ck).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())).unwrap_or(0) + 1;
         self.state.put(ck, seen.to_le_bytes().to_vec());
