@@ -1,33 +1,18 @@
 //! The flagship computation as a hand-written single-thread Rust loop: the baseline weir's
 //! flagship job is measured against (BENCHMARKS.md).
 //!
-//! JSON lines → LogEvent (serde_json, borrowed) → event time `timestamp * 1000` → per-event
+//! JSON lines → LogEvent (serde_json, borrowed, the parse plugin's reader run natively) → event time `timestamp * 1000` → per-event
 //! watermark `max - 10 s - 1` → 10 s tumbling count per `user_id` (late events dropped) →
 //! result rows as JSON, discarded. Prints events/s and the row and late counts, which must
 //! equal weir's `tumble10s` figures for the same file.
 //!
 //!     flagship-loop FILE
 
-use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::io::BufRead;
 use std::time::Instant;
 
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct LogEvent<'a> {
-    #[serde(borrow)]
-    user_id: Cow<'a, str>,
-    #[serde(borrow)]
-    session_id: Cow<'a, str>,
-    #[serde(borrow)]
-    action: Cow<'a, str>,
-    timestamp: i64,
-    #[serde(borrow)]
-    ip_address: Cow<'a, str>,
-    #[serde(borrow)]
-    user_agent: Cow<'a, str>,
-}
+use log_analyzer_parse::LogEventRef;
 
 const SIZE: i64 = 10_000;
 const BOUND: i64 = 10_000;
@@ -70,7 +55,11 @@ fn main() -> std::io::Result<()> {
             break;
         }
         events += 1;
-        let Ok(e) = serde_json::from_slice::<LogEvent>(&line) else {
+        // The same check as weir's parse plugin (its fast path, natively).
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        let Some(e) = LogEventRef::read(&line) else {
             malformed += 1;
             continue;
         };
