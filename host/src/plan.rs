@@ -24,7 +24,7 @@ use crate::runtime::{
     self, Chain, ChainLink, Envelope, Identity, InputTask, JobMetrics, KeyExtractor, Operator, Partitioner, Route, RunState, Source,
     SourceControl, SourceSnapshot, SourceTime,
 };
-use crate::state::{key_groups_of, MemoryBackend, RocksBackend, StateBackend};
+use crate::state::{key_groups_of, Cached, MemoryBackend, RocksBackend, StateBackend};
 use crate::time::{parse_duration, Clock, WatermarkGenerator};
 use crate::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp};
 
@@ -222,6 +222,19 @@ impl Planned {
         })
     }
 
+    /// A window operator's store: RocksDB behind a write-back cache (a window is read and
+    /// written on every record and read and deleted when it fires, mostly within a few
+    /// seconds: the cache turns those into one disk lookup).
+    fn window_backend(&self, node: &str, subtask: usize) -> anyhow::Result<Box<dyn StateBackend>> {
+        Ok(match self.job.spec.state.backend {
+            BackendKind::Memory => Box::new(MemoryBackend::default()),
+            BackendKind::Rocksdb => Box::new(Cached::new(
+                RocksBackend::open(&self.state_dir().join(format!("{node}-{subtask}")))?,
+                crate::state::cache::DEFAULT_CAPACITY,
+            )),
+        })
+    }
+
     fn state_dir(&self) -> PathBuf {
         self.job.spec.state.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("weir-state-{}", std::process::id())))
     }
@@ -292,7 +305,7 @@ impl Planned {
                             constants: op.fields.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect(),
                             max_parallelism: spec.max_parallelism,
                         };
-                        Box::new(WindowOp::with_backend(cfg, clock, self.backend(&node.name, subtask)?))
+                        Box::new(WindowOp::with_backend(cfg, clock, self.window_backend(&node.name, subtask)?))
                     }
                 })
             }

@@ -12,7 +12,9 @@ use std::path::Path;
 
 use twox_hash::XxHash64;
 
+pub mod cache;
 mod rocks;
+pub use cache::Cached;
 pub use rocks::RocksBackend;
 
 /// Default number of key groups (Flink's max parallelism).
