@@ -34,7 +34,7 @@ fn native_double(r: &Record) -> Result<Record, String> {
     let x: i64 = serde_json::from_slice(&r.value).map_err(|e| e.to_string())?;
     let y = x.checked_mul(2).ok_or("overflow")?;
     let value = serde_json::to_vec(&y).map_err(|e| e.to_string())?;
-    Ok(Record { value, key: r.key.clone(), timestamp: r.timestamp, headers: r.headers.clone(), origin: r.origin })
+    Ok(Record { value, key: r.key.clone(), timestamp: r.timestamp, headers: r.headers.clone(), origin: r.origin, prekeys: Vec::new() })
 }
 
 fn native_even(r: &Record) -> Result<bool, String> {
@@ -98,9 +98,14 @@ fn parse(c: &mut Criterion) {
                     .map(|r| {
                         log_analyzer_parse::check(&r.value).map(|c| match c {
                             log_analyzer_parse::Checked::AsIs => r.clone(),
-                            log_analyzer_parse::Checked::Reencoded(value) => {
-                                Record { value, key: r.key.clone(), timestamp: r.timestamp, headers: r.headers.clone(), origin: r.origin }
-                            }
+                            log_analyzer_parse::Checked::Reencoded(value) => Record {
+                                value,
+                                key: r.key.clone(),
+                                timestamp: r.timestamp,
+                                headers: r.headers.clone(),
+                                origin: r.origin,
+                                prekeys: Vec::new(),
+                            },
                         })
                     })
                     .filter(Result::is_ok)

@@ -40,11 +40,15 @@ impl StatelessOp {
     }
 }
 
-fn inherit(mut out: Record, input: &Record) -> Record {
+fn inherit(mut out: Record, input: &mut Record) -> Record {
     if out.timestamp.is_none() {
         out.timestamp = input.timestamp;
     }
     out.origin = input.origin;
+    // Keys read ahead from the value hold while the value is unchanged.
+    if !input.prekeys.is_empty() && out.value == input.value {
+        out.prekeys = std::mem::take(&mut input.prekeys);
+    }
     out
 }
 
@@ -74,15 +78,15 @@ impl Operator for StatelessOp {
         }
         out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
         let mut marks = marks.into_iter().peekable();
-        for (i, (rec, res)) in records.into_iter().zip(results).enumerate() {
+        for (i, (mut rec, res)) in records.into_iter().zip(results).enumerate() {
             while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
                 out.mark(w);
             }
             match res {
-                Res::One(Ok(r)) => out.emit(inherit(r, &rec)),
+                Res::One(Ok(r)) => out.emit(inherit(r, &mut rec)),
                 Res::Keep(Ok(true)) => out.emit(rec),
                 Res::Keep(Ok(false)) => {}
-                Res::Many(Ok(v)) => v.into_iter().for_each(|r| out.emit(inherit(r, &rec))),
+                Res::Many(Ok(v)) => v.into_iter().for_each(|r| out.emit(inherit(r, &mut rec))),
                 Res::One(Err(f)) | Res::Keep(Err(f)) | Res::Many(Err(f)) => out.dead_letter(rec, f.to_string()),
             }
         }
@@ -216,5 +220,20 @@ impl Operator for ProcessOp {
             self.watermark = wm;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_read_ahead_follow_the_value_only_while_it_is_unchanged() {
+        let input =
+            || Record { value: b"{\"u\":\"a\"}".to_vec(), timestamp: Some(5), prekeys: vec![(0, b"a".to_vec())], ..Record::default() };
+        let same = inherit(Record { value: b"{\"u\":\"a\"}".to_vec(), ..Record::default() }, &mut input());
+        assert_eq!((same.prekeys, same.timestamp), (vec![(0, b"a".to_vec())], Some(5)));
+        let changed = inherit(Record { value: b"{\"u\":\"b\"}".to_vec(), ..Record::default() }, &mut input());
+        assert!(changed.prekeys.is_empty());
     }
 }

@@ -203,11 +203,64 @@ impl Planned {
         v.as_ref().map(toml_to_json).unwrap_or_else(|| serde_json::json!({})).to_string()
     }
 
+    /// The field paths of an operator's `key-by`, when it names fields.
+    fn key_fields(&self, node: usize) -> Option<Vec<json::Path>> {
+        let op = self.job.spec.operator.get(&self.nodes[node].name)?;
+        let path = |f: &String| f.split('.').map(str::to_string).collect();
+        match op.key_by.as_ref()? {
+            KeyBySpec::Field(f) => Some(vec![path(f)]),
+            KeyBySpec::Fields(fs) => Some(fs.iter().map(path).collect()),
+            KeyBySpec::Plugin(_) => None,
+        }
+    }
+
+    /// Whether `node` reads `src`'s main output directly or through stateless operators only.
+    fn fed_by(&self, node: usize, src: usize) -> bool {
+        self.nodes[node].inputs.iter().any(|(u, side)| side.is_none() && (*u == src || (self.nodes[*u].stateless && self.fed_by(*u, src))))
+    }
+
+    /// Key-by field sets the source `src` reads ahead in its event-time pass: those of keyed
+    /// operators it feeds through stateless operators, with their ids (the index of each
+    /// distinct set among the job's keyed operators).
+    fn prekeys_of(&self, src: usize) -> Vec<(u16, Vec<json::Path>)> {
+        let mut distinct: Vec<Vec<json::Path>> = Vec::new();
+        let mut out = Vec::new();
+        for i in 0..self.nodes.len() {
+            let Some(paths) = self.key_fields(i) else { continue };
+            let id = match distinct.iter().position(|d| *d == paths) {
+                Some(id) => id,
+                None => {
+                    distinct.push(paths.clone());
+                    distinct.len() - 1
+                }
+            } as u16;
+            if self.fed_by(i, src) && !out.iter().any(|(d, _)| *d == id) {
+                out.push((id, paths));
+            }
+        }
+        out
+    }
+
+    /// The id [`Self::prekeys_of`] gives `node`'s key-by.
+    fn prekey_id(&self, node: usize) -> Option<u16> {
+        let mine = self.key_fields(node)?;
+        let mut distinct: Vec<Vec<json::Path>> = Vec::new();
+        for i in 0..self.nodes.len() {
+            if let Some(p) = self.key_fields(i) {
+                if !distinct.contains(&p) {
+                    distinct.push(p);
+                }
+            }
+        }
+        distinct.iter().position(|d| *d == mine).map(|i| i as u16)
+    }
+
     fn key_extractor(&self, node: &Node) -> anyhow::Result<KeyExtractor> {
         let op = &self.job.spec.operator[&node.name];
+        let id = self.nodes.iter().position(|n| n.name == node.name).and_then(|i| self.prekey_id(i));
         Ok(match op.key_by.as_ref().expect("keyed") {
-            KeyBySpec::Field(f) => KeyExtractor::Fields(vec![f.split('.').map(str::to_string).collect()]),
-            KeyBySpec::Fields(fs) => KeyExtractor::Fields(fs.iter().map(|f| f.split('.').map(str::to_string).collect()).collect()),
+            KeyBySpec::Field(f) => KeyExtractor::Fields(vec![f.split('.').map(str::to_string).collect()], id),
+            KeyBySpec::Fields(fs) => KeyExtractor::Fields(fs.iter().map(|f| f.split('.').map(str::to_string).collect()).collect(), id),
             KeyBySpec::Plugin(r) => {
                 let inst = Instance::new(self.plugin(&r.plugin), &format!("{}.key-by", node.name), 0, Self::config_json(&r.config))?;
                 KeyExtractor::Plugin(Box::new(inst))
@@ -340,7 +393,11 @@ impl Planned {
         };
         let clock = self.opts.clock.clone();
         let et = s.event_time.clone();
-        let path: json::Path = et.as_ref().and_then(|e| e.field.as_deref()).unwrap_or_default().split('.').map(str::to_string).collect();
+        // The event-time field first, then the key-by fields read ahead in the same pass.
+        let prekeys = self.prekeys_of(i);
+        let mut paths: Vec<json::Path> =
+            vec![et.as_ref().and_then(|e| e.field.as_deref()).unwrap_or_default().split('.').map(str::to_string).collect()];
+        prekeys.iter().for_each(|(_, p)| paths.extend(p.iter().cloned()));
         let assign = move |r: &mut Record| -> Result<(), String> {
             if let Some(pos) = r.headers.iter().position(|(n, _)| n == REJECT_HEADER) {
                 let (_, why) = r.headers.remove(pos);
@@ -352,8 +409,8 @@ impl Planned {
                 return Ok(());
             }
             let field = et.field.as_deref().unwrap_or_default();
-            let mut found = Vec::with_capacity(1);
-            json::extract(&r.value, std::slice::from_ref(&path), &mut found).map_err(|e| format!("not JSON: {e}"))?;
+            let mut found = Vec::with_capacity(paths.len());
+            json::extract(&r.value, &paths, &mut found).map_err(|e| format!("not JSON: {e}"))?;
             let raw = found[0].ok_or_else(|| format!("event time: missing field `{field}`"))?;
             let t =
                 json::raw_i64(raw).ok_or_else(|| format!("event time: field `{field}` must be an integer, found {}", json::value(raw)))?;
@@ -361,6 +418,16 @@ impl Planned {
                 TimeUnit::Millis => t,
                 TimeUnit::Seconds => t.checked_mul(1000).ok_or_else(|| format!("event time: `{field}` = {t} s overflows"))?,
             });
+            let mut at = 1;
+            let mut vals = Vec::new();
+            for (id, p) in &prekeys {
+                vals.clear();
+                vals.extend(found[at..at + p.len()].iter().map_while(|v| json::non_null(*v)));
+                if vals.len() == p.len() {
+                    r.prekeys.push((*id, runtime::key_bytes(&vals)));
+                }
+                at += p.len();
+            }
             Ok(())
         };
         let wm = s.watermark.as_ref();

@@ -30,6 +30,9 @@ pub struct Record {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Where the record entered the job.
     pub origin: Origin,
+    /// Keys read ahead by the source in its event-time pass, `(key-by id, key bytes)`, for
+    /// key-bys downstream; kept only while the value stays byte-for-byte the same.
+    pub prekeys: Vec<(u16, Vec<u8>)>,
 }
 
 impl Record {

@@ -274,8 +274,9 @@ impl std::fmt::Debug for Partitioner {
 /// How a key is computed from a record.
 pub enum KeyExtractor {
     /// JSON fields (dotted paths). One string field: its UTF-8 bytes; otherwise the JSON text
-    /// (an array for several fields).
-    Fields(Vec<Vec<String>>),
+    /// (an array for several fields). With an id, a key the source read ahead under that id
+    /// (see [`Record::prekeys`]) is taken instead of reading the value again.
+    Fields(Vec<Vec<String>>, Option<u16>),
     /// A key-selector plugin instance.
     Plugin(Box<Instance>),
 }
@@ -296,10 +297,14 @@ impl KeyExtractor {
     fn assign(&mut self, records: &mut [Record]) -> Vec<(usize, String)> {
         let mut failed = Vec::new();
         match self {
-            KeyExtractor::Fields(paths) => {
+            KeyExtractor::Fields(paths, id) => {
                 let mut found = Vec::with_capacity(paths.len());
                 let mut vals = Vec::with_capacity(paths.len());
                 for (i, r) in records.iter_mut().enumerate() {
+                    if let Some(pos) = id.and_then(|id| r.prekeys.iter().position(|(p, _)| *p == id)) {
+                        r.key = Some(r.prekeys.swap_remove(pos).1);
+                        continue;
+                    }
                     if let Err(e) = json::extract(&r.value, paths, &mut found) {
                         failed.push((i, format!("key-by: value is not JSON: {e}")));
                         continue;
@@ -1012,5 +1017,33 @@ impl Operator for Identity {
         }
         marks.for_each(|(_, w)| out.mark(w));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_by_takes_a_key_read_ahead_under_its_id_and_reads_the_value_otherwise() {
+        let rec = |v: &str, prekeys: Vec<(u16, Vec<u8>)>| Record { value: v.as_bytes().to_vec(), prekeys, ..Record::default() };
+        let mut by_user = KeyExtractor::Fields(vec![vec!["user".to_string()]], Some(3));
+        let mut recs = vec![
+            rec(r#"{"user": "a"}"#, vec![(3, b"a".to_vec())]),
+            rec(r#"{"user": "b"}"#, vec![(7, b"other".to_vec())]),
+            rec(r#"{"user": 7}"#, vec![]),
+            rec(r#"{"name": "c"}"#, vec![]),
+        ];
+        let failed = by_user.assign(&mut recs);
+        let keys: Vec<Option<&[u8]>> = recs.iter().map(|r| r.key.as_deref()).collect();
+        assert_eq!(keys, [Some(&b"a"[..]), Some(&b"b"[..]), Some(&b"7"[..]), None]);
+        assert_eq!(failed.len(), 1);
+        assert!(failed[0].1.contains("missing field `user`"), "{failed:?}");
+        // Taken, not copied: a later key-by reads the value.
+        assert!(recs[0].prekeys.is_empty() && recs[1].prekeys.len() == 1);
+        let mut pair = KeyExtractor::Fields(vec![vec!["user".to_string()], vec!["n".to_string()]], None);
+        let mut recs = vec![rec(r#"{"user": "a", "n": 1.50}"#, vec![])];
+        assert!(pair.assign(&mut recs).is_empty());
+        assert_eq!(recs[0].key.as_deref(), Some(&br#"["a",1.5]"#[..]));
     }
 }

@@ -385,5 +385,5 @@ pub fn to_wit(r: Record) -> types::Record {
 
 /// WIT record → host record.
 pub fn from_wit(r: types::Record) -> Record {
-    Record { key: r.key, value: r.value, timestamp: r.timestamp, headers: r.headers, origin: Default::default() }
+    Record { key: r.key, value: r.value, timestamp: r.timestamp, headers: r.headers, ..Record::default() }
 }

@@ -291,7 +291,7 @@ fn records_of(b: FlatBatch) -> Result<Vec<Record>, String> {
             value: r.value.to_vec(),
             timestamp: r.timestamp,
             headers: own,
-            origin: Default::default(),
+            ..Record::default()
         });
     }
     if headers.next().is_some() {
