@@ -40,5 +40,6 @@ world!(window_process, "weir:plugin/window-process@0.2.0", {
 });
 
 pub use process::weir::plugin::types::{
-    Batch as FlatBatch, Error as GuestError, Failure as WitFailure, Header as WitHeader, Record as WitRecord, TimeDomain, Timer, Window,
+    Batch as FlatBatch, Error as GuestError, Failure as WitFailure, Header as WitHeader, Mapped, Record as WitRecord, TimeDomain, Timer,
+    Window,
 };

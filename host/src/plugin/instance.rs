@@ -274,6 +274,50 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// Writes a `map` answer over its input records, after checking all of it (a malformed
+/// answer changes nothing). Values are copied into the inputs' buffers, so a batch allocates
+/// nothing per record; keys read ahead stay only with values that did not change.
+fn apply_mapped(m: bindings::Mapped, batch: &mut [Record]) -> Result<Vec<Option<Failure>>, String> {
+    let n = batch.len();
+    let out = &m.out;
+    let parts = weir_batch::Parts::new(&out.data, &out.ends, &out.timestamps, &out.flags).map_err(|e| e.to_string())?;
+    let mut failed: Vec<Option<Failure>> = vec![None; n];
+    let mut last: Option<usize> = None;
+    for f in m.failed {
+        let i = f.index as usize;
+        if i >= n || last.is_some_and(|l| i <= l) {
+            return Err(format!("a failure for record {} of {n}, out of order or out of range", f.index));
+        }
+        last = Some(i);
+        failed[i] = Some(guest(f.error));
+    }
+    let ok = failed.iter().filter(|f| f.is_none()).count();
+    if parts.len() != ok {
+        return Err(format!("{} records for {ok} inputs that did not fail", parts.len()));
+    }
+    if out.headers.windows(2).any(|w| w[0].index > w[1].index) || out.headers.last().is_some_and(|h| h.index as usize >= ok) {
+        return Err("a malformed batch: headers out of order or past the last record".into());
+    }
+    let mut headers = m.out.headers.iter().peekable();
+    for (j, (rec, _)) in batch.iter_mut().zip(&failed).filter(|(_, f)| f.is_none()).enumerate() {
+        let o = parts.get(j);
+        if rec.value != o.value {
+            rec.value.clear();
+            rec.value.extend_from_slice(o.value);
+            rec.prekeys.clear();
+        }
+        rec.key = o.key.map(<[u8]>::to_vec);
+        if o.timestamp.is_some() {
+            rec.timestamp = o.timestamp;
+        }
+        rec.headers.clear();
+        while let Some(h) = headers.next_if(|h| h.index as usize == j) {
+            rec.headers.push((h.name.clone(), h.value.clone()));
+        }
+    }
+    Ok(failed)
+}
+
 /// Records of a flat batch returned by a plugin.
 fn records_of(b: FlatBatch) -> Result<Vec<Record>, String> {
     let parts = weir_batch::Parts::new(&b.data, &b.ends, &b.timestamps, &b.flags).map_err(|e| e.to_string())?;
@@ -491,38 +535,48 @@ impl Instance {
         call: impl FnOnce(&Bound, &mut Store<HostCtx>, &FlatBatch) -> wasmtime::Result<A>,
         answer: impl FnOnce(A, usize) -> Result<Vec<Result<T, Failure>>, String>,
     ) -> Vec<Result<T, Failure>> {
-        self.arm();
-        let input = self.flat(batch);
-        let res = call(&self.bound, &mut self.store, &input);
-        self.reclaim(input);
         let n = batch.len();
-        let why = match res {
+        let why = match self.call_raw(batch, call) {
             Ok(a) => match answer(a, n) {
                 Ok(v) => return v,
                 Err(m) => Failure::Guest(format!("the plugin returned {m}")),
             },
-            Err(e) => self.recover(&e),
+            Err(f) => f,
         };
         (0..n).map(|_| Err(why.clone())).collect()
     }
 
-    /// `map` over a batch: one result per record.
-    pub fn map(&mut self, batch: &[Record]) -> Vec<Result<Record, Failure>> {
-        self.call_flat(
-            batch,
-            |b, store, input| match b {
-                Bound::Map(b) => b.call_map(store, input),
-                _ => unreachable!("world checked at load"),
+    /// Calls a stateless export on the flat batch; a trap recreates the instance.
+    fn call_raw<A>(
+        &mut self,
+        batch: &[Record],
+        call: impl FnOnce(&Bound, &mut Store<HostCtx>, &FlatBatch) -> wasmtime::Result<A>,
+    ) -> Result<A, Failure> {
+        self.arm();
+        let input = self.flat(batch);
+        let res = call(&self.bound, &mut self.store, &input);
+        self.reclaim(input);
+        res.map_err(|e| self.recover(&e))
+    }
+
+    /// `map` over a batch, in place: each record that did not fail now holds its result (key,
+    /// value, headers, and the event time when the plugin set one); a failed record is left
+    /// as it was, with its failure at its index. A trap or a malformed answer fails them all
+    /// and changes none.
+    pub fn map(&mut self, batch: &mut [Record]) -> Vec<Option<Failure>> {
+        let n = batch.len();
+        let answer = self.call_raw(batch, |b, store, input| match b {
+            Bound::Map(b) => b.call_map(store, input),
+            _ => unreachable!("world checked at load"),
+        });
+        let why = match answer {
+            Ok(m) => match apply_mapped(m, batch) {
+                Ok(v) => return v,
+                Err(m) => Failure::Guest(format!("the plugin returned {m}")),
             },
-            |m, n| {
-                let mut out = records_of(m.out)?.into_iter();
-                let v = by_index(n, m.failed, |_| out.next().ok_or("fewer records than inputs that did not fail"))?;
-                if out.next().is_some() {
-                    return Err("more records than inputs that did not fail".into());
-                }
-                Ok(v)
-            },
-        )
+            Err(f) => f,
+        };
+        (0..n).map(|_| Some(why.clone())).collect()
     }
 
     /// `filter` over a batch.
@@ -700,6 +754,40 @@ mod tests {
         let mut broken = flat(&[(None, b"abc", None)], vec![]);
         broken.ends[1] = 99;
         assert!(records_of(broken).unwrap_err().contains("malformed batch"));
+    }
+
+    #[test]
+    fn map_answers_are_written_over_their_inputs_and_bad_ones_change_nothing() {
+        let inputs = || {
+            (0..3)
+                .map(|i| Record {
+                    value: format!("in{i}").into_bytes(),
+                    timestamp: Some(i),
+                    prekeys: vec![(0, b"k".to_vec())],
+                    ..Record::default()
+                })
+                .collect::<Vec<_>>()
+        };
+        let header = WitHeader { index: 1, name: "h".into(), value: b"v".to_vec() };
+        let good =
+            bindings::Mapped { out: flat(&[(None, b"in0", None), (Some(b"key"), b"out2", Some(99))], vec![header]), failed: vec![fail(1)] };
+        let mut batch = inputs();
+        let failures = apply_mapped(good, &mut batch).unwrap();
+        assert_eq!(failures.iter().map(Option::is_some).collect::<Vec<_>>(), [false, true, false]);
+        // Unchanged value: event time and read-ahead keys stay.
+        assert_eq!((batch[0].value.as_slice(), batch[0].timestamp, batch[0].prekeys.len()), (&b"in0"[..], Some(0), 1));
+        // The failed record is as it was, for the dead-letter output.
+        assert_eq!((batch[1].value.as_slice(), batch[1].prekeys.len()), (&b"in1"[..], 1));
+        // A new value drops the read-ahead keys; the plugin's key, time and headers count.
+        let r = &batch[2];
+        assert_eq!((r.value.as_slice(), r.key.as_deref(), r.timestamp, r.prekeys.len()), (&b"out2"[..], Some(&b"key"[..]), Some(99), 0));
+        assert_eq!(r.headers, vec![("h".to_string(), b"v".to_vec())]);
+        let short = bindings::Mapped { out: flat(&[(None, b"x", None)], vec![]), failed: vec![] };
+        let mut batch = inputs();
+        assert!(apply_mapped(short, &mut batch).unwrap_err().contains("1 records for 3 inputs"));
+        assert_eq!(batch, inputs(), "a malformed answer changes nothing");
+        let unordered = bindings::Mapped { out: flat(&[(None, b"x", None)], vec![]), failed: vec![fail(2), fail(1)] };
+        assert!(apply_mapped(unordered, &mut inputs()).unwrap_err().contains("out of order"));
     }
 
     #[test]
