@@ -104,7 +104,8 @@ def wasm_tax(table):
             for side in ["wasm", "native"]:
                 est = json.load(open(os.path.join(base, group, side, str(n), "new", "estimates.json")))
                 per[side] = est["median"]["point_estimate"] / n
-            table.add(f"{group}, batch {n}", f"{per['wasm']:.0f}", f"{per['native']:.0f}", f"{per['wasm'] / per['native']:.2f}")
+            table.add(f"{group}, batch {n}", f"{per['wasm']:.0f}", f"{per['native']:.0f}", f"{per['wasm'] / per['native']:.2f}",
+                      f"{1e9 / per['wasm']:,.0f}", f"{1e9 / per['native']:,.0f}")
 
 
 def latency(table, rate, count):
@@ -253,8 +254,8 @@ def main():
 
     if "criterion" not in skip:
         print("## Wasm tax: ns per record, plugin vs the same logic in native Rust (criterion, median)\n")
-        print("case | wasm ns | native ns | ratio")
-        print("--- | --- | --- | ---")
+        print("case | wasm ns | native ns | ratio | wasm records/s | native records/s")
+        print("--- | --- | --- | --- | --- | ---")
         wasm_tax(Table())
         print()
 
