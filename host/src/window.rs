@@ -373,8 +373,9 @@ impl WindowOp {
     }
 
     fn load(&mut self, key: &[u8], w: (i64, i64)) -> Option<WinState> {
-        let k = self.skey(key, STATE, &ns(w.0, w.1));
-        self.state.get(&k).and_then(|b| postcard::from_bytes(&b).ok())
+        let kg = key_group(key, self.cfg.max_parallelism);
+        let k = self.codec.key(kg, STATE, key, &ns(w.0, w.1));
+        self.state.get(k).and_then(|b| postcard::from_bytes(&b).ok())
     }
 
     fn store(&mut self, key: &[u8], w: (i64, i64), s: &WinState) {
@@ -383,20 +384,25 @@ impl WindowOp {
     }
 
     fn purge(&mut self, key: &[u8], w: (i64, i64)) {
-        let k = self.skey(key, STATE, &ns(w.0, w.1));
-        self.state.delete(&k);
+        let kg = key_group(key, self.cfg.max_parallelism);
+        let k = self.codec.key(kg, STATE, key, &ns(w.0, w.1));
+        self.state.delete(k);
+    }
+
+    /// A timer's namespace: the window, then FIRE or CLEANUP.
+    fn timer_ns(w: (i64, i64), kind: u8) -> [u8; 17] {
+        let mut n = [0u8; 17];
+        n[..16].copy_from_slice(&ns(w.0, w.1));
+        n[16] = kind;
+        n
     }
 
     fn timer(&mut self, key: &[u8], w: (i64, i64), at: i64, kind: u8) {
-        let mut n = ns(w.0, w.1).to_vec();
-        n.push(kind);
-        self.timers.register(at, key, &n);
+        self.timers.register(at, key, &Self::timer_ns(w, kind));
     }
 
     fn untimer(&mut self, key: &[u8], w: (i64, i64), at: i64, kind: u8) {
-        let mut n = ns(w.0, w.1).to_vec();
-        n.push(kind);
-        self.timers.delete(at, key, &n);
+        self.timers.delete(at, key, &Self::timer_ns(w, kind));
     }
 
     /// The key fields of `r` as JSON text (see [`WinState::key`]), read back from the key
