@@ -9,7 +9,6 @@ use anyhow::Context as _;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::job::Format;
 use crate::record::{Batch, Origin, Record};
 use crate::runtime::{Operator, Output, Source};
 
@@ -62,42 +61,26 @@ impl Source for CollectionSource {
 pub struct FileSource {
     reader: BufReader<File>,
     path: PathBuf,
-    format: Format,
     source: u16,
     line: u64,
     offset: u64,
     buf: Vec<u8>,
-    /// Whether this source checks that lines are JSON (off when the event-time extraction
-    /// right after it does the same check).
-    validate: bool,
 }
 
 impl FileSource {
-    /// Leaves checking that lines are JSON to the next step (which must then do it).
-    pub fn without_validation(mut self) -> Self {
-        self.validate = false;
-        self
-    }
-
     /// Opens `path`.
-    pub fn open(path: &Path, format: Format, source: u16) -> anyhow::Result<Self> {
+    pub fn open(path: &Path, source: u16) -> anyhow::Result<Self> {
         let f = File::open(path).with_context(|| format!("source file {}: cannot open it", path.display()))?;
         Ok(FileSource {
             reader: BufReader::with_capacity(1 << 20, f),
             path: path.to_path_buf(),
-            format,
             source,
             line: 0,
             offset: 0,
             buf: Vec::new(),
-            validate: true,
         })
     }
 }
-
-/// Marks records that failed at the source: the value is kept, the reason travels in a
-/// header that the source task turns into a dead letter.
-pub const REJECT_HEADER: &str = "weir-reject";
 
 impl Source for FileSource {
     fn poll(&mut self, max: usize) -> anyhow::Result<Option<(Vec<Record>, Duration)>> {
@@ -116,17 +99,12 @@ impl Source for FileSource {
             while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
                 self.buf.pop();
             }
-            let mut r = Record {
+            // JSON lines are checked in the source task's one pass over each record.
+            out.push(Record {
                 value: self.buf.clone(),
                 origin: Origin { source: self.source, position: self.line, ..Origin::default() },
                 ..Record::default()
-            };
-            if self.format == Format::Json && self.validate {
-                if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&r.value) {
-                    r.headers.push((REJECT_HEADER.into(), format!("not JSON: {e}").into_bytes()));
-                }
-            }
-            out.push(r);
+            });
         }
         Ok((!out.is_empty()).then_some((out, Duration::ZERO)))
     }

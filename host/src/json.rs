@@ -166,29 +166,35 @@ pub fn raw_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
     }
 }
 
-/// A raw JSON integer (not a float, not a boolean).
+/// A raw JSON integer (not a float, not a boolean), as serde_json's `as_i64` reads it.
 pub fn raw_i64(raw: &RawValue) -> Option<i64> {
     let s = raw.get();
-    match s.parse::<i64>() {
-        // serde_json reads `-0` as the float -0.0.
-        Ok(_) if s == "-0" => None,
-        Ok(i) => Some(i),
-        // serde_json accepts integers such as `-0`; anything else falls back to its reading.
-        Err(_) => serde_json::from_str::<serde_json::Value>(s).ok().and_then(|v| if v.is_boolean() { None } else { v.as_i64() }),
+    // Valid JSON text that parses as an i64 is an integer literal; serde_json reads `-0` as
+    // the float -0.0.
+    if s == "-0" {
+        None
+    } else {
+        s.parse().ok()
     }
 }
 
-/// The value as serde_json would print it: plain strings and integers as they are, anything
-/// else through a parse (so `1.50` reads `1.5` and objects lose their spaces).
-pub fn normalized(raw: &RawValue) -> String {
+/// Appends the value as serde_json would print it: plain strings and integers as they are,
+/// anything else through a parse (so `1.50` reads `1.5` and objects lose their spaces).
+pub fn write_normalized(raw: &RawValue, out: &mut Vec<u8>) {
     let s = raw.get();
     let plain_str = s.starts_with('"') && !s.contains('\\');
-    let plain_int = !s.is_empty() && s != "-0" && s.bytes().enumerate().all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-'));
-    if plain_str || (plain_int && s.parse::<i64>().is_ok()) {
-        s.to_string()
+    if plain_str || raw_i64(raw).is_some() {
+        out.extend_from_slice(s.as_bytes());
     } else {
-        value(raw).to_string()
+        let _ = serde_json::to_writer(out, &value(raw));
     }
+}
+
+/// [`write_normalized`] into a new string.
+pub fn normalized(raw: &RawValue) -> String {
+    let mut out = Vec::with_capacity(raw.get().len());
+    write_normalized(raw, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The parsed value (for slow paths and messages).

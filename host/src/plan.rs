@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::checkpoint::{self, Control, Coordinator, JobFacts, Metadata};
-use crate::connectors::{self, CollectionSource, FileSource, Generator, GeneratorConfig, Stream, REJECT_HEADER};
+use crate::connectors::{self, CollectionSource, FileSource, Generator, GeneratorConfig, Stream};
 use crate::job::{
     toml_to_json, BackendKind, Format, Job, KeyBySpec, OperatorKind, SinkKind, SinkSpec, SourceKind, TimeKind, TimeUnit, WatermarkStrategy,
     WindowKind,
@@ -374,10 +374,7 @@ impl Planned {
             SourceKind::Collection => Box::new(CollectionSource::new(s.values.iter().map(toml_to_json).collect(), src_idx)),
             SourceKind::File => {
                 let path = s.path.as_ref().ok_or_else(|| self.job.error(&f("path"), "missing"))?;
-                let f = FileSource::open(path, s.format, src_idx)?;
-                // Reading event time from a field checks the whole line is JSON already.
-                let field_time = s.event_time.as_ref().is_some_and(|e| !e.ingestion && e.field.is_some());
-                Box::new(if field_time && s.format == Format::Json { f.without_validation() } else { f })
+                Box::new(FileSource::open(path, src_idx)?)
             }
             SourceKind::Generator => {
                 let p = self.nodes[i].parallelism as u64;
@@ -392,33 +389,42 @@ impl Planned {
             }
         };
         let clock = self.opts.clock.clone();
-        let et = s.event_time.clone();
-        // The event-time field first, then the key-by fields read ahead in the same pass.
+        // One pass over each record at the source: it checks JSON lines of files, reads the
+        // event-time field and reads ahead the key-by fields of the keyed operators this
+        // source feeds.
+        let ingestion = s.event_time.as_ref().is_some_and(|e| e.ingestion);
+        let time_field = s.event_time.as_ref().filter(|e| !e.ingestion).map(|e| e.field.clone().unwrap_or_default());
+        let unit = s.event_time.as_ref().map(|e| e.unit).unwrap_or_default();
+        let check_json = s.kind == SourceKind::File && s.format == Format::Json;
         let prekeys = self.prekeys_of(i);
-        let mut paths: Vec<json::Path> =
-            vec![et.as_ref().and_then(|e| e.field.as_deref()).unwrap_or_default().split('.').map(str::to_string).collect()];
+        let mut paths: Vec<json::Path> = time_field.iter().map(|f| f.split('.').map(str::to_string).collect()).collect();
         prekeys.iter().for_each(|(_, p)| paths.extend(p.iter().cloned()));
         let assign = move |r: &mut Record| -> Result<(), String> {
-            if let Some(pos) = r.headers.iter().position(|(n, _)| n == REJECT_HEADER) {
-                let (_, why) = r.headers.remove(pos);
-                return Err(String::from_utf8_lossy(&why).into_owned());
-            }
-            let Some(et) = &et else { return Ok(()) };
-            if et.ingestion {
+            if ingestion {
                 r.timestamp = Some(clock.now_ms());
+            }
+            if paths.is_empty() && !check_json {
                 return Ok(());
             }
-            let field = et.field.as_deref().unwrap_or_default();
             let mut found = Vec::with_capacity(paths.len());
-            json::extract(&r.value, &paths, &mut found).map_err(|e| format!("not JSON: {e}"))?;
-            let raw = found[0].ok_or_else(|| format!("event time: missing field `{field}`"))?;
-            let t =
-                json::raw_i64(raw).ok_or_else(|| format!("event time: field `{field}` must be an integer, found {}", json::value(raw)))?;
-            r.timestamp = Some(match et.unit {
-                TimeUnit::Millis => t,
-                TimeUnit::Seconds => t.checked_mul(1000).ok_or_else(|| format!("event time: `{field}` = {t} s overflows"))?,
-            });
-            let mut at = 1;
+            if let Err(e) = json::extract(&r.value, &paths, &mut found) {
+                return match time_field.is_some() || check_json {
+                    true => Err(format!("not JSON: {e}")),
+                    // Only keys were to be read ahead: the key-by reports it.
+                    false => Ok(()),
+                };
+            }
+            let mut at = 0;
+            if let Some(field) = &time_field {
+                let raw = found[0].ok_or_else(|| format!("event time: missing field `{field}`"))?;
+                let t = json::raw_i64(raw)
+                    .ok_or_else(|| format!("event time: field `{field}` must be an integer, found {}", json::value(raw)))?;
+                r.timestamp = Some(match unit {
+                    TimeUnit::Millis => t,
+                    TimeUnit::Seconds => t.checked_mul(1000).ok_or_else(|| format!("event time: `{field}` = {t} s overflows"))?,
+                });
+                at = 1;
+            }
             let mut vals = Vec::new();
             for (id, p) in &prekeys {
                 vals.clear();

@@ -286,9 +286,20 @@ pub fn key_bytes(values: &[&RawValue]) -> Vec<u8> {
     match values {
         [v] => match json::raw_str(v) {
             Some(s) => s.as_bytes().to_vec(),
-            None => json::value(v).to_string().into_bytes(),
+            None => json::normalized(v).into_bytes(),
         },
-        many => serde_json::to_vec(&many.iter().map(|v| json::value(v)).collect::<Vec<_>>()).unwrap_or_default(),
+        many => {
+            // The JSON array of the values, as serde_json prints one.
+            let mut out = vec![b'['];
+            for (i, v) in many.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json::write_normalized(v, &mut out);
+            }
+            out.push(b']');
+            out
+        }
     }
 }
 
@@ -1045,5 +1056,11 @@ mod tests {
         let mut recs = vec![rec(r#"{"user": "a", "n": 1.50}"#, vec![])];
         assert!(pair.assign(&mut recs).is_empty());
         assert_eq!(recs[0].key.as_deref(), Some(&br#"["a",1.5]"#[..]));
+        // Several fields: the JSON array serde_json would print for the values.
+        let v = r#"{"user": "a\u0041\"", "n": {"x": [1, 2.0], "y": null}}"#;
+        let mut recs = vec![rec(v, vec![])];
+        assert!(pair.assign(&mut recs).is_empty());
+        let parsed: serde_json::Value = serde_json::from_str(v).unwrap();
+        assert_eq!(recs[0].key.as_deref(), Some(serde_json::to_vec(&[&parsed["user"], &parsed["n"]]).unwrap().as_slice()));
     }
 }
