@@ -49,7 +49,9 @@ pub fn init<T: 'static>(config: String, open: impl FnOnce(&Config) -> Result<T>)
 /// disagree (a host bug) fails as a whole. `f` may hand back a byte buffer it is done with:
 /// the next record's value is built in it, so a batch allocates no value per record.
 fn each_record<T: 'static>(input: Batch, mut f: impl FnMut(&mut T, u32, Record) -> Option<Vec<u8>>) -> Vec<Failure> {
-    let parts = match weir_batch::Parts::new(&input.data, &input.ends, &input.timestamps, &input.flags) {
+    let checked = weir_batch::Parts::new(&input.data, &input.ends, &input.timestamps, &input.flags)
+        .and_then(|p| weir_batch::check_header_indexes(input.headers.iter().map(|h| h.index), p.len()).map(|()| p));
+    let parts = match checked {
         Ok(p) => p,
         Err(e) => return (0..input.flags.len() as u32).map(|index| Failure { index, error: Error::Other(e.to_string()) }).collect(),
     };
@@ -59,10 +61,8 @@ fn each_record<T: 'static>(input: Batch, mut f: impl FnMut(&mut T, u32, Record) 
         for (i, r) in parts.iter().enumerate() {
             let i = i as u32;
             let mut own = Vec::new();
-            while let Some(h) = headers.next_if(|h| h.index <= i) {
-                if h.index == i {
-                    own.push((h.name, h.value));
-                }
+            while let Some(h) = headers.next_if(|h| h.index == i) {
+                own.push((h.name, h.value));
             }
             let mut value = std::mem::take(&mut spare);
             value.clear();

@@ -102,6 +102,22 @@ impl<'a> Parts<'a> {
     }
 }
 
+/// Checks the record indexes of a batch's headers: in order and below `n` (the number of
+/// records), so headers can be handed out record by record in one pass.
+pub fn check_header_indexes(indexes: impl IntoIterator<Item = u32>, n: usize) -> Result<(), LayoutError> {
+    let mut last = 0;
+    for i in indexes {
+        if i < last {
+            return Err(LayoutError("headers out of order", i as usize));
+        }
+        if i as usize >= n {
+            return Err(LayoutError("a header past the last record", i as usize));
+        }
+        last = i;
+    }
+    Ok(())
+}
+
 /// Writes records into the flat lists; reuse one to keep its capacity.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Builder {
@@ -194,5 +210,13 @@ mod tests {
         assert_eq!(Parts::new(data, &[1, 4], &[0], &[0]).unwrap_err().0, "ends point past the data");
         assert_eq!(Parts::new(data, &[1, 3], &[0, 1], &[0]).unwrap_err().0, "timestamps and flags differ in length");
         assert!(Parts::new(data, &[1, 3], &[0], &[3]).is_ok());
+    }
+
+    #[test]
+    fn header_indexes_must_be_in_order_and_in_range() {
+        assert!(check_header_indexes([0, 0, 2], 3).is_ok());
+        assert!(check_header_indexes([], 0).is_ok());
+        assert_eq!(check_header_indexes([1, 0], 3), Err(LayoutError("headers out of order", 0)));
+        assert_eq!(check_header_indexes([0, 3], 3), Err(LayoutError("a header past the last record", 3)));
     }
 }

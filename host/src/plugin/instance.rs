@@ -274,29 +274,37 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Writes a `map` answer over its input records, after checking all of it (a malformed
-/// answer changes nothing). Values are copied into the inputs' buffers, so a batch allocates
-/// nothing per record; keys read ahead stay only with values that did not change.
-fn apply_mapped(m: bindings::Mapped, batch: &mut [Record]) -> Result<Vec<Option<Failure>>, String> {
-    let n = batch.len();
-    let out = &m.out;
-    let parts = weir_batch::Parts::new(&out.data, &out.ends, &out.timestamps, &out.flags).map_err(|e| e.to_string())?;
-    let mut failed: Vec<Option<Failure>> = vec![None; n];
+/// The failures of an answer by input index; they must come by increasing index below `n`.
+fn failures(n: usize, failed: Vec<WitFailure>) -> Result<Vec<Option<Failure>>, String> {
+    let mut out: Vec<Option<Failure>> = vec![None; n];
     let mut last: Option<usize> = None;
-    for f in m.failed {
+    for f in failed {
         let i = f.index as usize;
         if i >= n || last.is_some_and(|l| i <= l) {
             return Err(format!("a failure for record {} of {n}, out of order or out of range", f.index));
         }
         last = Some(i);
-        failed[i] = Some(guest(f.error));
+        out[i] = Some(guest(f.error));
     }
+    Ok(out)
+}
+
+/// A plugin's output batch, checked: its records and their headers agree.
+fn checked_parts(b: &FlatBatch) -> Result<weir_batch::Parts<'_>, String> {
+    let parts = weir_batch::Parts::new(&b.data, &b.ends, &b.timestamps, &b.flags).map_err(|e| e.to_string())?;
+    weir_batch::check_header_indexes(b.headers.iter().map(|h| h.index), parts.len()).map_err(|e| e.to_string())?;
+    Ok(parts)
+}
+
+/// Writes a `map` answer over its input records, after checking all of it (a malformed
+/// answer changes nothing). Values are copied into the inputs' buffers, so a batch allocates
+/// nothing per record; keys read ahead stay only with values that did not change.
+fn apply_mapped(m: bindings::Mapped, batch: &mut [Record]) -> Result<Vec<Option<Failure>>, String> {
+    let failed = failures(batch.len(), m.failed)?;
+    let parts = checked_parts(&m.out)?;
     let ok = failed.iter().filter(|f| f.is_none()).count();
     if parts.len() != ok {
         return Err(format!("{} records for {ok} inputs that did not fail", parts.len()));
-    }
-    if out.headers.windows(2).any(|w| w[0].index > w[1].index) || out.headers.last().is_some_and(|h| h.index as usize >= ok) {
-        return Err("a malformed batch: headers out of order or past the last record".into());
     }
     let mut headers = m.out.headers.iter().peekable();
     for (j, (rec, _)) in batch.iter_mut().zip(&failed).filter(|(_, f)| f.is_none()).enumerate() {
@@ -320,15 +328,13 @@ fn apply_mapped(m: bindings::Mapped, batch: &mut [Record]) -> Result<Vec<Option<
 
 /// Records of a flat batch returned by a plugin.
 fn records_of(b: FlatBatch) -> Result<Vec<Record>, String> {
-    let parts = weir_batch::Parts::new(&b.data, &b.ends, &b.timestamps, &b.flags).map_err(|e| e.to_string())?;
-    let mut headers = b.headers.into_iter().peekable();
+    let parts = checked_parts(&b)?;
+    let mut headers = b.headers.iter().peekable();
     let mut out = Vec::with_capacity(parts.len());
     for (i, r) in parts.iter().enumerate() {
         let mut own = Vec::new();
-        while let Some(h) = headers.next_if(|h| h.index as usize <= i) {
-            if h.index as usize == i {
-                own.push((h.name, h.value));
-            }
+        while let Some(h) = headers.next_if(|h| h.index as usize == i) {
+            own.push((h.name.clone(), h.value.clone()));
         }
         out.push(Record {
             key: r.key.map(<[u8]>::to_vec),
@@ -337,9 +343,6 @@ fn records_of(b: FlatBatch) -> Result<Vec<Record>, String> {
             headers: own,
             ..Record::default()
         });
-    }
-    if headers.next().is_some() {
-        return Err("a malformed batch: headers out of order or past the last record".into());
     }
     Ok(out)
 }
@@ -351,18 +354,14 @@ fn by_index<T>(
     failed: Vec<WitFailure>,
     mut ok: impl FnMut(usize) -> Result<T, &'static str>,
 ) -> Result<Vec<Result<T, Failure>>, String> {
-    let mut failed = failed.into_iter().peekable();
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        match failed.next_if(|f| f.index as usize == i) {
-            Some(f) => out.push(Err(guest(f.error))),
-            None => out.push(Ok(ok(i).map_err(str::to_string)?)),
-        }
-    }
-    match failed.next() {
-        Some(f) => Err(format!("a failure for record {} of {n}, out of order or out of range", f.index)),
-        None => Ok(out),
-    }
+    failures(n, failed)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| match f {
+            Some(f) => Ok(Err(f)),
+            None => ok(i).map(Ok).map_err(str::to_string),
+        })
+        .collect()
 }
 
 fn guest(e: GuestError) -> Failure {
@@ -750,7 +749,9 @@ mod tests {
         let names: Vec<Vec<&str>> = recs.iter().map(|r| r.headers.iter().map(|(n, _)| n.as_str()).collect()).collect();
         assert_eq!(names, [vec!["one"], vec!["two", "three"]]);
         let stray = flat(&[(None, b"a", None)], vec![h(3, "past the end")]);
-        assert!(records_of(stray).unwrap_err().contains("headers"));
+        assert!(records_of(stray).unwrap_err().contains("a header past the last record"));
+        let unordered = flat(&[(None, b"a", None), (None, b"b", None)], vec![h(1, "x"), h(0, "y")]);
+        assert!(records_of(unordered).unwrap_err().contains("headers out of order"));
         let mut broken = flat(&[(None, b"abc", None)], vec![]);
         broken.ends[1] = 99;
         assert!(records_of(broken).unwrap_err().contains("malformed batch"));
