@@ -52,55 +52,42 @@ fn inherit(mut out: Record, input: &mut Record) -> Record {
     out
 }
 
+/// What a stateless call made of one record.
+enum Res {
+    /// Map: the record now holds its result, or failed and is unchanged.
+    Mapped(Option<Failure>),
+    /// Filter: keep it or not.
+    Keep(Result<bool, Failure>),
+    /// Flat-map: its outputs.
+    Many(Result<Vec<Record>, Failure>),
+}
+
+impl Res {
+    fn trapped(&self) -> bool {
+        matches!(self, Res::Mapped(Some(Failure::Trap(_))) | Res::Keep(Err(Failure::Trap(_))) | Res::Many(Err(Failure::Trap(_))))
+    }
+}
+
 impl StatelessOp {
-    /// `map`: results are written over the input records, so nothing is allocated per record.
-    fn process_map(&mut self, batch: Batch, out: &mut Output) {
-        let Batch { mut records, marks } = batch;
-        let mut failures = if records.is_empty() { Vec::new() } else { self.inst.map(&mut records) };
-        if records.len() > 1 && failures.iter().any(|f| matches!(f, Some(Failure::Trap(_)))) {
-            // A trap fails the whole call and changes no record; the operator is pure, so each
-            // record is retried alone on the fresh instance: only those that trap again fail.
-            failures = records.iter_mut().map(|r| self.inst.map(std::slice::from_mut(r)).pop().flatten()).collect();
+    /// One call over `records` (maps write their results over them).
+    fn call(&mut self, records: &mut [Record]) -> Vec<Res> {
+        match self.kind {
+            Stateless::Map => self.inst.map(records).into_iter().map(Res::Mapped).collect(),
+            Stateless::Filter => self.inst.filter(records).into_iter().map(Res::Keep).collect(),
+            Stateless::FlatMap => self.inst.flat_map(records).into_iter().map(Res::Many).collect(),
         }
-        let mut marks = marks.into_iter().peekable();
-        for (i, (rec, failure)) in records.into_iter().zip(failures).enumerate() {
-            while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
-                out.mark(w);
-            }
-            match failure {
-                None => out.emit(rec),
-                Some(f) => out.dead_letter(rec, f.to_string()),
-            }
-        }
-        marks.for_each(|(_, w)| out.mark(w));
     }
 }
 
 impl Operator for StatelessOp {
     fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
+        let Batch { mut records, marks } = batch;
         let before = self.inst.restarts;
-        if matches!(self.kind, Stateless::Map) {
-            self.process_map(batch, out);
-            out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
-            return Ok(());
-        }
-        let Batch { records, marks } = batch;
-        enum Res {
-            Keep(Result<bool, Failure>),
-            Many(Result<Vec<Record>, Failure>),
-        }
-        let call = |inst: &mut Instance, recs: &[Record]| -> Vec<Res> {
-            match self.kind {
-                Stateless::Filter => inst.filter(recs).into_iter().map(Res::Keep).collect(),
-                Stateless::FlatMap => inst.flat_map(recs).into_iter().map(Res::Many).collect(),
-                Stateless::Map => unreachable!("maps go through process_map"),
-            }
-        };
-        let mut results: Vec<Res> = if records.is_empty() { Vec::new() } else { call(&mut self.inst, &records) };
-        let trapped = |r: &Res| matches!(r, Res::Keep(Err(Failure::Trap(_))) | Res::Many(Err(Failure::Trap(_))));
-        if records.len() > 1 && results.iter().any(trapped) {
-            // As in `process_map`: retry each record alone after a trap.
-            results = records.iter().flat_map(|r| call(&mut self.inst, std::slice::from_ref(r))).collect();
+        let mut results = if records.is_empty() { Vec::new() } else { self.call(&mut records) };
+        if records.len() > 1 && results.iter().any(Res::trapped) {
+            // A trap fails the whole call and changes no record. These operators are pure, so
+            // each record is retried alone on the fresh instance: only those that trap again fail.
+            results = records.iter_mut().flat_map(|r| self.call(std::slice::from_mut(r))).collect();
         }
         out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
         let mut marks = marks.into_iter().peekable();
@@ -109,10 +96,10 @@ impl Operator for StatelessOp {
                 out.mark(w);
             }
             match res {
-                Res::Keep(Ok(true)) => out.emit(rec),
+                Res::Mapped(None) | Res::Keep(Ok(true)) => out.emit(rec),
                 Res::Keep(Ok(false)) => {}
                 Res::Many(Ok(v)) => v.into_iter().for_each(|r| out.emit(inherit(r, &mut rec))),
-                Res::Keep(Err(f)) | Res::Many(Err(f)) => out.dead_letter(rec, f.to_string()),
+                Res::Mapped(Some(f)) | Res::Keep(Err(f)) | Res::Many(Err(f)) => out.dead_letter(rec, f.to_string()),
             }
         }
         marks.for_each(|(_, w)| out.mark(w));
