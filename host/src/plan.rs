@@ -219,72 +219,50 @@ impl Planned {
         self.nodes[node].inputs.iter().any(|(u, side)| side.is_none() && (*u == src || (self.nodes[*u].stateless && self.fed_by(*u, src))))
     }
 
-    /// Key-by field sets the source `src` reads ahead in its event-time pass: those of keyed
-    /// operators it feeds through stateless operators, with their ids (the index of each
-    /// distinct set among the job's keyed operators).
+    /// The distinct field sets of the job's key-bys; a set's index is its id in
+    /// [`Record::prekeys`].
+    fn key_sets(&self) -> Vec<Vec<json::Path>> {
+        let mut sets: Vec<Vec<json::Path>> = Vec::new();
+        for p in (0..self.nodes.len()).filter_map(|i| self.key_fields(i)) {
+            if !sets.contains(&p) {
+                sets.push(p);
+            }
+        }
+        sets
+    }
+
+    /// Key-by field sets the source `src` reads ahead in its pass over each record: those of
+    /// keyed operators it feeds through stateless operators, with their ids.
     fn prekeys_of(&self, src: usize) -> Vec<(u16, Vec<json::Path>)> {
-        let mut distinct: Vec<Vec<json::Path>> = Vec::new();
-        let mut out = Vec::new();
-        for i in 0..self.nodes.len() {
-            let Some(paths) = self.key_fields(i) else { continue };
-            let id = match distinct.iter().position(|d| *d == paths) {
-                Some(id) => id,
-                None => {
-                    distinct.push(paths.clone());
-                    distinct.len() - 1
-                }
-            } as u16;
-            if self.fed_by(i, src) && !out.iter().any(|(d, _)| *d == id) {
-                out.push((id, paths));
-            }
+        let fed: Vec<Vec<json::Path>> = (0..self.nodes.len()).filter(|&i| self.fed_by(i, src)).filter_map(|i| self.key_fields(i)).collect();
+        self.key_sets().into_iter().enumerate().filter(|(_, set)| fed.contains(set)).map(|(id, set)| (id as u16, set)).collect()
+    }
+
+    fn key_extractor(&self, node: usize) -> anyhow::Result<KeyExtractor> {
+        let name = &self.nodes[node].name;
+        if let Some(KeyBySpec::Plugin(r)) = &self.job.spec.operator[name].key_by {
+            let inst = Instance::new(self.plugin(&r.plugin), &format!("{name}.key-by"), 0, Self::config_json(&r.config))?;
+            return Ok(KeyExtractor::Plugin(Box::new(inst)));
         }
-        out
+        let paths = self.key_fields(node).expect("a keyed operator's key-by names a plugin or fields");
+        let id = self.key_sets().iter().position(|s| *s == paths).map(|id| id as u16);
+        Ok(KeyExtractor::Fields(paths, id))
     }
 
-    /// The id [`Self::prekeys_of`] gives `node`'s key-by.
-    fn prekey_id(&self, node: usize) -> Option<u16> {
-        let mine = self.key_fields(node)?;
-        let mut distinct: Vec<Vec<json::Path>> = Vec::new();
-        for i in 0..self.nodes.len() {
-            if let Some(p) = self.key_fields(i) {
-                if !distinct.contains(&p) {
-                    distinct.push(p);
-                }
-            }
-        }
-        distinct.iter().position(|d| *d == mine).map(|i| i as u16)
-    }
-
-    fn key_extractor(&self, node: &Node) -> anyhow::Result<KeyExtractor> {
-        let op = &self.job.spec.operator[&node.name];
-        let id = self.nodes.iter().position(|n| n.name == node.name).and_then(|i| self.prekey_id(i));
-        Ok(match op.key_by.as_ref().expect("keyed") {
-            KeyBySpec::Field(f) => KeyExtractor::Fields(vec![f.split('.').map(str::to_string).collect()], id),
-            KeyBySpec::Fields(fs) => KeyExtractor::Fields(fs.iter().map(|f| f.split('.').map(str::to_string).collect()).collect(), id),
-            KeyBySpec::Plugin(r) => {
-                let inst = Instance::new(self.plugin(&r.plugin), &format!("{}.key-by", node.name), 0, Self::config_json(&r.config))?;
-                KeyExtractor::Plugin(Box::new(inst))
-            }
-        })
-    }
-
-    fn backend(&self, node: &str, subtask: usize) -> anyhow::Result<Box<dyn StateBackend>> {
+    /// The state store of a keyed operator subtask. `write_back` puts a cache in front of
+    /// RocksDB, for operators that touch each key a few times in a short while (a window is
+    /// read and written on every record and read and deleted when it fires, mostly within a
+    /// few seconds: the cache turns those into one disk lookup).
+    fn backend(&self, node: &str, subtask: usize, write_back: bool) -> anyhow::Result<Box<dyn StateBackend>> {
         Ok(match self.job.spec.state.backend {
             BackendKind::Memory => Box::new(MemoryBackend::default()),
-            BackendKind::Rocksdb => Box::new(RocksBackend::open(&self.state_dir().join(format!("{node}-{subtask}")))?),
-        })
-    }
-
-    /// A window operator's store: RocksDB behind a write-back cache (a window is read and
-    /// written on every record and read and deleted when it fires, mostly within a few
-    /// seconds: the cache turns those into one disk lookup).
-    fn window_backend(&self, node: &str, subtask: usize) -> anyhow::Result<Box<dyn StateBackend>> {
-        Ok(match self.job.spec.state.backend {
-            BackendKind::Memory => Box::new(MemoryBackend::default()),
-            BackendKind::Rocksdb => Box::new(Cached::new(
-                RocksBackend::open(&self.state_dir().join(format!("{node}-{subtask}")))?,
-                crate::state::cache::DEFAULT_CAPACITY,
-            )),
+            BackendKind::Rocksdb => {
+                let rocks = RocksBackend::open(&self.state_dir().join(format!("{node}-{subtask}")))?;
+                match write_back {
+                    true => Box::new(Cached::new(rocks, crate::state::cache::DEFAULT_CAPACITY)),
+                    false => Box::new(rocks),
+                }
+            }
         })
     }
 
@@ -313,7 +291,7 @@ impl Planned {
                     OperatorKind::FlatMap => Box::new(StatelessOp::new(Stateless::FlatMap, inst(op.plugin.as_ref().expect("checked"))?)),
                     OperatorKind::Process => {
                         let mut i = inst(op.plugin.as_ref().expect("checked"))?;
-                        i.host().state = self.backend(&node.name, subtask)?;
+                        i.host().state = self.backend(&node.name, subtask, false)?;
                         for (name, t) in &op.state_ttl {
                             let (d, refresh_on_read) =
                                 t.parse().map_err(|m| self.job.error(&format!("operator.{}.state-ttl.{name}", node.name), m))?;
@@ -358,7 +336,7 @@ impl Planned {
                             constants: op.fields.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect(),
                             max_parallelism: spec.max_parallelism,
                         };
-                        Box::new(WindowOp::with_backend(cfg, clock, self.window_backend(&node.name, subtask)?))
+                        Box::new(WindowOp::with_backend(cfg, clock, self.backend(&node.name, subtask, true)?))
                     }
                 })
             }
@@ -557,7 +535,7 @@ impl Planned {
                         Route {
                             senders: txs[ci].clone(),
                             channel: base + u as u32,
-                            partitioner: Partitioner::Hash(self.key_extractor(c)?, self.job.spec.max_parallelism),
+                            partitioner: Partitioner::Hash(self.key_extractor(ci)?, self.job.spec.max_parallelism),
                         }
                     } else if c.parallelism == 1 {
                         Route { senders: txs[ci].clone(), channel: base + u as u32, partitioner: Partitioner::Forward }

@@ -880,7 +880,6 @@ pub struct SourceTime {
     pub idle_timeout: Option<Duration>,
 }
 
-/// Runs a source task: poll, stamp, watermark, throttle, push through the chain.
 /// Checkpoint wiring of a source task.
 #[derive(Debug, Default)]
 pub struct SourceControl {
