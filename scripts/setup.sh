@@ -5,6 +5,9 @@ set -euo pipefail
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
+for component in rustfmt clippy; do
+  rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+done
 need=()
 for pkg in clang libclang-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

@@ -9,7 +9,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
 bash scripts/setup.sh
-rustup component list --installed | grep -q rustfmt || rustup component add rustfmt clippy
 echo "== format"
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path plugins/Cargo.toml -- --check
