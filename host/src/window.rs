@@ -2,9 +2,10 @@
 //! processing time, count windows, allowed lateness, a late side output, and results by
 //! built-in aggregates, a plugin aggregate function or a plugin process-window function.
 //!
-//! Window contents live in the state backend under `(key group, "w", key, window)`; a timer
-//! at `end - 1` fires a window (event time: when the watermark reaches it), and a cleanup
-//! timer at `end - 1 + allowed_lateness` drops it.
+//! Window contents live in the state backend under `(key group, "w", key, window)`, behind a
+//! write-back cache of decoded window states (most windows open and fire between two of its
+//! flushes and are never encoded); a timer at `end - 1` fires a window (event time: when the
+//! watermark reaches it), and a cleanup timer at `end - 1 + allowed_lateness` drops it.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use serde_json::value::RawValue;
 
 use crate::json;
 use crate::runtime::{Operator, Output};
+use crate::state::cache::{Cache, DEFAULT_CAPACITY};
 use crate::state::{append_list, decode_list, key_group, KeyCodec, MemoryBackend, StateBackend};
 use crate::time::{Clock, TimerQueue, MIN_WATERMARK};
 
@@ -268,6 +270,12 @@ fn un_ns(b: &[u8]) -> (i64, i64) {
 pub struct WindowOp {
     cfg: WindowConfig,
     state: Box<dyn StateBackend>,
+    /// Window contents, session lists and count-window counters, in front of `state`.
+    windows: Cache<WinState>,
+    sessions: Cache<Vec<(i64, i64)>>,
+    counts: Cache<u64>,
+    /// How result rows of built-in aggregates are written (`None`: through [`Row`]).
+    layout: Option<Vec<(Vec<u8>, Slot)>>,
     codec: KeyCodec,
     timers: TimerQueue,
     watermark: i64,
@@ -326,6 +334,50 @@ impl<'a> Row<'a> {
     }
 }
 
+/// What fills one field of a result row of built-in aggregates (see [`row_layout`]).
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// `constants[i]`.
+    Constant(usize),
+    /// The window state's key field `i` (`null` when missing).
+    Key(usize),
+    Start,
+    End,
+    /// Built-in aggregate `i`.
+    Aggregate(usize),
+}
+
+/// The fields of result rows of built-in aggregates on time windows, each with its
+/// `"name":` text, in the order [`Row`] writes them (sorted by name; of equal names the last
+/// set wins), computed once per operator. `None` for other window functions.
+fn row_layout(cfg: &WindowConfig, constants: &[(String, String)]) -> Option<Vec<(Vec<u8>, Slot)>> {
+    let WindowFn::Builtin(aggs) = &cfg.function else { return None };
+    if matches!(cfg.assigner, Assigner::Count { .. }) {
+        return None;
+    }
+    let mut fields: Vec<(&str, Slot)> = constants.iter().enumerate().map(|(i, (k, _))| (k.as_str(), Slot::Constant(i))).collect();
+    if cfg.key_fields.is_empty() {
+        fields.push(("key", Slot::Key(0)));
+    } else {
+        fields.extend(cfg.key_fields.iter().enumerate().map(|(i, (name, _))| (name.as_str(), Slot::Key(i))));
+    }
+    fields.push(("window_start", Slot::Start));
+    fields.push(("window_end", Slot::End));
+    fields.extend(aggs.iter().enumerate().map(|(i, (name, _))| (name.as_str(), Slot::Aggregate(i))));
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out: Vec<(Vec<u8>, Slot)> = Vec::new();
+    for (i, (name, slot)) in fields.iter().enumerate() {
+        if fields.get(i + 1).is_some_and(|next| next.0 == *name) {
+            continue;
+        }
+        let mut prefix = if out.is_empty() { b"{".to_vec() } else { b",".to_vec() };
+        serde_json::to_writer(&mut prefix, name).ok()?;
+        prefix.push(b':');
+        out.push((prefix, *slot));
+    }
+    Some(out)
+}
+
 impl std::fmt::Debug for WindowOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WindowOp").field("assigner", &self.cfg.assigner).finish_non_exhaustive()
@@ -345,10 +397,15 @@ impl WindowOp {
             WindowFn::Builtin(aggs) => aggs.iter().filter_map(|(_, a)| a.field().map(<[String]>::to_vec)).collect(),
             _ => Vec::new(),
         };
-        let constants = cfg.constants.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+        let constants: Vec<(String, String)> = cfg.constants.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+        let layout = row_layout(&cfg, &constants);
         WindowOp {
             cfg,
             state,
+            windows: Cache::new(DEFAULT_CAPACITY, |s| postcard::to_allocvec(s).unwrap_or_default(), |b| postcard::from_bytes(b).ok()),
+            sessions: Cache::new(DEFAULT_CAPACITY, |v| serde_json::to_vec(v).unwrap_or_default(), |b| serde_json::from_slice(b).ok()),
+            counts: Cache::new(DEFAULT_CAPACITY, |n| n.to_le_bytes().to_vec(), |b| Some(u64::from_le_bytes(b.try_into().ok()?))),
+            layout,
             codec: KeyCodec::default(),
             timers: TimerQueue::default(),
             watermark: MIN_WATERMARK,
@@ -367,26 +424,31 @@ impl WindowOp {
         }
     }
 
-    fn skey(&mut self, key: &[u8], name: &str, n: &[u8]) -> Vec<u8> {
-        let kg = key_group(key, self.cfg.max_parallelism);
-        self.codec.key(kg, name, key, n).to_vec()
-    }
-
+    /// Window `w` of `key`, taken out of the state (see [`Cache::take`]): [`WindowOp::store`]
+    /// puts it back.
     fn load(&mut self, key: &[u8], w: (i64, i64)) -> Option<WinState> {
         let kg = key_group(key, self.cfg.max_parallelism);
         let k = self.codec.key(kg, STATE, key, &ns(w.0, w.1));
-        self.state.get(k).and_then(|b| postcard::from_bytes(&b).ok())
+        self.windows.take(self.state.as_mut(), k)
     }
 
-    fn store(&mut self, key: &[u8], w: (i64, i64), s: &WinState) {
-        let k = self.skey(key, STATE, &ns(w.0, w.1));
-        self.state.put(k, postcard::to_allocvec(s).unwrap_or_default());
+    fn store(&mut self, key: &[u8], w: (i64, i64), s: WinState) {
+        let kg = key_group(key, self.cfg.max_parallelism);
+        let k = self.codec.key(kg, STATE, key, &ns(w.0, w.1));
+        self.windows.put(self.state.as_mut(), k, s);
     }
 
     fn purge(&mut self, key: &[u8], w: (i64, i64)) {
         let kg = key_group(key, self.cfg.max_parallelism);
         let k = self.codec.key(kg, STATE, key, &ns(w.0, w.1));
-        self.state.delete(k);
+        self.windows.delete(self.state.as_mut(), k);
+    }
+
+    /// Writes every cached change to the backend (before a snapshot or restore).
+    fn flush(&mut self) {
+        self.windows.flush(self.state.as_mut());
+        self.sessions.flush(self.state.as_mut());
+        self.counts.flush(self.state.as_mut());
     }
 
     /// A timer's namespace: the window, then FIRE or CLEANUP.
@@ -408,11 +470,13 @@ impl WindowOp {
     /// The key fields of `r` as JSON text (see [`WinState::key`]), read back from the key
     /// bytes where they say it unambiguously (see `runtime::key_bytes`): several fields are
     /// a JSON array; one field is its string's bytes, or else the JSON text of a non-string.
-    fn key_json(&self, r: &Record) -> Vec<String> {
-        let key = r.key.as_deref().unwrap_or_default();
-        let as_string = || serde_json::Value::String(String::from_utf8_lossy(key).into_owned()).to_string();
+    fn key_json(&self, key: &[u8], value: &[u8]) -> Vec<String> {
+        let as_string = || serde_json::to_string(&String::from_utf8_lossy(key)).unwrap_or_default();
         match self.cfg.key_fields.len() {
             0 => return vec![as_string()],
+            // A non-string is written as normalized JSON text, which starts with none of
+            // these bytes: the field was a string.
+            1 if !matches!(key.first(), Some(b'"' | b'{' | b'[' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')) => return vec![as_string()],
             1 => match serde_json::from_slice::<serde_json::Value>(key) {
                 // Not JSON, or a JSON string: the field was that string.
                 Err(_) | Ok(serde_json::Value::String(_)) => return vec![as_string()],
@@ -429,7 +493,7 @@ impl WindowOp {
         }
         let mut found = Vec::with_capacity(self.key_paths.len());
         // The key-by already checked that the value is JSON with these fields.
-        let _ = json::extract(&r.value, &self.key_paths, &mut found);
+        let _ = json::extract(value, &self.key_paths, &mut found);
         found.into_iter().map(|v| v.map(json::normalized).unwrap_or_else(|| "null".into())).collect()
     }
 
@@ -441,7 +505,7 @@ impl WindowOp {
             Some(s) => s,
             None => {
                 existed = false;
-                let mut s = WinState { key: self.key_json(r), ..WinState::default() };
+                let mut s = WinState { key: self.key_json(key, &r.value), ..WinState::default() };
                 if let WindowFn::Builtin(aggs) = &self.cfg.function {
                     s.aggs = vec![AggAcc::default(); aggs.len()];
                 }
@@ -497,6 +561,28 @@ impl WindowOp {
 
     /// Emits the result of window `w` of `key`.
     fn emit(&mut self, key: &[u8], w: (i64, i64), s: &WinState, out: &mut Output) {
+        let ts = Some(w.1 - 1);
+        if let (Some(layout), WindowFn::Builtin(aggs)) = (&self.layout, &self.cfg.function) {
+            let mut row = Vec::with_capacity(128);
+            let mut num = itoa::Buffer::new();
+            for (prefix, slot) in layout {
+                row.extend_from_slice(prefix);
+                match *slot {
+                    Slot::Constant(i) => row.extend_from_slice(self.constants[i].1.as_bytes()),
+                    Slot::Key(i) => row.extend_from_slice(s.key.get(i).map_or("null", String::as_str).as_bytes()),
+                    Slot::Start => row.extend_from_slice(num.format(w.0).as_bytes()),
+                    Slot::End => row.extend_from_slice(num.format(w.1).as_bytes()),
+                    Slot::Aggregate(i) => match (&aggs[i].1, s.aggs.get(i)) {
+                        (AggSpec::Count, _) => row.extend_from_slice(num.format(s.count).as_bytes()),
+                        (a, Some(acc)) => row.extend_from_slice(acc.result(a, s.count).as_bytes()),
+                        (a, None) => row.extend_from_slice(AggAcc::default().result(a, s.count).as_bytes()),
+                    },
+                }
+            }
+            row.push(b'}');
+            out.emit(Record { key: Some(key.to_vec()), value: row, timestamp: ts, ..Record::default() });
+            return;
+        }
         let mut row = Row::default();
         for (k, v) in &self.constants {
             row.set(k.as_str(), v.as_str());
@@ -510,7 +596,6 @@ impl WindowOp {
         }
         row.set("window_start", w.0.to_string());
         row.set("window_end", w.1.to_string());
-        let ts = Some(w.1 - 1);
         let is_count = matches!(self.cfg.assigner, Assigner::Count { .. });
         let agg_paths = &self.agg_paths;
         match &mut self.cfg.function {
@@ -580,7 +665,8 @@ impl WindowOp {
         out.emit(Record { key: Some(key.to_vec()), value: row.into_json(), timestamp: ts, ..Record::default() });
     }
 
-    fn late(&mut self, r: Record, out: &mut Output) {
+    fn late(&mut self, key: &[u8], mut r: Record, out: &mut Output) {
+        r.key = Some(key.to_vec());
         if out.has_side(LATE_OUTPUT) {
             out.metrics().late_side.fetch_add(1, Ordering::Relaxed);
             out.emit_to(LATE_OUTPUT, r);
@@ -593,12 +679,14 @@ impl WindowOp {
         !self.cfg.processing_time && end - 1 + self.cfg.allowed_lateness <= self.watermark
     }
 
-    fn on_element(&mut self, r: Record, out: &mut Output) {
-        let key = r.key.clone().unwrap_or_default();
+    fn on_element(&mut self, mut r: Record, out: &mut Output) {
+        // The key travels beside the record; [`WindowOp::late`] gives it back.
+        let key = r.key.take().unwrap_or_default();
         if let Assigner::Count { count, every } = self.cfg.assigner {
             return self.on_count_element(&key, r, count, every, out);
         }
         let Some(ts) = self.now(&r) else {
+            r.key = Some(key);
             out.dead_letter(r, "window: record has no event time (set `event-time` on the source)");
             return;
         };
@@ -641,7 +729,7 @@ impl WindowOp {
         if self.cfg.allowed_lateness > 0 && arm {
             self.timer(key, w, fire_at + self.cfg.allowed_lateness, CLEANUP);
         }
-        self.store(key, w, &s);
+        self.store(key, w, s);
     }
 
     fn on_fixed_element(&mut self, key: &[u8], windows: &[(i64, i64)], r: Record, out: &mut Output) {
@@ -654,21 +742,25 @@ impl WindowOp {
             self.add_and_trigger(key, w, &r, out);
         }
         if skipped {
-            self.late(r, out);
+            self.late(key, r, out);
         }
     }
 
+    /// The session windows of `key`, taken out of the state: [`WindowOp::set_sessions`]
+    /// puts them back.
     fn sessions(&mut self, key: &[u8]) -> Vec<(i64, i64)> {
-        let k = self.skey(key, SESSIONS, &[]);
-        self.state.get(&k).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+        let kg = key_group(key, self.cfg.max_parallelism);
+        let k = self.codec.key(kg, SESSIONS, key, &[]);
+        self.sessions.take(self.state.as_mut(), k).unwrap_or_default()
     }
 
-    fn set_sessions(&mut self, key: &[u8], v: &[(i64, i64)]) {
-        let k = self.skey(key, SESSIONS, &[]);
+    fn set_sessions(&mut self, key: &[u8], v: Vec<(i64, i64)>) {
+        let kg = key_group(key, self.cfg.max_parallelism);
+        let k = self.codec.key(kg, SESSIONS, key, &[]);
         if v.is_empty() {
-            self.state.delete(&k);
+            self.sessions.delete(self.state.as_mut(), k);
         } else {
-            self.state.put(k, serde_json::to_vec(v).unwrap_or_default());
+            self.sessions.put(self.state.as_mut(), k, v);
         }
     }
 
@@ -711,8 +803,8 @@ impl WindowOp {
             // Flink merges first, then drops the element when the merged window is late.
             sessions = rest.into_iter().chain(overlapping).collect();
             sessions.sort();
-            self.set_sessions(key, &sessions);
-            self.late(r, out);
+            self.set_sessions(key, sessions);
+            self.late(key, r, out);
             return;
         }
         let mut acc: Option<WinState> = None;
@@ -730,21 +822,22 @@ impl WindowOp {
             }
         }
         if let Some(a) = acc {
-            self.store(key, merged, &a);
+            self.store(key, merged, a);
         }
         self.add_and_trigger(key, merged, &r, out);
         let mut all: Vec<(i64, i64)> = rest;
         all.push(merged);
         all.sort();
-        self.set_sessions(key, &all);
+        self.set_sessions(key, all);
     }
 
     fn on_count_element(&mut self, key: &[u8], r: Record, count: u64, every: u64, out: &mut Output) {
         let w = (0, 0);
         let (mut s, _) = self.add(key, w, &r, out);
-        let ck = self.skey(key, COUNTS, &[]);
-        let seen = self.state.get(&ck).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())).unwrap_or(0) + 1;
-        self.state.put(ck, seen.to_le_bytes().to_vec());
+        let kg = key_group(key, self.cfg.max_parallelism);
+        let ck = self.codec.key(kg, COUNTS, key, &[]);
+        let seen = self.counts.take(self.state.as_mut(), ck).unwrap_or(0) + 1;
+        self.counts.put(self.state.as_mut(), ck, seen);
         // Keep the last `count` elements (Flink's CountEvictor).
         let mut items = decode_list(s.elements.as_deref().unwrap_or_default());
         if items.len() as u64 > count {
@@ -761,7 +854,7 @@ impl WindowOp {
                 return;
             }
         }
-        self.store(key, w, &s);
+        self.store(key, w, s);
     }
 
     fn fire_timers(&mut self, upto: i64, out: &mut Output) {
@@ -777,7 +870,7 @@ impl WindowOp {
                 self.emit(&key, w, &s, out);
                 if self.cfg.allowed_lateness > 0 {
                     s.fired = true;
-                    self.store(&key, w, &s);
+                    self.store(&key, w, s);
                 } else {
                     self.purge(&key, w);
                     self.drop_session(&key, w);
@@ -790,7 +883,7 @@ impl WindowOp {
         if matches!(self.cfg.assigner, Assigner::Session { .. }) {
             let mut s = self.sessions(key);
             s.retain(|x| *x != w);
-            self.set_sessions(key, &s);
+            self.set_sessions(key, s);
         }
     }
 
@@ -829,10 +922,12 @@ impl Operator for WindowOp {
     }
 
     fn snapshot(&mut self, _id: u64, dir: &std::path::Path) -> anyhow::Result<Option<crate::state::Deferred>> {
+        self.flush();
         crate::runtime::snapshot_keyed(dir, self.state.as_mut(), &[("timers", &self.timers)], self.watermark, self.cfg.max_parallelism)
     }
 
     fn restore(&mut self, dirs: &[std::path::PathBuf], groups: std::ops::Range<u16>) -> anyhow::Result<()> {
+        self.flush();
         let mut timers = [("timers", &mut self.timers)];
         if let Some(wm) = crate::runtime::restore_keyed(dirs, groups, self.state.as_mut(), &mut timers)? {
             self.watermark = wm;

@@ -1,135 +1,123 @@
-//! A write-back cache in front of a disk backend, for operators that touch each key a few
-//! times in a short while (windows: read and write on every record, read and delete when the
-//! window fires). Recent entries stay in a hash map; changes reach the backend when the map
-//! is full and at every snapshot, so a window that opens and fires between two flushes
-//! costs the disk store one (bloom-filtered) lookup instead of four operations.
+//! A typed write-back cache in front of a state backend, for operators that touch each key a
+//! few times in a short while (windows: read and written on every record, read and deleted
+//! when the window fires). Recent values stay decoded in a hash map under their backend
+//! keys; changes reach the backend, encoded, when the map is full and at every snapshot. A
+//! window that opens and fires between two flushes is never encoded and costs the backend
+//! one lookup (bloom-filtered on RocksDB) instead of four operations.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ops::Range;
-use std::path::Path;
 
-use super::{Deferred, StateBackend};
+use super::StateBackend;
 
 /// Entries kept before a flush.
 pub const DEFAULT_CAPACITY: usize = 1 << 16;
 
 #[derive(Debug)]
-struct Entry {
-    /// The current value; `None` once deleted.
-    value: Option<Vec<u8>>,
+struct Entry<T> {
+    /// The current value; `None` once taken or deleted.
+    value: Option<T>,
     /// Changed since read from the backend.
     dirty: bool,
     /// The backend may hold the key (so a delete must reach it).
     in_backend: bool,
 }
 
-/// [`StateBackend`] with a write-back cache in front of another one.
-#[derive(Debug)]
-pub struct Cached<B: StateBackend> {
-    inner: B,
-    cache: RefCell<HashMap<Vec<u8>, Entry>>,
+/// Decoded values of one kind of state, by backend key, in front of a [`StateBackend`]
+/// (passed to each call, so one backend can serve several caches).
+pub struct Cache<T> {
+    map: HashMap<Vec<u8>, Entry<T>, foldhash::fast::FixedState>,
     capacity: usize,
+    encode: fn(&T) -> Vec<u8>,
+    decode: fn(&[u8]) -> Option<T>,
 }
 
-impl<B: StateBackend> Cached<B> {
-    /// Caches up to `capacity` entries in front of `inner`.
-    pub fn new(inner: B, capacity: usize) -> Self {
-        Cached { inner, cache: RefCell::new(HashMap::new()), capacity: capacity.max(1) }
-    }
-
-    /// Writes every change to the backend and empties the cache.
-    pub fn flush(&mut self) {
-        for (k, e) in self.cache.get_mut().drain() {
-            match (e.dirty, e.value) {
-                (true, Some(v)) => self.inner.put(k, v),
-                (true, None) if e.in_backend => self.inner.delete(&k),
-                _ => {}
-            }
-        }
-    }
-
-    fn flush_if_full(&mut self) {
-        if self.cache.get_mut().len() >= self.capacity {
-            self.flush();
-        }
+impl<T> std::fmt::Debug for Cache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("entries", &self.map.len()).field("capacity", &self.capacity).finish()
     }
 }
 
-impl<B: StateBackend> StateBackend for Cached<B> {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        if let Some(e) = self.cache.borrow().get(key) {
-            return e.value.clone();
+impl<T> Cache<T> {
+    /// Caches up to `capacity` entries; values reach the backend as `encode` writes them and
+    /// are read back with `decode` (a value it cannot decode reads as absent).
+    pub fn new(capacity: usize, encode: fn(&T) -> Vec<u8>, decode: fn(&[u8]) -> Option<T>) -> Self {
+        Cache { map: HashMap::default(), capacity: capacity.max(1), encode, decode }
+    }
+
+    fn entry(&mut self, backend: &mut dyn StateBackend, key: &[u8]) -> &mut Entry<T> {
+        if !self.map.contains_key(key) {
+            self.flush_if_full(backend);
+            let value = backend.get(key).and_then(|b| (self.decode)(&b));
+            let in_backend = value.is_some();
+            self.map.insert(key.to_vec(), Entry { value, dirty: false, in_backend });
         }
-        let v = self.inner.get(key);
-        let mut cache = self.cache.borrow_mut();
-        if cache.len() < self.capacity {
-            cache.insert(key.to_vec(), Entry { value: v.clone(), dirty: false, in_backend: v.is_some() });
-        }
+        self.map.get_mut(key).expect("inserted above")
+    }
+
+    /// The value under `key`, moved out: the key reads as absent until [`Cache::put`] writes
+    /// it again (a take without a put deletes the value).
+    pub fn take(&mut self, backend: &mut dyn StateBackend, key: &[u8]) -> Option<T> {
+        let e = self.entry(backend, key);
+        let v = e.value.take();
+        e.dirty |= v.is_some();
         v
     }
 
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        match self.cache.get_mut().get_mut(&key) {
+    /// The value under `key`, in place.
+    pub fn get_mut(&mut self, backend: &mut dyn StateBackend, key: &[u8]) -> Option<&mut T> {
+        let e = self.entry(backend, key);
+        e.dirty |= e.value.is_some();
+        e.value.as_mut()
+    }
+
+    /// Writes `value` under `key`; the backend sees it at the next flush.
+    pub fn put(&mut self, backend: &mut dyn StateBackend, key: &[u8], value: T) {
+        match self.map.get_mut(key) {
             Some(e) => {
                 e.value = Some(value);
                 e.dirty = true;
             }
             None => {
                 // Not read first: the backend may hold an older value.
-                self.cache.get_mut().insert(key, Entry { value: Some(value), dirty: true, in_backend: true });
-                self.flush_if_full();
+                self.flush_if_full(backend);
+                self.map.insert(key.to_vec(), Entry { value: Some(value), dirty: true, in_backend: true });
             }
         }
     }
 
-    fn delete(&mut self, key: &[u8]) {
-        let cache = self.cache.get_mut();
-        match cache.get_mut(key) {
+    /// Deletes the value under `key`.
+    pub fn delete(&mut self, backend: &mut dyn StateBackend, key: &[u8]) {
+        match self.map.get_mut(key) {
             Some(e) if !e.in_backend => {
-                cache.remove(key);
+                self.map.remove(key);
             }
             Some(e) => {
                 e.value = None;
                 e.dirty = true;
             }
             None => {
-                cache.insert(key.to_vec(), Entry { value: None, dirty: true, in_backend: true });
-                self.flush_if_full();
+                self.flush_if_full(backend);
+                self.map.insert(key.to_vec(), Entry { value: None, dirty: true, in_backend: true });
             }
         }
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = self.inner.scan_prefix(prefix).into_iter().collect();
-        for (k, e) in self.cache.borrow().iter().filter(|(k, e)| k.starts_with(prefix) && (e.dirty || e.value.is_some())) {
-            match &e.value {
-                Some(v) => merged.insert(k.clone(), v.clone()),
-                None => merged.remove(k),
-            };
+    /// Writes every change to the backend and empties the cache (before a snapshot, and
+    /// before a new key would make it hold more than its capacity).
+    pub fn flush(&mut self, backend: &mut dyn StateBackend) {
+        for (k, e) in self.map.drain() {
+            match (e.dirty, e.value) {
+                (true, Some(v)) => backend.put(k, (self.encode)(&v)),
+                (true, None) if e.in_backend => backend.delete(&k),
+                _ => {}
+            }
         }
-        merged.into_iter().collect()
     }
 
-    fn delete_prefix(&mut self, prefix: &[u8]) {
-        self.flush();
-        self.inner.delete_prefix(prefix);
-    }
-
-    /// The backend's count plus cached entries it does not hold yet (an estimate, as the
-    /// RocksDB backend's own count is).
-    fn len(&self) -> usize {
-        self.inner.len() + self.cache.borrow().values().filter(|e| e.value.is_some() && !e.in_backend).count()
-    }
-
-    fn snapshot(&mut self, dir: &Path) -> anyhow::Result<Deferred> {
-        self.flush();
-        self.inner.snapshot(dir)
-    }
-
-    fn restore(&mut self, snapshots: &[&Path], groups: Range<u16>) -> anyhow::Result<()> {
-        self.flush();
-        self.inner.restore(snapshots, groups)
+    fn flush_if_full(&mut self, backend: &mut dyn StateBackend) {
+        if self.map.len() >= self.capacity {
+            self.flush(backend);
+        }
     }
 }
 
@@ -138,46 +126,70 @@ mod tests {
     use super::*;
     use crate::state::MemoryBackend;
 
+    fn cache() -> Cache<u32> {
+        Cache::new(8, |v| v.to_le_bytes().to_vec(), |b| Some(u32::from_le_bytes(b.try_into().ok()?)))
+    }
+
     /// Every operation goes to both a cached store and a plain one; they must agree, and the
-    /// cached one's backend must equal the plain one after a flush.
+    /// backend behind the cache must equal the plain one after each flush.
     #[test]
     fn reads_see_writes_and_flushes_reach_the_backend() {
         let mut plain = MemoryBackend::default();
-        let mut cached = Cached::new(MemoryBackend::default(), 8);
+        let mut backend = MemoryBackend::default();
+        let mut cached = cache();
         let key = |i: u32| format!("k{:03}", i % 37).into_bytes();
-        for i in 0..2000u32 {
+        for i in 0..4000u32 {
             let k = key(i * 7);
-            match i % 5 {
+            match i % 6 {
                 0 | 1 => {
                     plain.put(k.clone(), i.to_le_bytes().to_vec());
-                    cached.put(k, i.to_le_bytes().to_vec());
+                    cached.put(&mut backend, &k, i);
                 }
                 2 => {
                     plain.delete(&k);
-                    cached.delete(&k);
+                    cached.delete(&mut backend, &k);
                 }
-                3 => assert_eq!(cached.get(&k), plain.get(&k), "get {i}"),
-                _ => assert_eq!(cached.scan_prefix(b"k01"), plain.scan_prefix(b"k01"), "scan {i}"),
+                3 => {
+                    let want = plain.get(&k).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+                    assert_eq!(cached.get_mut(&mut backend, &k).copied(), want, "get {i}");
+                }
+                4 => {
+                    // Take, then put back one more.
+                    let want = plain.get(&k).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+                    let got = cached.take(&mut backend, &k);
+                    assert_eq!(got, want, "take {i}");
+                    if let Some(v) = got {
+                        plain.put(k.clone(), (v + 1).to_le_bytes().to_vec());
+                        cached.put(&mut backend, &k, v + 1);
+                    }
+                }
+                _ => {
+                    // A take without a put deletes.
+                    if cached.take(&mut backend, &k).is_some() {
+                        plain.delete(&k);
+                    }
+                }
             }
             if i % 301 == 0 {
-                let dir = tempfile::tempdir().unwrap();
-                cached.snapshot(dir.path()).unwrap()().unwrap();
-                assert_eq!(cached.inner.scan_prefix(b""), plain.scan_prefix(b""), "after the snapshot at {i}");
+                cached.flush(&mut backend);
+                assert_eq!(backend.scan_prefix(b""), plain.scan_prefix(b""), "after the flush at {i}");
             }
         }
-        cached.flush();
-        assert_eq!(cached.inner.scan_prefix(b""), plain.scan_prefix(b""));
+        cached.flush(&mut backend);
+        assert_eq!(backend.scan_prefix(b""), plain.scan_prefix(b""));
     }
 
     #[test]
     fn a_key_born_and_deleted_between_flushes_never_reaches_the_backend() {
-        let mut cached = Cached::new(MemoryBackend::default(), 100);
-        assert_eq!(cached.get(b"w"), None);
-        cached.put(b"w".to_vec(), b"1".to_vec());
-        assert_eq!(cached.get(b"w"), Some(b"1".to_vec()));
-        cached.delete(b"w");
-        assert!(cached.cache.get_mut().is_empty());
-        cached.flush();
-        assert_eq!(cached.inner.len(), 0);
+        let mut backend = MemoryBackend::default();
+        let mut cached = Cache::<u32>::new(100, |v| v.to_le_bytes().to_vec(), |b| Some(u32::from_le_bytes(b.try_into().ok()?)));
+        assert_eq!(cached.take(&mut backend, b"w"), None);
+        cached.put(&mut backend, b"w", 1);
+        assert_eq!(cached.take(&mut backend, b"w"), Some(1));
+        cached.put(&mut backend, b"w", 2);
+        cached.delete(&mut backend, b"w");
+        assert!(cached.map.is_empty());
+        cached.flush(&mut backend);
+        assert_eq!(backend.len(), 0);
     }
 }

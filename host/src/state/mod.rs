@@ -14,7 +14,7 @@ use twox_hash::XxHash64;
 
 pub mod cache;
 mod rocks;
-pub use cache::Cached;
+pub use cache::Cache;
 pub use rocks::RocksBackend;
 
 /// Default number of key groups (Flink's max parallelism).
