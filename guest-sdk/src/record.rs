@@ -31,8 +31,10 @@ impl Record {
     }
 
     /// This record with its value replaced by `value` as JSON (key, time, headers kept).
+    /// The JSON is written into the old value's buffer.
     pub fn with_json<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Record> {
-        self.value = serde_json::to_vec(value).map_err(|e| Error::Other(format!("serialize: {e}")))?;
+        self.value.clear();
+        serde_json::to_writer(&mut self.value, value).map_err(|e| Error::Other(format!("serialize: {e}")))?;
         Ok(self)
     }
 

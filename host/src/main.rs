@@ -170,7 +170,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Validate { job, sets } => {
             let p = load(&job, sets, None, None)?;
-            println!("ok: {} is a valid job ({p:?})", job.display());
+            println!("ok: {} is a valid job", job.display());
+            println!("tasks (×subtasks, a thread each; → operators chained into the task):");
+            for t in p.tasks() {
+                println!("  {t}");
+            }
             Ok(())
         }
         Command::Savepoint { control, dir, stop } => {

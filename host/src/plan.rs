@@ -185,18 +185,45 @@ impl Planned {
     }
 
     /// Node `i` chains into its input's task: stateless, one main input read by nobody
-    /// else, same parallelism.
+    /// else, same parallelism; not when its `chain` says `false`, nor by default when the
+    /// input is a source that reads alone (parallelism 1). That task reads every record of
+    /// the job and is its bottleneck: a plugin operator in a task of its own pipelines with
+    /// the reading on another core, and with one subtask fed one-to-one the record order
+    /// (and so every per-event watermark) stays the same.
     fn chains_into(&self, i: usize) -> Option<usize> {
         let n = &self.nodes[i];
         if !n.stateless || n.inputs.len() != 1 || n.inputs[0].1.is_some() {
             return None;
         }
-        if n.kind == NodeKind::Operator && self.job.spec.operator[&n.name].chain == Some(false) {
-            return None;
-        }
         let up = n.inputs[0].0;
+        if n.kind == NodeKind::Operator {
+            let lone_source = self.nodes[up].kind == NodeKind::Source && self.nodes[up].parallelism == 1;
+            if !self.job.spec.operator[&n.name].chain.unwrap_or(!lone_source) {
+                return None;
+            }
+        }
         let readers = self.nodes.iter().filter(|m| m.inputs.iter().any(|(u, side)| *u == up && side.is_none())).count();
         (readers == 1 && self.nodes[up].parallelism == n.parallelism && self.nodes[up].kind != NodeKind::Sink).then_some(up)
+    }
+
+    /// The tasks a run starts, one line each: the head node, its subtasks (threads), the
+    /// nodes chained into it, and how its input is partitioned.
+    pub fn tasks(&self) -> Vec<String> {
+        let chained: Vec<Option<usize>> = (0..self.nodes.len()).map(|i| self.chains_into(i)).collect();
+        let mut lines = Vec::new();
+        for (hi, h) in self.nodes.iter().enumerate().filter(|(i, _)| chained[*i].is_none()) {
+            let mut line = format!("{} ×{}", h.name, h.parallelism);
+            let mut last = hi;
+            while let Some(next) = (0..self.nodes.len()).find(|j| chained[*j] == Some(last)) {
+                line.push_str(&format!(" → {}", self.nodes[next].name));
+                last = next;
+            }
+            if h.keyed {
+                line.push_str(" (input partitioned by key)");
+            }
+            lines.push(line);
+        }
+        lines
     }
 
     fn config_json(v: &Option<toml::Value>) -> String {
