@@ -106,6 +106,13 @@ def wasm_tax(table):
                 per[side] = est["median"]["point_estimate"] / n
             table.add(f"{group}, batch {n}", f"{per['wasm']:.0f}", f"{per['native']:.0f}", f"{per['wasm'] / per['native']:.2f}",
                       f"{1e9 / per['wasm']:,.0f}", f"{1e9 / per['native']:,.0f}")
+    # The identity map: what the boundary costs with no logic at all.
+    for d in sorted(glob.glob(os.path.join(base, "boundary", "wasm", "*")), key=lambda d: int(os.path.basename(d)) if os.path.basename(d).isdigit() else 0):
+        n = os.path.basename(d)
+        if n.isdigit():
+            est = json.load(open(os.path.join(d, "new", "estimates.json")))
+            per = est["median"]["point_estimate"] / int(n)
+            table.add(f"boundary alone (identity map, log lines), batch {n}", f"{per:.0f}", "-", "-", f"{1e9 / per:,.0f}", "-")
 
 
 def latency(table, rate, count):
@@ -216,8 +223,12 @@ def main():
         t = Table()
         job = ["run", "tests/conformance/tumble10s.toml", "-p", "2", "--set", f"source.logs.path={data}", "--set", "sink.out.kind=discard"]
         weir_mem, weir_rss, _ = throughput("weir, memory backend", [WEIR, *job], a.runs, a.events, job_seconds, t)
-        weir_rocks, _, _ = throughput("weir, RocksDB backend", [WEIR, *job, "--set", "state.backend=rocksdb", "--set", f"state.dir={work}/state"],
-                                      a.runs, a.events, job_seconds, t)
+        rocks = ["--set", "state.backend=rocksdb", "--set", f"state.dir={work}/state"]
+        weir_rocks, _, _ = throughput("weir, RocksDB backend", [WEIR, *job, *rocks], a.runs, a.events, job_seconds, t)
+        # The parse plugin in a task of its own (pipelined with the reading source).
+        unchained = ["--set", "operator.parse.chain=false"]
+        weir_mem_u, weir_rss_u, _ = throughput("weir, memory backend, `chain = false`", [WEIR, *job, *unchained], a.runs, a.events, job_seconds, t)
+        weir_rocks_u, _, _ = throughput("weir, RocksDB backend, `chain = false`", [WEIR, *job, *unchained, *rocks], a.runs, a.events, job_seconds, t)
         loop_s, _, text = throughput("hand-written Rust loop, 1 thread", [LOOP, data], a.runs, a.events,
                                      lambda x: float(re.search(r"wall_s=([0-9.]+)", x).group(1)), t)
         py, lib = flink_lib()
@@ -233,9 +244,11 @@ def main():
             throughput("Flink 2.3 SQL, p=2", [py, os.path.join(SHARED, "bench", "flink_flagship.py"), data, "2"], max(1, a.runs // 2), a.events,
                        lambda x: float(re.search(r"wall_s=([0-9.]+)", x).group(1)), t, env=env, rss_measured=False)
         print()
-        print(f"weir / Rust loop throughput: {loop_s / weir_mem:.2f}; RocksDB / memory: {weir_mem / weir_rocks:.2f}")
-        if flink:
-            print(f"weir / Flink DataStream throughput: {flink / weir_mem:.2f}x; peak memory weir / Flink: {weir_rss / flink_rss:.3f}")
+        for how, mem, rocksdb, rss in [("chained (default)", weir_mem, weir_rocks, weir_rss), ("chain = false", weir_mem_u, weir_rocks_u, weir_rss_u)]:
+            print(f"{how}: weir / Rust loop throughput: {loop_s / mem:.2f}; RocksDB / memory: {mem / rocksdb:.2f}", end="")
+            if flink:
+                print(f"; weir / Flink DataStream throughput: {flink / mem:.2f}x; peak memory weir / Flink: {rss / flink_rss:.3f}", end="")
+            print()
         print()
 
     if "latency" not in skip:

@@ -6,7 +6,8 @@
 //! Cases: `map+filter` (the `double` and `even` example plugins on JSON integers) and
 //! `parse` (the log-analyzer's parse plugin on log lines). Native runs build the same host
 //! records and run the same Rust logic, so the difference is what the plugin boundary and
-//! Wasm execution cost.
+//! Wasm execution cost. `boundary` is the `identity` map on log lines: the boundary alone
+//! (no logic, so no native side).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,10 +85,9 @@ fn map_filter(c: &mut Criterion) {
     g.finish();
 }
 
-fn parse(c: &mut Criterion) {
-    let mut g = c.benchmark_group("parse");
-    let mut wasm = instance("log_analyzer_parse");
-    let lines: Vec<Vec<u8>> = (0..4096)
+/// `n` LogEvent lines.
+fn log_lines(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
         .map(|i| {
             format!(
                 r#"{{"user_id": "user{}", "session_id": "session_{}", "action": "view", "timestamp": {}, "ip_address": "10.0.0.2", "user_agent": "Mozilla/5.0 (Test Browser)", "metadata": {{}}}}"#,
@@ -97,7 +97,13 @@ fn parse(c: &mut Criterion) {
             )
             .into_bytes()
         })
-        .collect();
+        .collect()
+}
+
+fn parse(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parse");
+    let mut wasm = instance("log_analyzer_parse");
+    let lines = log_lines(4096);
     for n in [1usize, 256, 4096] {
         let input: Vec<Record> = lines[..n].iter().map(|l| Record::new(l.clone())).collect();
         g.throughput(Throughput::Elements(n as u64));
@@ -131,5 +137,22 @@ fn parse(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, map_filter, parse);
+fn boundary(c: &mut Criterion) {
+    let mut g = c.benchmark_group("boundary");
+    let mut wasm = instance("identity");
+    for n in [1usize, 256, 4096] {
+        let input: Vec<Record> = log_lines(n).into_iter().map(Record::new).collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("wasm", n), &input, |b, input| {
+            b.iter_batched(
+                || input.clone(),
+                |mut batch| wasm.map(&mut batch).into_iter().filter(Option::is_none).count(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, map_filter, parse, boundary);
 criterion_main!(benches);

@@ -335,8 +335,8 @@ pub struct OperatorSpec {
     pub parallelism: Option<usize>,
     /// `false` runs this operator in a task (thread) of its own instead of chaining it into
     /// its input's task (Flink's `disableChaining`): a pipeline stage that spreads a heavy
-    /// chain over more cores while keeping record order. Default: `true`, except right
-    /// after a source of parallelism 1 (see `Planned::chains_into`).
+    /// chain over more cores while keeping record order (a throughput gain that costs
+    /// latency: one more thread hand-off per record). Default `true`.
     #[serde(default)]
     pub chain: Option<bool>,
     /// window: the window.

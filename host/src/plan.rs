@@ -185,23 +185,16 @@ impl Planned {
     }
 
     /// Node `i` chains into its input's task: stateless, one main input read by nobody
-    /// else, same parallelism; not when its `chain` says `false`, nor by default when the
-    /// input is a source that reads alone (parallelism 1). That task reads every record of
-    /// the job and is its bottleneck: a plugin operator in a task of its own pipelines with
-    /// the reading on another core, and with one subtask fed one-to-one the record order
-    /// (and so every per-event watermark) stays the same.
+    /// else, same parallelism, and its `chain` is not `false`.
     fn chains_into(&self, i: usize) -> Option<usize> {
         let n = &self.nodes[i];
         if !n.stateless || n.inputs.len() != 1 || n.inputs[0].1.is_some() {
             return None;
         }
-        let up = n.inputs[0].0;
-        if n.kind == NodeKind::Operator {
-            let lone_source = self.nodes[up].kind == NodeKind::Source && self.nodes[up].parallelism == 1;
-            if !self.job.spec.operator[&n.name].chain.unwrap_or(!lone_source) {
-                return None;
-            }
+        if n.kind == NodeKind::Operator && self.job.spec.operator[&n.name].chain == Some(false) {
+            return None;
         }
+        let up = n.inputs[0].0;
         let readers = self.nodes.iter().filter(|m| m.inputs.iter().any(|(u, side)| *u == up && side.is_none())).count();
         (readers == 1 && self.nodes[up].parallelism == n.parallelism && self.nodes[up].kind != NodeKind::Sink).then_some(up)
     }

@@ -86,8 +86,8 @@ fn validate_and_inspect_describe_jobs_and_plugins() {
         let out = weir(&["validate", job]);
         assert!(out.status.success(), "{job}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    // The task layout: a plugin after a source of parallelism 1 gets a task of its own
-    // unless told to chain; keyed operators take the job's parallelism.
+    // The task layout: a stateless operator chains into its input's task unless told not
+    // to; keyed operators take the job's parallelism.
     let tasks = |sets: &[&str]| {
         let mut args = vec!["validate", "tests/conformance/tumble10s.toml"];
         for s in sets {
@@ -98,8 +98,8 @@ fn validate_and_inspect_describe_jobs_and_plugins() {
         String::from_utf8_lossy(&out.stdout).lines().skip(2).map(str::trim).map(String::from).collect::<Vec<_>>()
     };
     let keyed = "tumble10s ×3 (input partitioned by key)";
-    assert_eq!(tasks(&["parallelism=3"]), ["logs ×1", "parse ×1", keyed, "out ×1", "dead-letter ×1"]);
-    assert_eq!(tasks(&["parallelism=3", "operator.parse.chain=true"]), ["logs ×1 → parse", keyed, "out ×1", "dead-letter ×1"]);
+    assert_eq!(tasks(&["parallelism=3"]), ["logs ×1 → parse", keyed, "out ×1", "dead-letter ×1"]);
+    assert_eq!(tasks(&["parallelism=3", "operator.parse.chain=false"]), ["logs ×1", "parse ×1", keyed, "out ×1", "dead-letter ×1"]);
     let out = weir(&["inspect", &plugin("log_analyzer_detect").display().to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("world:  weir:plugin/process@0.2.0"), "{text}");

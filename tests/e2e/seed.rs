@@ -1,4 +1,5 @@
-//! The seed programs of Flink's tutorial, keyed state at parallelism 1 and 4, key selectors.
+//! The seed programs of Flink's tutorial, keyed state at parallelism 1 and 4, key selectors,
+//! and records crossing the plugin boundary unchanged.
 
 use std::collections::BTreeMap;
 
@@ -99,4 +100,32 @@ fn key_selector_plugin_partitions_by_derived_key() {
     assert_eq!(max_x, Some(2), "both x.org mails share one key: {rows:?}");
     assert!(rows.iter().any(|r| r["user_id"] == "y.net" && r["count"] == 1));
     assert_eq!(dead_letters(&m), 1, "the record without `email` is dead-lettered");
+}
+
+/// Records cross the plugin boundary and come back byte for byte: the `identity` map over
+/// text lines (log lines, malformed ones, non-ASCII, a 100 KB line, empty lines), at batch
+/// sizes that put the lines in one, several and many calls.
+#[test]
+fn identity_map_returns_every_line_byte_for_byte() {
+    let case = &cases()[0].1;
+    let logs = std::fs::read_to_string(case.join("logs.jsonl")).expect("logs");
+    let mut lines: Vec<String> = logs.lines().take(2000).map(String::from).collect();
+    lines.extend(["".into(), "grüße, 世界 \u{1F980}".into(), "x".repeat(100_000), "{\"a\": [1, 2, {\"b\": null}]}".into(), "".into()]);
+    let input = lines.join("\n") + "\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (inp, out) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
+    std::fs::write(&inp, &input).expect("write input");
+    let job = format!(
+        "[source.lines]\nkind = \"file\"\nformat = \"text\"\npath = \"{}\"\n\n[operator.same]\nkind = \"map\"\ninput = \"lines\"\nplugin = \"{}\"\n\n[sink.out]\nkind = \"file\"\ninput = \"same\"\npath = \"{}\"\n",
+        inp.display(),
+        plugin("identity").display(),
+        out.display()
+    );
+    let (_d, job) = job_file(&job);
+    for batch in [1, 7, 1024] {
+        let (_, _, m) = run_job(&job, &[format!("batch-size={batch}")]);
+        assert_eq!(dead_letters(&m), 0, "batch {batch}");
+        let got = std::fs::read_to_string(&out).expect("output");
+        assert!(got == input, "batch {batch}: the output differs from the input ({} vs {} bytes)", got.len(), input.len());
+    }
 }
