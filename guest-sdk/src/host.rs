@@ -21,6 +21,9 @@ mod imp {
     pub fn subtask_index() -> u32 {
         context::subtask_index()
     }
+    pub fn enter(index: u32) -> bool {
+        context::enter(index)
+    }
     pub fn emit(rec: &Record) {
         output::emit(rec)
     }
@@ -99,6 +102,10 @@ mod imp {
     }
     pub fn subtask_index() -> u32 {
         0
+    }
+    /// The native harness sets each record's context itself.
+    pub fn enter(_index: u32) -> bool {
+        true
     }
     pub fn emit(rec: &Record) {
         with_host(|h| h.emit(None, rec.clone()))

@@ -49,11 +49,11 @@ pub mod wit {
         inline: "
             package weir:sdk;
             world imports {
-                import weir:plugin/log@0.2.0;
-                import weir:plugin/context@0.2.0;
-                import weir:plugin/output@0.2.0;
-                import weir:plugin/state@0.2.0;
-                import weir:plugin/timers@0.2.0;
+                import weir:plugin/log@0.3.0;
+                import weir:plugin/context@0.3.0;
+                import weir:plugin/output@0.3.0;
+                import weir:plugin/state@0.3.0;
+                import weir:plugin/timers@0.3.0;
             }
         ",
         world: "weir:sdk/imports",

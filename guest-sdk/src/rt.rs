@@ -30,14 +30,6 @@ fn with_op<T: 'static, R>(f: impl FnOnce(&mut T) -> R) -> Result<R> {
     })
 }
 
-fn per_record<T: 'static, R>(batch: Vec<Record>, mut f: impl FnMut(&mut T, Record) -> Result<R>) -> Vec<Result<R>> {
-    let n = batch.len();
-    match with_op::<T, _>(|op| batch.into_iter().map(|r| f(op, r)).collect::<Vec<_>>()) {
-        Ok(v) => v,
-        Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
-    }
-}
-
 /// `init` of every world: parse the config and open the operator.
 pub fn init<T: 'static>(config: String, open: impl FnOnce(&Config) -> Result<T>) -> Result<()> {
     let cfg = Config::parse(&config)?;
@@ -173,13 +165,23 @@ pub fn select_key<T: KeySelector>(input: Batch) -> Keys {
     Keys { data, ends, failed }
 }
 
+/// Records of many keys: each handled in its own context (`context.enter`), until the host
+/// says stop.
 pub fn process<T: Process>(batch: Vec<Record>) -> Vec<Result<()>> {
-    let res = per_record::<T, _>(batch, |op, r| {
-        CURRENT_TS.with(|c| c.set(r.timestamp));
-        op.process(r)
+    let n = batch.len();
+    let res = with_op::<T, _>(|op| {
+        let mut out = Vec::with_capacity(n);
+        for (i, r) in batch.into_iter().enumerate() {
+            if !crate::host::enter(i as u32) {
+                break;
+            }
+            CURRENT_TS.with(|c| c.set(r.timestamp));
+            out.push(op.process(r));
+        }
+        out
     });
     CURRENT_TS.with(|c| c.set(None));
-    res
+    res.unwrap_or_else(|e| (0..n).map(|_| Err(e.clone())).collect())
 }
 
 pub fn on_timer<T: Process>(fired: Vec<Timer>) -> Result<()> {

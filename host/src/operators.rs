@@ -1,15 +1,14 @@
 //! Plugin-backed operators: map, filter, flat-map (stateless, one call per batch) and the
-//! keyed process function (calls per key between watermarks, timers, side outputs).
+//! keyed process function (records of many keys per call, each in its own context; timers,
+//! side outputs).
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use indexmap::IndexMap;
-
 use crate::plugin::bindings::{TimeDomain, Timer};
-use crate::plugin::{Failure, Instance};
+use crate::plugin::{Failure, Instance, RecordCtx};
 use crate::record::{Batch, Record};
 use crate::runtime::{Operator, Output};
 use crate::state::key_group;
@@ -107,8 +106,10 @@ impl Operator for StatelessOp {
     }
 }
 
-/// A keyed process plugin: per segment between watermarks, one call per key; event-time
-/// timers fire when a mark passes them, processing-time timers when the clock does.
+/// A keyed process plugin: one call for the records of a batch up to the first watermark at
+/// which a timer is due (the plugin moves from record to record with `context.enter`, each
+/// with its key, the watermark it arrived at and its event time); event-time timers fire when
+/// a mark passes them, processing-time timers when the clock does.
 #[derive(Debug)]
 pub struct ProcessOp {
     inst: Box<Instance>,
@@ -121,6 +122,15 @@ impl ProcessOp {
     /// Wraps an instance.
     pub fn new(inst: Instance, max_parallelism: u32, clock: Arc<dyn Clock>) -> Self {
         ProcessOp { inst: Box::new(inst), max_parallelism, watermark: MIN_WATERMARK, clock }
+    }
+
+    /// Advances the watermark to `w`, firing the event-time timers it reaches.
+    fn advance(&mut self, w: i64, out: &mut Output) {
+        if w > self.watermark {
+            self.watermark = w;
+            self.fire(TimeDomain::EventTime, w, out);
+        }
+        out.mark(w);
     }
 
     fn enter(&mut self, key: &[u8], ts: Option<i64>) {
@@ -172,33 +182,68 @@ impl ProcessOp {
 
 impl Operator for ProcessOp {
     fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
-        for (records, wm) in batch.into_segments() {
-            let mut groups: IndexMap<Vec<u8>, Vec<Record>> = IndexMap::new();
-            for r in records {
-                groups.entry(r.key.clone().unwrap_or_default()).or_default().push(r);
+        let Batch { mut records, marks } = batch;
+        let n = records.len();
+        let (mut pos, mut mi) = (0usize, 0usize);
+        loop {
+            // Marks up to here: the watermark advances and due timers fire.
+            while let Some(&(_, w)) = marks.get(mi).filter(|m| m.0 as usize <= pos) {
+                self.advance(w, out);
+                mi += 1;
             }
-            for (key, recs) in groups {
-                self.enter(&key, recs.last().and_then(|r| r.timestamp));
-                let before = self.inst.restarts;
-                let results = self.inst.process(&recs);
-                out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
-                let first = recs.first().cloned();
-                for (rec, res) in recs.into_iter().zip(results) {
-                    if let Err(f) = res {
-                        out.dead_letter(rec, f.to_string());
+            if pos == n {
+                return Ok(());
+            }
+            // One call up to the first later mark that reaches a pending timer; the marks
+            // before it fire nothing (unless the call registers a timer they reach: then
+            // `enter` stops the plugin there).
+            let next_timer = self.inst.host().event_timers.next();
+            let end = marks[mi..].iter().find(|m| next_timer.is_some_and(|t| t <= m.1)).map_or(n, |m| m.0 as usize);
+            let mut ctxs = Vec::with_capacity(end - pos);
+            let mut inner = Vec::new();
+            let (mut wm, mut mj) = (self.watermark, mi);
+            for (j, r) in records[pos..end].iter().enumerate() {
+                while let Some(&(_, w)) = marks.get(mj).filter(|m| m.0 as usize <= pos + j) {
+                    wm = wm.max(w);
+                    inner.push((j, w));
+                    mj += 1;
+                }
+                let key = r.key.clone().unwrap_or_default();
+                ctxs.push(RecordCtx { key_group: key_group(&key, self.max_parallelism), key, watermark: wm, timestamp: r.timestamp });
+            }
+            self.inst.host().call.processing_time = self.clock.now_ms();
+            let before = self.inst.restarts;
+            let (results, entered) = self.inst.process(&records[pos..end], ctxs, inner);
+            out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
+            // Outputs in input order: each record's emits, the marks between records.
+            // Every result stands for a record handled (at least one).
+            let handled = results.len();
+            let mut emitted = std::mem::take(&mut self.inst.host().emitted).into_iter();
+            let mut taken = 0usize;
+            for (j, res) in results.into_iter().enumerate() {
+                while let Some(&(_, w)) = marks.get(mi).filter(|m| j > 0 && m.0 as usize <= pos + j) {
+                    self.watermark = self.watermark.max(w);
+                    out.mark(w);
+                    mi += 1;
+                }
+                let upto = entered.get(j + 1).copied().unwrap_or(usize::MAX);
+                let rec = &mut records[pos + j];
+                for (to, mut e) in emitted.by_ref().take(upto - taken.min(upto)) {
+                    taken += 1;
+                    e.origin = rec.origin;
+                    match to {
+                        None => out.emit(e),
+                        Some(name) => {
+                            out.emit_to(&name, e);
+                        }
                     }
                 }
-                self.drain(out, first.as_ref());
-            }
-            if let Some(wm) = wm {
-                if wm > self.watermark {
-                    self.watermark = wm;
-                    self.fire(TimeDomain::EventTime, wm, out);
+                if let Err(f) = res {
+                    out.dead_letter(std::mem::take(rec), f.to_string());
                 }
-                out.mark(wm);
             }
+            pos += handled;
         }
-        Ok(())
     }
 
     fn next_processing_timer(&self) -> Option<i64> {

@@ -69,24 +69,6 @@ impl Batch {
     pub fn last_watermark(&self) -> Option<i64> {
         self.marks.last().map(|m| m.1)
     }
-
-    /// Splits into runs between marks: yields `(records, Some(watermark after them))`.
-    /// Records keep their order; a trailing run without a mark yields `None`.
-    pub fn into_segments(self) -> Vec<(Vec<Record>, Option<i64>)> {
-        let mut out = Vec::with_capacity(self.marks.len() + 1);
-        let mut it = self.records.into_iter();
-        let mut at = 0u32;
-        for (idx, wm) in self.marks {
-            let run: Vec<Record> = it.by_ref().take((idx - at) as usize).collect();
-            at = idx;
-            out.push((run, Some(wm)));
-        }
-        let rest: Vec<Record> = it.collect();
-        if !rest.is_empty() {
-            out.push((rest, None));
-        }
-        out
-    }
 }
 
 /// Builds an output batch while an operator walks its input: records and marks are appended
@@ -101,13 +83,16 @@ impl BatchBuilder {
     pub fn push(&mut self, r: Record) {
         self.batch.records.push(r);
     }
-    /// Appends a watermark mark after the records pushed so far.
+    /// Appends a watermark mark after the records pushed so far; one no higher than the
+    /// last mark is dropped. Marks at the same position stay apart, so an operator that
+    /// reads no record between two watermarks still advances through both, as a Flink
+    /// subtask does (timers due at the first fire seeing it as the watermark).
     pub fn mark(&mut self, wm: i64) {
-        let idx = self.batch.records.len() as u32;
-        match self.batch.marks.last_mut() {
-            Some(last) if last.0 == idx => last.1 = last.1.max(wm),
-            _ => self.batch.marks.push((idx, wm)),
+        if self.batch.marks.last().is_some_and(|last| last.1 >= wm) {
+            return;
         }
+        let idx = self.batch.records.len() as u32;
+        self.batch.marks.push((idx, wm));
     }
     /// Number of records so far.
     pub fn len(&self) -> usize {
@@ -147,22 +132,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn segments_follow_marks() {
-        let recs: Vec<Record> = (0..4).map(|i| Record::new(vec![i])).collect();
-        let b = Batch { records: recs, marks: vec![(1, 10), (1, 11), (3, 20)] };
-        let segs = b.into_segments();
-        let shape: Vec<(usize, Option<i64>)> = segs.iter().map(|(r, w)| (r.len(), *w)).collect();
-        assert_eq!(shape, vec![(1, Some(10)), (0, Some(11)), (2, Some(20)), (1, None)]);
-    }
-
-    #[test]
-    fn builder_merges_marks_at_one_index() {
+    fn builder_keeps_every_rising_mark_and_drops_the_others() {
         let mut b = BatchBuilder::default();
         b.mark(1);
         b.mark(2);
+        b.mark(2);
         b.push(Record::new(vec![]));
+        b.mark(1);
         b.mark(3);
         let b = b.finish();
-        assert_eq!(b.marks, vec![(0, 2), (1, 3)]);
+        assert_eq!(b.marks, vec![(0, 1), (0, 2), (1, 3)]);
     }
 }

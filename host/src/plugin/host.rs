@@ -27,6 +27,43 @@ pub struct CallCtx {
     pub timestamp: Option<i64>,
 }
 
+/// The context of one record of a `process` call (see `context.enter`).
+#[derive(Debug, Clone)]
+pub struct RecordCtx {
+    /// The record's key and its key group.
+    pub key: Vec<u8>,
+    pub key_group: u16,
+    /// The operator's watermark when the record arrived.
+    pub watermark: i64,
+    /// The record's event time.
+    pub timestamp: Option<i64>,
+}
+
+/// What the host knows about the `process` call in progress.
+#[derive(Debug, Default)]
+pub struct ProcessCall {
+    /// Per record of the batch.
+    pub records: Vec<RecordCtx>,
+    /// Watermarks that arrived between the batch's records: `(i, w)` arrived just before
+    /// record `i` (increasing).
+    pub marks: Vec<(usize, i64)>,
+    /// For each record entered, how many records had been emitted before it.
+    pub entered: Vec<usize>,
+    /// `enter` says stop from this record on (a timer registered in the call is due at the
+    /// watermark that arrived before it).
+    pub stop_at: usize,
+}
+
+impl ProcessCall {
+    /// After a timer at `t` is registered while record `current` is processed: stop before
+    /// the first later record whose arrival watermark reaches `t`.
+    fn timer_registered(&mut self, current: usize, t: i64) {
+        if let Some((i, _)) = self.marks.iter().find(|(i, w)| *i > current && *w >= t) {
+            self.stop_at = self.stop_at.min(*i);
+        }
+    }
+}
+
 impl Default for CallCtx {
     fn default() -> Self {
         CallCtx { key: None, key_group: 0, watermark: MIN_WATERMARK, processing_time: 0, timestamp: None }
@@ -46,6 +83,8 @@ pub struct HostCtx {
     pub call: CallCtx,
     /// Records emitted during the current call: `(side output or None for main, record)`.
     pub emitted: Vec<(Option<String>, Record)>,
+    /// The `process` call in progress (empty outside one).
+    pub process: ProcessCall,
     /// Keyed state of this subtask.
     pub state: Box<dyn StateBackend>,
     /// Event-time timers: `(time, key, "")`.
@@ -102,6 +141,7 @@ impl HostCtx {
             subtask,
             call: CallCtx::default(),
             emitted: Vec::new(),
+            process: ProcessCall::default(),
             state: Box::new(MemoryBackend::default()),
             event_timers: TimerQueue::default(),
             processing_timers: TimerQueue::default(),
@@ -177,13 +217,11 @@ impl HostCtx {
     }
 
     fn skey(&mut self, name: &str, ns: &[u8]) -> Vec<u8> {
-        let (kg, key) = (self.call.key_group, self.call.key.clone().unwrap_or_default());
-        self.codec.key(kg, name, &key, ns).to_vec()
+        self.codec.key(self.call.key_group, name, self.call.key.as_deref().unwrap_or_default(), ns).to_vec()
     }
 
     fn sprefix(&mut self, name: &str) -> Vec<u8> {
-        let (kg, key) = (self.call.key_group, self.call.key.clone().unwrap_or_default());
-        self.codec.prefix(kg, name, &key).to_vec()
+        self.codec.prefix(self.call.key_group, name, self.call.key.as_deref().unwrap_or_default()).to_vec()
     }
 
     fn emit_record(&mut self, to: Option<String>, rec: types::Record) {
@@ -236,6 +274,21 @@ impl context::Host for HostCtx {
     }
     fn subtask_index(&mut self) -> u32 {
         self.subtask
+    }
+    fn enter(&mut self, index: u32) -> bool {
+        let i = index as usize;
+        let p = &mut self.process;
+        if i >= p.records.len() || i >= p.stop_at || i != p.entered.len() {
+            return false;
+        }
+        p.entered.push(self.emitted.len());
+        let r = &p.records[i];
+        let call = &mut self.call;
+        call.key.get_or_insert_with(Vec::new).clone_from(&r.key);
+        call.key_group = r.key_group;
+        call.watermark = r.watermark;
+        call.timestamp = r.timestamp;
+        true
     }
 }
 
@@ -363,6 +416,9 @@ impl timers::Host for HostCtx {
     fn register_event_time(&mut self, timestamp: i64) {
         let k = self.key().to_vec();
         self.event_timers.register(timestamp, &k, &[]);
+        if let Some(current) = self.process.entered.len().checked_sub(1) {
+            self.process.timer_registered(current, timestamp);
+        }
     }
     fn delete_event_time(&mut self, timestamp: i64) {
         let k = self.key().to_vec();

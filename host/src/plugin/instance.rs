@@ -8,7 +8,7 @@ use wasmtime::component::{types::ComponentItem, Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
 
 use super::bindings::{self, FlatBatch, GuestError, WitFailure, WitHeader, WitRecord};
-use super::host::{to_wit, HostCtx};
+use super::host::{to_wit, HostCtx, ProcessCall, RecordCtx};
 use crate::record::Record;
 
 /// Epoch ticks happen every 100 ms; a call may run this many ticks before it is interrupted.
@@ -196,12 +196,12 @@ impl Plugin {
         p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
             path: path.to_path_buf(),
             reason: format!(
-                "exports none of weir's operator worlds (weir:plugin@0.2.0: {}); it exports: {}",
+                "exports none of weir's operator worlds (weir:plugin@0.3.0: {}); it exports: {}",
                 World::ALL.map(World::name).join(", "),
                 p.describe().exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
             ),
         })?;
-        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.2.0: {e:#}")))?);
+        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.3.0: {e:#}")))?);
         Ok(p)
     }
 
@@ -470,6 +470,7 @@ impl Instance {
         std::mem::swap(&mut ctx.event_timers, &mut old.event_timers);
         std::mem::swap(&mut ctx.processing_timers, &mut old.processing_timers);
         std::mem::swap(&mut ctx.ttl, &mut old.ttl);
+        std::mem::swap(&mut ctx.emitted, &mut old.emitted);
         ctx.call = old.call.clone();
         match Self::start(&self.plugin, ctx, &self.config) {
             Ok((store, bound)) => {
@@ -484,25 +485,6 @@ impl Instance {
 
     fn wit_batch(batch: &[Record]) -> Vec<WitRecord> {
         batch.iter().map(|r| to_wit(r.clone())).collect()
-    }
-
-    fn per_record<T, U>(
-        &mut self,
-        n: usize,
-        res: wasmtime::Result<Vec<Result<T, GuestError>>>,
-        f: impl Fn(T) -> U,
-    ) -> Vec<Result<U, Failure>> {
-        match res {
-            Ok(v) if v.len() == n => v.into_iter().map(|r| r.map(&f).map_err(guest)).collect(),
-            Ok(v) => {
-                let why = Failure::Guest(format!("returned {} results for {n} records", v.len()));
-                (0..n).map(|_| Err(why.clone())).collect()
-            }
-            Err(e) => {
-                let why = self.recover(&e);
-                (0..n).map(|_| Err(why.clone())).collect()
-            }
-        }
     }
 
     fn arm(&mut self) {
@@ -648,12 +630,36 @@ impl Instance {
         )
     }
 
-    /// `process` of records that share the key in the call context.
-    pub fn process(&mut self, batch: &[Record]) -> Vec<Result<(), Failure>> {
+    /// `process` of records of any keys, each with its context (see `context.enter`).
+    /// Returns the results of the records the plugin handled, in order (at least one), and
+    /// for each record it entered how many records had been emitted before it. After a
+    /// trap the record the plugin was on fails with it and those before it count as done
+    /// (their state changes and emitted records stay); the caller passes the rest again.
+    pub fn process(
+        &mut self,
+        batch: &[Record],
+        records: Vec<RecordCtx>,
+        marks: Vec<(usize, i64)>,
+    ) -> (Vec<Result<(), Failure>>, Vec<usize>) {
         self.arm();
+        let n = batch.len();
+        self.host().process = ProcessCall { records, marks, entered: Vec::with_capacity(n), stop_at: usize::MAX };
         let Bound::Process(b) = &self.bound else { unreachable!("world checked at load") };
         let res = b.call_process(&mut self.store, &Self::wit_batch(batch));
-        self.per_record(batch.len(), res, |x| x)
+        let entered = std::mem::take(&mut self.host().process).entered;
+        let results = match res {
+            Ok(v) if (1..=n).contains(&v.len()) && v.len() >= entered.len() => v.into_iter().map(|r| r.map_err(guest)).collect(),
+            Ok(v) => {
+                let why = Failure::Guest(format!("returned {} results for {n} records", v.len()));
+                (0..n).map(|_| Err(why.clone())).collect()
+            }
+            Err(e) => {
+                let why = self.recover(&e);
+                let done = entered.len().saturating_sub(1);
+                (0..done).map(|_| Ok(())).chain([Err(why)]).collect()
+            }
+        };
+        (results, entered)
     }
 
     /// `on-timer` for timers of the key in the call context.
