@@ -95,7 +95,7 @@ fn event_time_timers_of_a_process_plugin_fire_at_the_right_watermarks() {
 /// watermark it arrived at and registers a timer at its own time; when the watermark
 /// advances, due timers fire in (time, key) order, before the next record; the end of the
 /// input is the watermark `i64::MAX`.
-fn event_trace_oracle(input: &[(String, i64)], bound: i64) -> Vec<serde_json::Value> {
+fn event_trace_oracle(input: &[(String, i64)], bound: i64, trap_at: Option<usize>) -> Vec<serde_json::Value> {
     let (mut wm, mut max_ts) = (i64::MIN, i64::MIN);
     let mut timers: std::collections::BTreeSet<(i64, String)> = Default::default();
     let mut out = Vec::new();
@@ -105,9 +105,12 @@ fn event_trace_oracle(input: &[(String, i64)], bound: i64) -> Vec<serde_json::Va
             out.push(serde_json::json!({"on": "timer", "key": k, "ts": t, "wm": wm}));
         }
     };
-    for (k, ts) in input {
-        out.push(serde_json::json!({"on": "record", "key": k, "ts": ts, "wm": wm}));
-        timers.insert((*ts, k.clone()));
+    for (i, (k, ts)) in input.iter().enumerate() {
+        // The trapped record is neither reported nor sets a timer; the watermark counts it.
+        if trap_at != Some(i) {
+            out.push(serde_json::json!({"on": "record", "key": k, "ts": ts, "wm": wm}));
+            timers.insert((*ts, k.clone()));
+        }
         max_ts = max_ts.max(*ts);
         if max_ts - bound - 1 > wm {
             wm = max_ts - bound - 1;
@@ -121,22 +124,24 @@ fn event_trace_oracle(input: &[(String, i64)], bound: i64) -> Vec<serde_json::Va
 /// A process plugin sees each record's own watermark and timers fire between the records
 /// where the watermark reaches them, though the host hands it many records (of many keys)
 /// per call: exactly the oracle's sequence at parallelism 1, and each key's part of it at
-/// parallelism 2, at batch sizes from 1 to 1024.
+/// parallelism 2, at batch sizes from 1 to 1024. A trap in the middle of a call fails that
+/// record alone: the ones before it are done once, the ones after it go on.
 #[test]
 fn process_calls_see_each_records_watermark_and_timers_fire_between_records() {
     let input: Vec<(String, i64)> = (0..3000i64).map(|i| (format!("k{}", (i * 7) % 5), 1_000 + i * 2 + (i * 37) % 11 - 5)).collect();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (inp, out) = (dir.path().join("in.jsonl"), dir.path().join("out.jsonl"));
-    let lines: Vec<String> = input.iter().map(|(k, ts)| serde_json::json!({"user": k, "ts": ts}).to_string()).collect();
+    let (inp, out, dead) = (dir.path().join("in.jsonl"), dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
+    let lines: Vec<String> =
+        input.iter().enumerate().map(|(i, (k, ts))| serde_json::json!({"i": i, "user": k, "ts": ts}).to_string()).collect();
     std::fs::write(&inp, lines.join("\n") + "\n").expect("input");
     let job = format!(
-        "[source.events]\nkind = \"file\"\npath = \"{}\"\nevent-time = {{ field = \"ts\", unit = \"ms\" }}\nwatermark = {{ max-out-of-orderness = \"3ms\", interval = \"0ms\" }}\n\n[operator.trace]\nkind = \"process\"\ninput = \"events\"\nkey-by = \"user\"\nplugin = \"{}\"\n\n[sink.out]\nkind = \"file\"\ninput = \"trace\"\npath = \"{}\"\n",
+        "[source.events]\nkind = \"file\"\npath = \"{}\"\nevent-time = {{ field = \"ts\", unit = \"ms\" }}\nwatermark = {{ max-out-of-orderness = \"3ms\", interval = \"0ms\" }}\n\n[operator.trace]\nkind = \"process\"\ninput = \"events\"\nkey-by = \"user\"\nplugin = \"{}\"\n\n[sink.out]\nkind = \"file\"\ninput = \"trace\"\npath = \"{}\"\n\n[dead-letter]\nkind = \"file\"\npath = \"{}\"\n",
         inp.display(),
         plugin("event_trace").display(),
-        out.display()
+        out.display(),
+        dead.display()
     );
     let (_d, job) = job_file(&job);
-    let want = event_trace_oracle(&input, 3);
     let per_key = |rows: &[serde_json::Value]| -> BTreeMap<String, Vec<serde_json::Value>> {
         let mut m: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
         for r in rows {
@@ -144,20 +149,26 @@ fn process_calls_see_each_records_watermark_and_timers_fire_between_records() {
         }
         m
     };
+    let same = |got: &[serde_json::Value], want: &[serde_json::Value], what: &str| {
+        if let Some(i) = (0..want.len().max(got.len())).find(|i| got.get(*i) != want.get(*i)) {
+            panic!("{what}: row {i} is {:?} where the oracle has {:?}", got.get(i), want.get(i));
+        }
+    };
+    let want = event_trace_oracle(&input, 3, None);
     for batch in ["1", "5", "1024"] {
         run_job(&job, &[format!("batch-size={batch}"), "parallelism=1".into()]);
-        let got = read_jsonl(&out);
-        assert_eq!(got.len(), want.len(), "batch {batch}");
-        if let Some(i) = (0..want.len()).find(|i| got[*i] != want[*i]) {
-            panic!("batch {batch}: row {i} is {} where the oracle has {}", got[i], want[i]);
-        }
+        same(&read_jsonl(&out), &want, &format!("batch {batch}"));
         run_job(&job, &[format!("batch-size={batch}"), "parallelism=2".into()]);
-        let (got, want) = (per_key(&read_jsonl(&out)), per_key(&want));
-        for (k, w) in &want {
-            let g = got.get(k).cloned().unwrap_or_default();
-            if let Some(i) = (0..w.len().max(g.len())).find(|i| g.get(*i) != w.get(*i)) {
-                panic!("batch {batch} p2: key {k} row {i} is {:?} where the oracle has {:?}", g.get(i), w.get(i));
-            }
+        let got = per_key(&read_jsonl(&out));
+        for (k, w) in per_key(&want) {
+            same(got.get(&k).map_or(&[][..], Vec::as_slice), &w, &format!("batch {batch} p2, key {k}"));
         }
     }
+    let (_, _, m) = run_job(&job, &["operator.trace.config.trap_at=1500".into()]);
+    same(&read_jsonl(&out), &event_trace_oracle(&input, 3, Some(1500)), "trap at record 1500");
+    let dl = read_jsonl(&dead);
+    assert_eq!(dl.len(), 1, "{dl:?}");
+    assert!(dl[0]["value"].as_str().unwrap_or_default().contains("\"i\":1500"), "{dl:?}");
+    assert!(dl[0]["reason"].as_str().unwrap_or_default().contains("trapped"), "{dl:?}");
+    assert_eq!(m["nodes"]["trace"]["plugin_restarts"], 1);
 }

@@ -1,12 +1,15 @@
 //! Reports what a keyed process function sees, to check the host against Flink's rules:
 //! for each record `{"on": "record", "key", "ts", "wm"}` (its key, event time and the
 //! watermark when it arrived), then an event-time timer at the record's own time; for each
-//! timer that fires `{"on": "timer", "key", "ts", "wm"}`.
+//! timer that fires `{"on": "timer", "key", "ts", "wm"}`. With config `{"trap_at": N}` it
+//! traps (panics) on the record whose field `i` is N, before reporting it.
 
 use weir_sdk::{current_key_str, current_watermark, emit, timers, Config, Error, Process, Record, Result, Timer};
 
 /// The operator.
-pub struct EventTrace;
+pub struct EventTrace {
+    trap_at: Option<i64>,
+}
 
 fn report(on: &str, ts: i64) -> Result<()> {
     let key = current_key_str().ok_or_else(|| Error::other("event-trace needs key-by"))?;
@@ -16,12 +19,18 @@ fn report(on: &str, ts: i64) -> Result<()> {
 
 #[weir_sdk::process]
 impl Process for EventTrace {
-    fn open(_: &Config) -> Result<Self> {
-        Ok(EventTrace)
+    fn open(config: &Config) -> Result<Self> {
+        Ok(EventTrace { trap_at: config.field_or("trap_at", None)? })
     }
 
     fn process(&mut self, rec: Record) -> Result<()> {
         let ts = rec.timestamp.ok_or_else(|| Error::invalid_input("record has no event time"))?;
+        if let Some(at) = self.trap_at {
+            let v: serde_json::Value = rec.json()?;
+            if v.get("i").and_then(|i| i.as_i64()) == Some(at) {
+                panic!("trap at record {at}, as configured");
+            }
+        }
         report("record", ts)?;
         timers::register_event_time(ts);
         Ok(())
