@@ -28,6 +28,9 @@ use crate::time::{Clock, InputWatermarks};
 /// Bounded channel capacity, in batches.
 pub const CHANNEL_CAPACITY: usize = 16;
 
+/// The shortest sleep of a rate-limited source between batches.
+const RATE_TICK: Duration = Duration::from_millis(1);
+
 /// What a channel carries: `(input channel index at the receiver, message)`.
 pub type Envelope = (u32, Message);
 
@@ -943,7 +946,10 @@ pub fn run_source_task(
                 let due = (started.elapsed().as_secs_f64() * r) as u64 + 1;
                 let allowed = due.saturating_sub(emitted).min(batch_size as u64) as usize;
                 if allowed == 0 {
-                    let wait = Duration::from_secs_f64(1.0 / r).min(Duration::from_millis(50));
+                    // Sleep till the next record is due, but at least RATE_TICK: at high
+                    // rates each batch then carries a tick's records instead of one or two,
+                    // which costs every downstream task a wake-up per batch.
+                    let wait = Duration::from_secs_f64(1.0 / r).clamp(RATE_TICK, Duration::from_millis(50));
                     std::thread::sleep(wait);
                     continue;
                 }
