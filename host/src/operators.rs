@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::plugin::bindings::{TimeDomain, Timer};
-use crate::plugin::{Failure, Instance, RecordCtx};
+use crate::plugin::{CallCtx, Failure, Instance};
 use crate::record::{Batch, Record};
 use crate::runtime::{Operator, Output};
 use crate::state::key_group;
@@ -201,7 +201,7 @@ impl Operator for ProcessOp {
             let end = marks[mi..].iter().find(|m| next_timer.is_some_and(|t| t <= m.1)).map_or(n, |m| m.0 as usize);
             let mut ctxs = Vec::with_capacity(end - pos);
             let mut inner = Vec::new();
-            let (mut wm, mut mj) = (self.watermark, mi);
+            let (mut wm, mut mj, now) = (self.watermark, mi, self.clock.now_ms());
             for (j, r) in records[pos..end].iter().enumerate() {
                 while let Some(&(_, w)) = marks.get(mj).filter(|m| m.0 as usize <= pos + j) {
                     wm = wm.max(w);
@@ -209,9 +209,10 @@ impl Operator for ProcessOp {
                     mj += 1;
                 }
                 let key = r.key.clone().unwrap_or_default();
-                ctxs.push(RecordCtx { key_group: key_group(&key, self.max_parallelism), key, watermark: wm, timestamp: r.timestamp });
+                let key_group = key_group(&key, self.max_parallelism);
+                ctxs.push(CallCtx { key: Some(key), key_group, watermark: wm, processing_time: now, timestamp: r.timestamp });
             }
-            self.inst.host().call.processing_time = self.clock.now_ms();
+            self.inst.host().call.processing_time = now;
             let before = self.inst.restarts;
             let (results, entered) = self.inst.process(&records[pos..end], ctxs, inner);
             out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);

@@ -27,23 +27,12 @@ pub struct CallCtx {
     pub timestamp: Option<i64>,
 }
 
-/// The context of one record of a `process` call (see `context.enter`).
-#[derive(Debug, Clone)]
-pub struct RecordCtx {
-    /// The record's key and its key group.
-    pub key: Vec<u8>,
-    pub key_group: u16,
-    /// The operator's watermark when the record arrived.
-    pub watermark: i64,
-    /// The record's event time.
-    pub timestamp: Option<i64>,
-}
-
 /// What the host knows about the `process` call in progress.
 #[derive(Debug, Default)]
 pub struct ProcessCall {
-    /// Per record of the batch.
-    pub records: Vec<RecordCtx>,
+    /// The context of each record of the batch (its key, the watermark it arrived at, its
+    /// event time), which `enter` makes current.
+    pub records: Vec<CallCtx>,
     /// Watermarks that arrived between the batch's records: `(i, w)` arrived just before
     /// record `i` (increasing).
     pub marks: Vec<(usize, i64)>,
@@ -282,12 +271,7 @@ impl context::Host for HostCtx {
             return false;
         }
         p.entered.push(self.emitted.len());
-        let r = &p.records[i];
-        let call = &mut self.call;
-        call.key.get_or_insert_with(Vec::new).clone_from(&r.key);
-        call.key_group = r.key_group;
-        call.watermark = r.watermark;
-        call.timestamp = r.timestamp;
+        self.call.clone_from(&p.records[i]);
         true
     }
 }

@@ -8,7 +8,7 @@ use wasmtime::component::{types::ComponentItem, Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
 
 use super::bindings::{self, FlatBatch, GuestError, WitFailure, WitHeader, WitRecord};
-use super::host::{to_wit, HostCtx, ProcessCall, RecordCtx};
+use super::host::{to_wit, CallCtx, HostCtx, ProcessCall};
 use crate::record::Record;
 
 /// Epoch ticks happen every 100 ms; a call may run this many ticks before it is interrupted.
@@ -635,12 +635,7 @@ impl Instance {
     /// for each record it entered how many records had been emitted before it. After a
     /// trap the record the plugin was on fails with it and those before it count as done
     /// (their state changes and emitted records stay); the caller passes the rest again.
-    pub fn process(
-        &mut self,
-        batch: &[Record],
-        records: Vec<RecordCtx>,
-        marks: Vec<(usize, i64)>,
-    ) -> (Vec<Result<(), Failure>>, Vec<usize>) {
+    pub fn process(&mut self, batch: &[Record], records: Vec<CallCtx>, marks: Vec<(usize, i64)>) -> (Vec<Result<(), Failure>>, Vec<usize>) {
         self.arm();
         let n = batch.len();
         self.host().process = ProcessCall { records, marks, entered: Vec::with_capacity(n), stop_at: usize::MAX };

@@ -8,5 +8,5 @@ pub mod bindings;
 mod host;
 mod instance;
 
-pub use host::{CallCtx, HostCtx, ProcessCall, RecordCtx, Ttl};
+pub use host::{CallCtx, HostCtx, ProcessCall, Ttl};
 pub use instance::*;
