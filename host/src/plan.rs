@@ -24,7 +24,7 @@ use crate::runtime::{
     self, Chain, ChainLink, Envelope, Identity, InputTask, JobMetrics, KeyExtractor, Operator, Partitioner, Route, RunState, Source,
     SourceControl, SourceSnapshot, SourceTime,
 };
-use crate::state::{key_groups_of, MemoryBackend, RocksBackend, StateBackend};
+use crate::state::{key_groups_of, Cached, MemoryBackend, RocksBackend, StateBackend};
 use crate::time::{parse_duration, Clock, WatermarkGenerator};
 use crate::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp};
 
@@ -269,11 +269,19 @@ impl Planned {
         Ok(KeyExtractor::Fields(paths, id))
     }
 
-    /// The state store of a keyed operator subtask.
-    fn backend(&self, node: &str, subtask: usize) -> anyhow::Result<Box<dyn StateBackend>> {
+    /// The state store of a keyed operator subtask. `write_back` puts a byte cache in front
+    /// of RocksDB (for process plugins' state: a window operator caches decoded states
+    /// itself).
+    fn backend(&self, node: &str, subtask: usize, write_back: bool) -> anyhow::Result<Box<dyn StateBackend>> {
         Ok(match self.job.spec.state.backend {
             BackendKind::Memory => Box::new(MemoryBackend::default()),
-            BackendKind::Rocksdb => Box::new(RocksBackend::open(&self.state_dir().join(format!("{node}-{subtask}")))?),
+            BackendKind::Rocksdb => {
+                let rocks = RocksBackend::open(&self.state_dir().join(format!("{node}-{subtask}")))?;
+                match write_back {
+                    true => Box::new(Cached::new(rocks, crate::state::cache::DEFAULT_CAPACITY)),
+                    false => Box::new(rocks),
+                }
+            }
         })
     }
 
@@ -302,7 +310,7 @@ impl Planned {
                     OperatorKind::FlatMap => Box::new(StatelessOp::new(Stateless::FlatMap, inst(op.plugin.as_ref().expect("checked"))?)),
                     OperatorKind::Process => {
                         let mut i = inst(op.plugin.as_ref().expect("checked"))?;
-                        i.host().state = self.backend(&node.name, subtask)?;
+                        i.host().state = self.backend(&node.name, subtask, true)?;
                         for (name, t) in &op.state_ttl {
                             let (d, refresh_on_read) =
                                 t.parse().map_err(|m| self.job.error(&format!("operator.{}.state-ttl.{name}", node.name), m))?;
@@ -347,7 +355,7 @@ impl Planned {
                             constants: op.fields.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect(),
                             max_parallelism: spec.max_parallelism,
                         };
-                        Box::new(WindowOp::with_backend(cfg, clock, self.backend(&node.name, subtask)?))
+                        Box::new(WindowOp::with_backend(cfg, clock, self.backend(&node.name, subtask, false)?))
                     }
                 })
             }

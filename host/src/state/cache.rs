@@ -3,11 +3,15 @@
 //! when the window fires). Recent values stay decoded in a hash map under their backend
 //! keys; changes reach the backend, encoded, when the map is full and at every snapshot. A
 //! window that opens and fires between two flushes is never encoded and costs the backend
-//! one lookup (bloom-filtered on RocksDB) instead of four operations.
+//! one lookup (bloom-filtered on RocksDB) instead of four operations. [`Cached`] is the
+//! same cache for raw bytes, as a [`StateBackend`] in front of RocksDB (a process plugin's
+//! keyed state: a host call per access that would otherwise be a RocksDB call).
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
 
-use super::StateBackend;
+use super::{Deferred, StateBackend};
 
 /// Entries kept before a flush.
 pub const DEFAULT_CAPACITY: usize = 1 << 16;
@@ -63,11 +67,9 @@ impl<T> Cache<T> {
         v
     }
 
-    /// The value under `key`, in place.
-    pub fn get_mut(&mut self, backend: &mut dyn StateBackend, key: &[u8]) -> Option<&mut T> {
-        let e = self.entry(backend, key);
-        e.dirty |= e.value.is_some();
-        e.value.as_mut()
+    /// The value under `key`.
+    pub fn get(&mut self, backend: &mut dyn StateBackend, key: &[u8]) -> Option<&T> {
+        self.entry(backend, key).value.as_ref()
     }
 
     /// Writes `value` under `key`; the backend sees it at the next flush.
@@ -121,6 +123,84 @@ impl<T> Cache<T> {
     }
 }
 
+impl<T> Cache<T> {
+    /// Cached changes under keys that start with `prefix`: `(key, Some(value))` written,
+    /// `(key, None)` deleted (the backend may still hold them).
+    fn changes_under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a [u8], Option<&'a T>)> {
+        self.map.iter().filter(move |(k, e)| e.dirty && k.starts_with(prefix)).map(|(k, e)| (k.as_slice(), e.value.as_ref()))
+    }
+
+    /// Cached values the backend does not hold.
+    fn new_values(&self) -> usize {
+        self.map.values().filter(|e| e.value.is_some() && !e.in_backend).count()
+    }
+}
+
+/// A [`StateBackend`] with a write-back [`Cache`] of raw values in front of another one.
+pub struct Cached<B: StateBackend> {
+    inner: B,
+    cache: Cache<Vec<u8>>,
+}
+
+impl<B: StateBackend> std::fmt::Debug for Cached<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached").field("cache", &self.cache).finish_non_exhaustive()
+    }
+}
+
+impl<B: StateBackend> Cached<B> {
+    /// Caches up to `capacity` values in front of `inner`.
+    pub fn new(inner: B, capacity: usize) -> Self {
+        Cached { inner, cache: Cache::new(capacity, Vec::clone, |b| Some(b.to_vec())) }
+    }
+}
+
+impl<B: StateBackend> StateBackend for Cached<B> {
+    fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        self.cache.get(&mut self.inner, key).cloned()
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.cache.put(&mut self.inner, &key, value)
+    }
+
+    fn delete(&mut self, key: &[u8]) {
+        self.cache.delete(&mut self.inner, key)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = self.inner.scan_prefix(prefix).into_iter().collect();
+        for (k, v) in self.cache.changes_under(prefix) {
+            match v {
+                Some(v) => merged.insert(k.to_vec(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        merged.into_iter().collect()
+    }
+
+    fn delete_prefix(&mut self, prefix: &[u8]) {
+        self.cache.flush(&mut self.inner);
+        self.inner.delete_prefix(prefix);
+    }
+
+    /// The backend's count plus cached values it does not hold yet (an estimate, as the
+    /// RocksDB backend's own count is).
+    fn len(&self) -> usize {
+        self.inner.len() + self.cache.new_values()
+    }
+
+    fn snapshot(&mut self, dir: &Path) -> anyhow::Result<Deferred> {
+        self.cache.flush(&mut self.inner);
+        self.inner.snapshot(dir)
+    }
+
+    fn restore(&mut self, snapshots: &[&Path], groups: Range<u16>) -> anyhow::Result<()> {
+        self.cache.flush(&mut self.inner);
+        self.inner.restore(snapshots, groups)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +231,7 @@ mod tests {
                 }
                 3 => {
                     let want = plain.get(&k).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-                    assert_eq!(cached.get_mut(&mut backend, &k).copied(), want, "get {i}");
+                    assert_eq!(cached.get(&mut backend, &k).copied(), want, "get {i}");
                 }
                 4 => {
                     // Take, then put back one more.
@@ -177,6 +257,38 @@ mod tests {
         }
         cached.flush(&mut backend);
         assert_eq!(backend.scan_prefix(b""), plain.scan_prefix(b""));
+    }
+
+    /// The byte-level wrapper against a plain store, scans and snapshots included.
+    #[test]
+    fn cached_backend_reads_its_writes_and_scans_merge_the_cache() {
+        let mut plain = MemoryBackend::default();
+        let mut cached = Cached::new(MemoryBackend::default(), 8);
+        let key = |i: u32| format!("k{:03}", i % 37).into_bytes();
+        for i in 0..2000u32 {
+            let k = key(i * 7);
+            match i % 5 {
+                0 | 1 => {
+                    plain.put(k.clone(), i.to_le_bytes().to_vec());
+                    cached.put(k, i.to_le_bytes().to_vec());
+                }
+                2 => {
+                    plain.delete(&k);
+                    cached.delete(&k);
+                }
+                3 => assert_eq!(cached.get(&k), plain.get(&k), "get {i}"),
+                _ => assert_eq!(cached.scan_prefix(b"k01"), plain.scan_prefix(b"k01"), "scan {i}"),
+            }
+            if i % 301 == 0 {
+                let dir = tempfile::tempdir().unwrap();
+                cached.snapshot(dir.path()).unwrap()().unwrap();
+                assert_eq!(cached.inner.scan_prefix(b""), plain.scan_prefix(b""), "after the snapshot at {i}");
+            }
+        }
+        cached.delete_prefix(b"k02");
+        plain.delete_prefix(b"k02");
+        assert_eq!(cached.scan_prefix(b""), plain.scan_prefix(b""));
+        assert_eq!(cached.len(), plain.len());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use twox_hash::XxHash64;
 
 pub mod cache;
 mod rocks;
-pub use cache::Cache;
+pub use cache::{Cache, Cached};
 pub use rocks::RocksBackend;
 
 /// Default number of key groups (Flink's max parallelism).
@@ -40,8 +40,8 @@ pub fn key_groups_of(subtask: usize, parallelism: usize, max_parallelism: u32) -
 
 /// The ordered byte-state store of one operator subtask.
 pub trait StateBackend: Send {
-    /// The value under `key`.
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    /// The value under `key` (`&mut`: a cached store may remember what it read).
+    fn get(&mut self, key: &[u8]) -> Option<Vec<u8>>;
     /// Puts `value` under `key`.
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
     /// Deletes `key`; a no-op when absent.
@@ -134,7 +134,7 @@ pub struct MemoryBackend {
 }
 
 impl StateBackend for MemoryBackend {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+    fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         self.map.get(key).cloned()
     }
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {

@@ -65,7 +65,7 @@ impl RocksBackend {
 }
 
 impl StateBackend for RocksBackend {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+    fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         self.db.get(key).ok().flatten()
     }
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
