@@ -125,7 +125,8 @@ pub fn current_key_str() -> Option<String> {
     current_key().and_then(|k| String::from_utf8(k).ok())
 }
 
-/// The operator's event-time watermark (epoch ms); `i64::MIN` before the first one.
+/// The operator's event-time watermark (epoch ms) when the record being processed arrived
+/// (in `on_timer`, the watermark that fired the timer); `i64::MIN` before the first one.
 pub fn current_watermark() -> i64 {
     host::current_watermark()
 }
