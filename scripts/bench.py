@@ -112,6 +112,11 @@ def wasm_tax(table):
                 per[side] = est["median"]["point_estimate"] / n
             table.add(f"{group}, batch {n}", f"{per['wasm']:.0f}", f"{per['native']:.0f}", f"{per['wasm'] / per['native']:.2f}",
                       f"{1e9 / per['wasm']:,.0f}", f"{1e9 / per['native']:,.0f}")
+            fast = os.path.join(base, group, "wasm-no-deadline", str(n), "new", "estimates.json")
+            if os.path.exists(fast):
+                w = json.load(open(fast))["median"]["point_estimate"] / n
+                table.add(f"{group}, batch {n}, `plugin-deadline = \"off\"`", f"{w:.0f}", f"{per['native']:.0f}", f"{w / per['native']:.2f}",
+                          f"{1e9 / w:,.0f}", f"{1e9 / per['native']:,.0f}")
     # The identity map: what the boundary costs with no logic at all.
     for d in sorted(glob.glob(os.path.join(base, "boundary", "wasm", "*")), key=lambda d: int(os.path.basename(d)) if os.path.basename(d).isdigit() else 0):
         n = os.path.basename(d)
@@ -236,6 +241,11 @@ def main():
         unchained = ["--set", "operator.parse.chain=false"]
         weir_mem_u, weir_rss_u, _ = throughput("weir, memory backend, `chain = false`", [WEIR, *job, *unchained], a.runs, a.events, job_seconds, t)
         weir_rocks_u, _, _ = throughput("weir, RocksDB backend, `chain = false`", [WEIR, *job, *unchained, *rocks], a.runs, a.events, job_seconds, t)
+        # Plugins compiled without the call deadline's interruption checks (trusted plugins).
+        off = ["--set", "plugin-deadline=off"]
+        weir_off, _, _ = throughput("weir, memory backend, `plugin-deadline = \"off\"`", [WEIR, *job, *off], a.runs, a.events, job_seconds, t)
+        weir_off_u, weir_rss_off_u, _ = throughput("weir, memory backend, `chain = false`, `plugin-deadline = \"off\"`", [WEIR, *job, *unchained, *off],
+                                                   a.runs, a.events, job_seconds, t)
         # The whole log-analyzer job (parse, detect, two windows) on the same file: no Flink
         # twin, but it shows what the process world (detect) costs.
         bundle = ["run", "plugins/log-analyzer/job.toml", "-p", "2", "--set", "source.logs.kind=file", "--set", f"source.logs.path={data}",
@@ -256,8 +266,11 @@ def main():
             throughput("Flink 2.3 SQL, p=2", [py, os.path.join(SHARED, "bench", "flink_flagship.py"), data, "2"], max(1, a.runs // 2), a.events,
                        lambda x: float(re.search(r"wall_s=([0-9.]+)", x).group(1)), t, env=env, rss_measured=False)
         print()
-        for how, mem, rocksdb, rss in [("chained (default)", weir_mem, weir_rocks, weir_rss), ("chain = false", weir_mem_u, weir_rocks_u, weir_rss_u)]:
-            print(f"{how}: weir / Rust loop throughput: {loop_s / mem:.2f}; RocksDB / memory: {mem / rocksdb:.2f}", end="")
+        for how, mem, rocksdb, rss in [("chained (default)", weir_mem, weir_rocks, weir_rss), ("chain = false", weir_mem_u, weir_rocks_u, weir_rss_u),
+                                       ("plugin-deadline = off", weir_off, None, weir_rss), ("chain = false, plugin-deadline = off", weir_off_u, None, weir_rss_off_u)]:
+            print(f"{how}: weir / Rust loop throughput: {loop_s / mem:.2f}", end="")
+            if rocksdb:
+                print(f"; RocksDB / memory: {mem / rocksdb:.2f}", end="")
             if flink:
                 print(f"; weir / Flink DataStream throughput: {flink / mem:.2f}x; peak memory weir / Flink: {rss / flink_rss:.3f}", end="")
             print()

@@ -6,8 +6,9 @@
 //! Cases: `map+filter` (the `double` and `even` example plugins on JSON integers) and
 //! `parse` (the log-analyzer's parse plugin on log lines). Native runs build the same host
 //! records and run the same Rust logic, so the difference is what the plugin boundary and
-//! Wasm execution cost. `boundary` is the `identity` map on log lines: the boundary alone
-//! (no logic, so no native side).
+//! Wasm execution cost. `wasm-no-deadline` is the same plugin compiled without the call
+//! deadline's interruption checks (`plugin-deadline = "off"`). `boundary` is the `identity`
+//! map on log lines: the boundary alone (no logic, so no native side).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,15 +22,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use weir_host::plugin::{Instance, Plugin, PluginEngine};
 use weir_host::record::Record;
 
-fn plugin(name: &str) -> Arc<Plugin> {
+/// The plugin `name` compiled for an engine with the default call deadline, or with none
+/// (`plugin-deadline = "off"`: no interruption checks in the code).
+fn plugin(name: &str, deadline: bool) -> Arc<Plugin> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist").join(format!("{name}.wasm"));
     assert!(path.exists(), "{} is missing: run scripts/build-plugins.sh first", path.display());
-    let engine = PluginEngine::shared().expect("engine");
+    let engine = PluginEngine::with_deadline(deadline.then_some(weir_host::plugin::DEFAULT_DEADLINE)).expect("engine");
     Arc::new(Plugin::load(&engine, &path).expect("plugin loads"))
 }
 
 fn instance(name: &str) -> Instance {
-    Instance::new(plugin(name), name, 0, "{}".into()).expect("instance")
+    Instance::new(plugin(name, true), name, 0, "{}".into()).expect("instance")
+}
+
+fn instance_without_deadline(name: &str) -> Instance {
+    Instance::new(plugin(name, false), name, 0, "{}".into()).expect("instance")
 }
 
 /// In place, as the host's map writes a plugin's results over its input records.
@@ -49,8 +56,10 @@ const SIZES: [usize; 5] = [1, 16, 256, 1024, 4096];
 
 fn map_filter(c: &mut Criterion) {
     let mut g = c.benchmark_group("map+filter");
-    let mut double = instance("double");
-    let mut even = instance("even");
+    let mut sides = [
+        ("wasm", instance("double"), instance("even")),
+        ("wasm-no-deadline", instance_without_deadline("double"), instance_without_deadline("even")),
+    ];
     for n in SIZES {
         let input: Vec<Record> = (0..n as i64)
             .map(|i| Record { value: (i * 7919 % 100_000).to_string().into_bytes(), timestamp: Some(i), ..Record::default() })
@@ -58,18 +67,20 @@ fn map_filter(c: &mut Criterion) {
         g.throughput(Throughput::Elements(n as u64));
         // Each iteration gets fresh input records (made outside the timing), as an operator
         // gets its input batch.
-        g.bench_with_input(BenchmarkId::new("wasm", n), &input, |b, input| {
-            b.iter_batched(
-                || input.clone(),
-                |mut batch| {
-                    let failed = double.map(&mut batch);
-                    let mapped: Vec<Record> = batch.into_iter().zip(failed).filter(|(_, f)| f.is_none()).map(|(r, _)| r).collect();
-                    let kept = even.filter(&mapped);
-                    mapped.into_iter().zip(kept).filter(|(_, k)| matches!(k, Ok(true))).count()
-                },
-                BatchSize::SmallInput,
-            )
-        });
+        for (side, double, even) in &mut sides {
+            g.bench_with_input(BenchmarkId::new(*side, n), &input, |b, input| {
+                b.iter_batched(
+                    || input.clone(),
+                    |mut batch| {
+                        let failed = double.map(&mut batch);
+                        let mapped: Vec<Record> = batch.into_iter().zip(failed).filter(|(_, f)| f.is_none()).map(|(r, _)| r).collect();
+                        let kept = even.filter(&mapped);
+                        mapped.into_iter().zip(kept).filter(|(_, k)| matches!(k, Ok(true))).count()
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+        }
         g.bench_with_input(BenchmarkId::new("native", n), &input, |b, input| {
             b.iter_batched(
                 || input.clone(),
@@ -87,8 +98,8 @@ fn map_filter(c: &mut Criterion) {
 }
 
 /// Times a map plugin over `input` (a fresh copy per iteration, made outside the timing).
-fn wasm_map(g: &mut BenchmarkGroup<'_, WallTime>, wasm: &mut Instance, input: &[Record]) {
-    g.bench_with_input(BenchmarkId::new("wasm", input.len()), input, |b, input| {
+fn wasm_map(g: &mut BenchmarkGroup<'_, WallTime>, side: &str, wasm: &mut Instance, input: &[Record]) {
+    g.bench_with_input(BenchmarkId::new(side, input.len()), input, |b, input| {
         b.iter_batched(
             || input.to_vec(),
             |mut batch| wasm.map(&mut batch).into_iter().filter(Option::is_none).count(),
@@ -115,11 +126,13 @@ fn log_lines(n: usize) -> Vec<Vec<u8>> {
 fn parse(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     let mut wasm = instance("log_analyzer_parse");
+    let mut fast = instance_without_deadline("log_analyzer_parse");
     let lines = log_lines(4096);
     for n in [1usize, 256, 4096] {
         let input: Vec<Record> = lines[..n].iter().map(|l| Record::new(l.clone())).collect();
         g.throughput(Throughput::Elements(n as u64));
-        wasm_map(&mut g, &mut wasm, &input);
+        wasm_map(&mut g, "wasm", &mut wasm, &input);
+        wasm_map(&mut g, "wasm-no-deadline", &mut fast, &input);
         g.bench_with_input(BenchmarkId::new("native", n), &input, |b, input| {
             b.iter_batched(
                 || input.clone(),
@@ -149,7 +162,7 @@ fn boundary(c: &mut Criterion) {
     for n in [1usize, 256, 4096] {
         let input: Vec<Record> = log_lines(n).into_iter().map(Record::new).collect();
         g.throughput(Throughput::Elements(n as u64));
-        wasm_map(&mut g, &mut wasm, &input);
+        wasm_map(&mut g, "wasm", &mut wasm, &input);
     }
     g.finish();
 }

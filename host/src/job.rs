@@ -62,6 +62,9 @@ pub struct JobSpec {
     /// Loopback address of the control endpoint (`weir savepoint`), e.g. `127.0.0.1:7070`.
     #[serde(default)]
     pub control: Option<String>,
+    /// Longest a plugin call may run before it is stopped as a trap (`10s`), or `off`.
+    #[serde(default)]
+    pub plugin_deadline: Option<String>,
 }
 
 /// `[state]`.
@@ -604,6 +607,19 @@ impl Job {
         span.map(|s| line_at(&self.text, s.start))
     }
 
+    /// How long a plugin call may run (`None`: no limit). Default 10 s.
+    pub fn plugin_deadline(&self) -> Result<Option<std::time::Duration>, String> {
+        match self.spec.plugin_deadline.as_deref().map(str::trim) {
+            None => Ok(Some(std::time::Duration::from_secs(10))),
+            Some("off") => Ok(None),
+            Some(s) => match crate::time::parse_duration(s) {
+                Ok(d) if d >= std::time::Duration::from_millis(100) => Ok(Some(d)),
+                Ok(_) => Err(format!("`{s}` is too short: the deadline is checked every 100 ms; write e.g. `1s`, or `off`")),
+                Err(e) => Err(format!("{e}, or `off` for no deadline")),
+            },
+        }
+    }
+
     fn check(&self) -> Result<(), JobError> {
         let s = &self.spec;
         if s.parallelism == 0 {
@@ -614,6 +630,9 @@ impl Job {
         }
         if s.batch_size == 0 {
             return Err(self.error("batch-size", "must be at least 1"));
+        }
+        if let Err(e) = self.plugin_deadline() {
+            return Err(self.error("plugin-deadline", e));
         }
         if s.source.is_empty() {
             return Err(self.error("source", "a job needs at least one source, e.g. [source.logs] kind = \"file\""));

@@ -147,7 +147,8 @@ impl Planned {
         });
 
         // Compile each plugin once.
-        let engine = PluginEngine::shared().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let deadline = job.plugin_deadline().map_err(|e| anyhow::anyhow!("plugin-deadline: {e}"))?;
+        let engine = PluginEngine::with_deadline(deadline).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut plugins = HashMap::new();
         let mut want = |path: &PathBuf, worlds: &[World], who: &str| -> anyhow::Result<()> {
             let p = job.resolve(path);

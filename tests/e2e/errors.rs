@@ -47,6 +47,63 @@ fn missing_wrong_and_failing_plugins_stop_the_job_before_records_flow() {
     fails_with(&["run", &job.display().to_string()], &["junk.wasm", "not a WebAssembly component"]);
 }
 
+/// A plugin call that never returns is stopped at the job's `plugin-deadline` and its record
+/// dead-lettered; the job goes on. `off` compiles plugins without the checks; a bad value
+/// is a job-file error naming the field and the fix.
+#[test]
+fn a_plugin_call_that_never_returns_is_stopped_at_the_deadline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"n\": 1}\n{\"n\": 99}\n{\"n\": 2}\n").expect("write");
+    let (out, dead) = (dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
+    let text = format!(
+        "plugin-deadline = \"1s\"\n\n[source.in]\nkind = \"file\"\npath = \"{}\"\n\n[operator.faulty]\nkind = \"map\"\ninput = \"in\"\nplugin = \"{}\"\n\n[sink.out]\nkind = \"file\"\ninput = \"faulty\"\npath = \"{}\"\n\n[dead-letter]\nkind = \"file\"\npath = \"{}\"\n",
+        input.display(),
+        plugin("faulty").display(),
+        out.display(),
+        dead.display()
+    );
+    let (_d, job) = job_file(&text);
+    // Watched: without a working deadline the job would never end.
+    let metrics = dir.path().join("m.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", &job.display().to_string(), "--metrics", &metrics.display().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn weir");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the call that never returns was not stopped within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&metrics).expect("metrics")).expect("metrics JSON");
+    let ns: Vec<i64> = read_jsonl(&out).iter().map(|v| v["n"].as_i64().expect("n")).collect();
+    assert_eq!(ns, [1, 2]);
+    let dl = read_jsonl(&dead);
+    assert_eq!(dl.len(), 1, "{dl:?}");
+    assert_eq!(dl[0]["position"], 2);
+    assert!(dl[0]["reason"].as_str().unwrap_or_default().contains("call exceeded its deadline of 1s"), "{dl:?}");
+    assert_eq!(dead_letters(&m), 1);
+    // The batch call, then the record's call alone: each stopped once.
+    assert_eq!(m["nodes"]["faulty"]["plugin_restarts"].as_u64(), Some(2));
+    std::fs::write(&input, "{\"n\": 1}\n{\"n\": 2}\n").expect("write");
+    run_job(&job, &["plugin-deadline=off".into()]);
+    assert_eq!(read_jsonl(&out).len(), 2);
+    fails_with(
+        &["validate", &job.display().to_string(), "--set", "plugin-deadline=soon"],
+        &["plugin-deadline", "`soon` is not a duration", "or `off`"],
+    );
+}
+
 #[test]
 fn malformed_lines_and_plugin_failures_go_to_dead_letter_and_the_job_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");

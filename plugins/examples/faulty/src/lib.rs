@@ -1,5 +1,6 @@
 //! A misbehaving map for dead-letter tests: `{"n": -1}` is rejected with a reason, `{"n": 13}`
-//! traps (panics), anything else passes. With config `{"fail_init": true}` init fails.
+//! traps (panics), `{"n": 99}` never returns (a loop the call deadline must stop), anything
+//! else passes. With config `{"fail_init": true}` init fails.
 
 use weir_sdk::{Config, Error, Map, Record, Result};
 
@@ -23,6 +24,12 @@ impl Map for Faulty {
         match v.get("n").and_then(|n| n.as_i64()) {
             Some(n) if n < 0 => Err(Error::invalid_input(format!("n = {n} is negative"))),
             Some(13) => panic!("unlucky 13"),
+            Some(99) => {
+                let mut spins = 0u64;
+                loop {
+                    spins = std::hint::black_box(spins.wrapping_add(1));
+                }
+            }
             _ => Ok(rec),
         }
     }
