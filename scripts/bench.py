@@ -67,6 +67,9 @@ class Table:
 
 def throughput(name, cmd, runs, events, parse, table, env=None, rss_measured=True):
     walls, rss, notes = [], [], ""
+    # One untimed run first: page cache, CPU frequency and the like settle for every case
+    # alike (the first of a series had run up to 45 % slower).
+    run(cmd, env=env)
     for _ in range(runs):
         wall, mb, text = run(cmd, env=env)
         t = parse(text)
