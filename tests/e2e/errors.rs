@@ -1,6 +1,8 @@
 //! Bad input never crashes the host: job-file mistakes and bad plugins get clear errors
 //! before any record flows; malformed records and plugin failures go to dead-letter.
 
+use std::path::{Path, PathBuf};
+
 use crate::support::*;
 
 fn fails_with(args: &[&str], needles: &[&str]) {
@@ -47,22 +49,28 @@ fn missing_wrong_and_failing_plugins_stop_the_job_before_records_flow() {
     fails_with(&["run", &job.display().to_string()], &["junk.wasm", "not a WebAssembly component"]);
 }
 
+/// A job in `dir`: file `in.jsonl` → the `faulty` map → file `out.jsonl`, dead letters to
+/// `dead.jsonl`, with `top` before the tables. Returns (input, output, dead letters, text).
+fn faulty_file_job(dir: &Path, top: &str) -> (PathBuf, PathBuf, PathBuf, String) {
+    let (input, out, dead) = (dir.join("in.jsonl"), dir.join("out.jsonl"), dir.join("dead.jsonl"));
+    let text = format!(
+        "{top}[source.in]\nkind = \"file\"\npath = \"{}\"\n\n[operator.faulty]\nkind = \"map\"\ninput = \"in\"\nplugin = \"{}\"\n\n[sink.out]\nkind = \"file\"\ninput = \"faulty\"\npath = \"{}\"\n\n[dead-letter]\nkind = \"file\"\npath = \"{}\"\n",
+        input.display(),
+        plugin("faulty").display(),
+        out.display(),
+        dead.display()
+    );
+    (input, out, dead, text)
+}
+
 /// A plugin call that never returns is stopped at the job's `plugin-deadline` and its record
 /// dead-lettered; the job goes on. `off` compiles plugins without the checks; a bad value
 /// is a job-file error naming the field and the fix.
 #[test]
 fn a_plugin_call_that_never_returns_is_stopped_at_the_deadline() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = dir.path().join("in.jsonl");
+    let (input, out, dead, text) = faulty_file_job(dir.path(), "plugin-deadline = \"1s\"\n");
     std::fs::write(&input, "{\"n\": 1}\n{\"n\": 99}\n{\"n\": 2}\n").expect("write");
-    let (out, dead) = (dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
-    let text = format!(
-        "plugin-deadline = \"1s\"\n\n[source.in]\nkind = \"file\"\npath = \"{}\"\n\n[operator.faulty]\nkind = \"map\"\ninput = \"in\"\nplugin = \"{}\"\n\n[sink.out]\nkind = \"file\"\ninput = \"faulty\"\npath = \"{}\"\n\n[dead-letter]\nkind = \"file\"\npath = \"{}\"\n",
-        input.display(),
-        plugin("faulty").display(),
-        out.display(),
-        dead.display()
-    );
     let (_d, job) = job_file(&text);
     // Watched: without a working deadline the job would never end.
     let metrics = dir.path().join("m.json");
@@ -107,16 +115,8 @@ fn a_plugin_call_that_never_returns_is_stopped_at_the_deadline() {
 #[test]
 fn malformed_lines_and_plugin_failures_go_to_dead_letter_and_the_job_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = dir.path().join("in.jsonl");
+    let (input, out, dead, text) = faulty_file_job(dir.path(), "");
     std::fs::write(&input, "{\"n\": 1}\nnot json\n{\"n\": -1}\n{\"n\": 13}\n{\"n\": 2}\n{\"n\": 13}\n{\"n\": 3}\n").expect("write");
-    let (out, dead) = (dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
-    let text = format!(
-        "[source.in]\nkind = \"file\"\npath = \"{}\"\n\n[operator.faulty]\nkind = \"map\"\ninput = \"in\"\nplugin = \"{}\"\n\n[sink.out]\nkind = \"file\"\ninput = \"faulty\"\npath = \"{}\"\n\n[dead-letter]\nkind = \"file\"\npath = \"{}\"\n",
-        input.display(),
-        plugin("faulty").display(),
-        out.display(),
-        dead.display()
-    );
     let (_d, job) = job_file(&text);
     let (_, _, m) = run_job(&job, &[]);
     let ns: Vec<i64> = read_jsonl(&out).iter().map(|v| v["n"].as_i64().expect("n")).collect();
