@@ -106,6 +106,17 @@ impl Operator for StatelessOp {
     }
 }
 
+/// Sends a record a plugin emitted to the main output (`to` is `None`) or to the named side
+/// output.
+pub(crate) fn emit_plugin_output(out: &mut Output, to: Option<String>, r: Record) {
+    match to {
+        None => out.emit(r),
+        Some(name) => {
+            out.emit_to(&name, r);
+        }
+    }
+}
+
 /// A keyed process plugin: one call for the records of a batch up to the first watermark at
 /// which a timer is due (the plugin moves from record to record with `context.enter`, each
 /// with its key, the watermark it arrived at and its event time); event-time timers fire when
@@ -144,17 +155,9 @@ impl ProcessOp {
         call.timestamp = ts;
     }
 
-    fn drain(&mut self, out: &mut Output, origin: Option<&Record>) {
-        for (to, mut r) in std::mem::take(&mut self.inst.host().emitted) {
-            if let Some(o) = origin {
-                r.origin = o.origin;
-            }
-            match to {
-                None => out.emit(r),
-                Some(name) => {
-                    out.emit_to(&name, r);
-                }
-            }
+    fn drain(&mut self, out: &mut Output) {
+        for (to, r) in std::mem::take(&mut self.inst.host().emitted) {
+            emit_plugin_output(out, to, r);
         }
     }
 
@@ -175,7 +178,7 @@ impl ProcessOp {
                 );
             }
             out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
-            self.drain(out, None);
+            self.drain(out);
         }
     }
 }
@@ -232,12 +235,7 @@ impl Operator for ProcessOp {
                 for (to, mut e) in emitted.by_ref().take(upto - taken.min(upto)) {
                     taken += 1;
                     e.origin = rec.origin;
-                    match to {
-                        None => out.emit(e),
-                        Some(name) => {
-                            out.emit_to(&name, e);
-                        }
-                    }
+                    emit_plugin_output(out, to, e);
                 }
                 if let Err(f) = res {
                     out.dead_letter(std::mem::take(rec), f.to_string());

@@ -652,12 +652,7 @@ impl WindowOp {
                     out.dead_letter(Record::new(row.into_json()), format!("process-window: {f}"));
                 }
                 for (to, r) in std::mem::take(&mut inst.host().emitted) {
-                    match to {
-                        None => out.emit(r),
-                        Some(n) => {
-                            out.emit_to(&n, r);
-                        }
-                    }
+                    crate::operators::emit_plugin_output(out, to, r);
                 }
                 return;
             }
