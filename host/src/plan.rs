@@ -200,24 +200,28 @@ impl Planned {
         (readers == 1 && self.nodes[up].parallelism == n.parallelism && self.nodes[up].kind != NodeKind::Sink).then_some(up)
     }
 
+    /// The nodes of the task headed by `head`, in chain order (see [`Self::chains_into`]).
+    fn task_members(&self, chained: &[Option<usize>], head: usize) -> Vec<usize> {
+        let mut members = vec![head];
+        while let Some(next) = (0..self.nodes.len()).find(|j| chained[*j] == members.last().copied()) {
+            members.push(next);
+        }
+        members
+    }
+
     /// The tasks a run starts, one line each: the head node, its subtasks (threads), the
     /// nodes chained into it, and how its input is partitioned.
     pub fn tasks(&self) -> Vec<String> {
         let chained: Vec<Option<usize>> = (0..self.nodes.len()).map(|i| self.chains_into(i)).collect();
-        let mut lines = Vec::new();
-        for (hi, h) in self.nodes.iter().enumerate().filter(|(i, _)| chained[*i].is_none()) {
-            let mut line = format!("{} ×{}", h.name, h.parallelism);
-            let mut last = hi;
-            while let Some(next) = (0..self.nodes.len()).find(|j| chained[*j] == Some(last)) {
-                line.push_str(&format!(" → {}", self.nodes[next].name));
-                last = next;
-            }
-            if h.keyed {
-                line.push_str(" (input partitioned by key)");
-            }
-            lines.push(line);
-        }
-        lines
+        let heads = (0..self.nodes.len()).filter(|i| chained[*i].is_none());
+        heads
+            .map(|hi| {
+                let names: Vec<&str> = self.task_members(&chained, hi).iter().map(|&m| self.nodes[m].name.as_str()).collect();
+                let h = &self.nodes[hi];
+                let keyed = if h.keyed { " (input partitioned by key)" } else { "" };
+                format!("{} ×{}{}{keyed}", names[0], h.parallelism, names[1..].iter().map(|n| format!(" → {n}")).collect::<String>())
+            })
+            .collect()
     }
 
     fn config_json(v: &Option<toml::Value>) -> String {
@@ -575,10 +579,7 @@ impl Planned {
             if chained[hi].is_some() {
                 continue;
             }
-            let mut members = vec![hi];
-            while let Some(next) = (0..self.nodes.len()).find(|j| chained[*j] == Some(*members.last().unwrap_or(&hi))) {
-                members.push(next);
-            }
+            let members = self.task_members(&chained, hi);
             for s in 0..h.parallelism {
                 let mut links = Vec::new();
                 for (pos, &m) in members.iter().enumerate() {
