@@ -607,14 +607,16 @@ impl Job {
         span.map(|s| line_at(&self.text, s.start))
     }
 
-    /// How long a plugin call may run (`None`: no limit). Default 10 s.
+    /// How long a plugin call may run (`None`: no limit); default
+    /// [`crate::plugin::DEFAULT_DEADLINE`].
     pub fn plugin_deadline(&self) -> Result<Option<std::time::Duration>, String> {
+        use crate::plugin::{DEFAULT_DEADLINE, EPOCH_TICK};
         match self.spec.plugin_deadline.as_deref().map(str::trim) {
-            None => Ok(Some(std::time::Duration::from_secs(10))),
+            None => Ok(Some(DEFAULT_DEADLINE)),
             Some("off") => Ok(None),
             Some(s) => match crate::time::parse_duration(s) {
-                Ok(d) if d >= std::time::Duration::from_millis(100) => Ok(Some(d)),
-                Ok(_) => Err(format!("`{s}` is too short: the deadline is checked every 100 ms; write e.g. `1s`, or `off`")),
+                Ok(d) if d >= EPOCH_TICK => Ok(Some(d)),
+                Ok(_) => Err(format!("`{s}` is too short: the deadline is checked every {EPOCH_TICK:?}; write e.g. `1s`, or `off`")),
                 Err(e) => Err(format!("{e}, or `off` for no deadline")),
             },
         }

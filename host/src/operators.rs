@@ -11,7 +11,6 @@ use crate::plugin::bindings::{TimeDomain, Timer};
 use crate::plugin::{CallCtx, Failure, Instance};
 use crate::record::{Batch, Record};
 use crate::runtime::{Operator, Output};
-use crate::state::key_group;
 use crate::time::{Clock, MIN_WATERMARK};
 
 /// Which stateless call an operator makes.
@@ -145,14 +144,8 @@ impl ProcessOp {
     }
 
     fn enter(&mut self, key: &[u8], ts: Option<i64>) {
-        let kg = key_group(key, self.max_parallelism);
-        let (wm, now) = (self.watermark, self.clock.now_ms());
-        let call = &mut self.inst.host().call;
-        call.key = Some(key.to_vec());
-        call.key_group = kg;
-        call.watermark = wm;
-        call.processing_time = now;
-        call.timestamp = ts;
+        let call = CallCtx::keyed(key.to_vec(), self.max_parallelism, self.watermark, self.clock.now_ms(), ts);
+        self.inst.host().call = call;
     }
 
     fn drain(&mut self, out: &mut Output) {
@@ -200,8 +193,11 @@ impl Operator for ProcessOp {
             // One call up to the first later mark that reaches a pending timer; the marks
             // before it fire nothing (unless the call registers a timer they reach: then
             // `enter` stops the plugin there).
-            let next_timer = self.inst.host().event_timers.next();
-            let end = marks[mi..].iter().find(|m| next_timer.is_some_and(|t| t <= m.1)).map_or(n, |m| m.0 as usize);
+            // (Marks rise, so the first one at or past the timer is a binary search away.)
+            let end = match self.inst.host().event_timers.next() {
+                Some(t) => marks[mi..].get(marks[mi..].partition_point(|m| m.1 < t)).map_or(n, |m| m.0 as usize),
+                None => n,
+            };
             let mut ctxs = Vec::with_capacity(end - pos);
             let mut inner = Vec::new();
             let (mut wm, mut mj, now) = (self.watermark, mi, self.clock.now_ms());
@@ -211,13 +207,10 @@ impl Operator for ProcessOp {
                     inner.push((j, w));
                     mj += 1;
                 }
-                let key = r.key.clone().unwrap_or_default();
-                let key_group = key_group(&key, self.max_parallelism);
-                ctxs.push(CallCtx { key: Some(key), key_group, watermark: wm, processing_time: now, timestamp: r.timestamp });
+                ctxs.push(CallCtx::keyed(r.key.clone().unwrap_or_default(), self.max_parallelism, wm, now, r.timestamp));
             }
-            self.inst.host().call.processing_time = now;
             let before = self.inst.restarts;
-            let (results, entered) = self.inst.process(&records[pos..end], ctxs, inner);
+            let (results, entered) = self.inst.process(&mut records[pos..end], ctxs, inner);
             out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
             // Outputs in input order: each record's emits, the marks between records.
             // Every result stands for a record handled (at least one).

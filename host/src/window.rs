@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::bindings::Window as WitWindow;
-use crate::plugin::Instance;
+use crate::plugin::{CallCtx, Instance};
 use crate::record::{Batch, Record};
 use serde_json::value::RawValue;
 
@@ -266,6 +266,11 @@ fn un_ns(b: &[u8]) -> (i64, i64) {
     (s as i64, e as i64)
 }
 
+/// The backend key of state `name` of `key` in namespace `ns`, under the key's key group.
+fn state_key<'a>(codec: &'a mut KeyCodec, max_parallelism: u32, name: &str, key: &[u8], ns: &[u8]) -> &'a [u8] {
+    codec.key(key_group(key, max_parallelism), name, key, ns)
+}
+
 /// The keyed window operator of one subtask.
 pub struct WindowOp {
     cfg: WindowConfig,
@@ -427,20 +432,17 @@ impl WindowOp {
     /// Window `w` of `key`, taken out of the state (see [`Cache::take`]): [`WindowOp::store`]
     /// puts it back.
     fn load(&mut self, key: &[u8], w: (i64, i64)) -> Option<WinState> {
-        let kg = key_group(key, self.cfg.max_parallelism);
-        let k = self.codec.key(kg, STATE, key, &ns(w.0, w.1));
+        let k = state_key(&mut self.codec, self.cfg.max_parallelism, STATE, key, &ns(w.0, w.1));
         self.windows.take(self.state.as_mut(), k)
     }
 
     fn store(&mut self, key: &[u8], w: (i64, i64), s: WinState) {
-        let kg = key_group(key, self.cfg.max_parallelism);
-        let k = self.codec.key(kg, STATE, key, &ns(w.0, w.1));
+        let k = state_key(&mut self.codec, self.cfg.max_parallelism, STATE, key, &ns(w.0, w.1));
         self.windows.put(self.state.as_mut(), k, s);
     }
 
     fn purge(&mut self, key: &[u8], w: (i64, i64)) {
-        let kg = key_group(key, self.cfg.max_parallelism);
-        let k = self.codec.key(kg, STATE, key, &ns(w.0, w.1));
+        let k = state_key(&mut self.codec, self.cfg.max_parallelism, STATE, key, &ns(w.0, w.1));
         self.windows.delete(self.state.as_mut(), k);
     }
 
@@ -641,14 +643,10 @@ impl WindowOp {
                 }
             }
             WindowFn::Process(inst) => {
-                let kg = key_group(key, self.cfg.max_parallelism);
-                let call = &mut inst.host().call;
-                call.key = Some(key.to_vec());
-                call.key_group = kg;
-                call.watermark = self.watermark;
-                call.timestamp = ts;
+                let now = self.clock.now_ms();
+                inst.host().call = CallCtx::keyed(key.to_vec(), self.cfg.max_parallelism, self.watermark, now, ts);
                 let els = Self::elements(s);
-                if let Err(f) = inst.process_window(WitWindow { start: w.0, end: w.1 }, &els) {
+                if let Err(f) = inst.process_window(WitWindow { start: w.0, end: w.1 }, els) {
                     out.dead_letter(Record::new(row.into_json()), format!("process-window: {f}"));
                 }
                 for (to, r) in std::mem::take(&mut inst.host().emitted) {
@@ -744,14 +742,12 @@ impl WindowOp {
     /// The session windows of `key`, taken out of the state: [`WindowOp::set_sessions`]
     /// puts them back.
     fn sessions(&mut self, key: &[u8]) -> Vec<(i64, i64)> {
-        let kg = key_group(key, self.cfg.max_parallelism);
-        let k = self.codec.key(kg, SESSIONS, key, &[]);
+        let k = state_key(&mut self.codec, self.cfg.max_parallelism, SESSIONS, key, &[]);
         self.sessions.take(self.state.as_mut(), k).unwrap_or_default()
     }
 
     fn set_sessions(&mut self, key: &[u8], v: Vec<(i64, i64)>) {
-        let kg = key_group(key, self.cfg.max_parallelism);
-        let k = self.codec.key(kg, SESSIONS, key, &[]);
+        let k = state_key(&mut self.codec, self.cfg.max_parallelism, SESSIONS, key, &[]);
         if v.is_empty() {
             self.sessions.delete(self.state.as_mut(), k);
         } else {
@@ -829,8 +825,7 @@ impl WindowOp {
     fn on_count_element(&mut self, key: &[u8], r: Record, count: u64, every: u64, out: &mut Output) {
         let w = (0, 0);
         let (mut s, _) = self.add(key, w, &r, out);
-        let kg = key_group(key, self.cfg.max_parallelism);
-        let ck = self.codec.key(kg, COUNTS, key, &[]);
+        let ck = state_key(&mut self.codec, self.cfg.max_parallelism, COUNTS, key, &[]);
         let seen = self.counts.take(self.state.as_mut(), ck).unwrap_or(0) + 1;
         self.counts.put(self.state.as_mut(), ck, seen);
         // Keep the last `count` elements (Flink's CountEvictor).

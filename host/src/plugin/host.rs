@@ -45,11 +45,21 @@ pub struct ProcessCall {
 
 impl ProcessCall {
     /// After a timer at `t` is registered while record `current` is processed: stop before
-    /// the first later record whose arrival watermark reaches `t`.
+    /// the first later record whose arrival watermark reaches `t` (marks rise in both
+    /// position and watermark, so two binary searches find it).
     fn timer_registered(&mut self, current: usize, t: i64) {
-        if let Some((i, _)) = self.marks.iter().find(|(i, w)| *i > current && *w >= t) {
+        let later = &self.marks[self.marks.partition_point(|(i, _)| *i <= current)..];
+        if let Some((i, _)) = later.get(later.partition_point(|(_, w)| *w < t)) {
             self.stop_at = self.stop_at.min(*i);
         }
+    }
+}
+
+impl CallCtx {
+    /// The context of a record or timer of `key`.
+    pub fn keyed(key: Vec<u8>, max_parallelism: u32, watermark: i64, processing_time: i64, timestamp: Option<i64>) -> CallCtx {
+        let key_group = crate::state::key_group(&key, max_parallelism);
+        CallCtx { key: Some(key), key_group, watermark, processing_time, timestamp }
     }
 }
 

@@ -12,7 +12,7 @@ use super::host::{to_wit, CallCtx, HostCtx, ProcessCall};
 use crate::record::Record;
 
 /// Epoch ticks happen every 100 ms (the granularity of a call's deadline).
-const EPOCH_TICK: Duration = Duration::from_millis(100);
+pub const EPOCH_TICK: Duration = Duration::from_millis(100);
 /// How long a plugin call may run unless the job says otherwise (`plugin-deadline`).
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 /// Linear memory one instance may grow to.
@@ -666,12 +666,30 @@ impl Instance {
     /// for each record it entered how many records had been emitted before it. After a
     /// trap the record the plugin was on fails with it and those before it count as done
     /// (their state changes and emitted records stay); the caller passes the rest again.
-    pub fn process(&mut self, batch: &[Record], records: Vec<CallCtx>, marks: Vec<(usize, i64)>) -> (Vec<Result<(), Failure>>, Vec<usize>) {
+    pub fn process(
+        &mut self,
+        batch: &mut [Record],
+        records: Vec<CallCtx>,
+        marks: Vec<(usize, i64)>,
+    ) -> (Vec<Result<(), Failure>>, Vec<usize>) {
         self.arm();
         let n = batch.len();
         self.host().process = ProcessCall { records, marks, entered: Vec::with_capacity(n), stop_at: usize::MAX };
         let Bound::Process(b) = &self.bound else { unreachable!("world checked at load") };
-        let res = b.call_process(&mut self.store, &Self::wit_batch(batch));
+        // The records' buffers are lent to the call and given back (no copy per record).
+        let lent: Vec<WitRecord> = batch
+            .iter_mut()
+            .map(|r| WitRecord {
+                key: r.key.take(),
+                value: std::mem::take(&mut r.value),
+                timestamp: r.timestamp,
+                headers: std::mem::take(&mut r.headers),
+            })
+            .collect();
+        let res = b.call_process(&mut self.store, &lent);
+        for (r, w) in batch.iter_mut().zip(lent) {
+            (r.key, r.value, r.headers) = (w.key, w.value, w.headers);
+        }
         let entered = std::mem::take(&mut self.host().process).entered;
         let results = match res {
             Ok(v) if (1..=n).contains(&v.len()) && v.len() >= entered.len() => v.into_iter().map(|r| r.map_err(guest)).collect(),
@@ -736,10 +754,11 @@ impl Instance {
     }
 
     /// `process-window` with the window's elements.
-    pub fn process_window(&mut self, window: bindings::Window, elements: &[Record]) -> Result<(), Failure> {
+    pub fn process_window(&mut self, window: bindings::Window, elements: Vec<Record>) -> Result<(), Failure> {
         self.arm();
         let Bound::WindowProcess(b) = &self.bound else { unreachable!("world checked at load") };
-        match b.call_process_window(&mut self.store, window, &Self::wit_batch(elements)) {
+        let elements: Vec<WitRecord> = elements.into_iter().map(to_wit).collect();
+        match b.call_process_window(&mut self.store, window, &elements) {
             Ok(r) => r.map_err(guest),
             Err(e) => Err(self.recover(&e)),
         }
