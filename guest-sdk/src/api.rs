@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::{host, Error, Level, Record, Result, Timer, Window};
+use crate::{host, Error, Level, Mapped, Record, RecordView, Result, Timer, Window};
 
 /// An operator's `config` table from the job file, as JSON.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +34,12 @@ pub trait Map: Sized + 'static {
     fn open(config: &Config) -> Result<Self>;
     /// Maps one record; an error sends it to the dead-letter output.
     fn map(&mut self, rec: Record) -> Result<Record>;
+    /// Maps a record lent from the host's batch: what the host calls. The default copies the
+    /// record and calls [`Map::map`]; an operator that often passes records on, or reads only
+    /// part of them, overrides it (the function form on a [`RecordView`] does).
+    fn map_view(&mut self, rec: RecordView<'_>) -> Result<Mapped> {
+        self.map(rec.to_record()).map(Mapped::Record)
+    }
 }
 
 /// A predicate. Export with `#[weir_sdk::filter]`.
@@ -42,6 +48,14 @@ pub trait Filter: Sized + 'static {
     fn open(config: &Config) -> Result<Self>;
     /// True keeps the record.
     fn filter(&mut self, rec: &Record) -> Result<bool>;
+    /// As [`Filter::filter`] on a record lent from the host's batch: what the host calls. The
+    /// default copies the record; override it to read the record where it lies.
+    fn filter_view(&mut self, rec: RecordView<'_>) -> Result<bool> {
+        let r = rec.to_record();
+        let keep = self.filter(&r);
+        crate::rt::recycle(r.value);
+        keep
+    }
 }
 
 /// A 1→n transformation. Export with `#[weir_sdk::flat_map]`.
@@ -58,6 +72,14 @@ pub trait KeySelector: Sized + 'static {
     fn open(config: &Config) -> Result<Self>;
     /// The key of a record; equal bytes mean the same key.
     fn select_key(&mut self, rec: &Record) -> Result<Vec<u8>>;
+    /// As [`KeySelector::select_key`] on a record lent from the host's batch: what the host
+    /// calls. The default copies the record; override it to read the record where it lies.
+    fn select_key_view(&mut self, rec: RecordView<'_>) -> Result<Vec<u8>> {
+        let r = rec.to_record();
+        let key = self.select_key(&r);
+        crate::rt::recycle(r.value);
+        key
+    }
 }
 
 /// A keyed process function with state, side outputs and timers. Export with

@@ -7,10 +7,10 @@
 //!
 //! | macro | on | world |
 //! | --- | --- | --- |
-//! | [`macro@map`] | `fn(Record) -> Result<Record>` or `impl Map for T` | `map` |
-//! | [`macro@filter`] | `fn(&Record) -> Result<bool>` or `impl Filter for T` | `filter` |
+//! | [`macro@map`] | `fn(Record) -> Result<Record>`, `fn(RecordView) -> Result<Mapped>` or `impl Map for T` | `map` |
+//! | [`macro@filter`] | `fn(&Record) -> Result<bool>`, `fn(RecordView) -> Result<bool>` or `impl Filter for T` | `filter` |
 //! | [`macro@flat_map`] | `fn(Record) -> Result<Vec<Record>>` or `impl FlatMap for T` | `flat-map` |
-//! | [`macro@key_selector`] | `fn(&Record) -> Result<Vec<u8>>` or `impl KeySelector for T` | `key-selector` |
+//! | [`macro@key_selector`] | `fn(&Record) -> Result<Vec<u8>>`, `fn(RecordView) -> Result<Vec<u8>>` or `impl KeySelector for T` | `key-selector` |
 //! | [`macro@process`] | `impl Process for T` | `process` |
 //! | [`macro@aggregate`] | `impl Aggregate for T` | `aggregate` |
 //! | [`macro@window_process`] | `impl WindowProcess for T` | `window-process` |
@@ -22,6 +22,10 @@
 //!     rec.with_json(&(x * 2))
 //! }
 //! ```
+//!
+//! The forms that take a [`RecordView`] read each record where it lies in the batch the
+//! host sent, and a map answering [`Mapped::Unchanged`] sends nothing back: the cheapest
+//! boundary, for operators that mostly check or pass records on.
 //!
 //! Operator logic runs natively too: [`testing`] is an in-memory host with state, timers and
 //! simulated time, so plugins are unit-tested with plain `cargo test`.
@@ -38,6 +42,7 @@ mod state;
 pub mod testing;
 
 pub use api::*;
+pub use record::{Mapped, RecordView};
 pub use state::*;
 
 /// Generated bindings of the host imports. Not part of the API: use the items re-exported at
@@ -49,11 +54,11 @@ pub mod wit {
         inline: "
             package weir:sdk;
             world imports {
-                import weir:plugin/log@0.3.0;
-                import weir:plugin/context@0.3.0;
-                import weir:plugin/output@0.3.0;
-                import weir:plugin/state@0.3.0;
-                import weir:plugin/timers@0.3.0;
+                import weir:plugin/log@0.4.0;
+                import weir:plugin/context@0.4.0;
+                import weir:plugin/output@0.4.0;
+                import weir:plugin/state@0.4.0;
+                import weir:plugin/timers@0.4.0;
             }
         ",
         world: "weir:sdk/imports",

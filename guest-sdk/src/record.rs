@@ -1,8 +1,113 @@
-//! Record and error helpers: JSON payloads in and out, error constructors.
+//! Records and their helpers: JSON payloads in and out, borrowed views, what a map made of
+//! a record, error constructors.
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::wit::weir::plugin::types::Header;
 use crate::{Error, Record, Result};
+
+/// A record borrowed from the batch the host sent: what the `*_view` methods of [`Map`],
+/// [`Filter`] and [`KeySelector`] take, so a record is read where it lies instead of being
+/// copied into a [`Record`] first.
+///
+/// [`Map`]: crate::Map
+/// [`Filter`]: crate::Filter
+/// [`KeySelector`]: crate::KeySelector
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    /// The key, when the record has one.
+    pub key: Option<&'a [u8]>,
+    /// The payload.
+    pub value: &'a [u8],
+    /// Event time in epoch ms, when the record has one.
+    pub timestamp: Option<i64>,
+    headers: Headers<'a>,
+}
+
+/// The headers of a view: as they came in a batch, or those of an owned [`Record`].
+#[derive(Debug, Clone, Copy)]
+enum Headers<'a> {
+    Batch(&'a [Header]),
+    Owned(&'a [(String, Vec<u8>)]),
+}
+
+impl<'a> RecordView<'a> {
+    /// A view of record parts from a batch; `headers` are this record's own.
+    pub(crate) fn of_batch(r: weir_batch::RecordRef<'a>, headers: &'a [Header]) -> RecordView<'a> {
+        RecordView { key: r.key, value: r.value, timestamp: r.timestamp, headers: Headers::Batch(headers) }
+    }
+
+    /// Parses the value as JSON; a parse failure is [`Error::InvalidInput`].
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(self.value).map_err(|e| Error::InvalidInput(format!("value is not the expected JSON: {e}")))
+    }
+
+    /// The value as UTF-8 text; invalid UTF-8 is [`Error::InvalidInput`].
+    pub fn text(&self) -> Result<&'a str> {
+        std::str::from_utf8(self.value).map_err(|e| Error::InvalidInput(format!("value is not UTF-8: {e}")))
+    }
+
+    /// The headers, in order (names may repeat).
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        let (batch, owned) = match self.headers {
+            Headers::Batch(h) => (h, &[][..]),
+            Headers::Owned(h) => (&[][..], h),
+        };
+        batch.iter().map(|h| (h.name.as_str(), h.value.as_slice())).chain(owned.iter().map(|(n, v)| (n.as_str(), v.as_slice())))
+    }
+
+    /// The first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// An owned copy. Inside a plugin the value is built in a buffer that an earlier record
+    /// handed back, so copying record after record allocates no value per record.
+    #[inline]
+    pub fn to_record(&self) -> Record {
+        let mut value = crate::rt::spare_buffer();
+        value.extend_from_slice(self.value);
+        Record {
+            key: self.key.map(<[u8]>::to_vec),
+            value,
+            timestamp: self.timestamp,
+            headers: match self.headers {
+                Headers::Batch([]) | Headers::Owned([]) => Vec::new(),
+                _ => self.headers().map(|(n, v)| (n.to_string(), v.to_vec())).collect(),
+            },
+        }
+    }
+}
+
+/// What a map made of a record it was lent ([`Map::map_view`](crate::Map::map_view)).
+#[derive(Debug, Clone)]
+pub enum Mapped {
+    /// The record goes on as it came: key, value, event time and headers. Nothing crosses
+    /// back to the host, which keeps its own copy: the cheapest answer.
+    Unchanged,
+    /// The record goes on with this value; key, event time and headers as they came.
+    Value(Vec<u8>),
+    /// This record replaces it.
+    Record(Record),
+}
+
+impl Mapped {
+    /// [`Mapped::Value`] holding `value` as JSON, written into a reused buffer.
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Mapped> {
+        let mut buf = crate::rt::spare_buffer();
+        serde_json::to_writer(&mut buf, value).map_err(|e| Error::Other(format!("serialize: {e}")))?;
+        Ok(Mapped::Value(buf))
+    }
+
+    /// The record this answer makes of `rec` (the record the view was of).
+    pub fn apply(self, rec: Record) -> Record {
+        match self {
+            Mapped::Unchanged => rec,
+            Mapped::Value(value) => Record { value, ..rec },
+            Mapped::Record(r) => r,
+        }
+    }
+}
 
 impl Record {
     /// A record with a JSON value and nothing else.
@@ -20,14 +125,19 @@ impl Record {
         Record { key: None, value: value.into(), timestamp: None, headers: Vec::new() }
     }
 
+    /// A borrowed view of this record.
+    pub fn view(&self) -> RecordView<'_> {
+        RecordView { key: self.key.as_deref(), value: &self.value, timestamp: self.timestamp, headers: Headers::Owned(&self.headers) }
+    }
+
     /// Parses the value as JSON; a parse failure is [`Error::InvalidInput`].
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.value).map_err(|e| Error::InvalidInput(format!("value is not the expected JSON: {e}")))
+        self.view().json()
     }
 
     /// The value as UTF-8 text; invalid UTF-8 is [`Error::InvalidInput`].
     pub fn text(&self) -> Result<&str> {
-        std::str::from_utf8(&self.value).map_err(|e| Error::InvalidInput(format!("value is not UTF-8: {e}")))
+        self.view().text()
     }
 
     /// This record with its value replaced by `value` as JSON (key, time, headers kept).
@@ -46,7 +156,7 @@ impl Record {
 
     /// The first header called `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+        self.view().header(name)
     }
 }
 

@@ -4,13 +4,17 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use crate::wit::weir::plugin::types::{Batch, Failure, Filtered, FlatMapped, Header, Keys, Mapped};
-use crate::{Aggregate, Config, Error, Filter, FlatMap, KeySelector, Map, Process, Record, Result, Timer, Window, WindowProcess};
+use crate::wit::weir::plugin::types::{Batch, Failure, Filtered, FlatMapped, Header, Keys, Mapped as WitMapped};
+use crate::{
+    Aggregate, Config, Error, Filter, FlatMap, KeySelector, Map, Mapped, Process, Record, RecordView, Result, Timer, Window, WindowProcess,
+};
 
 thread_local! {
     static OPERATOR: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
     /// Event time of the record being processed: what an emitted record without one gets.
     static CURRENT_TS: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+    /// A value buffer handed back for the next record ([`spare_buffer`], [`recycle`]).
+    static SPARE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The event time of the record being processed, if any.
@@ -37,32 +41,42 @@ pub fn init<T: 'static>(config: String, open: impl FnOnce(&Config) -> Result<T>)
     Ok(())
 }
 
-/// Calls `f` on each record of a flat batch, as an owned [`Record`]; a batch whose lists
-/// disagree (a host bug) fails as a whole. `f` may hand back a byte buffer it is done with:
-/// the next record's value is built in it, so a batch allocates no value per record.
-fn each_record<T: 'static>(input: Batch, mut f: impl FnMut(&mut T, u32, Record) -> Option<Vec<u8>>) -> Vec<Failure> {
+/// A cleared byte buffer: the one last handed back with [`recycle`], or a new one.
+pub fn spare_buffer() -> Vec<u8> {
+    let mut v = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    v.clear();
+    v
+}
+
+/// Hands a byte buffer back for the next [`spare_buffer`]: records copied or built one after
+/// another reuse one allocation.
+pub fn recycle(buf: Vec<u8>) {
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        if buf.capacity() > s.capacity() {
+            *s = buf;
+        }
+    })
+}
+
+/// Calls `f` on each record of a flat batch, lent where it lies; a batch whose lists
+/// disagree (a host bug) fails as a whole.
+fn each_view<T: 'static>(input: &Batch, mut f: impl FnMut(&mut T, u32, RecordView<'_>)) -> Vec<Failure> {
     let checked = weir_batch::Parts::new(&input.data, &input.ends, &input.timestamps, &input.flags)
         .and_then(|p| weir_batch::check_header_indexes(input.headers.iter().map(|h| h.index), p.len()).map(|()| p));
     let parts = match checked {
         Ok(p) => p,
         Err(e) => return (0..input.flags.len() as u32).map(|index| Failure { index, error: Error::Other(e.to_string()) }).collect(),
     };
-    let mut headers = input.headers.into_iter().peekable();
     let res = with_op::<T, _>(|op| {
-        let mut spare = Vec::new();
+        let mut h = 0;
         for (i, r) in parts.iter().enumerate() {
             let i = i as u32;
-            let mut own = Vec::new();
-            while let Some(h) = headers.next_if(|h| h.index == i) {
-                own.push((h.name, h.value));
+            let from = h;
+            while input.headers.get(h).is_some_and(|x| x.index == i) {
+                h += 1;
             }
-            let mut value = std::mem::take(&mut spare);
-            value.clear();
-            value.extend_from_slice(r.value);
-            let rec = Record { key: r.key.map(<[u8]>::to_vec), value, timestamp: r.timestamp, headers: own };
-            if let Some(buf) = f(op, i, rec) {
-                spare = buf;
-            }
+            f(op, i, RecordView::of_batch(r, &input.headers[from..h]));
         }
     });
     match res {
@@ -79,11 +93,17 @@ struct Out {
 }
 
 impl Out {
-    /// Copies `r` in; gives its value buffer back for reuse.
-    fn push(&mut self, r: Record) -> Vec<u8> {
+    /// Copies `r` in; hands its value buffer back for reuse.
+    fn push(&mut self, r: Record) {
         let index = self.lists.push(r.key.as_deref(), &r.value, r.timestamp);
         self.headers.extend(r.headers.into_iter().map(|(name, value)| Header { index, name, value }));
-        r.value
+        recycle(r.value);
+    }
+    /// Copies in the record `rec` with its value replaced by `value`.
+    fn push_value(&mut self, rec: RecordView<'_>, value: Vec<u8>) {
+        let index = self.lists.push(rec.key, &value, rec.timestamp);
+        self.headers.extend(rec.headers().map(|(name, value)| Header { index, name: name.to_string(), value: value.to_vec() }));
+        recycle(value);
     }
     fn into_batch(self) -> Batch {
         let l = self.lists;
@@ -91,34 +111,37 @@ impl Out {
     }
 }
 
-pub fn map<T: Map>(input: Batch) -> Mapped {
+pub fn map<T: Map>(input: Batch) -> WitMapped {
+    let n = input.flags.len();
     let mut out = Out::default();
+    let mut same = Vec::new();
     let mut failed = Vec::new();
-    let early = each_record::<T>(input, |op, index, r| match op.map(r) {
-        Ok(o) => Some(out.push(o)),
-        Err(error) => {
-            failed.push(Failure { index, error });
-            None
+    let early = each_view::<T>(&input, |op, index, r| match op.map_view(r) {
+        Ok(Mapped::Unchanged) => {
+            if same.is_empty() {
+                same.resize(n, 0);
+            }
+            same[index as usize] = 1;
         }
+        Ok(Mapped::Value(v)) => out.push_value(r, v),
+        Ok(Mapped::Record(o)) => out.push(o),
+        Err(error) => failed.push(Failure { index, error }),
     });
     if !early.is_empty() {
-        return Mapped { out: Out::default().into_batch(), failed: early };
+        return WitMapped { out: Out::default().into_batch(), same: Vec::new(), failed: early };
     }
-    Mapped { out: out.into_batch(), failed }
+    WitMapped { out: out.into_batch(), same, failed }
 }
 
 pub fn filter<T: Filter>(input: Batch) -> Filtered {
     let mut keep = Vec::with_capacity(input.flags.len());
     let mut failed = Vec::new();
-    let early = each_record::<T>(input, |op, index, r| {
-        match op.filter(&r) {
-            Ok(k) => keep.push(u8::from(k)),
-            Err(error) => {
-                keep.push(0);
-                failed.push(Failure { index, error });
-            }
+    let early = each_view::<T>(&input, |op, index, r| match op.filter_view(r) {
+        Ok(k) => keep.push(u8::from(k)),
+        Err(error) => {
+            keep.push(0);
+            failed.push(Failure { index, error });
         }
-        Some(r.value)
     });
     if !early.is_empty() {
         return Filtered { keep: vec![0; early.len()], failed: early };
@@ -130,15 +153,14 @@ pub fn flat_map<T: FlatMap>(input: Batch) -> FlatMapped {
     let mut out = Out::default();
     let mut counts = Vec::with_capacity(input.flags.len());
     let mut failed = Vec::new();
-    let early = each_record::<T>(input, |op, index, r| match op.flat_map(r) {
+    let early = each_view::<T>(&input, |op, index, r| match op.flat_map(r.to_record()) {
         Ok(v) => {
             counts.push(v.len() as u32);
-            v.into_iter().map(|o| out.push(o)).last()
+            v.into_iter().for_each(|o| out.push(o));
         }
         Err(error) => {
             counts.push(0);
             failed.push(Failure { index, error });
-            None
         }
     });
     if !early.is_empty() {
@@ -151,13 +173,12 @@ pub fn select_key<T: KeySelector>(input: Batch) -> Keys {
     let mut data = Vec::new();
     let mut ends = Vec::with_capacity(input.flags.len());
     let mut failed = Vec::new();
-    let early = each_record::<T>(input, |op, index, r| {
-        match op.select_key(&r) {
+    let early = each_view::<T>(&input, |op, index, r| {
+        match op.select_key_view(r) {
             Ok(k) => data.extend_from_slice(&k),
             Err(error) => failed.push(Failure { index, error }),
         }
         ends.push(data.len() as u32);
-        Some(r.value)
     });
     if !early.is_empty() {
         return Keys { data: Vec::new(), ends: vec![0; early.len()], failed: early };
@@ -223,4 +244,71 @@ pub fn get_result<T: Aggregate>(acc: Vec<u8>) -> Result<Vec<u8>> {
 
 pub fn process_window<T: WindowProcess>(window: Window, elements: Vec<Record>) -> Result<()> {
     with_op::<T, _>(|op| op.process_window(window, elements))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers by value: `"same"` unchanged, `"bad"` an error, `"whole"` a new record,
+    /// anything else a new value.
+    struct Mixed;
+
+    impl Map for Mixed {
+        fn open(_: &Config) -> Result<Self> {
+            Ok(Mixed)
+        }
+        fn map(&mut self, rec: Record) -> Result<Record> {
+            self.map_view(rec.view()).map(|m| m.apply(rec))
+        }
+        fn map_view(&mut self, rec: RecordView<'_>) -> Result<Mapped> {
+            match rec.value {
+                b"same" => Ok(Mapped::Unchanged),
+                b"bad" => Err(Error::invalid_input("bad")),
+                b"whole" => Ok(Mapped::Record(Record::from_bytes("new").with_timestamp(9))),
+                v => Mapped::json(&format!("{}+{}", String::from_utf8_lossy(v), rec.header("h").map_or(0, <[u8]>::len))),
+            }
+        }
+    }
+
+    fn batch(records: &[(&str, &[&str])]) -> Batch {
+        let mut b = weir_batch::Builder::default();
+        let mut headers = Vec::new();
+        for (value, hs) in records {
+            let index = b.push(Some(b"k"), value.as_bytes(), Some(5));
+            headers.extend(hs.iter().map(|h| Header { index, name: "h".into(), value: h.as_bytes().to_vec() }));
+        }
+        Batch { data: b.data, ends: b.ends, timestamps: b.timestamps, flags: b.flags, headers }
+    }
+
+    #[test]
+    fn map_answers_unchanged_records_by_flag_and_others_in_out() {
+        init::<Mixed>("{}".into(), Mixed::open).unwrap();
+        let m = map::<Mixed>(batch(&[("same", &["x"]), ("a", &["xyz", "w"]), ("bad", &[]), ("whole", &["x"]), ("same", &[])]));
+        assert_eq!(m.same, [1, 0, 0, 0, 1]);
+        assert_eq!(m.failed.iter().map(|f| f.index).collect::<Vec<_>>(), [2]);
+        let out = weir_batch::Parts::new(&m.out.data, &m.out.ends, &m.out.timestamps, &m.out.flags).unwrap();
+        let got: Vec<_> = out.iter().map(|r| (r.key, String::from_utf8_lossy(r.value).into_owned(), r.timestamp)).collect();
+        // A new value keeps the input's key, time and headers; a whole record is as made.
+        assert_eq!(got, [(Some(&b"k"[..]), "\"a+3\"".to_string(), Some(5)), (None, "new".to_string(), Some(9))]);
+        let hs: Vec<_> = m.out.headers.iter().map(|h| (h.index, h.value.clone())).collect();
+        assert_eq!(hs, [(0, b"xyz".to_vec()), (0, b"w".to_vec())]);
+
+        // No record unchanged: `same` stays empty.
+        assert!(map::<Mixed>(batch(&[("a", &[]), ("bad", &[])])).same.is_empty());
+    }
+
+    #[test]
+    fn a_view_copies_into_the_record_it_views() {
+        let r = Record { key: Some(b"k".to_vec()), value: b"v".to_vec(), timestamp: None, headers: vec![("a".into(), b"1".to_vec())] };
+        let c = r.view().to_record();
+        assert_eq!((c.key, c.value, c.timestamp, c.headers), (r.key.clone(), r.value.clone(), r.timestamp, r.headers.clone()));
+        let b = batch(&[("one", &["p", "q"]), ("two", &[])]);
+        let parts = weir_batch::Parts::new(&b.data, &b.ends, &b.timestamps, &b.flags).unwrap();
+        let v = RecordView::of_batch(parts.get(0), &b.headers[..2]);
+        assert_eq!(v.headers().collect::<Vec<_>>(), [("h", &b"p"[..]), ("h", &b"q"[..])]);
+        assert_eq!(v.to_record().headers, [("h".to_string(), b"p".to_vec()), ("h".to_string(), b"q".to_vec())]);
+        assert_eq!(Mapped::Value(b"x".to_vec()).apply(r.clone()).value, b"x");
+        assert_eq!(Mapped::Unchanged.apply(r.clone()).value, b"v");
+    }
 }

@@ -67,16 +67,17 @@ impl TestHost {
     }
 }
 
-/// Runs a map operator over records, as the host would in one batch.
+/// Runs a map operator over records, as the host would in one batch (through
+/// [`Map::map_view`], the method the host calls).
 pub fn run_map<T: Map>(config: serde_json::Value, records: Vec<Record>) -> Result<Vec<Result<Record>>> {
     let mut op = T::open(&Config(config))?;
-    Ok(records.into_iter().map(|r| op.map(r)).collect())
+    Ok(records.into_iter().map(|r| op.map_view(r.view()).map(|m| m.apply(r))).collect())
 }
 
-/// Runs a filter operator over records.
+/// Runs a filter operator over records (through [`Filter::filter_view`]).
 pub fn run_filter<T: Filter>(config: serde_json::Value, records: Vec<Record>) -> Result<Vec<Result<bool>>> {
     let mut op = T::open(&Config(config))?;
-    Ok(records.iter().map(|r| op.filter(r)).collect())
+    Ok(records.iter().map(|r| op.filter_view(r.view())).collect())
 }
 
 /// Runs a flat-map operator over records.

@@ -24,13 +24,13 @@ enum Kind {
 impl Kind {
     fn world(self) -> &'static str {
         match self {
-            Kind::Map => "weir:plugin/%map@0.3.0",
-            Kind::Filter => "weir:plugin/filter@0.3.0",
-            Kind::FlatMap => "weir:plugin/flat-map@0.3.0",
-            Kind::KeySelector => "weir:plugin/key-selector@0.3.0",
-            Kind::Process => "weir:plugin/process@0.3.0",
-            Kind::Aggregate => "weir:plugin/aggregate@0.3.0",
-            Kind::WindowProcess => "weir:plugin/window-process@0.3.0",
+            Kind::Map => "weir:plugin/%map@0.4.0",
+            Kind::Filter => "weir:plugin/filter@0.4.0",
+            Kind::FlatMap => "weir:plugin/flat-map@0.4.0",
+            Kind::KeySelector => "weir:plugin/key-selector@0.4.0",
+            Kind::Process => "weir:plugin/process@0.4.0",
+            Kind::Aggregate => "weir:plugin/aggregate@0.4.0",
+            Kind::WindowProcess => "weir:plugin/window-process@0.4.0",
         }
     }
     fn trait_name(self) -> &'static str {
@@ -58,10 +58,14 @@ impl Kind {
     /// The function form, where there is one: (method, signature hint).
     fn fn_form(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Kind::Map => Some(("map", "fn(rec: Record) -> weir_sdk::Result<Record>")),
-            Kind::Filter => Some(("filter", "fn(rec: &Record) -> weir_sdk::Result<bool>")),
+            Kind::Map => Some(("map", "fn(rec: Record) -> weir_sdk::Result<Record>` or `fn(rec: RecordView) -> weir_sdk::Result<Mapped>")),
+            Kind::Filter => {
+                Some(("filter", "fn(rec: &Record) -> weir_sdk::Result<bool>` or `fn(rec: RecordView) -> weir_sdk::Result<bool>"))
+            }
             Kind::FlatMap => Some(("flat_map", "fn(rec: Record) -> weir_sdk::Result<Vec<Record>>")),
-            Kind::KeySelector => Some(("select_key", "fn(rec: &Record) -> weir_sdk::Result<Vec<u8>>")),
+            Kind::KeySelector => {
+                Some(("select_key", "fn(rec: &Record) -> weir_sdk::Result<Vec<u8>>` or `fn(rec: RecordView) -> weir_sdk::Result<Vec<u8>>"))
+            }
             _ => None,
         }
     }
@@ -113,10 +117,10 @@ fn guest_impl(kind: Kind, ty: &TokenStream2) -> TokenStream2 {
         },
     };
     let world = kind.world();
-    let output = kind.uses_output().then(|| quote!("weir:plugin/output@0.3.0": ::weir_sdk::wit::weir::plugin::output,));
+    let output = kind.uses_output().then(|| quote!("weir:plugin/output@0.4.0": ::weir_sdk::wit::weir::plugin::output,));
     let state = kind
         .uses_state()
-        .then(|| quote!("weir:plugin/state@0.3.0": ::weir_sdk::wit::weir::plugin::state, "weir:plugin/timers@0.3.0": ::weir_sdk::wit::weir::plugin::timers,));
+        .then(|| quote!("weir:plugin/state@0.4.0": ::weir_sdk::wit::weir::plugin::state, "weir:plugin/timers@0.4.0": ::weir_sdk::wit::weir::plugin::timers,));
     quote! {
         #[doc(hidden)]
         #[allow(clippy::all, unused)]
@@ -126,9 +130,9 @@ fn guest_impl(kind: Kind, ty: &TokenStream2) -> TokenStream2 {
                 world: #world,
                 runtime_path: "::weir_sdk::__wit_bindgen::rt",
                 with: {
-                    "weir:plugin/types@0.3.0": ::weir_sdk::wit::weir::plugin::types,
-                    "weir:plugin/log@0.3.0": ::weir_sdk::wit::weir::plugin::log,
-                    "weir:plugin/context@0.3.0": ::weir_sdk::wit::weir::plugin::context,
+                    "weir:plugin/types@0.4.0": ::weir_sdk::wit::weir::plugin::types,
+                    "weir:plugin/log@0.4.0": ::weir_sdk::wit::weir::plugin::log,
+                    "weir:plugin/context@0.4.0": ::weir_sdk::wit::weir::plugin::context,
                     #output
                     #state
                 },
@@ -208,6 +212,29 @@ fn expand_fn(kind: Kind, f: ItemFn) -> syn::Result<TokenStream2> {
         syn::ReturnType::Type(_, t) => t.clone(),
         syn::ReturnType::Default => unreachable!("checked above"),
     };
+    let methods = if is_view(&arg_ty) {
+        let view_method = syn::Ident::new(&format!("{method}_view"), Span::call_site());
+        // The owned method goes through the view, so both give the same answer.
+        let owned = match kind {
+            Kind::Map => quote! {
+                fn map(&mut self, rec: ::weir_sdk::Record) -> ::weir_sdk::Result<::weir_sdk::Record> {
+                    #name(rec.view()).map(|m| m.apply(rec))
+                }
+            },
+            Kind::Filter | Kind::KeySelector => quote! {
+                fn #method(&mut self, rec: &::weir_sdk::Record) -> #ret { #name(rec.view()) }
+            },
+            _ => {
+                return Err(syn::Error::new_spanned(&arg_ty, format!("#[weir_sdk::{}] takes an owned record: `{sig}`", kind.macro_name())))
+            }
+        };
+        quote! {
+            #owned
+            fn #view_method(&mut self, rec: ::weir_sdk::RecordView<'_>) -> #ret { #name(rec) }
+        }
+    } else {
+        quote! { fn #method(&mut self, rec: #arg_ty) -> #ret { #name(rec) } }
+    };
     let glue = guest_impl(kind, &quote!(super::__WeirFnOperator));
     Ok(quote! {
         #f
@@ -215,10 +242,16 @@ fn expand_fn(kind: Kind, f: ItemFn) -> syn::Result<TokenStream2> {
         struct __WeirFnOperator;
         impl ::weir_sdk::#trait_ident for __WeirFnOperator {
             fn open(_: &::weir_sdk::Config) -> ::weir_sdk::Result<Self> { Ok(__WeirFnOperator) }
-            fn #method(&mut self, rec: #arg_ty) -> #ret { #name(rec) }
+            #methods
         }
         #glue
     })
+}
+
+/// Whether a parameter type is the SDK's borrowed record (`RecordView`, `RecordView<'_>`,
+/// `weir_sdk::RecordView<'a>`).
+fn is_view(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "RecordView"))
 }
 
 fn run(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -238,13 +271,16 @@ fn run(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
-/// Exports a 1→1 map operator: on `fn(Record) -> Result<Record>` or `impl Map for T`.
+/// Exports a 1→1 map operator: on `fn(Record) -> Result<Record>`, on
+/// `fn(RecordView) -> Result<Mapped>` (reads the record where it lies; `Mapped::Unchanged`
+/// sends nothing back) or on `impl Map for T`.
 #[proc_macro_attribute]
 pub fn map(attr: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::Map, attr, item)
 }
 
-/// Exports a filter: on `fn(&Record) -> Result<bool>` or `impl Filter for T`.
+/// Exports a filter: on `fn(&Record) -> Result<bool>`, `fn(RecordView) -> Result<bool>` or
+/// `impl Filter for T`.
 #[proc_macro_attribute]
 pub fn filter(attr: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::Filter, attr, item)
@@ -256,7 +292,8 @@ pub fn flat_map(attr: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::FlatMap, attr, item)
 }
 
-/// Exports a key selector: on `fn(&Record) -> Result<Vec<u8>>` or `impl KeySelector for T`.
+/// Exports a key selector: on `fn(&Record) -> Result<Vec<u8>>`, `fn(RecordView) -> Result<Vec<u8>>`
+/// or `impl KeySelector for T`.
 #[proc_macro_attribute]
 pub fn key_selector(attr: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::KeySelector, attr, item)

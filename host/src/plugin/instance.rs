@@ -227,12 +227,12 @@ impl Plugin {
         p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
             path: path.to_path_buf(),
             reason: format!(
-                "exports none of weir's operator worlds (weir:plugin@0.3.0: {}); it exports: {}",
+                "exports none of weir's operator worlds (weir:plugin@0.4.0: {}); it exports: {}",
                 World::ALL.map(World::name).join(", "),
                 p.describe().exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
             ),
         })?;
-        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.3.0: {e:#}")))?);
+        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.4.0: {e:#}")))?);
         Ok(p)
     }
 
@@ -328,17 +328,30 @@ fn checked_parts(b: &FlatBatch) -> Result<weir_batch::Parts<'_>, String> {
 }
 
 /// Writes a `map` answer over its input records, after checking all of it (a malformed
-/// answer changes nothing). Values are copied into the inputs' buffers, so a batch allocates
-/// nothing per record; keys read ahead stay only with values that did not change.
+/// answer changes nothing). Records the plugin passed unchanged are not touched. Values are
+/// copied into the inputs' buffers, so a batch allocates nothing per record; keys read ahead
+/// stay only with values that did not change.
 fn apply_mapped(m: bindings::Mapped, batch: &mut [Record]) -> Result<Vec<Option<Failure>>, String> {
-    let failed = failures(batch.len(), m.failed)?;
+    let n = batch.len();
+    let failed = failures(n, m.failed)?;
+    let same = |i: usize| m.same.get(i).is_some_and(|&s| s != 0);
+    if !m.same.is_empty() && m.same.len() != n {
+        return Err(format!("{} entries of `same` for {n} records", m.same.len()));
+    }
+    if let Some(i) = (0..n).find(|&i| same(i) && failed[i].is_some()) {
+        return Err(format!("record {i} both failed and unchanged"));
+    }
     let parts = checked_parts(&m.out)?;
-    let ok = failed.iter().filter(|f| f.is_none()).count();
-    if parts.len() != ok {
-        return Err(format!("{} records for {ok} inputs that did not fail", parts.len()));
+    let changed = (0..n).filter(|&i| failed[i].is_none() && !same(i)).count();
+    if parts.len() != changed {
+        return Err(format!("{} records for {changed} inputs that neither failed nor passed unchanged", parts.len()));
+    }
+    if changed == 0 {
+        return Ok(failed);
     }
     let mut headers = m.out.headers.iter().peekable();
-    for (j, (rec, _)) in batch.iter_mut().zip(&failed).filter(|(_, f)| f.is_none()).enumerate() {
+    let outputs = batch.iter_mut().zip(&failed).enumerate().filter(|(i, (_, f))| f.is_none() && !same(*i));
+    for (j, (_, (rec, _))) in outputs.enumerate() {
         let o = parts.get(j);
         if rec.value != o.value {
             rec.value.clear();
@@ -821,8 +834,11 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let header = WitHeader { index: 1, name: "h".into(), value: b"v".to_vec() };
-        let good =
-            bindings::Mapped { out: flat(&[(None, b"in0", None), (Some(b"key"), b"out2", Some(99))], vec![header]), failed: vec![fail(1)] };
+        let good = bindings::Mapped {
+            out: flat(&[(None, b"in0", None), (Some(b"key"), b"out2", Some(99))], vec![header]),
+            same: vec![],
+            failed: vec![fail(1)],
+        };
         let mut batch = inputs();
         let failures = apply_mapped(good, &mut batch).unwrap();
         assert_eq!(failures.iter().map(Option::is_some).collect::<Vec<_>>(), [false, true, false]);
@@ -834,12 +850,37 @@ mod tests {
         let r = &batch[2];
         assert_eq!((r.value.as_slice(), r.key.as_deref(), r.timestamp, r.prekeys.len()), (&b"out2"[..], Some(&b"key"[..]), Some(99), 0));
         assert_eq!(r.headers, vec![("h".to_string(), b"v".to_vec())]);
-        let short = bindings::Mapped { out: flat(&[(None, b"x", None)], vec![]), failed: vec![] };
+        let short = bindings::Mapped { out: flat(&[(None, b"x", None)], vec![]), same: vec![], failed: vec![] };
         let mut batch = inputs();
         assert!(apply_mapped(short, &mut batch).unwrap_err().contains("1 records for 3 inputs"));
         assert_eq!(batch, inputs(), "a malformed answer changes nothing");
-        let unordered = bindings::Mapped { out: flat(&[(None, b"x", None)], vec![]), failed: vec![fail(2), fail(1)] };
+        let unordered = bindings::Mapped { out: flat(&[(None, b"x", None)], vec![]), same: vec![], failed: vec![fail(2), fail(1)] };
         assert!(apply_mapped(unordered, &mut inputs()).unwrap_err().contains("out of order"));
+
+        // Records passed unchanged keep everything; the others take `out` in order.
+        let mixed = bindings::Mapped { out: flat(&[(None, b"new1", Some(7))], vec![]), same: vec![1, 0, 0], failed: vec![fail(2)] };
+        let mut batch = inputs();
+        let failures = apply_mapped(mixed, &mut batch).unwrap();
+        assert_eq!(failures.iter().map(Option::is_some).collect::<Vec<_>>(), [false, false, true]);
+        assert_eq!(batch[0], inputs()[0]);
+        assert_eq!((batch[1].value.as_slice(), batch[1].timestamp, batch[1].prekeys.len()), (&b"new1"[..], Some(7), 0));
+        assert_eq!(batch[2], inputs()[2]);
+        let all_same = bindings::Mapped { out: flat(&[], vec![]), same: vec![1, 1, 1], failed: vec![] };
+        let mut batch = inputs();
+        assert!(apply_mapped(all_same, &mut batch).unwrap().iter().all(Option::is_none));
+        assert_eq!(batch, inputs());
+        for (same, failed, out, why) in [
+            (vec![1, 1], vec![], 1, "2 entries of `same` for 3 records"),
+            (vec![0, 0, 1], vec![fail(2)], 2, "record 2 both failed and unchanged"),
+            (vec![1, 0, 1], vec![], 0, "0 records for 1 inputs"),
+            (vec![1, 0, 1], vec![], 2, "2 records for 1 inputs"),
+        ] {
+            let recs: Vec<Rec> = (0..out).map(|_| (None, &b"x"[..], None)).collect();
+            let m = bindings::Mapped { out: flat(&recs, vec![]), same, failed };
+            let mut batch = inputs();
+            assert!(apply_mapped(m, &mut batch).unwrap_err().contains(why), "{why}");
+            assert_eq!(batch, inputs(), "a malformed answer changes nothing");
+        }
     }
 
     #[test]
