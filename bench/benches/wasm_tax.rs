@@ -8,7 +8,8 @@
 //! records and run the same Rust logic, so the difference is what the plugin boundary and
 //! Wasm execution cost. `wasm-no-deadline` is the same plugin compiled without the call
 //! deadline's interruption checks (`plugin-deadline = "off"`). `boundary` is the `identity`
-//! map on log lines: the boundary alone (no logic, so no native side).
+//! map on log lines: the boundary alone (no logic, so no native side), with each record
+//! copied back (`wasm`) or answered unchanged (`wasm-unchanged`, nothing crosses back).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -159,10 +160,12 @@ fn parse(c: &mut Criterion) {
 fn boundary(c: &mut Criterion) {
     let mut g = c.benchmark_group("boundary");
     let mut wasm = instance("identity");
+    let mut unchanged = Instance::new(plugin("identity", true), "identity", 0, r#"{"mode": "unchanged"}"#.into()).expect("instance");
     for n in [1usize, 256, 4096] {
         let input: Vec<Record> = log_lines(n).into_iter().map(Record::new).collect();
         g.throughput(Throughput::Elements(n as u64));
         wasm_map(&mut g, "wasm", &mut wasm, &input);
+        wasm_map(&mut g, "wasm-unchanged", &mut unchanged, &input);
     }
     g.finish();
 }

@@ -1,0 +1,81 @@
+//! Runs plugins over one batch in a loop and prints the time per record: a target for
+//! `perf record` without criterion's setup (copies of the input) in the profile.
+//!
+//!     cargo build --release -p weir-bench --example plugin_loop
+//!     WEIR_PERFMAP=1 perf record -g target/release/examples/plugin_loop parse
+//!
+//! Cases: `identity` (the boundary alone; `CONFIG='{"mode":"unchanged"}'` for the answer
+//! that sends nothing back), `parse` (the log-analyzer's parse on log lines) and
+//! `map+filter` (the `double` and `even` examples on integers), each on 4,096 records
+//! (`ITERS` batches, 3,000 by default). A second argument `off` compiles the plugins
+//! without the call deadline's checks (`plugin-deadline = "off"`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use weir_host::plugin::{Instance, Plugin, PluginEngine, DEFAULT_DEADLINE};
+use weir_host::record::Record;
+
+// The allocator the `weir` binary runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const N: usize = 4096;
+
+fn instance(name: &str, deadline: bool, config: &str) -> Instance {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist").join(format!("{name}.wasm"));
+    let engine = PluginEngine::with_deadline(deadline.then_some(DEFAULT_DEADLINE)).expect("engine");
+    let plugin = Plugin::load(&engine, &path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-plugins.sh)", path.display()));
+    Instance::new(Arc::new(plugin), name, 0, config.into()).expect("instance")
+}
+
+fn log_lines() -> Vec<Record> {
+    (0..N)
+        .map(|i| {
+            Record::new(
+                format!(
+                    r#"{{"user_id": "user{}", "session_id": "session_{}", "action": "view", "timestamp": {}, "ip_address": "10.0.0.2", "user_agent": "Mozilla/5.0 (Test Browser)", "metadata": {{}}}}"#,
+                    i % 97,
+                    i * 31 % 10_000,
+                    1_735_689_600 + i
+                )
+                .into_bytes(),
+            )
+        })
+        .collect()
+}
+
+fn main() {
+    let case = std::env::args().nth(1).unwrap_or_else(|| "identity".into());
+    let deadline = std::env::args().nth(2).as_deref() != Some("off");
+    let iters: usize = std::env::var("ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3000);
+    let config = std::env::var("CONFIG").unwrap_or_else(|_| "{}".into());
+    let mut passed = 0;
+    let start;
+    if case == "map+filter" {
+        let (mut double, mut even) = (instance("double", deadline, "{}"), instance("even", deadline, "{}"));
+        let input: Vec<Record> = (0..N as i64)
+            .map(|i| Record { value: (i * 7919 % 100_000).to_string().into_bytes(), timestamp: Some(i), ..Record::default() })
+            .collect();
+        start = Instant::now();
+        for _ in 0..iters {
+            let mut batch = input.clone();
+            let failed = double.map(&mut batch);
+            let mapped: Vec<Record> = batch.into_iter().zip(failed).filter(|(_, f)| f.is_none()).map(|(r, _)| r).collect();
+            let kept = even.filter(&mapped);
+            passed += kept.iter().filter(|k| matches!(k, Ok(true))).count();
+        }
+    } else {
+        let name = if case == "parse" { "log_analyzer_parse" } else { case.as_str() };
+        let mut map = instance(name, deadline, &config);
+        // Maps write over their input; these plugins give every line back as it is.
+        let mut batch = log_lines();
+        start = Instant::now();
+        for _ in 0..iters {
+            passed += map.map(&mut batch).iter().filter(|f| f.is_none()).count();
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / (iters * N) as f64;
+    println!("{case}: {ns:.1} ns per record ({passed} records passed)");
+}
