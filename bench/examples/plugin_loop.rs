@@ -4,11 +4,12 @@
 //!     cargo build --release -p weir-bench --example plugin_loop
 //!     WEIR_PERFMAP=1 perf record -g target/release/examples/plugin_loop parse
 //!
-//! Cases: `identity` (the boundary alone; `CONFIG='{"mode":"unchanged"}'` for the answer
-//! that sends nothing back), `parse` (the log-analyzer's parse on log lines) and
-//! `map+filter` (the `double` and `even` examples on integers), each on 4,096 records
-//! (`ITERS` batches, 3,000 by default). A second argument `off` compiles the plugins
-//! without the call deadline's checks (`plugin-deadline = "off"`).
+//! Cases: `map+filter` (the `double` and `even` examples on integers), `parse` (the
+//! log-analyzer's parse on log lines) or any map plugin of `plugins/dist` by name on the same
+//! lines, such as `identity` and `passthrough` (the boundary alone, records copied back or
+//! answered unchanged); 4,096 records a batch, `ITERS` batches (3,000 by default), `CONFIG`
+//! the plugin's config. A second argument `off` compiles the plugins without the call
+//! deadline's checks (`plugin-deadline = "off"`).
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -111,12 +111,23 @@ impl Out {
     }
 }
 
+/// `map` of an operator that reads records where they lie ([`Map::map_view`]).
 pub fn map<T: Map>(input: Batch) -> WitMapped {
+    map_with::<T>(input, |op, r| op.map_view(r))
+}
+
+/// `map` of an operator written on owned records (the function form on a [`Record`]):
+/// [`Map::map`] called directly, on a copy built in a reused buffer.
+pub fn map_owned<T: Map>(input: Batch) -> WitMapped {
+    map_with::<T>(input, |op, r| op.map(r.to_record()).map(Mapped::Record))
+}
+
+fn map_with<T: Map>(input: Batch, mut f: impl FnMut(&mut T, RecordView<'_>) -> Result<Mapped>) -> WitMapped {
     let n = input.flags.len();
     let mut out = Out::default();
     let mut same = Vec::new();
     let mut failed = Vec::new();
-    let early = each_view::<T>(&input, |op, index, r| match op.map_view(r) {
+    let early = each_view::<T>(&input, |op, index, r| match f(op, r) {
         Ok(Mapped::Unchanged) => {
             if same.is_empty() {
                 same.resize(n, 0);

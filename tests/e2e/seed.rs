@@ -104,8 +104,8 @@ fn key_selector_plugin_partitions_by_derived_key() {
 
 /// Records cross the plugin boundary and come back byte for byte: the `identity` map over
 /// text lines (log lines, malformed ones, non-ASCII, a 100 KB line, empty lines), at batch
-/// sizes that put the lines in one, several and many calls; copied back (mode `copy`) and
-/// kept by the host (mode `unchanged`).
+/// sizes that put the lines in one, several and many calls; copied back (`identity`) and
+/// kept by the host when the plugin answers them unchanged (`passthrough`).
 #[test]
 fn identity_map_returns_every_line_byte_for_byte() {
     let case = &cases()[0].1;
@@ -116,19 +116,19 @@ fn identity_map_returns_every_line_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (inp, out) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
     std::fs::write(&inp, &input).expect("write input");
-    for mode in ["copy", "unchanged"] {
+    for name in ["identity", "passthrough"] {
         let job = format!(
-            "[source.lines]\nkind = \"file\"\nformat = \"text\"\npath = \"{}\"\n\n[operator.same]\nkind = \"map\"\ninput = \"lines\"\nplugin = \"{}\"\nconfig = {{ mode = \"{mode}\" }}\n\n[sink.out]\nkind = \"file\"\ninput = \"same\"\npath = \"{}\"\n",
+            "[source.lines]\nkind = \"file\"\nformat = \"text\"\npath = \"{}\"\n\n[operator.same]\nkind = \"map\"\ninput = \"lines\"\nplugin = \"{}\"\n\n[sink.out]\nkind = \"file\"\ninput = \"same\"\npath = \"{}\"\n",
             inp.display(),
-            plugin("identity").display(),
+            plugin(name).display(),
             out.display()
         );
         let (_d, job) = job_file(&job);
         for batch in [1, 7, 1024] {
             let (_, _, m) = run_job(&job, &[format!("batch-size={batch}")]);
-            assert_eq!(dead_letters(&m), 0, "{mode}, batch {batch}");
+            assert_eq!(dead_letters(&m), 0, "{name}, batch {batch}");
             let got = std::fs::read_to_string(&out).expect("output");
-            assert!(got == input, "{mode}, batch {batch}: the output differs from the input ({} vs {} bytes)", got.len(), input.len());
+            assert!(got == input, "{name}, batch {batch}: the output differs from the input ({} vs {} bytes)", got.len(), input.len());
         }
     }
 }

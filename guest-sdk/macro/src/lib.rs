@@ -77,7 +77,9 @@ impl Kind {
     }
 }
 
-fn guest_impl(kind: Kind, ty: &TokenStream2) -> TokenStream2 {
+/// The export glue. `owned`: the operator is the function form on an owned `Record`, so its
+/// `map` is called directly rather than through `map_view`.
+fn guest_impl(kind: Kind, ty: &TokenStream2, owned: bool) -> TokenStream2 {
     let kind_trait = syn::Ident::new(kind.trait_name(), Span::call_site());
     let init = quote! {
         fn init(config: ::std::string::String) -> ::std::result::Result<(), ::weir_sdk::Error> {
@@ -90,6 +92,9 @@ fn guest_impl(kind: Kind, ty: &TokenStream2) -> TokenStream2 {
     let vec = quote!(::std::vec::Vec);
     let types = quote!(::weir_sdk::wit::weir::plugin::types);
     let body = match kind {
+        Kind::Map if owned => quote! {
+            fn map(input: #types::Batch) -> #types::Mapped { ::weir_sdk::rt::map_owned::<#ty>(input) }
+        },
         Kind::Map => quote! {
             fn map(input: #types::Batch) -> #types::Mapped { ::weir_sdk::rt::map::<#ty>(input) }
         },
@@ -176,7 +181,7 @@ fn expand_impl(kind: Kind, imp: ItemImpl) -> syn::Result<TokenStream2> {
         return Err(syn::Error::new_spanned(&imp.generics, "an exported operator cannot be generic; export a concrete type"));
     }
     let ty = &imp.self_ty;
-    let glue = guest_impl(kind, &quote!(super::#ty));
+    let glue = guest_impl(kind, &quote!(super::#ty), false);
     Ok(quote! { #imp #glue })
 }
 
@@ -212,7 +217,8 @@ fn expand_fn(kind: Kind, f: ItemFn) -> syn::Result<TokenStream2> {
         syn::ReturnType::Type(_, t) => t.clone(),
         syn::ReturnType::Default => unreachable!("checked above"),
     };
-    let methods = if is_view(&arg_ty) {
+    let view = is_view(&arg_ty);
+    let methods = if view {
         let view_method = syn::Ident::new(&format!("{method}_view"), Span::call_site());
         // The owned method goes through the view, so both give the same answer.
         let owned = match kind {
@@ -235,7 +241,7 @@ fn expand_fn(kind: Kind, f: ItemFn) -> syn::Result<TokenStream2> {
     } else {
         quote! { fn #method(&mut self, rec: #arg_ty) -> #ret { #name(rec) } }
     };
-    let glue = guest_impl(kind, &quote!(super::__WeirFnOperator));
+    let glue = guest_impl(kind, &quote!(super::__WeirFnOperator), !view);
     Ok(quote! {
         #f
         #[doc(hidden)]
