@@ -18,15 +18,11 @@ mod tests {
     use weir_sdk::Record;
 
     #[test]
-    fn returns_the_record() {
-        let r = Record {
-            key: Some(b"k".to_vec()),
-            value: b"\xff not json".to_vec(),
-            timestamp: Some(7),
-            headers: vec![("h".into(), b"v".to_vec())],
-        };
-        let out = run_map::<super::__WeirFnOperator>(serde_json::json!({}), vec![r.clone()]).unwrap();
-        let out = out[0].as_ref().unwrap();
-        assert_eq!((&out.key, &out.value, out.timestamp, &out.headers), (&r.key, &r.value, r.timestamp, &r.headers));
+    fn every_record_goes_on_as_it_came() {
+        let keyed = Record { key: Some(b"k".to_vec()), headers: vec![("h".into(), b"v".to_vec())], ..Record::from_bytes("") };
+        let records = vec![Record::from_bytes(b"\xff not json".to_vec()).with_timestamp(7), keyed];
+        let out = run_map::<super::__WeirFnOperator>(serde_json::json!({}), records.clone()).unwrap();
+        let out: Vec<Record> = out.into_iter().map(Result::unwrap).collect();
+        assert_eq!(format!("{out:?}"), format!("{records:?}"));
     }
 }
