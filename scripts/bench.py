@@ -120,13 +120,14 @@ def wasm_tax(table):
                 w = json.load(open(fast))["median"]["point_estimate"] / n
                 table.add(f"{group}, batch {n}, `plugin-deadline = \"off\"`", f"{w:.0f}", f"{per['native']:.0f}", f"{w / per['native']:.2f}",
                           f"{1e9 / w:,.0f}", f"{1e9 / per['native']:,.0f}")
-    # The identity map: what the boundary costs with no logic at all.
-    for d in sorted(glob.glob(os.path.join(base, "boundary", "wasm", "*")), key=lambda d: int(os.path.basename(d)) if os.path.basename(d).isdigit() else 0):
-        n = os.path.basename(d)
-        if n.isdigit():
-            est = json.load(open(os.path.join(d, "new", "estimates.json")))
-            per = est["median"]["point_estimate"] / int(n)
-            table.add(f"boundary alone (identity map, log lines), batch {n}", f"{per:.0f}", "-", "-", f"{1e9 / per:,.0f}", "-")
+    # What the boundary costs with no logic at all: `identity` copies each record back,
+    # `passthrough` answers it unchanged.
+    for side, what in [("wasm", "identity map, records copied back"), ("wasm-unchanged", "passthrough map, records unchanged")]:
+        dirs = glob.glob(os.path.join(base, "boundary", side, "*"))
+        for n in sorted(int(os.path.basename(d)) for d in dirs if os.path.basename(d).isdigit()):
+            est = json.load(open(os.path.join(base, "boundary", side, str(n), "new", "estimates.json")))
+            per = est["median"]["point_estimate"] / n
+            table.add(f"boundary alone ({what}), batch {n}", f"{per:.0f}", "-", "-", f"{1e9 / per:,.0f}", "-")
 
 
 def latency(table, rate, count):
