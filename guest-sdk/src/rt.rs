@@ -14,7 +14,7 @@ thread_local! {
     /// Event time of the record being processed: what an emitted record without one gets.
     static CURRENT_TS: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
     /// A value buffer handed back for the next record ([`spare_buffer`], [`recycle`]).
-    static SPARE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// The event time of the record being processed, if any.
@@ -42,21 +42,20 @@ pub fn init<T: 'static>(config: String, open: impl FnOnce(&Config) -> Result<T>)
 }
 
 /// A cleared byte buffer: the one last handed back with [`recycle`], or a new one.
+#[inline]
 pub fn spare_buffer() -> Vec<u8> {
-    let mut v = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let mut v = SPARE.with(std::cell::Cell::take);
     v.clear();
     v
 }
 
 /// Hands a byte buffer back for the next [`spare_buffer`]: records copied or built one after
 /// another reuse one allocation.
+#[inline]
 pub fn recycle(buf: Vec<u8>) {
-    SPARE.with(|s| {
-        let mut s = s.borrow_mut();
-        if buf.capacity() > s.capacity() {
-            *s = buf;
-        }
-    })
+    if buf.capacity() > 0 {
+        SPARE.with(|s| s.set(buf));
+    }
 }
 
 /// Calls `f` on each record of a flat batch, lent where it lies; a batch whose lists

@@ -334,15 +334,20 @@ fn checked_parts(b: &FlatBatch) -> Result<weir_batch::Parts<'_>, String> {
 fn apply_mapped(m: bindings::Mapped, batch: &mut [Record]) -> Result<Vec<Option<Failure>>, String> {
     let n = batch.len();
     let failed = failures(n, m.failed)?;
+    let mut changed = failed.iter().filter(|f| f.is_none()).count();
+    if !m.same.is_empty() {
+        if m.same.len() != n {
+            return Err(format!("{} entries of `same` for {n} records", m.same.len()));
+        }
+        for (i, (_, f)) in m.same.iter().zip(&failed).enumerate().filter(|(_, (&s, _))| s != 0) {
+            if f.is_some() {
+                return Err(format!("record {i} both failed and unchanged"));
+            }
+            changed -= 1;
+        }
+    }
     let same = |i: usize| m.same.get(i).is_some_and(|&s| s != 0);
-    if !m.same.is_empty() && m.same.len() != n {
-        return Err(format!("{} entries of `same` for {n} records", m.same.len()));
-    }
-    if let Some(i) = (0..n).find(|&i| same(i) && failed[i].is_some()) {
-        return Err(format!("record {i} both failed and unchanged"));
-    }
     let parts = checked_parts(&m.out)?;
-    let changed = (0..n).filter(|&i| failed[i].is_none() && !same(i)).count();
     if parts.len() != changed {
         return Err(format!("{} records for {changed} inputs that neither failed nor passed unchanged", parts.len()));
     }
