@@ -1,6 +1,6 @@
 //! Seed map of Flink's tutorial: `x * factor` on JSON numbers (`factor` from config, default 2).
 
-use weir_sdk::{Config, Map, Record, Result};
+use weir_sdk::{Config, Map, Mapped, Record, RecordView, Result};
 
 /// Multiplies by a configured factor.
 pub struct Double {
@@ -14,9 +14,14 @@ impl Map for Double {
     }
 
     fn map(&mut self, rec: Record) -> Result<Record> {
+        self.map_view(rec.view()).map(|m| m.apply(rec))
+    }
+
+    /// Reads the number where it lies and answers with the new value only.
+    fn map_view(&mut self, rec: RecordView<'_>) -> Result<Mapped> {
         let x: i64 = rec.json()?;
         let y = x.checked_mul(self.factor).ok_or_else(|| weir_sdk::Error::invalid_input(format!("{x} * {} overflows", self.factor)))?;
-        rec.with_json(&y)
+        Mapped::json(&y)
     }
 }
 
