@@ -63,3 +63,86 @@ fn generator_default_run_raises_both_alerts_within_its_first_minute() {
     assert!(metrics.iter().any(|r| r["kind"] == "tumble10s") && metrics.iter().any(|r| r["kind"] == "actions60s"));
     assert_eq!(dead_letters(&m), 0, "the generator makes well-formed events");
 }
+
+/// The parse plugin through the real host: a LogEvent line goes on byte for byte (answered
+/// unchanged, nothing crosses back), one with more than the LogEvent fields goes on
+/// re-encoded (a new value; its event time kept, its key read again from the new value),
+/// a malformed one goes to dead-letter.
+#[test]
+fn parse_passes_log_events_as_they_are_and_reencodes_the_rest() {
+    let event = |user: &str, rest: &str| {
+        format!(
+            r#"{{"user_id": "{user}", "session_id": "s1", "action": "login", "timestamp": 1735689601, "ip_address": "10.0.0.1", "user_agent": "ua"{rest}}}"#
+        )
+    };
+    let lines = [
+        event("u1", ""),
+        event("u1", r#", "extra": [1, 2]"#),
+        event("u1", r#", "metadata": null"#),
+        event("u0", r#", "user_id": "u2""#),
+        r#"{"user_id": 5}"#.to_string(),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (inp, parsed, counts) = (dir.path().join("in.jsonl"), dir.path().join("parsed.jsonl"), dir.path().join("counts.jsonl"));
+    std::fs::write(&inp, lines.join("\n") + "\n").expect("write input");
+    let job = format!(
+        r#"
+[source.logs]
+kind = "file"
+path = "{}"
+event-time = {{ field = "timestamp", unit = "s" }}
+
+[operator.parse]
+kind = "map"
+input = "logs"
+plugin = "{}"
+
+[operator.counts]
+kind = "window"
+input = "parse"
+key-by = "user_id"
+window = {{ type = "tumbling", size = "10s" }}
+aggregates = {{ count = "count" }}
+
+[sink.parsed]
+kind = "file"
+input = "parse"
+path = "{}"
+
+[sink.counted]
+kind = "file"
+input = "counts"
+path = "{}"
+"#,
+        inp.display(),
+        plugin("log_analyzer_parse").display(),
+        parsed.display(),
+        counts.display()
+    );
+    let (_d, job) = job_file(&job);
+    for batch in [1, 1024] {
+        let (_, _, m) = run_job(&job, &[format!("batch-size={batch}")]);
+        assert_eq!(dead_letters(&m), 1, "batch {batch}: the malformed line");
+        let out = std::fs::read_to_string(&parsed).expect("parsed");
+        let out: Vec<&str> = out.lines().collect();
+        assert_eq!(out.len(), 4, "batch {batch}: {out:?}");
+        assert_eq!(out[0], lines[0], "batch {batch}: a LogEvent goes on byte for byte");
+        let fields = |l: &str| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            let mut keys: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+            keys.sort();
+            (v["user_id"].as_str().unwrap_or("").to_string(), keys.join(","))
+        };
+        let exact = "action,ip_address,session_id,timestamp,user_agent,user_id";
+        for (i, user) in [(1, "u1"), (2, "u1"), (3, "u2")] {
+            assert_ne!(out[i], lines[i], "batch {batch}: line {i} is re-encoded");
+            assert_eq!(fields(out[i]), (user.to_string(), exact.to_string()), "batch {batch}: line {i}");
+        }
+        let mut rows: Vec<(String, u64)> = read_jsonl(&counts)
+            .iter()
+            .map(|r| (r["user_id"].as_str().unwrap_or("").to_string(), r["count"].as_u64().unwrap_or(0)))
+            .collect();
+        rows.sort();
+        assert_eq!(rows, [("u1".to_string(), 3), ("u2".to_string(), 1)], "batch {batch}: keys read from the re-encoded values");
+    }
+}
