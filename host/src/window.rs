@@ -319,24 +319,40 @@ impl<'a> Row<'a> {
         self.0.push((name.into(), json.into()));
     }
 
-    fn into_json(mut self) -> Vec<u8> {
-        self.0.sort_by(|a, b| a.0.cmp(&b.0));
+    fn into_json(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(128);
-        out.push(b'{');
-        for (i, (name, json)) in self.0.iter().enumerate() {
-            if self.0.get(i + 1).is_some_and(|next| next.0 == *name) {
-                continue;
-            }
-            if out.len() > 1 {
-                out.push(b',');
-            }
-            let _ = serde_json::to_writer(&mut out, name.as_ref());
-            out.push(b':');
+        for (name, json) in map_order(self.0) {
+            push_field_name(&mut out, &name);
             out.extend_from_slice(json.as_bytes());
+        }
+        if out.is_empty() {
+            out.push(b'{');
         }
         out.push(b'}');
         out
     }
+}
+
+/// Fields in the order serde_json writes a map built field by field: sorted by name, and of
+/// equal names only the last one set.
+fn map_order<N: Ord, T>(mut fields: Vec<(N, T)>) -> Vec<(N, T)> {
+    // A stable sort keeps fields of equal names in the order they were set.
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(N, T)> = Vec::with_capacity(fields.len());
+    for f in fields {
+        if out.last().is_some_and(|last| last.0 == f.0) {
+            out.pop();
+        }
+        out.push(f);
+    }
+    out
+}
+
+/// Appends `{"name":` to an empty row, `,"name":` to one with fields.
+fn push_field_name(row: &mut Vec<u8>, name: &str) {
+    row.push(if row.is_empty() { b'{' } else { b',' });
+    let _ = serde_json::to_writer(&mut *row, name);
+    row.push(b':');
 }
 
 /// What fills one field of a result row of built-in aggregates (see [`row_layout`]).
@@ -369,18 +385,17 @@ fn row_layout(cfg: &WindowConfig, constants: &[(String, String)]) -> Option<Vec<
     fields.push(("window_start", Slot::Start));
     fields.push(("window_end", Slot::End));
     fields.extend(aggs.iter().enumerate().map(|(i, (name, _))| (name.as_str(), Slot::Aggregate(i))));
-    fields.sort_by(|a, b| a.0.cmp(b.0));
-    let mut out: Vec<(Vec<u8>, Slot)> = Vec::new();
-    for (i, (name, slot)) in fields.iter().enumerate() {
-        if fields.get(i + 1).is_some_and(|next| next.0 == *name) {
-            continue;
-        }
-        let mut prefix = if out.is_empty() { b"{".to_vec() } else { b",".to_vec() };
-        serde_json::to_writer(&mut prefix, name).ok()?;
-        prefix.push(b':');
-        out.push((prefix, *slot));
-    }
-    Some(out)
+    let mut written = Vec::new();
+    let layout = map_order(fields)
+        .into_iter()
+        .map(|(name, slot)| {
+            // Each field's text is what the row holds from its name up to its value.
+            let from = written.len();
+            push_field_name(&mut written, name);
+            (written[from..].to_vec(), slot)
+        })
+        .collect();
+    Some(layout)
 }
 
 impl std::fmt::Debug for WindowOp {
@@ -973,6 +988,48 @@ mod tests {
             timestamp: Some(ts),
             ..Record::default()
         }
+    }
+
+    #[test]
+    fn result_rows_from_the_layout_equal_rows_written_field_by_field() {
+        // Names that collide: the later set field wins, as in a map serde_json writes.
+        let constants = vec![("count".to_string(), "\"c\"".to_string()), ("zone".to_string(), "\"eu\"".to_string())];
+        let cfg = WindowConfig {
+            assigner: Assigner::Tumbling { size: 10 },
+            processing_time: false,
+            allowed_lateness: 0,
+            function: WindowFn::Builtin(vec![("count".into(), AggSpec::Count), ("window_end".into(), AggSpec::Count)]),
+            key_fields: vec![("k\"q".into(), vec!["k".into()])],
+            constants: vec![],
+            max_parallelism: 128,
+        };
+        let layout = row_layout(&cfg, &constants).expect("built-in aggregates on a time window");
+        let text = |slot: Slot| match slot {
+            Slot::Constant(i) => constants[i].1.clone(),
+            Slot::Key(_) => "\"u1\"".to_string(),
+            Slot::Start => "0".to_string(),
+            Slot::End => "10".to_string(),
+            Slot::Aggregate(i) => format!("{}", 100 + i),
+        };
+        let mut from_layout = Vec::new();
+        for (prefix, slot) in &layout {
+            from_layout.extend_from_slice(prefix);
+            from_layout.extend_from_slice(text(*slot).as_bytes());
+        }
+        from_layout.push(b'}');
+        let mut row = Row::default();
+        for (k, v) in &constants {
+            row.set(k.as_str(), v.as_str());
+        }
+        row.set("k\"q", "\"u1\"");
+        row.set("window_start", "0");
+        row.set("window_end", "10");
+        row.set("count", "100");
+        row.set("window_end", "101");
+        let expected = row.into_json();
+        assert_eq!(String::from_utf8(from_layout).unwrap(), String::from_utf8(expected.clone()).unwrap());
+        assert_eq!(String::from_utf8(expected).unwrap(), r#"{"count":100,"k\"q":"u1","window_end":101,"window_start":0,"zone":"eu"}"#);
+        assert_eq!(Row::default().into_json(), b"{}");
     }
 
     fn out(sides: &[&str]) -> Output {
