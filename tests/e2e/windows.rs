@@ -160,7 +160,9 @@ fn process_calls_see_each_records_watermark_and_timers_fire_between_records() {
         same(&read_jsonl(&out), &want, &format!("batch {batch}"));
         run_job(&job, &[format!("batch-size={batch}"), "parallelism=2".into()]);
         let got = per_key(&read_jsonl(&out));
-        for (k, w) in per_key(&want) {
+        let want_by_key = per_key(&want);
+        assert!(got.keys().eq(want_by_key.keys()), "batch {batch} p2: keys {:?}", got.keys().collect::<Vec<_>>());
+        for (k, w) in want_by_key {
             same(got.get(&k).map_or(&[][..], Vec::as_slice), &w, &format!("batch {batch} p2, key {k}"));
         }
     }
