@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use serde_json::value::RawValue;
 
 use crate::checkpoint::{Ack, Control, Mode};
 use crate::json;
@@ -285,11 +284,11 @@ pub enum KeyExtractor {
 }
 
 /// Key bytes for raw field values (see [`KeyExtractor::Fields`]).
-pub fn key_bytes(values: &[&RawValue]) -> Vec<u8> {
+pub fn key_bytes(values: &[json::Raw]) -> Vec<u8> {
     match values {
-        [v] => match json::raw_str(v) {
+        [v] => match json::raw_str(*v) {
             Some(s) => s.as_bytes().to_vec(),
-            None => json::normalized(v).into_bytes(),
+            None => json::normalized(*v).into_bytes(),
         },
         many => {
             // The JSON array of the values, as serde_json prints one.
@@ -298,7 +297,7 @@ pub fn key_bytes(values: &[&RawValue]) -> Vec<u8> {
                 if i > 0 {
                     out.push(b',');
                 }
-                json::write_normalized(v, &mut out);
+                json::write_normalized(*v, &mut out);
             }
             out.push(b']');
             out

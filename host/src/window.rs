@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use crate::plugin::bindings::Window as WitWindow;
 use crate::plugin::{CallCtx, Instance};
 use crate::record::{Batch, Record};
-use serde_json::value::RawValue;
 
 use crate::json;
 use crate::runtime::{Operator, Output};
@@ -84,7 +83,7 @@ struct AggAcc {
 }
 
 impl AggAcc {
-    fn add(&mut self, v: Option<&RawValue>) {
+    fn add(&mut self, v: Option<json::Raw>) {
         let Some(raw) = v.filter(|v| v.get().starts_with(|c: char| c == '-' || c.is_ascii_digit())) else { return };
         let text = raw.get();
         let f: f64 = text.parse().unwrap_or(0.0);
