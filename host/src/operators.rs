@@ -88,6 +88,11 @@ impl Operator for StatelessOp {
             results = records.iter_mut().flat_map(|r| self.call(std::slice::from_mut(r))).collect();
         }
         out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
+        if results.iter().all(|r| matches!(r, Res::Mapped(None) | Res::Keep(Ok(true)))) {
+            // Every record goes on as it is (the usual case): the batch moves whole.
+            out.main.append(Batch { records, marks });
+            return Ok(());
+        }
         let mut marks = marks.into_iter().peekable();
         for (i, (mut rec, res)) in records.into_iter().zip(results).enumerate() {
             while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {

@@ -71,6 +71,14 @@ impl Batch {
     }
 }
 
+/// Adds a mark before record `at` as [`BatchBuilder::mark`] does (one no higher than the
+/// last mark is dropped), for code that fills a batch's records in place.
+pub fn add_mark(marks: &mut Vec<Mark>, at: usize, wm: i64) {
+    if marks.last().is_none_or(|last| last.1 < wm) {
+        marks.push((at as u32, wm));
+    }
+}
+
 /// Builds an output batch while an operator walks its input: records and marks are appended
 /// in order, so marks land at the right output index whatever the operator drops or adds.
 #[derive(Debug, Default)]
@@ -88,11 +96,23 @@ impl BatchBuilder {
     /// reads no record between two watermarks still advances through both, as a Flink
     /// subtask does (timers due at the first fire seeing it as the watermark).
     pub fn mark(&mut self, wm: i64) {
-        if self.batch.marks.last().is_some_and(|last| last.1 >= wm) {
+        add_mark(&mut self.batch.marks, self.batch.records.len(), wm);
+    }
+    /// Appends a whole batch, its marks after the records before them as [`Self::mark`]
+    /// places them. Into an empty builder the batch moves as it is: no record is moved.
+    pub fn append(&mut self, batch: Batch) {
+        if self.batch.is_empty() {
+            self.batch = batch;
             return;
         }
-        let idx = self.batch.records.len() as u32;
-        self.batch.marks.push((idx, wm));
+        let mut marks = batch.marks.into_iter().peekable();
+        for (i, r) in batch.records.into_iter().enumerate() {
+            while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
+                self.mark(w);
+            }
+            self.push(r);
+        }
+        marks.for_each(|(_, w)| self.mark(w));
     }
     /// Number of records so far.
     pub fn len(&self) -> usize {
@@ -142,5 +162,19 @@ mod tests {
         b.mark(3);
         let b = b.finish();
         assert_eq!(b.marks, vec![(0, 1), (0, 2), (1, 3)]);
+    }
+
+    #[test]
+    fn append_moves_into_an_empty_builder_and_places_marks_after_earlier_records() {
+        let batch = |vals: &[&str], marks: Vec<Mark>| Batch { records: vals.iter().map(|v| Record::new(v.as_bytes().to_vec())).collect(), marks };
+        let values = |b: &Batch| b.records.iter().map(|r| String::from_utf8(r.value.clone()).unwrap()).collect::<Vec<_>>();
+        let mut b = BatchBuilder::default();
+        b.append(batch(&["a", "b"], vec![(1, 5), (2, 6)]));
+        b.append(batch(&["c"], vec![(0, 6), (0, 7), (1, 8)]));
+        b.append(Batch { records: Vec::new(), marks: vec![(0, 9)] });
+        let b = b.finish();
+        assert_eq!(values(&b), ["a", "b", "c"]);
+        // 6 again is dropped; the second batch's marks land after the first batch's records.
+        assert_eq!(b.marks, vec![(1, 5), (2, 6), (2, 7), (3, 8), (3, 9)]);
     }
 }

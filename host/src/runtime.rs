@@ -20,7 +20,7 @@ use crate::checkpoint::{Ack, Control, Mode};
 use crate::json;
 
 use crate::plugin::Instance;
-use crate::record::{Batch, BatchBuilder, Message, Record};
+use crate::record::{add_mark, Batch, BatchBuilder, Message, Record};
 use crate::state::{key_group, subtask_of};
 use crate::time::{Clock, InputWatermarks};
 
@@ -956,7 +956,7 @@ pub fn run_source_task(
             }
             None => batch_size,
         };
-        let Some((records, wait)) = source.poll(max)? else { break };
+        let Some((mut records, wait)) = source.poll(max)? else { break };
         if records.is_empty() {
             if let Some(t) = time.idle_timeout {
                 if !idle && last_data.elapsed() >= t {
@@ -974,23 +974,22 @@ pub fn run_source_task(
         last_data = Instant::now();
         emitted += records.len() as u64;
         let ingest = crate::time::mono_ns();
-        let mut out = BatchBuilder::default();
-        let mut dead = Vec::new();
-        for mut r in records {
+        // Records stay where the source put them; the few that fail are taken out after.
+        let (mut marks, mut failed, mut kept) = (Vec::new(), Vec::new(), 0);
+        for (i, r) in records.iter_mut().enumerate() {
             r.origin.ingest_ns = ingest;
             if let Some(assign) = &mut time.assign {
-                if let Err(why) = assign(&mut r) {
-                    dead.push((r, why));
+                if let Err(why) = assign(r) {
+                    failed.push((i, why));
                     continue;
                 }
             }
-            let ts = r.timestamp;
-            out.push(r);
-            if let (Some(g), Some(ts)) = (&mut time.generator, ts) {
+            kept += 1;
+            if let (Some(g), Some(ts)) = (&mut time.generator, r.timestamp) {
                 g.observe(ts);
                 if time.interval.is_none() {
                     if let Some(w) = g.advance() {
-                        out.mark(w);
+                        add_mark(&mut marks, kept, w);
                     }
                 }
             }
@@ -999,15 +998,29 @@ pub fn run_source_task(
             if last_periodic.elapsed() >= iv {
                 last_periodic = Instant::now();
                 if let Some(w) = g.advance() {
-                    out.mark(w);
+                    add_mark(&mut marks, kept, w);
                 }
             }
+        }
+        let mut dead = Vec::with_capacity(failed.len());
+        if !failed.is_empty() {
+            let (mut failed, mut i) = (failed.into_iter().peekable(), 0);
+            records.retain_mut(|r| {
+                i += 1;
+                match failed.next_if(|(at, _)| *at == i - 1) {
+                    Some((_, why)) => {
+                        dead.push((std::mem::take(r), why));
+                        false
+                    }
+                    None => true,
+                }
+            });
         }
         // Records that never reach the chain still count as read by the source.
         metrics.records_in.fetch_add(dead.len() as u64, Ordering::Relaxed);
         chain.send_dead(0, dead)?;
         // The source link itself is an identity operator; push through the chain.
-        chain.push(0, out.finish())?;
+        chain.push(0, Batch { records, marks })?;
     }
     if let Some(e) = &ctl.ended {
         e.fetch_add(1, Ordering::SeqCst);
@@ -1023,14 +1036,7 @@ pub struct Identity;
 
 impl Operator for Identity {
     fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
-        let mut marks = batch.marks.into_iter().peekable();
-        for (i, r) in batch.records.into_iter().enumerate() {
-            while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
-                out.mark(w);
-            }
-            out.emit(r);
-        }
-        marks.for_each(|(_, w)| out.mark(w));
+        out.main.append(batch);
         Ok(())
     }
 }
