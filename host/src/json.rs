@@ -20,6 +20,10 @@ use serde_json::value::RawValue;
 /// A dotted path, split: `a.b` is `["a", "b"]`.
 pub type Path = Vec<String>;
 
+/// The values [`extract`] found, one slot per path; up to four live on the stack, so reading a
+/// record's event time and keys allocates nothing.
+pub type Found<'a> = smallvec::SmallVec<[Option<Raw<'a>>; 4]>;
+
 /// The raw text of one JSON value inside a validated document, as it appears there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Raw<'a>(&'a str);
@@ -33,7 +37,7 @@ impl<'a> Raw<'a> {
 
 /// Finds the values at `paths` in `json`, one slot per path (`None` when absent), after
 /// checking that `json` is one valid JSON document.
-pub fn extract<'a>(json: &'a [u8], paths: &[Path], out: &mut Vec<Option<Raw<'a>>>) -> Result<(), serde_json::Error> {
+pub fn extract<'a>(json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Result<(), serde_json::Error> {
     out.clear();
     out.resize(paths.len(), None);
     let mut wanted: [(usize, &[String]); 4] = [(0, &[]); 4];
@@ -488,7 +492,7 @@ mod tests {
 
     fn get(json: &str, ps: &[&str]) -> Result<Vec<Option<String>>, String> {
         let ps = paths(ps);
-        let mut out = Vec::new();
+        let mut out = Found::new();
         extract(json.as_bytes(), &ps, &mut out).map_err(|e| e.to_string())?;
         Ok(out.into_iter().map(|r| r.map(|r| r.get().to_string())).collect())
     }
@@ -525,7 +529,7 @@ mod tests {
     fn reads_strings_and_integers() {
         let j = r#"{"s": "pl\"ain", "t": "plain", "i": -0, "f": 1.5, "b": true, "big": 99999999999999999999}"#;
         let ps = paths(&["s", "t", "i", "f", "b", "big"]);
-        let mut out = Vec::new();
+        let mut out = Found::new();
         extract(j.as_bytes(), &ps, &mut out).unwrap();
         let v: Vec<Raw> = out.into_iter().map(Option::unwrap).collect();
         assert_eq!(raw_str(v[0]).unwrap(), "pl\"ain");
@@ -537,7 +541,7 @@ mod tests {
         assert_eq!(raw_i64(v[5]), None);
         let norm: Vec<String> = v.iter().map(|r| normalized(*r)).collect();
         assert_eq!(norm, [r#""pl\"ain""#, r#""plain""#, "-0.0", "1.5", "true", "1e+20"]);
-        let mut out = Vec::new();
+        let mut out = Found::new();
         extract(br#"{"o": {"a": 1.50, "b": [1, 2]}}"#, &paths(&["o"]), &mut out).unwrap();
         assert_eq!(normalized(out[0].unwrap()), r#"{"a":1.5,"b":[1,2]}"#);
     }
@@ -614,7 +618,7 @@ mod tests {
         for n in [MAX_DEPTH as usize, 127, 200] {
             let text = deep(n);
             assert!(scanned(text.as_bytes(), &wanted).is_none());
-            let mut out = Vec::new();
+            let mut out = Found::new();
             assert_eq!(
                 extract(text.as_bytes(), &ps, &mut out).map_err(|e| e.to_string()),
                 reference(text.as_bytes(), &wanted).map(drop),

@@ -408,7 +408,7 @@ impl Planned {
             if paths.is_empty() && !check_json {
                 return Ok(());
             }
-            let mut found = Vec::with_capacity(paths.len());
+            let mut found = json::Found::new();
             if let Err(e) = json::extract(&r.value, &paths, &mut found) {
                 return match time_field.is_some() || check_json {
                     true => Err(format!("not JSON: {e}")),
@@ -427,7 +427,7 @@ impl Planned {
                 });
                 at = 1;
             }
-            let mut vals = Vec::new();
+            let mut vals: smallvec::SmallVec<[json::Raw; 4]> = smallvec::SmallVec::new();
             for (id, p) in &prekeys {
                 vals.clear();
                 vals.extend(found[at..at + p.len()].iter().map_while(|v| json::non_null(*v)));

@@ -32,8 +32,13 @@ pub struct Record {
     pub origin: Origin,
     /// Keys read ahead by the source in its event-time pass, `(key-by id, key bytes)`, for
     /// key-bys downstream; kept only while the value stays byte-for-byte the same.
-    pub prekeys: Vec<(u16, Vec<u8>)>,
+    pub prekeys: Prekeys,
 }
+
+/// [`Record::prekeys`]: the first one lives in the record itself. A record is made on one
+/// thread and freed on another, and such frees are the dearest mimalloc has; the usual one
+/// key read ahead then costs only the key's.
+pub type Prekeys = smallvec::SmallVec<[(u16, Vec<u8>); 1]>;
 
 impl Record {
     /// A record with a value and nothing else.
@@ -166,7 +171,8 @@ mod tests {
 
     #[test]
     fn append_moves_into_an_empty_builder_and_places_marks_after_earlier_records() {
-        let batch = |vals: &[&str], marks: Vec<Mark>| Batch { records: vals.iter().map(|v| Record::new(v.as_bytes().to_vec())).collect(), marks };
+        let batch =
+            |vals: &[&str], marks: Vec<Mark>| Batch { records: vals.iter().map(|v| Record::new(v.as_bytes().to_vec())).collect(), marks };
         let values = |b: &Batch| b.records.iter().map(|r| String::from_utf8(r.value.clone()).unwrap()).collect::<Vec<_>>();
         let mut b = BatchBuilder::default();
         b.append(batch(&["a", "b"], vec![(1, 5), (2, 6)]));

@@ -311,7 +311,7 @@ impl KeyExtractor {
         let mut failed = Vec::new();
         match self {
             KeyExtractor::Fields(paths, id) => {
-                let mut found = Vec::with_capacity(paths.len());
+                let mut found = json::Found::new();
                 let mut vals = Vec::with_capacity(paths.len());
                 for (i, r) in records.iter_mut().enumerate() {
                     if let Some(pos) = id.and_then(|id| r.prekeys.iter().position(|(p, _)| *p == id)) {
@@ -1047,7 +1047,8 @@ mod tests {
 
     #[test]
     fn key_by_takes_a_key_read_ahead_under_its_id_and_reads_the_value_otherwise() {
-        let rec = |v: &str, prekeys: Vec<(u16, Vec<u8>)>| Record { value: v.as_bytes().to_vec(), prekeys, ..Record::default() };
+        let rec =
+            |v: &str, prekeys: Vec<(u16, Vec<u8>)>| Record { value: v.as_bytes().to_vec(), prekeys: prekeys.into(), ..Record::default() };
         let mut by_user = KeyExtractor::Fields(vec![vec!["user".to_string()]], Some(3));
         let mut recs = vec![
             rec(r#"{"user": "a"}"#, vec![(3, b"a".to_vec())]),

@@ -296,7 +296,7 @@ fn add_fields(accs: &mut [AggAcc], aggs: &[(String, AggSpec)], paths: &[json::Pa
     if paths.is_empty() {
         return;
     }
-    let mut found = Vec::with_capacity(paths.len());
+    let mut found = json::Found::new();
     if json::extract(value, paths, &mut found).is_err() {
         return;
     }
@@ -507,7 +507,7 @@ impl WindowOp {
                 }
             }
         }
-        let mut found = Vec::with_capacity(self.key_paths.len());
+        let mut found = json::Found::new();
         // The key-by already checked that the value is JSON with these fields.
         let _ = json::extract(value, &self.key_paths, &mut found);
         found.into_iter().map(|v| v.map(json::normalized).unwrap_or_else(|| "null".into())).collect()

@@ -833,7 +833,7 @@ mod tests {
                 .map(|i| Record {
                     value: format!("in{i}").into_bytes(),
                     timestamp: Some(i),
-                    prekeys: vec![(0, b"k".to_vec())],
+                    prekeys: smallvec::smallvec![(0, b"k".to_vec())],
                     ..Record::default()
                 })
                 .collect::<Vec<_>>()
