@@ -366,6 +366,27 @@ pub struct Route {
 pub struct Disconnected;
 
 impl Route {
+    /// A copy of `batch` for this route when others get it too. A keyed route's copy keeps
+    /// only the key read ahead for its own key-by: the others would be freed unread on the
+    /// downstream thread (and every allocation freed on another thread than its own is one
+    /// of the dearest things in the job).
+    fn copy_of(&self, batch: &Batch) -> Batch {
+        let Partitioner::Hash(KeyExtractor::Fields(_, id), _) = &self.partitioner else { return batch.clone() };
+        let records = batch
+            .records
+            .iter()
+            .map(|r| Record {
+                key: r.key.clone(),
+                value: r.value.clone(),
+                timestamp: r.timestamp,
+                headers: r.headers.clone(),
+                origin: r.origin,
+                prekeys: r.prekeys.iter().filter(|(p, _)| Some(*p) == *id).cloned().collect(),
+            })
+            .collect();
+        Batch { records, marks: batch.marks.clone() }
+    }
+
     fn send(&self, to: usize, m: Message) -> Result<(), Disconnected> {
         self.senders[to].send((self.channel, m)).map_err(|_| Disconnected)
     }
@@ -520,7 +541,7 @@ impl Chain {
                 let n = routes.len();
                 let mut b = Some(b);
                 for (j, r) in routes.iter_mut().enumerate() {
-                    let part = if j + 1 == n { b.take().unwrap_or_default() } else { b.clone().unwrap_or_default() };
+                    let part = if j + 1 == n { b.take().unwrap_or_default() } else { b.as_ref().map(|b| r.copy_of(b)).unwrap_or_default() };
                     failed.extend(r.send_batch(part)?);
                 }
             }
@@ -538,8 +559,10 @@ impl Chain {
         let n = self.links[i].main.len();
         let mut main = Some(main);
         for j in 0..n {
-            let part = if j + 1 == n { main.take().unwrap_or_default() } else { main.clone().unwrap_or_default() };
-            failed.extend(self.links[i].main[j].send_batch(part)?);
+            let route = &mut self.links[i].main[j];
+            let part =
+                if j + 1 == n { main.take().unwrap_or_default() } else { main.as_ref().map(|b| route.copy_of(b)).unwrap_or_default() };
+            failed.extend(route.send_batch(part)?);
         }
         self.send_dead(i, failed)
     }
@@ -1073,5 +1096,28 @@ mod tests {
         assert!(pair.assign(&mut recs).is_empty());
         let parsed: serde_json::Value = serde_json::from_str(v).unwrap();
         assert_eq!(recs[0].key.as_deref(), Some(serde_json::to_vec(&[&parsed["user"], &parsed["n"]]).unwrap().as_slice()));
+    }
+
+    #[test]
+    fn a_keyed_routes_copy_keeps_only_its_own_key_read_ahead() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let route = |partitioner| Route { senders: vec![tx.clone()], channel: 0, partitioner };
+        let batch = Batch {
+            records: vec![Record {
+                value: br#"{"user": "a", "action": "x"}"#.to_vec(),
+                timestamp: Some(5),
+                headers: vec![("h".into(), b"v".to_vec())],
+                prekeys: vec![(3, b"a".to_vec()), (4, br#"["a","x"]"#.to_vec())].into(),
+                ..Record::default()
+            }],
+            marks: vec![(1, 7)],
+        };
+        let by_user = route(Partitioner::Hash(KeyExtractor::Fields(vec![vec!["user".into()]], Some(3)), 128));
+        let copy = by_user.copy_of(&batch);
+        assert_eq!(copy.records[0].prekeys.to_vec(), vec![(3, b"a".to_vec())]);
+        let rest = |r: &Record| (r.value.clone(), r.timestamp, r.headers.clone());
+        assert_eq!((rest(&copy.records[0]), &copy.marks), (rest(&batch.records[0]), &batch.marks));
+        // A route that does not key (a stateless task downstream may feed a keyed one) keeps all.
+        assert_eq!(route(Partitioner::Forward).copy_of(&batch).records, batch.records);
     }
 }
