@@ -234,29 +234,44 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn array(&mut self, depth: u32) -> Result<(), GiveUp> {
+    /// Steps into an array or object at nesting `depth`; says whether it is empty (and then
+    /// already closed by `close`).
+    fn open(&mut self, depth: u32, close: u8) -> Result<bool, GiveUp> {
         if depth > MAX_DEPTH {
             return Err(GiveUp);
         }
         self.at += 1;
         self.skip_ws();
-        if self.peek()? == b']' {
+        let empty = self.peek()? == close;
+        if empty {
             self.at += 1;
+        }
+        Ok(empty)
+    }
+
+    /// After an element or member: a comma (false: more follow) or `close` (true: done).
+    fn next_or_close(&mut self, close: u8) -> Result<bool, GiveUp> {
+        self.skip_ws();
+        let c = self.peek()?;
+        self.at += 1;
+        match c {
+            b',' => {
+                self.skip_ws();
+                Ok(false)
+            }
+            _ if c == close => Ok(true),
+            _ => Err(GiveUp),
+        }
+    }
+
+    fn array(&mut self, depth: u32) -> Result<(), GiveUp> {
+        if self.open(depth, b']')? {
             return Ok(());
         }
         loop {
             self.value(depth)?;
-            self.skip_ws();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.skip_ws();
-                }
-                b']' => {
-                    self.at += 1;
-                    return Ok(());
-                }
-                _ => return Err(GiveUp),
+            if self.next_or_close(b']')? {
+                return Ok(());
             }
         }
     }
@@ -264,13 +279,7 @@ impl<'a> Scanner<'a> {
     /// An object, noting the members `wanted` asks for in `out` (the last of repeated keys
     /// wins, as with serde_json) and walking into the ones that nested paths go through.
     fn object(&mut self, depth: u32, wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>]) -> Result<(), GiveUp> {
-        if depth > MAX_DEPTH {
-            return Err(GiveUp);
-        }
-        self.at += 1;
-        self.skip_ws();
-        if self.peek()? == b'}' {
-            self.at += 1;
+        if self.open(depth, b'}')? {
             return Ok(());
         }
         loop {
@@ -309,17 +318,8 @@ impl<'a> Scanner<'a> {
                     }
                 }
             }
-            self.skip_ws();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.skip_ws();
-                }
-                b'}' => {
-                    self.at += 1;
-                    return Ok(());
-                }
-                _ => return Err(GiveUp),
+            if self.next_or_close(b'}')? {
+                return Ok(());
             }
         }
     }
