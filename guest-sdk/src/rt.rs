@@ -126,6 +126,14 @@ fn map_with<T: Map>(input: Batch, mut f: impl FnMut(&mut T, RecordView<'_>) -> R
     let mut out = Out::default();
     let mut same = Vec::new();
     let mut failed = Vec::new();
+    // The first record sent back makes room for the rest of the batch at once (a map that
+    // passes records on unchanged allocates nothing).
+    let room = |out: &mut Out, index: u32| {
+        if out.lists.is_empty() {
+            let left = n - index as usize;
+            out.lists.reserve(left, input.data.len() / n.max(1) * left);
+        }
+    };
     let early = each_view::<T>(&input, |op, index, r| match f(op, r) {
         Ok(Mapped::Unchanged) => {
             if same.is_empty() {
@@ -133,8 +141,14 @@ fn map_with<T: Map>(input: Batch, mut f: impl FnMut(&mut T, RecordView<'_>) -> R
             }
             same[index as usize] = 1;
         }
-        Ok(Mapped::Value(v)) => out.push_value(r, v),
-        Ok(Mapped::Record(o)) => out.push(o),
+        Ok(Mapped::Value(v)) => {
+            room(&mut out, index);
+            out.push_value(r, v)
+        }
+        Ok(Mapped::Record(o)) => {
+            room(&mut out, index);
+            out.push(o)
+        }
         Err(error) => failed.push(Failure { index, error }),
     });
     if !early.is_empty() {

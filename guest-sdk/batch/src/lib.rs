@@ -96,9 +96,18 @@ impl<'a> Parts<'a> {
         }
     }
 
-    /// The records in order.
+    /// The records in order (walking the lists side by side: fewer bounds checks than
+    /// [`Self::get`] per record).
     pub fn iter(&self) -> impl ExactSizeIterator<Item = RecordRef<'a>> + '_ {
-        (0..self.len()).map(|i| self.get(i))
+        let data = self.data;
+        let mut start = 0;
+        self.ends.chunks_exact(2).zip(self.flags).zip(self.timestamps).map(move |((e, &f), &t)| {
+            let (key_end, end) = (e[0] as usize, e[1] as usize);
+            let key = (f & HAS_KEY != 0).then(|| &data[start..key_end]);
+            let value = &data[key_end..end];
+            start = end;
+            RecordRef { key, value, timestamp: (f & HAS_TIMESTAMP != 0).then_some(t) }
+        })
     }
 }
 
@@ -156,6 +165,14 @@ impl Builder {
         self.timestamps.push(timestamp.unwrap_or(0));
         self.flags.push(if key.is_some() { HAS_KEY } else { 0 } | if timestamp.is_some() { HAS_TIMESTAMP } else { 0 });
         index
+    }
+
+    /// Makes room for `records` more records holding `bytes` of keys and values in all.
+    pub fn reserve(&mut self, records: usize, bytes: usize) {
+        self.data.reserve(bytes);
+        self.ends.reserve(2 * records);
+        self.timestamps.reserve(records);
+        self.flags.reserve(records);
     }
 
     /// Number of records.
