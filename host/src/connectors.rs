@@ -68,6 +68,30 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// The next line with its line end, if any: copied once, straight out of the reader's
+    /// buffer, unless it runs past the buffer's end. `None` at the end of the file.
+    fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let ahead = self.reader.fill_buf()?;
+        if ahead.is_empty() {
+            return Ok(None);
+        }
+        let line = match memchr::memchr(b'\n', ahead) {
+            Some(end) => {
+                let line = ahead[..=end].to_vec();
+                self.reader.consume(end + 1);
+                line
+            }
+            None => {
+                self.buf.clear();
+                self.reader.read_until(b'\n', &mut self.buf)?;
+                self.buf.clone()
+            }
+        };
+        self.offset += line.len() as u64;
+        self.line += 1;
+        Ok(Some(line))
+    }
+
     /// Opens `path`.
     pub fn open(path: &Path, source: u16) -> anyhow::Result<Self> {
         let f = File::open(path).with_context(|| format!("source file {}: cannot open it", path.display()))?;
@@ -86,22 +110,15 @@ impl Source for FileSource {
     fn poll(&mut self, max: usize) -> anyhow::Result<Option<(Vec<Record>, Duration)>> {
         let mut out = Vec::with_capacity(max);
         while out.len() < max {
-            self.buf.clear();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut self.buf)
-                .with_context(|| format!("source file {}: read failed", self.path.display()))?;
-            if n == 0 {
+            let Some(mut value) = self.next_line().with_context(|| format!("source file {}: read failed", self.path.display()))? else {
                 break;
-            }
-            self.offset += n as u64;
-            self.line += 1;
-            while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
-                self.buf.pop();
+            };
+            while matches!(value.last(), Some(b'\n' | b'\r')) {
+                value.pop();
             }
             // JSON lines are checked in the source task's one pass over each record.
             out.push(Record {
-                value: self.buf.clone(),
+                value,
                 origin: Origin { source: self.source, position: self.line, ..Origin::default() },
                 ..Record::default()
             });
@@ -568,6 +585,22 @@ mod tests {
             assert!(a.iter().all(|e| e[f].is_string()), "{f}");
         }
         assert!(a.iter().all(|e| e["timestamp"].is_i64()));
+    }
+
+    #[test]
+    fn file_lines_are_read_whole_across_the_readers_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        std::fs::write(&path, "a\nbbbbb\r\n\nccc").unwrap();
+        let mut src = FileSource::open(&path, 3).unwrap();
+        // A 4-byte buffer: the second line runs past it, the last has no line end.
+        src.reader = BufReader::with_capacity(4, File::open(&path).unwrap());
+        let (recs, _) = src.poll(10).unwrap().unwrap();
+        let values: Vec<&[u8]> = recs.iter().map(|r| r.value.as_slice()).collect();
+        assert_eq!(values, [&b"a"[..], b"bbbbb", b"", b"ccc"]);
+        assert_eq!(recs.iter().map(|r| (r.origin.source, r.origin.position)).collect::<Vec<_>>(), [(3, 1), (3, 2), (3, 3), (3, 4)]);
+        assert_eq!(src.position(), serde_json::json!({"offset": 13, "line": 4}));
+        assert!(src.poll(10).unwrap().is_none());
     }
 
     #[test]
