@@ -36,8 +36,8 @@ pub struct Record {
 }
 
 /// [`Record::prekeys`]: the first one lives in the record itself. A record is made on one
-/// thread and freed on another, and such frees are the dearest mimalloc has; the usual one
-/// key read ahead then costs only the key's.
+/// thread and freed on another, and such frees are among the dearest work mimalloc does; a
+/// record with the usual single read-ahead key then frees only the key's bytes there.
 pub type Prekeys = smallvec::SmallVec<[(u16, Vec<u8>); 1]>;
 
 impl Record {
