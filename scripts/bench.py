@@ -101,6 +101,31 @@ def flink_lib():
     return py, os.path.join(lib, "lib")
 
 
+def ns_per_record(cmd, cwd=ROOT):
+    """The best of three runs of a loop that prints `... N ns per record`."""
+    best = None
+    for _ in range(3):
+        text = subprocess.check_output(cmd, cwd=cwd, text=True, env={**os.environ, "ITERS": "1500"})
+        ns = float(re.search(r"([0-9.]+) ns per record", text).group(1))
+        best = ns if best is None else min(best, ns)
+    return best
+
+
+def wasm_tax_twin():
+    """The parse plugin against its logic compiled natively with the plugin's own settings
+    (the plugins workspace's profile and plugins/.cargo/config.toml): only the target differs.
+    The criterion rows compare with the host workspace's release build, which has no LTO."""
+    twin_dir = os.path.expanduser("~/.cache/weir/plugins-twin")
+    plugins = os.path.join(ROOT, "plugins")
+    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "log-analyzer-parse", "--example", "native_twin", "--target-dir", twin_dir], cwd=plugins)
+    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "weir-bench", "--example", "plugin_loop"], cwd=ROOT)
+    loop = os.path.join(TARGET, "release", "examples", "plugin_loop")
+    twin = ns_per_record([os.path.join(twin_dir, "release", "examples", "native_twin")])
+    for case, args in [("parse, batch 4096", ["parse"]), ("parse, batch 4096, `plugin-deadline = \"off\"`", ["parse", "off"])]:
+        wasm = ns_per_record([loop, *args])
+        print(f"{case} | {wasm:.0f} | {twin:.0f} | {wasm / twin:.2f}")
+
+
 def wasm_tax(table):
     done = subprocess.run(["cargo", "bench", "-q", "-p", "weir-bench", "--bench", "wasm_tax"], cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
@@ -299,6 +324,11 @@ def main():
         print("case | wasm ns | native ns | ratio | wasm records/s | native records/s")
         print("--- | --- | --- | --- | --- | ---")
         wasm_tax(Table())
+        print()
+        print("## Wasm tax, same build settings: parse plugin vs its native twin (best of 3 loops)\n")
+        print("case | wasm ns | twin ns | ratio")
+        print("--- | --- | --- | ---")
+        wasm_tax_twin()
         print()
 
 

@@ -1,0 +1,32 @@
+//! The parse plugin's logic compiled natively with the plugin's own build settings (the
+//! plugins workspace's release profile: LTO, one codegen unit, and `plugins/.cargo/config.toml`),
+//! timed over the same 4,096 log lines as `bench/examples/plugin_loop.rs parse`: the native
+//! side of a Wasm-tax comparison where only the target differs.
+//!
+//!     cd plugins && cargo run --release -p log-analyzer-parse --example native_twin
+
+use std::time::Instant;
+
+fn main() {
+    let iters: usize = std::env::var("ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3000);
+    let lines: Vec<Vec<u8>> = (0..4096)
+        .map(|i| {
+            format!(
+                r#"{{"user_id": "user{}", "session_id": "session_{}", "action": "view", "timestamp": {}, "ip_address": "10.0.0.2", "user_agent": "Mozilla/5.0 (Test Browser)", "metadata": {{}}}}"#,
+                i % 97,
+                i * 31 % 10_000,
+                1_735_689_600 + i
+            )
+            .into_bytes()
+        })
+        .collect();
+    let start = Instant::now();
+    let mut passed = 0;
+    for _ in 0..iters {
+        for line in &lines {
+            passed += usize::from(std::hint::black_box(log_analyzer_parse::check(std::hint::black_box(line))).is_ok());
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / (iters * lines.len()) as f64;
+    println!("parse, native twin: {ns:.1} ns per record ({passed} records passed)");
+}
