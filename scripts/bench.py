@@ -282,6 +282,14 @@ def main():
         throughput("weir, whole log-analyzer job (parse, detect, 2 windows), memory", [WEIR, *bundle], a.runs, a.events, job_seconds, t)
         loop_s, _, text = throughput("hand-written Rust loop, 1 thread", [LOOP, data], a.runs, a.events,
                                      lambda x: float(re.search(r"wall_s=([0-9.]+)", x).group(1)), t)
+        # The same loop built like the plugins (LTO, one codegen unit, plugins/.cargo's
+        # inline threshold): the host workspace's release profile has none of them.
+        alike_dir = os.path.expanduser("~/.cache/weir/loop-alike")
+        alike_env = dict(os.environ, CARGO_PROFILE_RELEASE_LTO="true", CARGO_PROFILE_RELEASE_CODEGEN_UNITS="1",
+                         RUSTFLAGS="-C llvm-args=-inline-threshold=1000")
+        subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "weir-bench", "--bin", "flagship-loop", "--target-dir", alike_dir], cwd=ROOT, env=alike_env)
+        alike_s, _, _ = throughput("hand-written Rust loop, 1 thread, built like the plugins", [os.path.join(alike_dir, "release", "flagship-loop"), data],
+                                   a.runs, a.events, lambda x: float(re.search(r"wall_s=([0-9.]+)", x).group(1)), t)
         py, lib = flink_lib()
         flink = None
         if py and "flink" not in skip:
@@ -297,7 +305,7 @@ def main():
         print()
         for how, mem, rocksdb, rss in [("chained (default)", weir_mem, weir_rocks, weir_rss), ("chain = false", weir_mem_u, weir_rocks_u, weir_rss_u),
                                        ("plugin-deadline = off", weir_off, None, weir_rss), ("chain = false, plugin-deadline = off", weir_off_u, None, weir_rss_off_u)]:
-            print(f"{how}: weir / Rust loop throughput: {loop_s / mem:.2f}", end="")
+            print(f"{how}: weir / Rust loop throughput: {loop_s / mem:.2f} ({alike_s / mem:.2f} against the loop built alike)", end="")
             if rocksdb:
                 print(f"; RocksDB / memory: {mem / rocksdb:.2f}", end="")
             if flink:
