@@ -110,26 +110,11 @@ fn wasm_map(g: &mut BenchmarkGroup<'_, WallTime>, side: &str, wasm: &mut Instanc
     });
 }
 
-/// `n` LogEvent lines.
-fn log_lines(n: usize) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| {
-            format!(
-                r#"{{"user_id": "user{}", "session_id": "session_{}", "action": "view", "timestamp": {}, "ip_address": "10.0.0.2", "user_agent": "Mozilla/5.0 (Test Browser)", "metadata": {{}}}}"#,
-                i % 97,
-                i * 31 % 10_000,
-                1_735_689_600 + i
-            )
-            .into_bytes()
-        })
-        .collect()
-}
-
 fn parse(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     let mut wasm = instance("log_analyzer_parse");
     let mut fast = instance_without_deadline("log_analyzer_parse");
-    let lines = log_lines(4096);
+    let lines = log_analyzer_parse::sample_lines(4096);
     for n in [1usize, 256, 4096] {
         let input: Vec<Record> = lines[..n].iter().map(|l| Record::new(l.clone())).collect();
         g.throughput(Throughput::Elements(n as u64));
@@ -163,7 +148,7 @@ fn boundary(c: &mut Criterion) {
     let mut wasm = instance("identity");
     let mut unchanged = instance("passthrough");
     for n in [1usize, 256, 4096] {
-        let input: Vec<Record> = log_lines(n).into_iter().map(Record::new).collect();
+        let input: Vec<Record> = log_analyzer_parse::sample_lines(n).into_iter().map(Record::new).collect();
         g.throughput(Throughput::Elements(n as u64));
         wasm_map(&mut g, "wasm", &mut wasm, &input);
         wasm_map(&mut g, "wasm-unchanged", &mut unchanged, &input);

@@ -31,22 +31,6 @@ fn instance(name: &str, deadline: bool, config: &str) -> Instance {
     Instance::new(Arc::new(plugin), name, 0, config.into()).expect("instance")
 }
 
-fn log_lines() -> Vec<Record> {
-    (0..N)
-        .map(|i| {
-            Record::new(
-                format!(
-                    r#"{{"user_id": "user{}", "session_id": "session_{}", "action": "view", "timestamp": {}, "ip_address": "10.0.0.2", "user_agent": "Mozilla/5.0 (Test Browser)", "metadata": {{}}}}"#,
-                    i % 97,
-                    i * 31 % 10_000,
-                    1_735_689_600 + i
-                )
-                .into_bytes(),
-            )
-        })
-        .collect()
-}
-
 fn main() {
     let case = std::env::args().nth(1).unwrap_or_else(|| "identity".into());
     let deadline = std::env::args().nth(2).as_deref() != Some("off");
@@ -71,7 +55,7 @@ fn main() {
         let name = if case == "parse" { "log_analyzer_parse" } else { case.as_str() };
         let mut map = instance(name, deadline, &config);
         // Maps write over their input; these plugins give every line back as it is.
-        let mut batch = log_lines();
+        let mut batch: Vec<Record> = log_analyzer_parse::sample_lines(N).into_iter().map(Record::new).collect();
         start = Instant::now();
         for _ in 0..iters {
             passed += map.map(&mut batch).iter().filter(|f| f.is_none()).count();

@@ -9,17 +9,7 @@ use std::time::Instant;
 
 fn main() {
     let iters: usize = std::env::var("ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3000);
-    let lines: Vec<Vec<u8>> = (0..4096)
-        .map(|i| {
-            format!(
-                r#"{{"user_id": "user{}", "session_id": "session_{}", "action": "view", "timestamp": {}, "ip_address": "10.0.0.2", "user_agent": "Mozilla/5.0 (Test Browser)", "metadata": {{}}}}"#,
-                i % 97,
-                i * 31 % 10_000,
-                1_735_689_600 + i
-            )
-            .into_bytes()
-        })
-        .collect();
+    let lines = log_analyzer_parse::sample_lines(4096);
     let start = Instant::now();
     let mut passed = 0;
     for _ in 0..iters {

@@ -74,6 +74,23 @@ pub enum Checked {
     Reencoded(Vec<u8>),
 }
 
+/// `n` valid LogEvent lines of the shape the log-analyzer reads: the input every benchmark of
+/// this parser shares (`bench/benches/wasm_tax.rs`, `bench/examples/plugin_loop.rs`, and
+/// `examples/native_twin.rs`), so their figures compare.
+pub fn sample_lines(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"user_id": "user{}", "session_id": "session_{}", "action": "view", "timestamp": {}, "ip_address": "10.0.0.2", "user_agent": "Mozilla/5.0 (Test Browser)", "metadata": {{}}}}"#,
+                i % 97,
+                i * 31 % 10_000,
+                1_735_689_600 + i
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
 /// Checks one line: a LogEvent passes (as it is when it has nothing more), anything else is
 /// refused with the reason.
 pub fn check(bytes: &[u8]) -> Result<Checked> {
@@ -165,6 +182,15 @@ mod tests {
             assert_eq!(check(line.as_bytes()).unwrap(), Checked::Reencoded(want.as_bytes().to_vec()), "{line}");
         }
         assert!(matches!(check(br#"{"user_id": 7}"#), Err(Error::InvalidInput(m)) if m == "field `user_id` must be a string"));
+    }
+
+    #[test]
+    fn sample_lines_are_log_events_that_pass_as_they_are() {
+        let lines = sample_lines(300);
+        assert_eq!(lines.len(), 300);
+        for line in &lines {
+            assert_eq!(check(line).unwrap(), Checked::AsIs, "{}", String::from_utf8_lossy(line));
+        }
     }
 
     #[test]
