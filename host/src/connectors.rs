@@ -64,7 +64,6 @@ pub struct FileSource {
     source: u16,
     line: u64,
     offset: u64,
-    buf: Vec<u8>,
 }
 
 impl FileSource {
@@ -82,9 +81,9 @@ impl FileSource {
                 line
             }
             None => {
-                self.buf.clear();
-                self.reader.read_until(b'\n', &mut self.buf)?;
-                self.buf.clone()
+                let mut line = Vec::new();
+                self.reader.read_until(b'\n', &mut line)?;
+                line
             }
         };
         self.offset += line.len() as u64;
@@ -101,7 +100,6 @@ impl FileSource {
             source,
             line: 0,
             offset: 0,
-            buf: Vec::new(),
         })
     }
 }
