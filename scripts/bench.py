@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/weir/target"))
@@ -99,6 +100,12 @@ def flink_lib():
         return None, None
     lib = subprocess.check_output([py, "-c", "import pyflink, os; print(os.path.dirname(pyflink.__file__))"], text=True).strip()
     return py, os.path.join(lib, "lib")
+
+
+def plugin_rustflags():
+    """The compiler flags plugins are built with (plugins/.cargo/config.toml)."""
+    with open(os.path.join(ROOT, "plugins", ".cargo", "config.toml"), "rb") as f:
+        return tomllib.load(f)["build"]["rustflags"]
 
 
 def ns_per_record(cmd, cwd=ROOT):
@@ -286,7 +293,7 @@ def main():
         # inline threshold): the host workspace's release profile has none of them.
         alike_dir = os.path.expanduser("~/.cache/weir/loop-alike")
         alike_env = dict(os.environ, CARGO_PROFILE_RELEASE_LTO="true", CARGO_PROFILE_RELEASE_CODEGEN_UNITS="1",
-                         RUSTFLAGS="-C llvm-args=-inline-threshold=1000")
+                         RUSTFLAGS=" ".join(plugin_rustflags()))
         subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "weir-bench", "--bin", "flagship-loop", "--target-dir", alike_dir], cwd=ROOT, env=alike_env)
         alike_s, _, _ = throughput("hand-written Rust loop, 1 thread, built like the plugins", [os.path.join(alike_dir, "release", "flagship-loop"), data],
                                    a.runs, a.events, lambda x: float(re.search(r"wall_s=([0-9.]+)", x).group(1)), t)
