@@ -94,13 +94,7 @@ impl FileSource {
     /// Opens `path`.
     pub fn open(path: &Path, source: u16) -> anyhow::Result<Self> {
         let f = File::open(path).with_context(|| format!("source file {}: cannot open it", path.display()))?;
-        Ok(FileSource {
-            reader: BufReader::with_capacity(1 << 20, f),
-            path: path.to_path_buf(),
-            source,
-            line: 0,
-            offset: 0,
-        })
+        Ok(FileSource { reader: BufReader::with_capacity(1 << 20, f), path: path.to_path_buf(), source, line: 0, offset: 0 })
     }
 }
 
