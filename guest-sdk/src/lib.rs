@@ -27,6 +27,10 @@
 //! host sent, and a map answering [`Mapped::Unchanged`] sends nothing back: the cheapest
 //! boundary, for operators that mostly check or pass records on.
 //!
+//! [`json`] is the validating JSON scanner the host reads event times and keys with: a
+//! plugin that checks records (every field present, of the right type) can walk each line
+//! once in place, and leave what the scanner gives up on to serde_json.
+//!
 //! Operator logic runs natively too: [`testing`] is an in-memory host with state, timers and
 //! simulated time, so plugins are unit-tested with plain `cargo test`.
 
@@ -44,6 +48,7 @@ pub mod testing;
 pub use api::*;
 pub use record::{Mapped, RecordView};
 pub use state::*;
+pub use weir_json as json;
 
 /// Generated bindings of the host imports. Not part of the API: use the items re-exported at
 /// the crate root.

@@ -5,7 +5,8 @@
 //! and hands back the raw text of just the wanted values: no `Value` tree, no allocation for
 //! the fields it skips.
 //!
-//! The walk is a hand-written scanner over the text, which accepts a subset of what
+//! The walk is a hand-written scanner over the text (the `weir-json` crate, which plugins
+//! get as `weir_sdk::json`), which accepts a subset of what
 //! serde_json accepts: documents nested at most [`MAX_DEPTH`] deep whose object keys have no
 //! escapes (every record of the log-analyzer and the conformance inputs). Anything else,
 //! including every malformed record, is walked again by serde_json, which has the last word
@@ -56,7 +57,7 @@ pub fn extract<'a>(json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Resul
     // takes serde_json's byte path, which reports the error as serde_json always does.
     match std::str::from_utf8(json) {
         Ok(text) => {
-            if Scanner::new(text).document(wanted, out).is_ok() {
+            if document(text, wanted, out).is_ok() {
                 return Ok(());
             }
             out.iter_mut().for_each(|o| *o = None);
@@ -77,253 +78,50 @@ fn extract_with_serde<'a>(text: &'a str, wanted: &[(usize, &[String])], out: &mu
     de.end()
 }
 
-/// Deepest nesting of arrays and objects the scanner follows (serde_json's limit is 128).
-pub const MAX_DEPTH: u32 = 64;
+pub use weir_json::MAX_DEPTH;
+use weir_json::{GiveUp, Scanner};
 
-/// The scanner gave up: the text is not valid JSON, or is outside what it reads; serde_json
-/// decides.
-#[derive(Debug)]
-struct GiveUp;
-
-/// A validating walk over JSON text by hand (see the module docs): strict RFC 8259 grammar
-/// as serde_json reads it (whitespace is space, tab, CR and LF; no leading zeros; control
-/// characters refused in strings; escapes checked; the text is already valid UTF-8).
-struct Scanner<'a> {
-    text: &'a str,
-    at: usize,
+/// The whole text: one value and whitespace around it; the members `wanted` asks for of an
+/// object at the top noted in `out`.
+fn document<'a>(text: &'a str, wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>]) -> Result<(), GiveUp> {
+    let mut s = Scanner::new(text);
+    s.skip_ws();
+    match s.peek()? {
+        b'{' => object(&mut s, 1, wanted, out)?,
+        _ => s.value(0)?,
+    }
+    s.end()
 }
 
-impl<'a> Scanner<'a> {
-    fn new(text: &'a str) -> Self {
-        Scanner { text, at: 0 }
-    }
-
-    fn bytes(&self) -> &'a [u8] {
-        self.text.as_bytes()
-    }
-
-    /// The whole text: one value and whitespace around it.
-    fn document(mut self, wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>]) -> Result<(), GiveUp> {
-        self.skip_ws();
-        match self.peek()? {
-            b'{' => self.object(1, wanted, out)?,
-            _ => self.value(0)?,
-        }
-        self.skip_ws();
-        match self.at == self.text.len() {
-            true => Ok(()),
-            false => Err(GiveUp),
-        }
-    }
-
-    fn peek(&self) -> Result<u8, GiveUp> {
-        self.bytes().get(self.at).copied().ok_or(GiveUp)
-    }
-
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.at) {
-            self.at += 1;
-        }
-    }
-
-    fn expect(&mut self, c: u8) -> Result<(), GiveUp> {
-        match self.peek()? == c {
-            true => {
-                self.at += 1;
-                Ok(())
-            }
-            false => Err(GiveUp),
-        }
-    }
-
-    /// Any value, at nesting `depth` (whitespace before it already skipped).
-    fn value(&mut self, depth: u32) -> Result<(), GiveUp> {
-        match self.peek()? {
-            b'"' => self.string().map(drop),
-            b'{' => self.object(depth + 1, &[], &mut []),
-            b'[' => self.array(depth + 1),
-            b't' => self.literal("true"),
-            b'f' => self.literal("false"),
-            b'n' => self.literal("null"),
-            _ => self.number(),
-        }
-    }
-
-    fn literal(&mut self, word: &str) -> Result<(), GiveUp> {
-        match self.bytes()[self.at..].starts_with(word.as_bytes()) {
-            true => {
-                self.at += word.len();
-                Ok(())
-            }
-            false => Err(GiveUp),
-        }
-    }
-
-    fn digits(&mut self) -> usize {
-        let start = self.at;
-        while self.bytes().get(self.at).is_some_and(u8::is_ascii_digit) {
-            self.at += 1;
-        }
-        self.at - start
-    }
-
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-    fn number(&mut self) -> Result<(), GiveUp> {
-        if self.peek()? == b'-' {
-            self.at += 1;
-        }
-        match self.peek()? {
-            b'0' => self.at += 1,
-            b'1'..=b'9' => _ = self.digits(),
-            _ => return Err(GiveUp),
-        }
-        if self.bytes().get(self.at) == Some(&b'.') {
-            self.at += 1;
-            if self.digits() == 0 {
-                return Err(GiveUp);
-            }
-        }
-        if let Some(b'e' | b'E') = self.bytes().get(self.at) {
-            self.at += 1;
-            if let Some(b'+' | b'-') = self.bytes().get(self.at) {
-                self.at += 1;
-            }
-            if self.digits() == 0 {
-                return Err(GiveUp);
-            }
-        }
-        Ok(())
-    }
-
-    /// A string, from its opening quote to past its closing one; says whether it had
-    /// escapes. Eight bytes at a time while none of them is a quote, a backslash or a control
-    /// character.
-    fn string(&mut self) -> Result<bool, GiveUp> {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        let b = self.bytes();
-        self.at += 1;
-        let mut escaped = false;
-        loop {
-            while let Some(chunk) = b.get(self.at..self.at + 8) {
-                let w = u64::from_le_bytes(chunk.try_into().map_err(|_| GiveUp)?);
-                let (quote, slash) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
-                // High bit of each byte that is zero in `quote` or `slash`, or below 0x20.
-                let hit =
-                    ((quote.wrapping_sub(ONES) & !quote) | (slash.wrapping_sub(ONES) & !slash) | (w.wrapping_sub(ONES * 0x20) & !w)) & HIGH;
-                if hit != 0 {
-                    self.at += (hit.trailing_zeros() / 8) as usize;
-                    break;
+/// An object, noting the members `wanted` asks for in `out` (the last of repeated keys wins,
+/// as with serde_json) and walking into the ones that nested paths go through.
+fn object<'a>(s: &mut Scanner<'a>, depth: u32, wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>]) -> Result<(), GiveUp> {
+    s.object(depth, |s, key| {
+        let start = s.at();
+        let mut deeper: [(usize, &[String]); 4] = [(0, &[]); 4];
+        let mut n = 0;
+        for &(i, p) in wanted {
+            match p {
+                [f, rest @ ..] if f == key && !rest.is_empty() => {
+                    *deeper.get_mut(n).ok_or(GiveUp)? = (i, rest);
+                    n += 1;
                 }
-                self.at += 8;
-            }
-            let c = self.peek()?;
-            self.at += 1;
-            match c {
-                b'"' => return Ok(escaped),
-                b'\\' => {
-                    escaped = true;
-                    match self.peek()? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
-                        b'u' if b.get(self.at + 1..self.at + 5).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) => self.at += 5,
-                        _ => return Err(GiveUp),
-                    }
-                }
-                0..0x20 => return Err(GiveUp),
                 _ => {}
             }
         }
-    }
-
-    /// Steps into an array or object at nesting `depth`; says whether it is empty (and then
-    /// already closed by `close`).
-    fn open(&mut self, depth: u32, close: u8) -> Result<bool, GiveUp> {
-        if depth > MAX_DEPTH {
-            return Err(GiveUp);
+        match n > 0 && s.peek()? == b'{' {
+            true => object(s, depth + 1, &deeper[..n], out)?,
+            false => s.value(depth)?,
         }
-        self.at += 1;
-        self.skip_ws();
-        let empty = self.peek()? == close;
-        if empty {
-            self.at += 1;
-        }
-        Ok(empty)
-    }
-
-    /// After an element or member: a comma (false: more follow) or `close` (true: done).
-    fn next_or_close(&mut self, close: u8) -> Result<bool, GiveUp> {
-        self.skip_ws();
-        let c = self.peek()?;
-        self.at += 1;
-        match c {
-            b',' => {
-                self.skip_ws();
-                Ok(false)
-            }
-            _ if c == close => Ok(true),
-            _ => Err(GiveUp),
-        }
-    }
-
-    fn array(&mut self, depth: u32) -> Result<(), GiveUp> {
-        if self.open(depth, b']')? {
-            return Ok(());
-        }
-        loop {
-            self.value(depth)?;
-            if self.next_or_close(b']')? {
-                return Ok(());
-            }
-        }
-    }
-
-    /// An object, noting the members `wanted` asks for in `out` (the last of repeated keys
-    /// wins, as with serde_json) and walking into the ones that nested paths go through.
-    fn object(&mut self, depth: u32, wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>]) -> Result<(), GiveUp> {
-        if self.open(depth, b'}')? {
-            return Ok(());
-        }
-        loop {
-            if self.peek()? != b'"' {
-                return Err(GiveUp);
-            }
-            let start = self.at + 1;
-            if self.string()? {
-                // A key with escapes would have to be decoded to compare it.
-                return Err(GiveUp);
-            }
-            let key = &self.text[start..self.at - 1];
-            self.skip_ws();
-            self.expect(b':')?;
-            self.skip_ws();
-            let start = self.at;
-            let mut deeper: [(usize, &[String]); 4] = [(0, &[]); 4];
-            let mut n = 0;
-            for &(i, p) in wanted {
-                match p {
-                    [f, rest @ ..] if f == key && !rest.is_empty() => {
-                        *deeper.get_mut(n).ok_or(GiveUp)? = (i, rest);
-                        n += 1;
-                    }
-                    _ => {}
+        for &(i, p) in wanted {
+            if let [f] = p {
+                if f == key {
+                    out[i] = Some(Raw(&s.text()[start..s.at()]));
                 }
             }
-            match n > 0 && self.peek()? == b'{' {
-                true => self.object(depth + 1, &deeper[..n], out)?,
-                false => self.value(depth)?,
-            }
-            for &(i, p) in wanted {
-                if let [f] = p {
-                    if f == key {
-                        out[i] = Some(Raw(&self.text[start..self.at]));
-                    }
-                }
-            }
-            if self.next_or_close(b'}')? {
-                return Ok(());
-            }
         }
-    }
+        Ok(())
+    })
 }
 
 /// The value at `path` in a raw JSON value (nested paths walk into objects).
@@ -551,7 +349,7 @@ mod tests {
     fn scanned<'a>(text: &'a [u8], wanted: &[(usize, &[String])]) -> Option<Vec<Option<Raw<'a>>>> {
         let text = std::str::from_utf8(text).ok()?;
         let mut out = vec![None; wanted.len()];
-        Scanner::new(text).document(wanted, &mut out).ok().map(|_| out)
+        document(text, wanted, &mut out).ok().map(|_| out)
     }
 
     /// What serde_json alone makes of `text`.

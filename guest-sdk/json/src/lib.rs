@@ -1,0 +1,335 @@
+//! A validating walk over JSON text by hand, for code that wants a few fields of a record in
+//! place: no tree, no allocation, no copy of the fields it skips.
+//!
+//! The [`Scanner`] accepts a subset of what serde_json accepts: the strict RFC 8259 grammar
+//! as serde_json reads it (whitespace is space, tab, CR and LF; no leading zeros; control
+//! characters refused in strings; escapes checked), nested at most [`MAX_DEPTH`] deep. Where
+//! it stops with [`GiveUp`] the text is invalid, or outside that subset, or its caller wants
+//! something it does not do (an object key with escapes, say): the caller then asks a full
+//! parser, which has the last word and words the error. The host reads event times and keys
+//! with it; plugins can check their records with it (`weir_sdk::json`).
+//!
+//! ```
+//! use weir_json::Scanner;
+//! let mut user = None;
+//! let mut s = Scanner::new(r#"{"user": "ann", "n": [1, 2]}"#);
+//! s.document_object(|s, key| {
+//!     let start = s.at();
+//!     s.value(1)?;
+//!     if key == "user" {
+//!         user = Some(&s.text()[start..s.at()]);
+//!     }
+//!     Ok(())
+//! })
+//! .unwrap();
+//! assert_eq!(user, Some(r#""ann""#));
+//! ```
+
+/// Deepest nesting of arrays and objects the scanner follows (serde_json's limit is 128).
+pub const MAX_DEPTH: u32 = 64;
+
+/// The scanner stopped: the text is not valid JSON, or is outside what it reads, or the
+/// caller refused it; a full parser decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GiveUp;
+
+/// A position in JSON text that is already valid UTF-8 (see the crate docs).
+#[derive(Debug, Clone)]
+pub struct Scanner<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    /// A scanner at the start of `text`.
+    pub fn new(text: &'a str) -> Self {
+        Scanner { text, at: 0 }
+    }
+
+    /// The whole text.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// The byte offset the scanner is at.
+    pub fn at(&self) -> usize {
+        self.at
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    /// The next byte, not consumed.
+    pub fn peek(&self) -> Result<u8, GiveUp> {
+        self.bytes().get(self.at).copied().ok_or(GiveUp)
+    }
+
+    /// Skips whitespace.
+    pub fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// Consumes `c`, or gives up.
+    pub fn expect(&mut self, c: u8) -> Result<(), GiveUp> {
+        match self.peek()? == c {
+            true => {
+                self.at += 1;
+                Ok(())
+            }
+            false => Err(GiveUp),
+        }
+    }
+
+    /// Trailing whitespace, then the end of the text.
+    pub fn end(mut self) -> Result<(), GiveUp> {
+        self.skip_ws();
+        match self.at == self.text.len() {
+            true => Ok(()),
+            false => Err(GiveUp),
+        }
+    }
+
+    /// A whole text that is one object: calls `member` for each key (see
+    /// [`Scanner::object`]), then checks that only whitespace follows.
+    pub fn document_object(mut self, member: impl FnMut(&mut Self, &'a str) -> Result<(), GiveUp>) -> Result<(), GiveUp> {
+        self.skip_ws();
+        self.object(1, member)?;
+        self.end()
+    }
+
+    /// Any value, at nesting `depth` (whitespace before it already skipped).
+    pub fn value(&mut self, depth: u32) -> Result<(), GiveUp> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => self.object(depth + 1, |s, _| s.value(depth + 1)),
+            b'[' => self.array(depth + 1),
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.literal("null"),
+            _ => self.number().map(drop),
+        }
+    }
+
+    fn literal(&mut self, word: &str) -> Result<(), GiveUp> {
+        match self.bytes()[self.at..].starts_with(word.as_bytes()) {
+            true => {
+                self.at += word.len();
+                Ok(())
+            }
+            false => Err(GiveUp),
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while self.bytes().get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// A number, `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; says whether it is
+    /// an integer literal (no fraction, no exponent).
+    pub fn number(&mut self) -> Result<bool, GiveUp> {
+        if self.peek()? == b'-' {
+            self.at += 1;
+        }
+        match self.peek()? {
+            b'0' => self.at += 1,
+            b'1'..=b'9' => _ = self.digits(),
+            _ => return Err(GiveUp),
+        }
+        let mut integer = true;
+        if self.bytes().get(self.at) == Some(&b'.') {
+            self.at += 1;
+            integer = false;
+            if self.digits() == 0 {
+                return Err(GiveUp);
+            }
+        }
+        if let Some(b'e' | b'E') = self.bytes().get(self.at) {
+            self.at += 1;
+            integer = false;
+            if let Some(b'+' | b'-') = self.bytes().get(self.at) {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return Err(GiveUp);
+            }
+        }
+        Ok(integer)
+    }
+
+    /// A string, from its opening quote (the next byte) to past its closing one; says whether
+    /// it had escapes. Eight bytes at a time while none of them is a quote, a backslash or a
+    /// control character. A `\u` escape is checked for four hex digits, not for surrogate
+    /// pairs: serde_json checks those only when it decodes the string.
+    pub fn string(&mut self) -> Result<bool, GiveUp> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let b = self.bytes();
+        self.expect(b'"')?;
+        let mut escaped = false;
+        loop {
+            while let Some(chunk) = b.get(self.at..self.at + 8) {
+                let w = u64::from_le_bytes(chunk.try_into().map_err(|_| GiveUp)?);
+                let (quote, slash) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
+                // High bit of each byte that is zero in `quote` or `slash`, or below 0x20.
+                let hit =
+                    ((quote.wrapping_sub(ONES) & !quote) | (slash.wrapping_sub(ONES) & !slash) | (w.wrapping_sub(ONES * 0x20) & !w)) & HIGH;
+                if hit != 0 {
+                    self.at += (hit.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.at += 8;
+            }
+            let c = self.peek()?;
+            self.at += 1;
+            match c {
+                b'"' => return Ok(escaped),
+                b'\\' => {
+                    escaped = true;
+                    match self.peek()? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
+                        b'u' if b.get(self.at + 1..self.at + 5).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) => self.at += 5,
+                        _ => return Err(GiveUp),
+                    }
+                }
+                0..0x20 => return Err(GiveUp),
+                _ => {}
+            }
+        }
+    }
+
+    /// Steps into an array or object at nesting `depth`; says whether it is empty (and then
+    /// already closed by `close`).
+    fn open(&mut self, depth: u32, close: u8) -> Result<bool, GiveUp> {
+        if depth > MAX_DEPTH {
+            return Err(GiveUp);
+        }
+        self.at += 1;
+        self.skip_ws();
+        let empty = self.peek()? == close;
+        if empty {
+            self.at += 1;
+        }
+        Ok(empty)
+    }
+
+    /// After an element or member: a comma (false: more follow) or `close` (true: done).
+    fn next_or_close(&mut self, close: u8) -> Result<bool, GiveUp> {
+        self.skip_ws();
+        let c = self.peek()?;
+        self.at += 1;
+        match c {
+            b',' => {
+                self.skip_ws();
+                Ok(false)
+            }
+            _ if c == close => Ok(true),
+            _ => Err(GiveUp),
+        }
+    }
+
+    /// An array at nesting `depth` (the next byte is its `[`).
+    pub fn array(&mut self, depth: u32) -> Result<(), GiveUp> {
+        if self.peek()? != b'[' {
+            return Err(GiveUp);
+        }
+        if self.open(depth, b']')? {
+            return Ok(());
+        }
+        loop {
+            self.value(depth)?;
+            if self.next_or_close(b']')? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// An object at nesting `depth` (the next byte is its `{`). For each member, `member` is
+    /// called with the key (which has no escapes: a key with escapes gives up) and the
+    /// scanner at the member's value, which it must walk (with [`Scanner::value`], or a step
+    /// of its own for a value it reads further, at nesting `depth`).
+    pub fn object(&mut self, depth: u32, mut member: impl FnMut(&mut Self, &'a str) -> Result<(), GiveUp>) -> Result<(), GiveUp> {
+        if self.peek()? != b'{' {
+            return Err(GiveUp);
+        }
+        if self.open(depth, b'}')? {
+            return Ok(());
+        }
+        loop {
+            let start = self.at + 1;
+            if self.string()? {
+                // A key with escapes would have to be decoded to compare it.
+                return Err(GiveUp);
+            }
+            let key = &self.text[start..self.at - 1];
+            self.skip_ws();
+            self.expect(b':')?;
+            self.skip_ws();
+            member(self, key)?;
+            if self.next_or_close(b'}')? {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(text: &str) -> bool {
+        let mut s = Scanner::new(text);
+        s.skip_ws();
+        s.value(0).is_ok() && s.end().is_ok()
+    }
+
+    #[test]
+    fn walks_the_grammar_strictly() {
+        for ok in ["1", "-0", "0.5e+3", r#""a\"\u00e9""#, "[]", "{}", " [1, {\"a\": [true, false, null]}] ", "\t\r\n{\"a\":{}}"] {
+            assert!(valid(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "01",
+            "1.",
+            "-",
+            "1e",
+            "+1",
+            "[1,]",
+            "{\"a\" 1}",
+            "{\"a\":1,}",
+            "\"\x01\"",
+            r#""\x""#,
+            r#""\u12g4""#,
+            "tru",
+            "[1] 2",
+            "{a:1}",
+        ] {
+            assert!(!valid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reports_integers_escapes_and_depth() {
+        assert_eq!(Scanner::new("12").number(), Ok(true));
+        assert_eq!(Scanner::new("1.0").number(), Ok(false));
+        assert_eq!(Scanner::new("1e3").number(), Ok(false));
+        assert_eq!(Scanner::new(r#""plain""#).string(), Ok(false));
+        assert_eq!(Scanner::new(r#""t\tab""#).string(), Ok(true));
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(valid(&deep(MAX_DEPTH as usize)));
+        assert!(!valid(&deep(MAX_DEPTH as usize + 1)));
+        let mut keys = Vec::new();
+        let escaped_key = Scanner::new(r#"{"a": 1, "\u0062": 2}"#).document_object(|s, k| {
+            keys.push(k);
+            s.value(1)
+        });
+        assert_eq!((escaped_key, keys), (Err(GiveUp), vec!["a"]));
+    }
+}
