@@ -53,16 +53,15 @@ pub fn extract<'a>(json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Resul
         many = paths.iter().enumerate().map(|(i, p)| (i, p.as_slice())).collect();
         &many
     };
-    // Checking UTF-8 once up front lets both walks skip the check per string; invalid UTF-8
-    // takes serde_json's byte path, which reports the error as serde_json always does.
+    // The scanner checks UTF-8 inside strings, where it can occur.
+    if document(json, wanted, out).is_ok() {
+        return Ok(());
+    }
+    out.iter_mut().for_each(|o| *o = None);
+    // Checking UTF-8 once up front lets serde_json skip the check per string; invalid UTF-8
+    // takes its byte path, which reports the error as serde_json always does.
     match std::str::from_utf8(json) {
-        Ok(text) => {
-            if document(text, wanted, out).is_ok() {
-                return Ok(());
-            }
-            out.iter_mut().for_each(|o| *o = None);
-            extract_with_serde(text, wanted, out)
-        }
+        Ok(text) => extract_with_serde(text, wanted, out),
         Err(_) => {
             let mut de = serde_json::Deserializer::from_slice(json);
             de.deserialize_any(Find { wanted, out })?;
@@ -83,7 +82,7 @@ use weir_json::{GiveUp, Scanner};
 
 /// The whole text: one value and whitespace around it; the members `wanted` asks for of an
 /// object at the top noted in `out`.
-fn document<'a>(text: &'a str, wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>]) -> Result<(), GiveUp> {
+fn document<'a>(text: &'a [u8], wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>]) -> Result<(), GiveUp> {
     let mut s = Scanner::new(text);
     s.skip_ws();
     match s.peek()? {
@@ -102,7 +101,7 @@ fn object<'a>(s: &mut Scanner<'a>, depth: u32, wanted: &[(usize, &[String])], ou
         let mut n = 0;
         for &(i, p) in wanted {
             match p {
-                [f, rest @ ..] if f == key && !rest.is_empty() => {
+                [f, rest @ ..] if f.as_bytes() == key && !rest.is_empty() => {
                     *deeper.get_mut(n).ok_or(GiveUp)? = (i, rest);
                     n += 1;
                 }
@@ -115,8 +114,9 @@ fn object<'a>(s: &mut Scanner<'a>, depth: u32, wanted: &[(usize, &[String])], ou
         }
         for &(i, p) in wanted {
             if let [f] = p {
-                if f == key {
-                    out[i] = Some(Raw(&s.text()[start..s.at()]));
+                if f.as_bytes() == key {
+                    // A value the scanner walked is UTF-8.
+                    out[i] = Some(Raw(std::str::from_utf8(&s.text()[start..s.at()]).map_err(|_| GiveUp)?));
                 }
             }
         }
@@ -347,7 +347,6 @@ mod tests {
 
     /// What the scanner alone makes of `text`: `None` when it gives up.
     fn scanned<'a>(text: &'a [u8], wanted: &[(usize, &[String])]) -> Option<Vec<Option<Raw<'a>>>> {
-        let text = std::str::from_utf8(text).ok()?;
         let mut out = vec![None; wanted.len()];
         document(text, wanted, &mut out).ok().map(|_| out)
     }

@@ -3,7 +3,8 @@
 //!
 //! The [`Scanner`] accepts a subset of what serde_json accepts: the strict RFC 8259 grammar
 //! as serde_json reads it (whitespace is space, tab, CR and LF; no leading zeros; control
-//! characters refused in strings; escapes checked), nested at most [`MAX_DEPTH`] deep. Where
+//! characters refused in strings; escapes checked; UTF-8 checked where it can occur, inside
+//! strings, so the text needs no pass of its own), nested at most [`MAX_DEPTH`] deep. Where
 //! it stops with [`GiveUp`] the text is invalid, or outside that subset, or its caller wants
 //! something it does not do (an object key with escapes, say): the caller then asks a full
 //! parser, which has the last word and words the error. The host reads event times and keys
@@ -12,17 +13,17 @@
 //! ```
 //! use weir_json::Scanner;
 //! let mut user = None;
-//! let mut s = Scanner::new(r#"{"user": "ann", "n": [1, 2]}"#);
+//! let s = Scanner::new(br#"{"user": "ann", "n": [1, 2]}"#);
 //! s.document_object(|s, key| {
 //!     let start = s.at();
 //!     s.value(1)?;
-//!     if key == "user" {
+//!     if key == b"user" {
 //!         user = Some(&s.text()[start..s.at()]);
 //!     }
 //!     Ok(())
 //! })
 //! .unwrap();
-//! assert_eq!(user, Some(r#""ann""#));
+//! assert_eq!(user, Some(&br#""ann""#[..]));
 //! ```
 
 /// Deepest nesting of arrays and objects the scanner follows (serde_json's limit is 128).
@@ -33,21 +34,22 @@ pub const MAX_DEPTH: u32 = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GiveUp;
 
-/// A position in JSON text that is already valid UTF-8 (see the crate docs).
+/// A position in JSON text (see the crate docs). Whatever it walked past without giving up
+/// is valid UTF-8.
 #[derive(Debug, Clone)]
 pub struct Scanner<'a> {
-    text: &'a str,
+    text: &'a [u8],
     at: usize,
 }
 
 impl<'a> Scanner<'a> {
     /// A scanner at the start of `text`.
-    pub fn new(text: &'a str) -> Self {
+    pub fn new(text: &'a [u8]) -> Self {
         Scanner { text, at: 0 }
     }
 
     /// The whole text.
-    pub fn text(&self) -> &'a str {
+    pub fn text(&self) -> &'a [u8] {
         self.text
     }
 
@@ -57,7 +59,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn bytes(&self) -> &'a [u8] {
-        self.text.as_bytes()
+        self.text
     }
 
     /// The next byte, not consumed.
@@ -94,7 +96,7 @@ impl<'a> Scanner<'a> {
 
     /// A whole text that is one object: calls `member` for each key (see
     /// [`Scanner::object`]), then checks that only whitespace follows.
-    pub fn document_object(mut self, member: impl FnMut(&mut Self, &'a str) -> Result<(), GiveUp>) -> Result<(), GiveUp> {
+    pub fn document_object(mut self, member: impl FnMut(&mut Self, &'a [u8]) -> Result<(), GiveUp>) -> Result<(), GiveUp> {
         self.skip_ws();
         self.object(1, member)?;
         self.end()
@@ -164,9 +166,10 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string, from its opening quote (the next byte) to past its closing one; says whether
-    /// it had escapes. Eight bytes at a time while none of them is a quote, a backslash or a
-    /// control character. A `\u` escape is checked for four hex digits, not for surrogate
-    /// pairs: serde_json checks those only when it decodes the string.
+    /// it had escapes. Eight bytes at a time while none of them is a quote, a backslash, a
+    /// control character or past ASCII (a character checked as UTF-8 on its own). A `\u`
+    /// escape is checked for four hex digits, not for surrogate pairs: serde_json checks
+    /// those only when it decodes the string.
     pub fn string(&mut self) -> Result<bool, GiveUp> {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -177,9 +180,11 @@ impl<'a> Scanner<'a> {
             while let Some(chunk) = b.get(self.at..self.at + 8) {
                 let w = u64::from_le_bytes(chunk.try_into().map_err(|_| GiveUp)?);
                 let (quote, slash) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
-                // High bit of each byte that is zero in `quote` or `slash`, or below 0x20.
+                // High bit of each byte that is zero in `quote` or `slash`, below 0x20, or
+                // has its own high bit set.
                 let hit =
-                    ((quote.wrapping_sub(ONES) & !quote) | (slash.wrapping_sub(ONES) & !slash) | (w.wrapping_sub(ONES * 0x20) & !w)) & HIGH;
+                    ((quote.wrapping_sub(ONES) & !quote) | (slash.wrapping_sub(ONES) & !slash) | (w.wrapping_sub(ONES * 0x20) & !w) | w)
+                        & HIGH;
                 if hit != 0 {
                     self.at += (hit.trailing_zeros() / 8) as usize;
                     break;
@@ -199,6 +204,18 @@ impl<'a> Scanner<'a> {
                     }
                 }
                 0..0x20 => return Err(GiveUp),
+                0x80.. => {
+                    // A lead byte says how long its character is; std checks the rest.
+                    let len = match c {
+                        0xc2..=0xdf => 2,
+                        0xe0..=0xef => 3,
+                        0xf0..=0xf4 => 4,
+                        _ => return Err(GiveUp),
+                    };
+                    let char = b.get(self.at - 1..self.at - 1 + len).ok_or(GiveUp)?;
+                    std::str::from_utf8(char).map_err(|_| GiveUp)?;
+                    self.at += len - 1;
+                }
                 _ => {}
             }
         }
@@ -254,7 +271,7 @@ impl<'a> Scanner<'a> {
     /// called with the key (which has no escapes: a key with escapes gives up) and the
     /// scanner at the member's value, which it must walk (with [`Scanner::value`], or a step
     /// of its own for a value it reads further, at nesting `depth`).
-    pub fn object(&mut self, depth: u32, mut member: impl FnMut(&mut Self, &'a str) -> Result<(), GiveUp>) -> Result<(), GiveUp> {
+    pub fn object(&mut self, depth: u32, mut member: impl FnMut(&mut Self, &'a [u8]) -> Result<(), GiveUp>) -> Result<(), GiveUp> {
         if self.peek()? != b'{' {
             return Err(GiveUp);
         }
@@ -284,6 +301,10 @@ mod tests {
     use super::*;
 
     fn valid(text: &str) -> bool {
+        valid_bytes(text.as_bytes())
+    }
+
+    fn valid_bytes(text: &[u8]) -> bool {
         let mut s = Scanner::new(text);
         s.skip_ws();
         s.value(0).is_ok() && s.end().is_ok()
@@ -317,19 +338,48 @@ mod tests {
 
     #[test]
     fn reports_integers_escapes_and_depth() {
-        assert_eq!(Scanner::new("12").number(), Ok(true));
-        assert_eq!(Scanner::new("1.0").number(), Ok(false));
-        assert_eq!(Scanner::new("1e3").number(), Ok(false));
-        assert_eq!(Scanner::new(r#""plain""#).string(), Ok(false));
-        assert_eq!(Scanner::new(r#""t\tab""#).string(), Ok(true));
+        assert_eq!(Scanner::new(b"12").number(), Ok(true));
+        assert_eq!(Scanner::new(b"1.0").number(), Ok(false));
+        assert_eq!(Scanner::new(b"1e3").number(), Ok(false));
+        assert_eq!(Scanner::new(br#""plain""#).string(), Ok(false));
+        assert_eq!(Scanner::new(br#""t\tab""#).string(), Ok(true));
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         assert!(valid(&deep(MAX_DEPTH as usize)));
         assert!(!valid(&deep(MAX_DEPTH as usize + 1)));
         let mut keys = Vec::new();
-        let escaped_key = Scanner::new(r#"{"a": 1, "\u0062": 2}"#).document_object(|s, k| {
+        let escaped_key = Scanner::new(br#"{"a": 1, "\u0062": 2}"#).document_object(|s, k| {
             keys.push(k);
             s.value(1)
         });
-        assert_eq!((escaped_key, keys), (Err(GiveUp), vec!["a"]));
+        assert_eq!((escaped_key, keys), (Err(GiveUp), vec![&b"a"[..]]));
+    }
+
+    #[test]
+    fn checks_utf8_inside_strings_and_refuses_it_outside() {
+        // Random strings of bytes that make, break and cut UTF-8 sequences, short and past
+        // the eight-byte steps: the walk agrees with std on every one.
+        let bytes = [b'a', 0x80, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 0xa0, 0x9f, 0x90];
+        let mut x: u32 = 1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let mut valid_seen = 0;
+        for _ in 0..200_000 {
+            let body: Vec<u8> = (0..next() % 7).map(|_| bytes[(next() % 16) as usize]).collect();
+            for pad in ["", "0123456789"] {
+                let mut text = format!("\"{pad}").into_bytes();
+                text.extend_from_slice(&body);
+                text.push(b'"');
+                let want = std::str::from_utf8(&text).is_ok();
+                valid_seen += usize::from(want);
+                assert_eq!(valid_bytes(&text), want, "{text:?}");
+            }
+        }
+        assert!(valid_seen > 10_000, "{valid_seen}");
+        assert!(valid("\"h\u{e9}llo \u{2713} \u{1f600}\""));
+        assert!(!valid_bytes(b"[1, \xc3\xa9]"));
     }
 }
