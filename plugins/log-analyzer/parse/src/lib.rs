@@ -70,17 +70,16 @@ fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<&'d
 /// [`LogEventRef::read`] then decides (`plain_lines_agree_with_serde_json` checks that the
 /// two agree). About half the time of the serde_json pass on the log-analyzer's lines.
 pub fn plainly_as_is(bytes: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(bytes) else { return false };
     let mut seen = 0u8;
-    let walk = Scanner::new(text).document_object(|s, key| {
+    let walk = Scanner::new(bytes).document_object(|s, key| {
         let field = match key {
-            "user_id" => 0,
-            "session_id" => 1,
-            "action" => 2,
-            "ip_address" => 3,
-            "user_agent" => 4,
-            "timestamp" => 5,
-            "metadata" => 6,
+            b"user_id" => 0,
+            b"session_id" => 1,
+            b"action" => 2,
+            b"ip_address" => 3,
+            b"user_agent" => 4,
+            b"timestamp" => 5,
+            b"metadata" => 6,
             _ => return Err(GiveUp),
         };
         if seen & (1 << field) != 0 {
@@ -97,8 +96,11 @@ pub fn plainly_as_is(bytes: &[u8]) -> bool {
                 let start = s.at();
                 let integer = s.number()?;
                 let digits = &s.text()[start..s.at()];
-                // serde_json reads `-0` as a float, and integers past i64 as u64 or float.
-                match integer && digits != "-0" && digits.parse::<i64>().is_ok() {
+                // serde_json reads `-0` as a float, and integers past i64 as u64 or float;
+                // up to 18 digits always fit.
+                let fits = digits.len() - usize::from(digits[0] == b'-') <= 18
+                    || std::str::from_utf8(digits).is_ok_and(|d| d.parse::<i64>().is_ok());
+                match integer && digits != b"-0" && fits {
                     true => Ok(()),
                     false => Err(GiveUp),
                 }
