@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::plugin::bindings::{TimeDomain, Timer};
 use crate::plugin::{CallCtx, Failure, Instance};
-use crate::record::{Batch, Record};
+use crate::record::{Batch, Key, Record};
 use crate::runtime::{Operator, Output};
 use crate::time::{Clock, MIN_WATERMARK};
 
@@ -171,7 +171,12 @@ impl ProcessOp {
             if let Err(f) = self.inst.on_timer(&[Timer { timestamp: ts, domain }]) {
                 let note = serde_json::json!({"timer": ts, "key": String::from_utf8_lossy(&key)});
                 out.dead_letter(
-                    Record { key: Some(key), value: note.to_string().into_bytes(), timestamp: Some(ts), ..Record::default() },
+                    Record {
+                        key: Some(Key::from_vec(key)),
+                        value: note.to_string().into_bytes(),
+                        timestamp: Some(ts),
+                        ..Record::default()
+                    },
                     format!("on-timer: {f}"),
                 );
             }
@@ -212,7 +217,7 @@ impl Operator for ProcessOp {
                     inner.push((j, w));
                     mj += 1;
                 }
-                ctxs.push(CallCtx::keyed(r.key.clone().unwrap_or_default(), self.max_parallelism, wm, now, r.timestamp));
+                ctxs.push(CallCtx::keyed(r.key.as_deref().unwrap_or_default().to_vec(), self.max_parallelism, wm, now, r.timestamp));
             }
             let before = self.inst.restarts;
             let (results, entered) = self.inst.process(&mut records[pos..end], ctxs, inner);
@@ -286,11 +291,11 @@ mod tests {
         let input = || Record {
             value: b"{\"u\":\"a\"}".to_vec(),
             timestamp: Some(5),
-            prekeys: smallvec::smallvec![(0, b"a".to_vec())],
+            prekeys: smallvec::smallvec![(0, Key::from_slice(b"a"))],
             ..Record::default()
         };
         let same = inherit(Record { value: b"{\"u\":\"a\"}".to_vec(), ..Record::default() }, &mut input());
-        assert_eq!((same.prekeys.to_vec(), same.timestamp), (vec![(0, b"a".to_vec())], Some(5)));
+        assert_eq!((same.prekeys.to_vec(), same.timestamp), (vec![(0, Key::from_slice(b"a"))], Some(5)));
         let changed = inherit(Record { value: b"{\"u\":\"b\"}".to_vec(), ..Record::default() }, &mut input());
         assert!(changed.prekeys.is_empty());
     }

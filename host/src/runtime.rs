@@ -20,7 +20,7 @@ use crate::checkpoint::{Ack, Control, Mode};
 use crate::json;
 
 use crate::plugin::Instance;
-use crate::record::{add_mark, Batch, BatchBuilder, Message, Record};
+use crate::record::{add_mark, Batch, BatchBuilder, Key, Message, Record};
 use crate::state::{key_group, subtask_of};
 use crate::time::{Clock, InputWatermarks};
 
@@ -284,11 +284,11 @@ pub enum KeyExtractor {
 }
 
 /// Key bytes for raw field values (see [`KeyExtractor::Fields`]).
-pub fn key_bytes(values: &[json::Raw]) -> Vec<u8> {
+pub fn key_bytes(values: &[json::Raw]) -> Key {
     match values {
         [v] => match json::raw_str(*v) {
-            Some(s) => s.as_bytes().to_vec(),
-            None => json::normalized(*v).into_bytes(),
+            Some(s) => Key::from_slice(s.as_bytes()),
+            None => Key::from_slice(json::normalized(*v).as_bytes()),
         },
         many => {
             // The JSON array of the values, as serde_json prints one.
@@ -300,7 +300,7 @@ pub fn key_bytes(values: &[json::Raw]) -> Vec<u8> {
                 json::write_normalized(*v, &mut out);
             }
             out.push(b']');
-            out
+            Key::from_slice(&out)
         }
     }
 }
@@ -339,7 +339,7 @@ impl KeyExtractor {
             KeyExtractor::Plugin(inst) => {
                 for (i, res) in inst.select_key(records).into_iter().enumerate() {
                     match res {
-                        Ok(k) => records[i].key = Some(k),
+                        Ok(k) => records[i].key = Some(Key::from_slice(&k)),
                         Err(f) => failed.push((i, format!("key-selector: {f}"))),
                     }
                 }
@@ -1070,12 +1070,11 @@ mod tests {
 
     #[test]
     fn key_by_takes_a_key_read_ahead_under_its_id_and_reads_the_value_otherwise() {
-        let rec =
-            |v: &str, prekeys: Vec<(u16, Vec<u8>)>| Record { value: v.as_bytes().to_vec(), prekeys: prekeys.into(), ..Record::default() };
+        let rec = |v: &str, prekeys: Vec<(u16, Key)>| Record { value: v.as_bytes().to_vec(), prekeys: prekeys.into(), ..Record::default() };
         let mut by_user = KeyExtractor::Fields(vec![vec!["user".to_string()]], Some(3));
         let mut recs = vec![
-            rec(r#"{"user": "a"}"#, vec![(3, b"a".to_vec())]),
-            rec(r#"{"user": "b"}"#, vec![(7, b"other".to_vec())]),
+            rec(r#"{"user": "a"}"#, vec![(3, Key::from_slice(b"a"))]),
+            rec(r#"{"user": "b"}"#, vec![(7, Key::from_slice(b"other"))]),
             rec(r#"{"user": 7}"#, vec![]),
             rec(r#"{"name": "c"}"#, vec![]),
         ];
@@ -1107,14 +1106,14 @@ mod tests {
                 value: br#"{"user": "a", "action": "x"}"#.to_vec(),
                 timestamp: Some(5),
                 headers: vec![("h".into(), b"v".to_vec())],
-                prekeys: vec![(3, b"a".to_vec()), (4, br#"["a","x"]"#.to_vec())].into(),
+                prekeys: vec![(3, Key::from_slice(b"a")), (4, Key::from_slice(br#"["a","x"]"#))].into(),
                 ..Record::default()
             }],
             marks: vec![(1, 7)],
         };
         let by_user = route(Partitioner::Hash(KeyExtractor::Fields(vec![vec!["user".into()]], Some(3)), 128));
         let copy = by_user.copy_of(&batch);
-        assert_eq!(copy.records[0].prekeys.to_vec(), vec![(3, b"a".to_vec())]);
+        assert_eq!(copy.records[0].prekeys.to_vec(), vec![(3, Key::from_slice(b"a"))]);
         let rest = |r: &Record| (r.value.clone(), r.timestamp, r.headers.clone());
         assert_eq!((rest(&copy.records[0]), &copy.marks), (rest(&batch.records[0]), &batch.marks));
         // A route that does not key (a stateless task downstream may feed a keyed one) keeps all.

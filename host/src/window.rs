@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plugin::bindings::Window as WitWindow;
 use crate::plugin::{CallCtx, Instance};
-use crate::record::{Batch, Record};
+use crate::record::{Batch, Key, Record};
 
 use crate::json;
 use crate::runtime::{Operator, Output};
@@ -596,7 +596,7 @@ impl WindowOp {
                 }
             }
             row.push(b'}');
-            out.emit(Record { key: Some(key.to_vec()), value: row, timestamp: ts, ..Record::default() });
+            out.emit(Record { key: Some(Key::from_slice(key)), value: row, timestamp: ts, ..Record::default() });
             return;
         }
         let mut row = Row::default();
@@ -669,11 +669,11 @@ impl WindowOp {
                 return;
             }
         }
-        out.emit(Record { key: Some(key.to_vec()), value: row.into_json(), timestamp: ts, ..Record::default() });
+        out.emit(Record { key: Some(Key::from_slice(key)), value: row.into_json(), timestamp: ts, ..Record::default() });
     }
 
     fn late(&mut self, key: &[u8], mut r: Record, out: &mut Output) {
-        r.key = Some(key.to_vec());
+        r.key = Some(Key::from_slice(key));
         if out.has_side(LATE_OUTPUT) {
             out.metrics().late_side.fetch_add(1, Ordering::Relaxed);
             out.emit_to(LATE_OUTPUT, r);
@@ -982,7 +982,7 @@ mod tests {
 
     fn rec(k: &str, v: i64, ts: i64) -> Record {
         Record {
-            key: Some(k.as_bytes().to_vec()),
+            key: Some(Key::from_slice(k.as_bytes())),
             value: format!("{{\"k\":\"{k}\",\"v\":{v}}}").into_bytes(),
             timestamp: Some(ts),
             ..Record::default()

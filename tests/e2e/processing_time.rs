@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use weir_host::operators::ProcessOp;
 use weir_host::plugin::{Instance, Plugin, PluginEngine};
-use weir_host::record::{Batch, Record};
+use weir_host::record::{Batch, Key, Record};
 use weir_host::runtime::{NodeMetrics, Operator, Output};
 use weir_host::time::{Clock, ManualClock};
 
 use crate::support::plugin;
 
 fn rec(user: &str) -> Record {
-    Record { key: Some(user.as_bytes().to_vec()), value: b"{}".to_vec(), ..Record::default() }
+    Record { key: Some(Key::from_slice(user.as_bytes())), value: b"{}".to_vec(), ..Record::default() }
 }
 
 #[test]
@@ -43,7 +43,7 @@ fn processing_time_timers_fire_when_the_clock_reaches_them() {
 }
 
 fn item(user: &str, item: &str) -> Record {
-    Record { key: Some(user.as_bytes().to_vec()), value: format!("{{\"item\": \"{item}\"}}").into_bytes(), ..Record::default() }
+    Record { key: Some(Key::from_slice(user.as_bytes())), value: format!("{{\"item\": \"{item}\"}}").into_bytes(), ..Record::default() }
 }
 
 fn emitted(out: &mut Output) -> Vec<serde_json::Value> {

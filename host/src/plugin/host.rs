@@ -8,7 +8,7 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::process::weir::plugin::{context, log, output, state, timers, types};
-use crate::record::Record;
+use crate::record::{Key, Record};
 use crate::state::{append_list, decode_list, encode_list, KeyCodec, MemoryBackend, StateBackend};
 use crate::time::{TimerQueue, MIN_WATERMARK};
 
@@ -430,10 +430,10 @@ impl timers::Host for HostCtx {
 
 /// Host record → WIT record (moves the buffers).
 pub fn to_wit(r: Record) -> types::Record {
-    types::Record { key: r.key, value: r.value, timestamp: r.timestamp, headers: r.headers }
+    types::Record { key: r.key.map(Key::into_vec), value: r.value, timestamp: r.timestamp, headers: r.headers }
 }
 
 /// WIT record → host record.
 pub fn from_wit(r: types::Record) -> Record {
-    Record { key: r.key, value: r.value, timestamp: r.timestamp, headers: r.headers, ..Record::default() }
+    Record { key: r.key.map(Key::from_vec), value: r.value, timestamp: r.timestamp, headers: r.headers, ..Record::default() }
 }

@@ -9,7 +9,7 @@ use wasmtime::{Config, Engine, Store};
 
 use super::bindings::{self, FlatBatch, GuestError, WitFailure, WitHeader, WitRecord};
 use super::host::{to_wit, CallCtx, HostCtx, ProcessCall};
-use crate::record::Record;
+use crate::record::{Key, Record};
 
 /// Epoch ticks happen every 100 ms (the granularity of a call's deadline).
 pub const EPOCH_TICK: Duration = Duration::from_millis(100);
@@ -363,7 +363,7 @@ fn apply_mapped(m: bindings::Mapped, batch: &mut [Record]) -> Result<Vec<Option<
             rec.value.extend_from_slice(o.value);
             rec.prekeys.clear();
         }
-        rec.key = o.key.map(<[u8]>::to_vec);
+        rec.key = o.key.map(Key::from_slice);
         if o.timestamp.is_some() {
             rec.timestamp = o.timestamp;
         }
@@ -386,7 +386,7 @@ fn records_of(b: FlatBatch) -> Result<Vec<Record>, String> {
             own.push((h.name.clone(), h.value.clone()));
         }
         out.push(Record {
-            key: r.key.map(<[u8]>::to_vec),
+            key: r.key.map(Key::from_slice),
             value: r.value.to_vec(),
             timestamp: r.timestamp,
             headers: own,
@@ -694,11 +694,12 @@ impl Instance {
         let n = batch.len();
         self.host().process = ProcessCall { records, marks, entered: Vec::with_capacity(n), stop_at: usize::MAX };
         let Bound::Process(b) = &self.bound else { unreachable!("world checked at load") };
-        // The records' buffers are lent to the call and given back (no copy per record).
+        // The records' values and headers are lent to the call and given back (no copy per
+        // record); keys are copied (most live inside the record).
         let lent: Vec<WitRecord> = batch
             .iter_mut()
             .map(|r| WitRecord {
-                key: r.key.take(),
+                key: r.key.as_deref().map(<[u8]>::to_vec),
                 value: std::mem::take(&mut r.value),
                 timestamp: r.timestamp,
                 headers: std::mem::take(&mut r.headers),
@@ -706,7 +707,7 @@ impl Instance {
             .collect();
         let res = b.call_process(&mut self.store, &lent);
         for (r, w) in batch.iter_mut().zip(lent) {
-            (r.key, r.value, r.headers) = (w.key, w.value, w.headers);
+            (r.value, r.headers) = (w.value, w.headers);
         }
         let entered = std::mem::take(&mut self.host().process).entered;
         let results = match res {
@@ -833,7 +834,7 @@ mod tests {
                 .map(|i| Record {
                     value: format!("in{i}").into_bytes(),
                     timestamp: Some(i),
-                    prekeys: smallvec::smallvec![(0, b"k".to_vec())],
+                    prekeys: smallvec::smallvec![(0, Key::from_slice(b"k"))],
                     ..Record::default()
                 })
                 .collect::<Vec<_>>()
