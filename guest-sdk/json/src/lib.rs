@@ -49,25 +49,30 @@ impl<'a> Scanner<'a> {
     }
 
     /// The whole text.
+    #[inline]
     pub fn text(&self) -> &'a [u8] {
         self.text
     }
 
     /// The byte offset the scanner is at.
+    #[inline]
     pub fn at(&self) -> usize {
         self.at
     }
 
+    #[inline]
     fn bytes(&self) -> &'a [u8] {
         self.text
     }
 
     /// The next byte, not consumed.
+    #[inline]
     pub fn peek(&self) -> Result<u8, GiveUp> {
         self.bytes().get(self.at).copied().ok_or(GiveUp)
     }
 
     /// Skips whitespace.
+    #[inline]
     pub fn skip_ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.at) {
             self.at += 1;
@@ -75,6 +80,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Consumes `c`, or gives up.
+    #[inline]
     pub fn expect(&mut self, c: u8) -> Result<(), GiveUp> {
         match self.peek()? == c {
             true => {
@@ -86,6 +92,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Trailing whitespace, then the end of the text.
+    #[inline]
     pub fn end(mut self) -> Result<(), GiveUp> {
         self.skip_ws();
         match self.at == self.text.len() {
@@ -103,6 +110,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Any value, at nesting `depth` (whitespace before it already skipped).
+    #[inline]
     pub fn value(&mut self, depth: u32) -> Result<(), GiveUp> {
         match self.peek()? {
             b'"' => self.string().map(drop),
@@ -115,6 +123,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn literal(&mut self, word: &str) -> Result<(), GiveUp> {
         match self.bytes()[self.at..].starts_with(word.as_bytes()) {
             true => {
@@ -125,6 +134,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn digits(&mut self) -> usize {
         let start = self.at;
         while self.bytes().get(self.at).is_some_and(u8::is_ascii_digit) {
@@ -135,6 +145,7 @@ impl<'a> Scanner<'a> {
 
     /// A number, `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; says whether it is
     /// an integer literal (no fraction, no exponent).
+    #[inline]
     pub fn number(&mut self) -> Result<bool, GiveUp> {
         if self.peek()? == b'-' {
             self.at += 1;
@@ -170,6 +181,7 @@ impl<'a> Scanner<'a> {
     /// control character or past ASCII (a character checked as UTF-8 on its own). A `\u`
     /// escape is checked for four hex digits, not for surrogate pairs: serde_json checks
     /// those only when it decodes the string.
+    #[inline]
     pub fn string(&mut self) -> Result<bool, GiveUp> {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -223,6 +235,7 @@ impl<'a> Scanner<'a> {
 
     /// Steps into an array or object at nesting `depth`; says whether it is empty (and then
     /// already closed by `close`).
+    #[inline]
     fn open(&mut self, depth: u32, close: u8) -> Result<bool, GiveUp> {
         if depth > MAX_DEPTH {
             return Err(GiveUp);
@@ -237,6 +250,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// After an element or member: a comma (false: more follow) or `close` (true: done).
+    #[inline]
     fn next_or_close(&mut self, close: u8) -> Result<bool, GiveUp> {
         self.skip_ws();
         let c = self.peek()?;
@@ -252,6 +266,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// An array at nesting `depth` (the next byte is its `[`).
+    #[inline]
     pub fn array(&mut self, depth: u32) -> Result<(), GiveUp> {
         if self.peek()? != b'[' {
             return Err(GiveUp);
