@@ -26,7 +26,7 @@ use crate::runtime::{
 };
 use crate::state::{key_groups_of, Cached, MemoryBackend, RocksBackend, StateBackend};
 use crate::time::{parse_duration, Clock, WatermarkGenerator};
-use crate::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp};
+use crate::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp, LATE_OUTPUT};
 
 /// Options of a run beyond the job file.
 #[derive(Debug, Clone)]
@@ -367,6 +367,23 @@ impl Planned {
         }
     }
 
+    /// Whether node `i` reads nothing of its input records but their keys and event times: a
+    /// window of built-in aggregates that read no field (`count`) on time windows, keyed by
+    /// one field or a key-selector plugin, with no late output routed anywhere. Records then
+    /// reach it without their values (Flink SQL's planner prunes such fields too; a
+    /// DataStream job cannot know). On the flagship job the values had been allocated on the
+    /// source's thread and freed on the windows', a quarter of each window thread's time.
+    fn reads_only_keys(&self, i: usize) -> bool {
+        let Some(op) = self.job.spec.operator.get(&self.nodes[i].name) else { return false };
+        let late_routed = self.nodes.iter().any(|n| n.inputs.iter().any(|(up, side)| *up == i && side.as_deref() == Some(LATE_OUTPUT)));
+        op.kind == OperatorKind::Window
+            && op.plugin.is_none()
+            && !late_routed
+            && op.window.as_ref().is_some_and(|w| w.kind != WindowKind::Count)
+            && op.aggregates.values().all(|a| AggSpec::parse(a).is_ok_and(|a| a.field().is_none()))
+            && !matches!(&op.key_by, Some(KeyBySpec::Fields(fs)) if fs.len() > 1)
+    }
+
     fn source(&self, i: usize, subtask: usize) -> anyhow::Result<(Box<dyn Source>, SourceTime, Option<f64>)> {
         let name = &self.nodes[i].name;
         let s = &self.job.spec.source[name];
@@ -554,17 +571,23 @@ impl Planned {
                 let per_sub = routes.entry((*up, side.clone())).or_insert_with(|| (0..upp).map(|_| Vec::new()).collect());
                 for (u, rs) in per_sub.iter_mut().enumerate() {
                     let route = if forward {
-                        Route { senders: vec![txs[ci][u].clone()], channel: base, partitioner: Partitioner::Forward }
+                        Route { senders: vec![txs[ci][u].clone()], channel: base, partitioner: Partitioner::Forward, drop_values: false }
                     } else if c.keyed {
                         Route {
                             senders: txs[ci].clone(),
                             channel: base + u as u32,
                             partitioner: Partitioner::Hash(self.key_extractor(ci)?, self.job.spec.max_parallelism),
+                            drop_values: self.reads_only_keys(ci),
                         }
                     } else if c.parallelism == 1 {
-                        Route { senders: txs[ci].clone(), channel: base + u as u32, partitioner: Partitioner::Forward }
+                        Route { senders: txs[ci].clone(), channel: base + u as u32, partitioner: Partitioner::Forward, drop_values: false }
                     } else {
-                        Route { senders: txs[ci].clone(), channel: base + u as u32, partitioner: Partitioner::Rebalance(u) }
+                        Route {
+                            senders: txs[ci].clone(),
+                            channel: base + u as u32,
+                            partitioner: Partitioner::Rebalance(u),
+                            drop_values: false,
+                        }
                     };
                     rs.push(route);
                 }
@@ -610,7 +633,7 @@ impl Planned {
                 let dead_letter = (!matches!(h.kind, NodeKind::Sink | NodeKind::DeadLetter)).then(|| {
                     let ch = next_channel[dl];
                     next_channel[dl] += 1;
-                    Route { senders: txs[dl].clone(), channel: ch, partitioner: Partitioner::Forward }
+                    Route { senders: txs[dl].clone(), channel: ch, partitioner: Partitioner::Forward, drop_values: false }
                 });
                 let control = ck.as_ref().map(|_| {
                     let (tx, rx) = crossbeam_channel::unbounded();
@@ -747,4 +770,39 @@ fn make_sink(s: &SinkSpec, dead_letter: bool, transactional: bool) -> anyhow::Re
         SinkKind::File => Box::new(connectors::FileSink::create(s.path.as_ref().expect("checked"))?),
         SinkKind::Discard => Box::new(connectors::DiscardSink),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::SystemClock;
+
+    #[test]
+    fn only_windows_that_read_nothing_but_keys_get_records_without_values() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("job.toml");
+        let window = |name: &str, extra: &str| {
+            format!("[operator.{name}]\nkind = \"window\"\ninput = \"logs\"\nkey-by = \"user\"\nwindow = {{ type = \"tumbling\", size = \"10s\" }}\n{extra}\n")
+        };
+        let job = [
+            "[source.logs]\nkind = \"collection\"\nvalues = [{ user = \"a\", t = 1, x = 2 }]\nevent-time = { field = \"t\", unit = \"ms\" }\n".to_string(),
+            window("counts", "aggregates = { n = \"count\" }"),
+            window("plain", ""),
+            window("sums", "aggregates = { n = \"count\", total = \"sum(x)\" }"),
+            window("late", ""),
+            window("pairs", "").replace("key-by = \"user\"", "key-by = [\"user\", \"x\"]"),
+            "[operator.slices]\nkind = \"window\"\ninput = \"logs\"\nkey-by = \"user\"\nwindow = { type = \"count\", count = 2 }\n".into(),
+            "[sink.out]\nkind = \"discard\"\ninput = \"counts\"\n[sink.late-out]\nkind = \"discard\"\ninput = \"late.late\"\n".into(),
+        ]
+        .concat();
+        std::fs::write(&path, job).expect("job written");
+        let job = Job::load(&path, &[]).expect("a valid job");
+        let planned = Planned::new(job, RunOptions { clock: Arc::new(SystemClock), restore: None }).expect("planned");
+        let reads_only_keys = |name: &str| planned.reads_only_keys(planned.nodes.iter().position(|n| n.name == name).expect("a node"));
+        assert!(reads_only_keys("counts") && reads_only_keys("plain"));
+        // Aggregates of a field, a late output, several key fields, count windows: values go.
+        for name in ["sums", "late", "pairs", "slices", "logs"] {
+            assert!(!reads_only_keys(name), "{name}");
+        }
+    }
 }

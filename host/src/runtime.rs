@@ -306,6 +306,14 @@ pub fn key_bytes(values: &[json::Raw]) -> Key {
 }
 
 impl KeyExtractor {
+    /// How many JSON fields make the key (0 for a plugin's key).
+    pub fn key_fields(&self) -> usize {
+        match self {
+            KeyExtractor::Fields(paths, _) => paths.len(),
+            KeyExtractor::Plugin(_) => 0,
+        }
+    }
+
     /// Sets `key` on each record; returns the indexes that failed with reasons.
     fn assign(&mut self, records: &mut [Record]) -> Vec<(usize, String)> {
         let mut failed = Vec::new();
@@ -358,6 +366,10 @@ pub struct Route {
     pub channel: u32,
     /// How records are spread.
     pub partitioner: Partitioner,
+    /// The keyed downstream reads nothing of a record but its key and event time (a window
+    /// counting, see `Planned::reads_only_keys`): values are dropped before records go, on
+    /// the thread that made them.
+    pub drop_values: bool,
 }
 
 /// The receiving side went away: the job is failing elsewhere.
@@ -440,8 +452,19 @@ impl Route {
                         dead.push((r, reasons.next().unwrap_or_default()));
                         continue;
                     }
-                    let kg = key_group(r.key.as_deref().unwrap_or_default(), *max_par);
-                    outs[subtask_of(kg, n, *max_par)].push(r);
+                    let key = r.key.as_deref().unwrap_or_default();
+                    let kg = key_group(key, *max_par);
+                    let to = subtask_of(kg, n, *max_par);
+                    // A record without event time goes whole: the window sends it to the
+                    // dead letters. So does one whose key text the window reads from it.
+                    if self.drop_values && r.timestamp.is_some() && crate::window::key_text_in_key(extractor.key_fields(), key) {
+                        let mut r = r;
+                        r.value = Vec::new();
+                        r.prekeys.clear();
+                        outs[to].push(r);
+                        continue;
+                    }
+                    outs[to].push(r);
                 }
                 for (_, w) in marks {
                     outs.iter_mut().for_each(|o| o.mark(*w));
@@ -1100,7 +1123,7 @@ mod tests {
     #[test]
     fn a_keyed_routes_copy_keeps_only_its_own_key_read_ahead() {
         let (tx, _rx) = crossbeam_channel::unbounded();
-        let route = |partitioner| Route { senders: vec![tx.clone()], channel: 0, partitioner };
+        let route = |partitioner| Route { senders: vec![tx.clone()], channel: 0, partitioner, drop_values: false };
         let batch = Batch {
             records: vec![Record {
                 value: br#"{"user": "a", "action": "x"}"#.to_vec(),
@@ -1118,5 +1141,40 @@ mod tests {
         assert_eq!((rest(&copy.records[0]), &copy.marks), (rest(&batch.records[0]), &batch.marks));
         // A route that does not key (a stateless task downstream may feed a keyed one) keeps all.
         assert_eq!(route(Partitioner::Forward).copy_of(&batch).records, batch.records);
+    }
+
+    #[test]
+    fn a_route_to_a_window_that_reads_only_keys_drops_values_it_can() {
+        let records = || {
+            let rec = |v: &str, ts: Option<i64>| Record { value: v.as_bytes().to_vec(), timestamp: ts, ..Record::default() };
+            vec![
+                rec(r#"{"user": "a"}"#, Some(1)),
+                // No event time: the window sends it to the dead letters, whole.
+                rec(r#"{"user": "b"}"#, None),
+                // The key text of a non-string (or a string that reads like one) comes from
+                // the record.
+                rec(r#"{"user": 7}"#, Some(2)),
+                rec(r#"{"user": "7"}"#, Some(3)),
+            ]
+        };
+        for drop_values in [false, true] {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let mut route = Route {
+                senders: vec![tx],
+                channel: 0,
+                partitioner: Partitioner::Hash(KeyExtractor::Fields(vec![vec!["user".into()]], None), 128),
+                drop_values,
+            };
+            assert!(route.send_batch(Batch::of(records())).expect("sent").is_empty());
+            let Ok((_, Message::Data(sent))) = rx.try_recv() else { panic!("a batch") };
+            let values: Vec<&[u8]> = sent.records.iter().map(|r| r.value.as_slice()).collect();
+            let keys: Vec<&[u8]> = sent.records.iter().map(|r| r.key.as_deref().unwrap_or_default()).collect();
+            assert_eq!(keys, [&b"a"[..], b"b", b"7", b"7"]);
+            let kept: Vec<Vec<u8>> = records().into_iter().map(|r| r.value).collect();
+            match drop_values {
+                false => assert_eq!(values, kept),
+                true => assert_eq!(values, [&b""[..], &kept[1], &kept[2], &kept[3]]),
+            }
+        }
     }
 }

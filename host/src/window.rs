@@ -60,7 +60,8 @@ impl AggSpec {
         }
     }
 
-    fn field(&self) -> Option<&[String]> {
+    /// The field the aggregate reads (`None` for `count`).
+    pub fn field(&self) -> Option<&[String]> {
         match self {
             AggSpec::Count => None,
             AggSpec::Sum(p) | AggSpec::Min(p) | AggSpec::Max(p) | AggSpec::Avg(p) => Some(p),
@@ -268,6 +269,19 @@ fn un_ns(b: &[u8]) -> (i64, i64) {
 /// The backend key of state `name` of `key` in namespace `ns`, under the key's key group.
 fn state_key<'a>(codec: &'a mut KeyCodec, max_parallelism: u32, name: &str, key: &[u8], ns: &[u8]) -> &'a [u8] {
     codec.key(key_group(key, max_parallelism), name, key, ns)
+}
+
+/// Whether a result row's key text comes from the key bytes alone, never from the record
+/// (see [`WindowOp::key_json`]): always for a key-selector plugin's key (`key_fields` 0);
+/// for one key field, when the bytes cannot be a non-string's JSON text.
+pub fn key_text_in_key(key_fields: usize, key: &[u8]) -> bool {
+    match key_fields {
+        0 => true,
+        // A non-string is written as normalized JSON text, which starts with none of these
+        // bytes: the field was a string.
+        1 => !matches!(key.first(), Some(b'"' | b'{' | b'[' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')),
+        _ => false,
+    }
 }
 
 /// The keyed window operator of one subtask.
@@ -488,11 +502,10 @@ impl WindowOp {
     /// a JSON array; one field is its string's bytes, or else the JSON text of a non-string.
     fn key_json(&self, key: &[u8], value: &[u8]) -> Vec<String> {
         let as_string = || serde_json::to_string(&String::from_utf8_lossy(key)).unwrap_or_default();
+        if key_text_in_key(self.cfg.key_fields.len(), key) {
+            return vec![as_string()];
+        }
         match self.cfg.key_fields.len() {
-            0 => return vec![as_string()],
-            // A non-string is written as normalized JSON text, which starts with none of
-            // these bytes: the field was a string.
-            1 if !matches!(key.first(), Some(b'"' | b'{' | b'[' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')) => return vec![as_string()],
             1 => match serde_json::from_slice::<serde_json::Value>(key) {
                 // Not JSON, or a JSON string: the field was that string.
                 Err(_) | Ok(serde_json::Value::String(_)) => return vec![as_string()],
