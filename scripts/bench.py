@@ -133,6 +133,17 @@ def wasm_tax_twin():
         print(f"{case} | {wasm:.0f} | {twin:.0f} | {wasm / twin:.2f}")
 
 
+def parts():
+    """The host's field reader (event time and key, as the source reads them) and one window
+    subtask (records as its keyed route delivers them), each alone on one thread."""
+    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "weir-bench", "--example", "scan_loop", "--example", "window_loop"], cwd=ROOT)
+    examples = os.path.join(TARGET, "release", "examples")
+    print(f"host field reader (`json::extract`: timestamp, user_id) | {ns_per_record([os.path.join(examples, 'scan_loop')]):.0f}")
+    data = os.path.join(os.environ.get("WEIR_BENCH_DIR", "/tmp/weir-bench"), "logs-2000000.jsonl")
+    if os.path.exists(data):
+        print(f"10 s tumbling count, one subtask, 2 M records | {ns_per_record([os.path.join(examples, 'window_loop'), data]):.0f}")
+
+
 def wasm_tax(table):
     done = subprocess.run(["cargo", "bench", "-q", "-p", "weir-bench", "--bench", "wasm_tax"], cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
@@ -344,6 +355,11 @@ def main():
         print("case | wasm ns | twin ns | ratio")
         print("--- | --- | --- | ---")
         wasm_tax_twin()
+        print()
+        print("## Parts of the flagship job alone, one thread (best of 3 loops)\n")
+        print("part | ns per record")
+        print("--- | ---")
+        parts()
         print()
 
 
