@@ -161,7 +161,8 @@ impl AggAcc {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct WinState {
     /// The key's fields as JSON text, one per key field (for the result row); with a
-    /// key-selector plugin, the key as a JSON string.
+    /// key-selector plugin, the key as a JSON string. Empty when the text is the key bytes'
+    /// own (see [`key_text_in_key`]): most windows then allocate nothing for it.
     key: Vec<String>,
     count: u64,
     #[serde(default)]
@@ -534,9 +535,16 @@ impl WindowOp {
             Some(s) => s,
             None => {
                 existed = false;
-                let mut s = WinState { key: self.key_json(key, &r.value), ..WinState::default() };
+                let key_texts = match key_text_in_key(self.cfg.key_fields.len(), key) {
+                    true => Vec::new(),
+                    false => self.key_json(key, &r.value),
+                };
+                let mut s = WinState { key: key_texts, ..WinState::default() };
+                // `count` needs no accumulator (the window's count serves).
                 if let WindowFn::Builtin(aggs) = &self.cfg.function {
-                    s.aggs = vec![AggAcc::default(); aggs.len()];
+                    if aggs.iter().any(|(_, a)| a.field().is_some()) {
+                        s.aggs = vec![AggAcc::default(); aggs.len()];
+                    }
                 }
                 s
             }
@@ -598,7 +606,13 @@ impl WindowOp {
                 row.extend_from_slice(prefix);
                 match *slot {
                     Slot::Constant(i) => row.extend_from_slice(self.constants[i].1.as_bytes()),
-                    Slot::Key(i) => row.extend_from_slice(s.key.get(i).map_or("null", String::as_str).as_bytes()),
+                    Slot::Key(i) => match s.key.get(i) {
+                        Some(text) => row.extend_from_slice(text.as_bytes()),
+                        None if s.key.is_empty() && key_text_in_key(self.cfg.key_fields.len(), key) => {
+                            let _ = serde_json::to_writer(&mut row, &*String::from_utf8_lossy(key));
+                        }
+                        None => row.extend_from_slice(b"null"),
+                    },
                     Slot::Start => row.extend_from_slice(num.format(w.0).as_bytes()),
                     Slot::End => row.extend_from_slice(num.format(w.1).as_bytes()),
                     Slot::Aggregate(i) => match (&aggs[i].1, s.aggs.get(i)) {
@@ -616,11 +630,15 @@ impl WindowOp {
         for (k, v) in &self.constants {
             row.set(k.as_str(), v.as_str());
         }
+        let key_texts = match s.key.is_empty() && key_text_in_key(self.cfg.key_fields.len(), key) {
+            true => vec![serde_json::to_string(&String::from_utf8_lossy(key)).unwrap_or_default()],
+            false => s.key.clone(),
+        };
         if self.cfg.key_fields.is_empty() {
-            row.set("key", s.key.first().map_or("null", String::as_str));
+            row.set("key", key_texts.first().cloned().unwrap_or_else(|| "null".into()));
         } else {
-            for ((name, _), v) in self.cfg.key_fields.iter().zip(&s.key) {
-                row.set(name.as_str(), v.as_str());
+            for ((name, _), v) in self.cfg.key_fields.iter().zip(key_texts) {
+                row.set(name.as_str(), v);
             }
         }
         row.set("window_start", w.0.to_string());
@@ -640,8 +658,8 @@ impl WindowOp {
                         row.set(name.as_str(), acc.result(a, els.len() as u64));
                     }
                 } else {
-                    for (acc, (name, a)) in s.aggs.iter().zip(aggs.iter()) {
-                        row.set(name.as_str(), acc.result(a, s.count));
+                    for (i, (name, a)) in aggs.iter().enumerate() {
+                        row.set(name.as_str(), s.aggs.get(i).cloned().unwrap_or_default().result(a, s.count));
                     }
                 }
             }
@@ -1135,5 +1153,39 @@ mod tests {
         feed(&mut w, &mut o, vec![rec("a", 1, 7)], vec![(1, i64::MAX)]);
         let r: Vec<(i64, i64)> = rows(&mut o).iter().map(|x| (x["window_start"].as_i64().unwrap(), x["count"].as_i64().unwrap())).collect();
         assert_eq!(r, vec![(0, 1), (5, 2)]);
+    }
+
+    #[test]
+    fn a_string_keys_text_comes_from_the_key_and_stored_texts_still_serve() {
+        let count_of = |key_fields: Vec<(String, Vec<String>)>| WindowConfig {
+            assigner: Assigner::Tumbling { size: 10 },
+            processing_time: false,
+            allowed_lateness: 0,
+            function: WindowFn::Builtin(vec![("n".into(), AggSpec::Count)]),
+            key_fields,
+            constants: vec![],
+            max_parallelism: 128,
+        };
+        for (key_fields, name) in [(vec![("k".to_string(), vec!["k".to_string()])], "k"), (vec![], "key")] {
+            let mut w = WindowOp::new(count_of(key_fields), Arc::new(ManualClock::new(0)));
+            let mut o = out(&[]);
+            feed(&mut w, &mut o, vec![rec("a\"b", 1, 1), rec("a\"b", 2, 2)], vec![]);
+            // Neither a key text nor an accumulator for `count` was stored.
+            let s = w.load(b"a\"b", (0, 10)).expect("the window");
+            assert!(s.key.is_empty() && s.aggs.is_empty() && s.count == 2, "{s:?}");
+            // A window stored with its key text (as earlier versions wrote it) reads the same.
+            w.store(b"a\"b", (0, 10), WinState { key: vec![r#""a\"b""#.into()], ..s.clone() });
+            feed(&mut w, &mut o, vec![rec("c", 1, 3)], vec![]);
+            feed(&mut w, &mut o, vec![], vec![(0, 20)]);
+            let mut got = rows(&mut o);
+            got.sort_by_key(|r| r[name].to_string());
+            assert_eq!(
+                got,
+                vec![
+                    serde_json::json!({name: "a\"b", "n": 2, "window_start": 0, "window_end": 10}),
+                    serde_json::json!({name: "c", "n": 1, "window_start": 0, "window_end": 10}),
+                ]
+            );
+        }
     }
 }
