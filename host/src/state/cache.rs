@@ -7,8 +7,10 @@
 //! same cache for raw bytes, as a [`StateBackend`] in front of RocksDB (a process plugin's
 //! keyed state: a host call per access that would otherwise be a RocksDB call).
 
-use std::collections::HashMap;
 use std::ops::Range;
+
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
 use std::path::Path;
 
 use super::{Deferred, StateBackend};
@@ -45,17 +47,22 @@ impl<T> Cache<T> {
     /// Caches up to `capacity` entries; values reach the backend as `encode` writes them and
     /// are read back with `decode` (a value it cannot decode reads as absent).
     pub fn new(capacity: usize, encode: fn(&T) -> Vec<u8>, decode: fn(&[u8]) -> Option<T>) -> Self {
-        Cache { map: HashMap::default(), capacity: capacity.max(1), encode, decode }
+        Cache { map: HashMap::with_hasher(foldhash::fast::FixedState::default()), capacity: capacity.max(1), encode, decode }
     }
 
+    /// The entry of `key`, read from the backend when not cached. One hash of the key (the
+    /// map is hashbrown's for `entry_ref`: std's entry API wants an owned key up front).
     fn entry(&mut self, backend: &mut dyn StateBackend, key: &[u8]) -> &mut Entry<T> {
-        if !self.map.contains_key(key) {
-            self.flush_if_full(backend);
-            let value = backend.get(key).and_then(|b| (self.decode)(&b));
-            let in_backend = value.is_some();
-            self.map.insert(key.to_vec(), Entry { value, dirty: false, in_backend });
+        self.make_room(backend, key);
+        let decode = self.decode;
+        match self.map.entry_ref(key) {
+            EntryRef::Occupied(o) => o.into_mut(),
+            EntryRef::Vacant(v) => {
+                let value = backend.get(key).and_then(|b| decode(&b));
+                let in_backend = value.is_some();
+                v.insert(Entry { value, dirty: false, in_backend })
+            }
         }
-        self.map.get_mut(key).expect("inserted above")
     }
 
     /// The value under `key`, moved out: the key reads as absent until [`Cache::put`] writes
@@ -74,33 +81,29 @@ impl<T> Cache<T> {
 
     /// Writes `value` under `key`; the backend sees it at the next flush.
     pub fn put(&mut self, backend: &mut dyn StateBackend, key: &[u8], value: T) {
-        match self.map.get_mut(key) {
-            Some(e) => {
+        self.make_room(backend, key);
+        match self.map.entry_ref(key) {
+            EntryRef::Occupied(mut o) => {
+                let e = o.get_mut();
                 e.value = Some(value);
                 e.dirty = true;
             }
-            None => {
-                // Not read first: the backend may hold an older value.
-                self.flush_if_full(backend);
-                self.map.insert(key.to_vec(), Entry { value: Some(value), dirty: true, in_backend: true });
-            }
+            // Not read first: the backend may hold an older value.
+            EntryRef::Vacant(v) => _ = v.insert(Entry { value: Some(value), dirty: true, in_backend: true }),
         }
     }
 
     /// Deletes the value under `key`.
     pub fn delete(&mut self, backend: &mut dyn StateBackend, key: &[u8]) {
-        match self.map.get_mut(key) {
-            Some(e) if !e.in_backend => {
-                self.map.remove(key);
-            }
-            Some(e) => {
+        self.make_room(backend, key);
+        match self.map.entry_ref(key) {
+            EntryRef::Occupied(o) if !o.get().in_backend => _ = o.remove(),
+            EntryRef::Occupied(mut o) => {
+                let e = o.get_mut();
                 e.value = None;
                 e.dirty = true;
             }
-            None => {
-                self.flush_if_full(backend);
-                self.map.insert(key.to_vec(), Entry { value: None, dirty: true, in_backend: true });
-            }
+            EntryRef::Vacant(v) => _ = v.insert(Entry { value: None, dirty: true, in_backend: true }),
         }
     }
 
@@ -116,8 +119,9 @@ impl<T> Cache<T> {
         }
     }
 
-    fn flush_if_full(&mut self, backend: &mut dyn StateBackend) {
-        if self.map.len() >= self.capacity {
+    /// Flushes before `key` would make the cache hold more than its capacity.
+    fn make_room(&mut self, backend: &mut dyn StateBackend, key: &[u8]) {
+        if self.map.len() >= self.capacity && !self.map.contains_key(key) {
             self.flush(backend);
         }
     }
