@@ -165,14 +165,15 @@ impl ProcessOp {
                 TimeDomain::EventTime => self.inst.host().event_timers.pop_due(upto),
                 TimeDomain::ProcessingTime => self.inst.host().processing_timers.pop_due(upto),
             };
-            let Some((ts, key, _)) = due else { break };
-            self.enter(&key, Some(ts));
+            let Some(due) = due else { break };
+            let (ts, key) = (due.at, due.key());
+            self.enter(key, Some(ts));
             let before = self.inst.restarts;
             if let Err(f) = self.inst.on_timer(&[Timer { timestamp: ts, domain }]) {
-                let note = serde_json::json!({"timer": ts, "key": String::from_utf8_lossy(&key)});
+                let note = serde_json::json!({"timer": ts, "key": String::from_utf8_lossy(key)});
                 out.dead_letter(
                     Record {
-                        key: Some(Key::from_vec(key)),
+                        key: Some(Key::from_slice(key)),
                         value: note.to_string().into_bytes(),
                         timestamp: Some(ts),
                         ..Record::default()

@@ -160,10 +160,45 @@ impl InputWatermarks {
     }
 }
 
-/// Timers of one operator subtask: one per (time, key, namespace), popped in time order.
+/// Timers of one operator subtask: one per (time, key, namespace), popped in time order
+/// (of timers at one time, shorter keys first). Key and namespace share one allocation: a
+/// window opened per record registers a timer per record.
 #[derive(Debug, Default, Clone)]
 pub struct TimerQueue {
-    set: BTreeSet<(i64, Vec<u8>, Vec<u8>)>,
+    set: BTreeSet<(i64, Box<[u8]>)>,
+}
+
+/// A timer's key and namespace in one buffer: the key's length (u32, big-endian), the key,
+/// the namespace.
+fn timer_entry(key: &[u8], ns: &[u8]) -> Box<[u8]> {
+    let mut e = Vec::with_capacity(4 + key.len() + ns.len());
+    e.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    e.extend_from_slice(key);
+    e.extend_from_slice(ns);
+    e.into_boxed_slice()
+}
+
+/// A timer that is due (see [`TimerQueue::pop_due`]).
+#[derive(Debug)]
+pub struct Due {
+    /// Its time.
+    pub at: i64,
+    entry: Box<[u8]>,
+}
+
+impl Due {
+    fn split(&self) -> (&[u8], &[u8]) {
+        let len = u32::from_be_bytes(self.entry[..4].try_into().unwrap_or_default()) as usize;
+        self.entry[4..].split_at(len)
+    }
+    /// Its key.
+    pub fn key(&self) -> &[u8] {
+        self.split().0
+    }
+    /// Its namespace.
+    pub fn namespace(&self) -> &[u8] {
+        self.split().1
+    }
 }
 
 impl TimerQueue {
@@ -172,12 +207,14 @@ impl TimerQueue {
         let entries: Vec<(Vec<u8>, Vec<u8>)> = self
             .set
             .iter()
-            .map(|(ts, k, ns)| {
+            .map(|(ts, entry)| {
+                let due = Due { at: *ts, entry: entry.clone() };
+                let (k, ns) = (due.key(), due.namespace());
                 let mut key = crate::state::key_group(k, max_parallelism).to_be_bytes().to_vec();
                 key.extend_from_slice(&ts.to_be_bytes());
                 key.extend_from_slice(&(k.len() as u32).to_be_bytes());
                 key.extend_from_slice(k);
-                (key, ns.clone())
+                (key, ns.to_vec())
             })
             .collect();
         let path = path.to_path_buf();
@@ -192,7 +229,7 @@ impl TimerQueue {
                 let ts = i64::from_be_bytes(k[2..10].try_into()?);
                 let klen = u32::from_be_bytes(k[10..14].try_into()?) as usize;
                 anyhow::ensure!(k.len() == 14 + klen, "{}: a timer entry is malformed", p.display());
-                self.set.insert((ts, k[14..].to_vec(), ns));
+                self.set.insert((ts, timer_entry(&k[14..], &ns)));
             }
         }
         Ok(())
@@ -200,16 +237,16 @@ impl TimerQueue {
 
     /// Registers a timer; a no-op when it exists.
     pub fn register(&mut self, ts: i64, key: &[u8], ns: &[u8]) {
-        self.set.insert((ts, key.to_vec(), ns.to_vec()));
+        self.set.insert((ts, timer_entry(key, ns)));
     }
     /// Deletes a timer; a no-op when absent.
     pub fn delete(&mut self, ts: i64, key: &[u8], ns: &[u8]) {
-        self.set.remove(&(ts, key.to_vec(), ns.to_vec()));
+        self.set.remove(&(ts, timer_entry(key, ns)));
     }
     /// Pops the earliest timer at or before `upto`.
-    pub fn pop_due(&mut self, upto: i64) -> Option<(i64, Vec<u8>, Vec<u8>)> {
+    pub fn pop_due(&mut self, upto: i64) -> Option<Due> {
         if self.set.first().is_some_and(|t| t.0 <= upto) {
-            self.set.pop_first()
+            self.set.pop_first().map(|(at, entry)| Due { at, entry })
         } else {
             None
         }
@@ -275,9 +312,14 @@ mod tests {
         t.register(5, b"a", b"");
         t.register(3, b"b", b"");
         assert_eq!(t.len(), 2);
-        assert_eq!(t.pop_due(4).map(|x| x.0), Some(3));
-        assert_eq!(t.pop_due(4), None);
-        assert_eq!(t.pop_due(5).map(|x| x.0), Some(5));
+        assert_eq!(t.pop_due(4).map(|x| (x.at, x.key().to_vec())), Some((3, b"b".to_vec())));
+        assert!(t.pop_due(4).is_none());
+        t.register(5, b"", b"ns");
+        let due = t.pop_due(5).expect("due");
+        assert_eq!((due.at, due.key(), due.namespace()), (5, &b""[..], &b"ns"[..]));
+        let due = t.pop_due(5).expect("due");
+        assert_eq!((due.at, due.key(), due.namespace()), (5, &b"a"[..], &b""[..]));
+        assert!(t.is_empty());
     }
 
     #[test]

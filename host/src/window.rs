@@ -893,22 +893,23 @@ impl WindowOp {
     }
 
     fn fire_timers(&mut self, upto: i64, out: &mut Output) {
-        while let Some((_, key, n)) = self.timers.pop_due(upto) {
-            let w = un_ns(&n);
+        while let Some(due) = self.timers.pop_due(upto) {
+            let (key, n) = (due.key(), due.namespace());
+            let w = un_ns(n);
             let kind = n.get(16).copied().unwrap_or(FIRE);
             if kind == CLEANUP {
-                self.purge(&key, w);
-                self.drop_session(&key, w);
+                self.purge(key, w);
+                self.drop_session(key, w);
                 continue;
             }
-            if let Some(mut s) = self.load(&key, w) {
-                self.emit(&key, w, &s, out);
+            if let Some(mut s) = self.load(key, w) {
+                self.emit(key, w, &s, out);
                 if self.cfg.allowed_lateness > 0 {
                     s.fired = true;
-                    self.store(&key, w, s);
+                    self.store(key, w, s);
                 } else {
-                    self.purge(&key, w);
-                    self.drop_session(&key, w);
+                    self.purge(key, w);
+                    self.drop_session(key, w);
                 }
             }
         }
