@@ -25,6 +25,30 @@
 //! .unwrap();
 //! assert_eq!(user, Some(&br#""ann""#[..]));
 //! ```
+//!
+//! A check of a record's shape, leaving what the scanner gives up on to a full parser:
+//!
+//! ```
+//! use weir_json::{GiveUp, Scanner};
+//!
+//! /// Whether the line is an object whose `user` is a string without escapes.
+//! fn plain_user(line: &[u8]) -> bool {
+//!     let mut user = false;
+//!     let walk = Scanner::new(line).document_object(|s, key| match key {
+//!         b"user" if s.peek()? == b'"' => {
+//!             user = !s.string()?;
+//!             Ok(())
+//!         }
+//!         b"user" => Err(GiveUp),
+//!         _ => s.value(1),
+//!     });
+//!     walk.is_ok() && user
+//! }
+//! assert!(plain_user(br#"{"n": [1, {}], "user": "ann"}"#));
+//! assert!(!plain_user(br#"{"user": "a\u006e"}"#));
+//! assert!(!plain_user(br#"{"user": 7}"#));
+//! assert!(!plain_user(br#"{"user": "ann""#));
+//! ```
 
 /// Deepest nesting of arrays and objects the scanner follows (serde_json's limit is 128).
 pub const MAX_DEPTH: u32 = 64;
