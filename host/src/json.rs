@@ -96,6 +96,10 @@ fn document<'a>(text: &'a [u8], wanted: &[(usize, &[String])], out: &mut [Option
 /// as with serde_json) and walking into the ones that nested paths go through.
 fn object<'a>(s: &mut Scanner<'a>, depth: u32, wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>]) -> Result<(), GiveUp> {
     s.object(depth, |s, key| {
+        // Most members are not wanted: walked past at once.
+        if !wanted.iter().any(|(_, p)| p.first().is_some_and(|f| f.as_bytes() == key)) {
+            return s.value(depth);
+        }
         let start = s.at();
         let mut deeper: [(usize, &[String]); 4] = [(0, &[]); 4];
         let mut n = 0;
