@@ -8,10 +8,10 @@
 //! keyed state: a host call per access that would otherwise be a RocksDB call).
 
 use std::ops::Range;
+use std::path::Path;
 
 use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
-use std::path::Path;
 
 use super::{Deferred, StateBackend};
 
