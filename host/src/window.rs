@@ -285,6 +285,18 @@ pub fn key_text_in_key(key_fields: usize, key: &[u8]) -> bool {
     }
 }
 
+/// Writes the key bytes as a JSON string: the key text of a string key.
+fn write_key_string(out: &mut Vec<u8>, key: &[u8]) {
+    let _ = serde_json::to_writer(out, &*String::from_utf8_lossy(key));
+}
+
+/// [`write_key_string`] into a new string.
+fn key_string(key: &[u8]) -> String {
+    let mut out = Vec::with_capacity(key.len() + 2);
+    write_key_string(&mut out, key);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// The keyed window operator of one subtask.
 pub struct WindowOp {
     cfg: WindowConfig,
@@ -502,7 +514,7 @@ impl WindowOp {
     /// bytes where they say it unambiguously (see `runtime::key_bytes`): several fields are
     /// a JSON array; one field is its string's bytes, or else the JSON text of a non-string.
     fn key_json(&self, key: &[u8], value: &[u8]) -> Vec<String> {
-        let as_string = || serde_json::to_string(&String::from_utf8_lossy(key)).unwrap_or_default();
+        let as_string = || key_string(key);
         if key_text_in_key(self.cfg.key_fields.len(), key) {
             return vec![as_string()];
         }
@@ -608,9 +620,7 @@ impl WindowOp {
                     Slot::Constant(i) => row.extend_from_slice(self.constants[i].1.as_bytes()),
                     Slot::Key(i) => match s.key.get(i) {
                         Some(text) => row.extend_from_slice(text.as_bytes()),
-                        None if s.key.is_empty() && key_text_in_key(self.cfg.key_fields.len(), key) => {
-                            let _ = serde_json::to_writer(&mut row, &*String::from_utf8_lossy(key));
-                        }
+                        None if s.key.is_empty() && key_text_in_key(self.cfg.key_fields.len(), key) => write_key_string(&mut row, key),
                         None => row.extend_from_slice(b"null"),
                     },
                     Slot::Start => row.extend_from_slice(num.format(w.0).as_bytes()),
@@ -626,19 +636,19 @@ impl WindowOp {
             out.emit(Record { key: Some(Key::from_slice(key)), value: row, timestamp: ts, ..Record::default() });
             return;
         }
+        let key_texts: std::borrow::Cow<[String]> = match s.key.is_empty() && key_text_in_key(self.cfg.key_fields.len(), key) {
+            true => vec![key_string(key)].into(),
+            false => s.key.as_slice().into(),
+        };
         let mut row = Row::default();
         for (k, v) in &self.constants {
             row.set(k.as_str(), v.as_str());
         }
-        let key_texts = match s.key.is_empty() && key_text_in_key(self.cfg.key_fields.len(), key) {
-            true => vec![serde_json::to_string(&String::from_utf8_lossy(key)).unwrap_or_default()],
-            false => s.key.clone(),
-        };
         if self.cfg.key_fields.is_empty() {
-            row.set("key", key_texts.first().cloned().unwrap_or_else(|| "null".into()));
+            row.set("key", key_texts.first().map_or("null", String::as_str));
         } else {
-            for ((name, _), v) in self.cfg.key_fields.iter().zip(key_texts) {
-                row.set(name.as_str(), v);
+            for ((name, _), v) in self.cfg.key_fields.iter().zip(key_texts.iter()) {
+                row.set(name.as_str(), v.as_str());
             }
         }
         row.set("window_start", w.0.to_string());
