@@ -149,7 +149,7 @@ impl ProcessOp {
     }
 
     fn enter(&mut self, key: &[u8], ts: Option<i64>) {
-        let call = CallCtx::keyed(key.to_vec(), self.max_parallelism, self.watermark, self.clock.now_ms(), ts);
+        let call = CallCtx::keyed(key, self.max_parallelism, self.watermark, self.clock.now_ms(), ts);
         self.inst.host().call = call;
     }
 
@@ -218,7 +218,7 @@ impl Operator for ProcessOp {
                     inner.push((j, w));
                     mj += 1;
                 }
-                ctxs.push(CallCtx::keyed(r.key.as_deref().unwrap_or_default().to_vec(), self.max_parallelism, wm, now, r.timestamp));
+                ctxs.push(CallCtx::keyed(r.key.as_deref().unwrap_or_default(), self.max_parallelism, wm, now, r.timestamp));
             }
             let before = self.inst.restarts;
             let (results, entered) = self.inst.process(&mut records[pos..end], ctxs, inner);

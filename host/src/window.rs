@@ -699,7 +699,7 @@ impl WindowOp {
             }
             WindowFn::Process(inst) => {
                 let now = self.clock.now_ms();
-                inst.host().call = CallCtx::keyed(key.to_vec(), self.cfg.max_parallelism, self.watermark, now, ts);
+                inst.host().call = CallCtx::keyed(key, self.cfg.max_parallelism, self.watermark, now, ts);
                 let els = Self::elements(s);
                 if let Err(f) = inst.process_window(WitWindow { start: w.0, end: w.1 }, els) {
                     out.dead_letter(Record::new(row.into_json()), format!("process-window: {f}"));

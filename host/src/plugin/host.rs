@@ -15,8 +15,8 @@ use crate::time::{TimerQueue, MIN_WATERMARK};
 /// What the host knows about the current call.
 #[derive(Debug, Clone)]
 pub struct CallCtx {
-    /// The key of the current call (keyed operators).
-    pub key: Option<Vec<u8>>,
+    /// The key of the current call (keyed operators); a process call keeps one per record.
+    pub key: Option<Key>,
     /// The key group of `key`.
     pub key_group: u16,
     /// The operator's watermark.
@@ -57,9 +57,9 @@ impl ProcessCall {
 
 impl CallCtx {
     /// The context of a record or timer of `key`.
-    pub fn keyed(key: Vec<u8>, max_parallelism: u32, watermark: i64, processing_time: i64, timestamp: Option<i64>) -> CallCtx {
-        let key_group = crate::state::key_group(&key, max_parallelism);
-        CallCtx { key: Some(key), key_group, watermark, processing_time, timestamp }
+    pub fn keyed(key: &[u8], max_parallelism: u32, watermark: i64, processing_time: i64, timestamp: Option<i64>) -> CallCtx {
+        let key_group = crate::state::key_group(key, max_parallelism);
+        CallCtx { key: Some(Key::from_slice(key)), key_group, watermark, processing_time, timestamp }
     }
 }
 
@@ -263,7 +263,7 @@ impl log::Host for HostCtx {
 
 impl context::Host for HostCtx {
     fn current_key(&mut self) -> Option<Vec<u8>> {
-        self.call.key.clone()
+        self.call.key.as_deref().map(<[u8]>::to_vec)
     }
     fn current_watermark(&mut self) -> i64 {
         self.call.watermark
