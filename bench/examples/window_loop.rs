@@ -5,11 +5,11 @@
 //!     cargo run --release -p weir-bench --example window_loop -- /tmp/weir-bench/logs-2000000.jsonl
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use weir_host::record::{Batch, Key, Record};
+use weir_host::record::{add_mark, Batch, Key, Record};
 use weir_host::runtime::{NodeMetrics, Operator, Output};
-use weir_host::time::SystemClock;
+use weir_host::time::{SystemClock, WatermarkGenerator, MAX_WATERMARK};
 use weir_host::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp};
 
 #[global_allocator]
@@ -38,21 +38,24 @@ fn main() {
     let mut op = WindowOp::new(cfg, Arc::new(SystemClock));
     let mut out = Output::new(&[], Arc::new(NodeMetrics::default()));
     let start = Instant::now();
-    let (mut rows, mut max_ts) = (0usize, i64::MIN);
+    // Per-event watermarks, bounded out-of-orderness 10 s, as the source makes them.
+    let mut watermarks = WatermarkGenerator::bounded(Duration::from_secs(10));
+    let mut rows = 0usize;
     for chunk in events.chunks(1024) {
         let mut batch = Batch::default();
-        for (i, (key, ts)) in chunk.iter().enumerate() {
-            // Bounded out-of-orderness 10 s: the watermark before each record.
-            if max_ts != i64::MIN {
-                batch.marks.push((i as u32, max_ts - 10_000 - 1));
-            }
-            max_ts = max_ts.max(*ts);
+        for (key, ts) in chunk {
             batch.records.push(Record { key: Some(key.clone()), timestamp: Some(*ts), ..Record::default() });
+            watermarks.observe(*ts);
+            if let Some(w) = watermarks.advance() {
+                add_mark(&mut batch.marks, batch.records.len(), w);
+            }
         }
-        batch.marks.dedup_by_key(|m| m.1);
         op.process(batch, &mut out).expect("processed");
         rows += out.main.take().records.len();
     }
+    // End of input: the final watermark fires what is left, as in the job.
+    op.process(Batch { records: Vec::new(), marks: vec![(0, MAX_WATERMARK)] }, &mut out).expect("processed");
+    rows += out.main.take().records.len();
     let ns = start.elapsed().as_nanos() as f64 / events.len() as f64;
     println!("window: {ns:.1} ns per record ({} records, {rows} rows)", events.len());
 }
