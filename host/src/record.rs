@@ -35,9 +35,9 @@ pub struct Record {
     pub prekeys: Prekeys,
 }
 
-/// [`Record::prekeys`]: the first one lives in the record itself. A record is made on one
-/// thread and freed on another, and such frees are among the dearest work mimalloc does; a
-/// record with the usual single read-ahead key then frees only the key's bytes there.
+/// [`Record::prekeys`]: the first one lives in the record itself, and (see [`Key`]) so do
+/// its bytes when short: a record is made on one thread and freed on another, and such frees
+/// are among the dearest work mimalloc does.
 pub type Prekeys = smallvec::SmallVec<[(u16, Key); 1]>;
 
 /// A record's key bytes: up to 24 bytes (user ids, session ids, most field values) live in
