@@ -272,6 +272,25 @@ fn state_key<'a>(codec: &'a mut KeyCodec, max_parallelism: u32, name: &str, key:
     codec.key(key_group(key, max_parallelism), name, key, ns)
 }
 
+/// Backend keys of window contents (state `STATE` of a key, namespace the window), the
+/// last one remembered: a window is looked up twice in a row, when a record is added (read,
+/// then written back) and when it fires, and its key group and encoding serve both times.
+#[derive(Debug, Default)]
+struct WindowKeys {
+    codec: KeyCodec,
+    last: Option<(Key, (i64, i64))>,
+}
+
+impl WindowKeys {
+    fn get(&mut self, max_parallelism: u32, key: &[u8], w: (i64, i64)) -> &[u8] {
+        if !self.last.as_ref().is_some_and(|(k, lw)| *lw == w && k.as_slice() == key) {
+            state_key(&mut self.codec, max_parallelism, STATE, key, &ns(w.0, w.1));
+            self.last = Some((Key::from_slice(key), w));
+        }
+        self.codec.last()
+    }
+}
+
 /// Whether a result row's key text comes from the key bytes alone, never from the record
 /// (see [`WindowOp::key_json`]): always for a key-selector plugin's key (`key_fields` 0);
 /// for one key field, when the bytes cannot be a non-string's JSON text.
@@ -308,6 +327,7 @@ pub struct WindowOp {
     /// How result rows of built-in aggregates are written (`None`: through [`Row`]).
     layout: Option<Vec<(Vec<u8>, Slot)>>,
     codec: KeyCodec,
+    window_keys: WindowKeys,
     timers: TimerQueue,
     watermark: i64,
     clock: Arc<dyn Clock>,
@@ -453,6 +473,7 @@ impl WindowOp {
             counts: Cache::new(DEFAULT_CAPACITY, |n| n.to_le_bytes().to_vec(), |b| Some(u64::from_le_bytes(b.try_into().ok()?))),
             layout,
             codec: KeyCodec::default(),
+            window_keys: WindowKeys::default(),
             timers: TimerQueue::default(),
             watermark: MIN_WATERMARK,
             clock,
@@ -473,18 +494,24 @@ impl WindowOp {
     /// Window `w` of `key`, taken out of the state (see [`Cache::take`]): [`WindowOp::store`]
     /// puts it back.
     fn load(&mut self, key: &[u8], w: (i64, i64)) -> Option<WinState> {
-        let k = state_key(&mut self.codec, self.cfg.max_parallelism, STATE, key, &ns(w.0, w.1));
+        let k = self.window_keys.get(self.cfg.max_parallelism, key, w);
         self.windows.take(self.state.as_mut(), k)
     }
 
     fn store(&mut self, key: &[u8], w: (i64, i64), s: WinState) {
-        let k = state_key(&mut self.codec, self.cfg.max_parallelism, STATE, key, &ns(w.0, w.1));
+        let k = self.window_keys.get(self.cfg.max_parallelism, key, w);
         self.windows.put(self.state.as_mut(), k, s);
     }
 
     fn purge(&mut self, key: &[u8], w: (i64, i64)) {
-        let k = state_key(&mut self.codec, self.cfg.max_parallelism, STATE, key, &ns(w.0, w.1));
+        let k = self.window_keys.get(self.cfg.max_parallelism, key, w);
         self.windows.delete(self.state.as_mut(), k);
+    }
+
+    /// Window `w` of `key`, taken out of the state for good.
+    fn load_for_good(&mut self, key: &[u8], w: (i64, i64)) -> Option<WinState> {
+        let k = self.window_keys.get(self.cfg.max_parallelism, key, w);
+        self.windows.remove(self.state.as_mut(), k)
     }
 
     /// Writes every cached change to the backend (before a snapshot or restore).
@@ -912,15 +939,15 @@ impl WindowOp {
                 self.drop_session(key, w);
                 continue;
             }
-            if let Some(mut s) = self.load(key, w) {
-                self.emit(key, w, &s, out);
-                if self.cfg.allowed_lateness > 0 {
+            if self.cfg.allowed_lateness > 0 {
+                if let Some(mut s) = self.load(key, w) {
+                    self.emit(key, w, &s, out);
                     s.fired = true;
                     self.store(key, w, s);
-                } else {
-                    self.purge(key, w);
-                    self.drop_session(key, w);
                 }
+            } else if let Some(s) = self.load_for_good(key, w) {
+                self.emit(key, w, &s, out);
+                self.drop_session(key, w);
             }
         }
     }

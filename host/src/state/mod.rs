@@ -192,6 +192,11 @@ impl KeyCodec {
         self.buf.extend_from_slice(namespace);
         &self.buf
     }
+
+    /// The key or prefix encoded last.
+    pub fn last(&self) -> &[u8] {
+        &self.buf
+    }
 }
 
 /// Length-prefixed list encoding for list state values.
