@@ -381,22 +381,36 @@ impl Route {
     /// A copy of `batch` for this route when others get it too. A keyed route's copy keeps
     /// only the key read ahead for its own key-by: the others would be freed unread on the
     /// downstream thread (and every allocation freed on another thread than its own is one
-    /// of the dearest things in the job).
+    /// of the dearest things in the job). Nor does it copy a value that [`Route::send_batch`]
+    /// would drop at once: one whose key was read ahead, when the window downstream reads
+    /// only keys.
     fn copy_of(&self, batch: &Batch) -> Batch {
-        let Partitioner::Hash(KeyExtractor::Fields(_, id), _) = &self.partitioner else { return batch.clone() };
+        let Partitioner::Hash(KeyExtractor::Fields(paths, id), _) = &self.partitioner else { return batch.clone() };
         let records = batch
             .records
             .iter()
-            .map(|r| Record {
-                key: r.key.clone(),
-                value: r.value.clone(),
-                timestamp: r.timestamp,
-                headers: r.headers.clone(),
-                origin: r.origin,
-                prekeys: r.prekeys.iter().filter(|(p, _)| Some(*p) == *id).cloned().collect(),
+            .map(|r| {
+                let prekey = r.prekeys.iter().find(|(p, _)| Some(*p) == *id);
+                let dropped = prekey.is_some_and(|(_, key)| Self::drops_value(self.drop_values, paths.len(), r, key));
+                Record {
+                    key: r.key.clone(),
+                    value: if dropped { Vec::new() } else { r.value.clone() },
+                    timestamp: r.timestamp,
+                    headers: r.headers.clone(),
+                    origin: r.origin,
+                    prekeys: prekey.cloned().into_iter().collect(),
+                }
             })
             .collect();
         Batch { records, marks: batch.marks.clone() }
+    }
+
+    /// Whether a route that drops values (see [`Route::drop_values`]) sends the record,
+    /// keyed by `key` of `key_fields` fields, without its value. A record without event time
+    /// goes whole: the window sends it to the dead letters. So does one whose key text the
+    /// window reads from it.
+    fn drops_value(drop_values: bool, key_fields: usize, r: &Record, key: &[u8]) -> bool {
+        drop_values && r.timestamp.is_some() && crate::window::key_text_in_key(key_fields, key)
     }
 
     fn send(&self, to: usize, m: Message) -> Result<(), Disconnected> {
@@ -455,9 +469,7 @@ impl Route {
                     let key = r.key.as_deref().unwrap_or_default();
                     let kg = key_group(key, *max_par);
                     let to = subtask_of(kg, n, *max_par);
-                    // A record without event time goes whole: the window sends it to the
-                    // dead letters. So does one whose key text the window reads from it.
-                    if self.drop_values && r.timestamp.is_some() && crate::window::key_text_in_key(extractor.key_fields(), key) {
+                    if Self::drops_value(self.drop_values, extractor.key_fields(), &r, key) {
                         let mut r = r;
                         r.value = Vec::new();
                         r.prekeys.clear();
@@ -1141,6 +1153,40 @@ mod tests {
         assert_eq!((rest(&copy.records[0]), &copy.marks), (rest(&batch.records[0]), &batch.marks));
         // A route that does not key (a stateless task downstream may feed a keyed one) keeps all.
         assert_eq!(route(Partitioner::Forward).copy_of(&batch).records, batch.records);
+    }
+
+    #[test]
+    fn a_copy_for_a_route_that_drops_values_leaves_them_out_where_it_would_drop_them() {
+        let rec = |v: &str, ts: Option<i64>, prekey: Option<&str>| Record {
+            value: v.as_bytes().to_vec(),
+            timestamp: ts,
+            prekeys: prekey.map(|k| (3, Key::from_slice(k.as_bytes()))).into_iter().collect(),
+            ..Record::default()
+        };
+        let batch = Batch::of(vec![
+            rec(r#"{"user": "a"}"#, Some(1), Some("a")),
+            rec(r#"{"user": "b"}"#, None, Some("b")),
+            rec(r#"{"user": "7"}"#, Some(2), Some("7")),
+            // No key read ahead: the route reads it from the value.
+            rec(r#"{"user": "c"}"#, Some(3), None),
+        ]);
+        for drop_values in [false, true] {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let partitioner = Partitioner::Hash(KeyExtractor::Fields(vec![vec!["user".into()]], Some(3)), 128);
+            let mut route = Route { senders: vec![tx], channel: 0, partitioner, drop_values };
+            let copy = route.copy_of(&batch);
+            let copied: Vec<bool> = copy.records.iter().map(|r| !r.value.is_empty()).collect();
+            assert_eq!(copied, [!drop_values, true, true, true]);
+            // What goes downstream is what the batch itself would have sent.
+            for b in [copy, batch.clone()] {
+                assert!(route.send_batch(b).expect("sent").is_empty());
+            }
+            let sent = |rx: &Receiver<Envelope>| match rx.try_recv() {
+                Ok((_, Message::Data(b))) => b.records.into_iter().map(|r| (r.key, r.value)).collect::<Vec<_>>(),
+                _ => panic!("a batch"),
+            };
+            assert_eq!(sent(&rx), sent(&rx));
+        }
     }
 
     #[test]
