@@ -93,12 +93,14 @@ struct Out {
 
 impl Out {
     /// Copies `r` in; hands its value buffer back for reuse.
+    #[inline(always)]
     fn push(&mut self, r: Record) {
         let index = self.lists.push(r.key.as_deref(), &r.value, r.timestamp);
         self.headers.extend(r.headers.into_iter().map(|(name, value)| Header { index, name, value }));
         recycle(r.value);
     }
     /// Copies in the record `rec` with its value replaced by `value`.
+    #[inline(always)]
     fn push_value(&mut self, rec: RecordView<'_>, value: Vec<u8>) {
         let index = self.lists.push(rec.key, &value, rec.timestamp);
         self.headers.extend(rec.headers().map(|(name, value)| Header { index, name: name.to_string(), value: value.to_vec() }));

@@ -154,6 +154,7 @@ impl Builder {
     /// # Panics
     /// When the batch's data passes 4 GiB (offsets are `u32`); callers cut batches far
     /// smaller.
+    #[inline(always)]
     pub fn push(&mut self, key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) -> u32 {
         let index = self.flags.len() as u32;
         if let Some(k) = key {

@@ -168,7 +168,17 @@ fn expand(kind: Kind, item: Item) -> syn::Result<TokenStream2> {
     }
 }
 
-fn expand_impl(kind: Kind, imp: ItemImpl) -> syn::Result<TokenStream2> {
+/// Marks `attrs`' function `#[inline]` unless it says otherwise. The SDK calls an operator's
+/// functions once per record, and in Wasm a call costs far more than natively (a function
+/// entry, and with the call deadline an epoch check): the hint lets LLVM fold them into the
+/// SDK's loop. A tiny map and filter (`double`, `even`): 121-125 -> 116-120 ns a record.
+fn hint_inline(attrs: &mut Vec<syn::Attribute>) {
+    if !attrs.iter().any(|a| a.path().is_ident("inline")) {
+        attrs.push(syn::parse_quote!(#[inline]));
+    }
+}
+
+fn expand_impl(kind: Kind, mut imp: ItemImpl) -> syn::Result<TokenStream2> {
     let want = kind.trait_name();
     let ok = imp.trait_.as_ref().and_then(|(_, path, _)| path.segments.last()).is_some_and(|s| s.ident == want);
     if !ok {
@@ -180,12 +190,17 @@ fn expand_impl(kind: Kind, imp: ItemImpl) -> syn::Result<TokenStream2> {
     if !imp.generics.params.is_empty() {
         return Err(syn::Error::new_spanned(&imp.generics, "an exported operator cannot be generic; export a concrete type"));
     }
+    for item in &mut imp.items {
+        if let syn::ImplItem::Fn(f) = item {
+            hint_inline(&mut f.attrs);
+        }
+    }
     let ty = &imp.self_ty;
     let glue = guest_impl(kind, &quote!(super::#ty), false);
     Ok(quote! { #imp #glue })
 }
 
-fn expand_fn(kind: Kind, f: ItemFn) -> syn::Result<TokenStream2> {
+fn expand_fn(kind: Kind, mut f: ItemFn) -> syn::Result<TokenStream2> {
     let Some((method, sig)) = kind.fn_form() else {
         return Err(syn::Error::new_spanned(
             &f.sig.ident,
@@ -241,6 +256,7 @@ fn expand_fn(kind: Kind, f: ItemFn) -> syn::Result<TokenStream2> {
     } else {
         quote! { fn #method(&mut self, rec: #arg_ty) -> #ret { #name(rec) } }
     };
+    hint_inline(&mut f.attrs);
     let glue = guest_impl(kind, &quote!(super::__WeirFnOperator), !view);
     Ok(quote! {
         #f
