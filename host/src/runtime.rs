@@ -458,7 +458,7 @@ impl Route {
                 let mut dead = Vec::new();
                 let mut outs: Vec<BatchBuilder> = (0..n).map(|_| BatchBuilder::default()).collect();
                 let mut marks = batch.marks.iter().peekable();
-                for (i, r) in batch.records.into_iter().enumerate() {
+                for (i, mut r) in batch.records.into_iter().enumerate() {
                     while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
                         outs.iter_mut().for_each(|o| o.mark(*w));
                     }
@@ -470,11 +470,8 @@ impl Route {
                     let kg = key_group(key, *max_par);
                     let to = subtask_of(kg, n, *max_par);
                     if Self::drops_value(self.drop_values, extractor.key_fields(), &r, key) {
-                        let mut r = r;
                         r.value = Vec::new();
                         r.prekeys.clear();
-                        outs[to].push(r);
-                        continue;
                     }
                     outs[to].push(r);
                 }

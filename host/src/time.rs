@@ -186,18 +186,20 @@ pub struct Due {
     entry: Box<[u8]>,
 }
 
+/// A [`timer_entry`]'s key and namespace.
+fn split_entry(entry: &[u8]) -> (&[u8], &[u8]) {
+    let len = u32::from_be_bytes(entry[..4].try_into().unwrap_or_default()) as usize;
+    entry[4..].split_at(len)
+}
+
 impl Due {
-    fn split(&self) -> (&[u8], &[u8]) {
-        let len = u32::from_be_bytes(self.entry[..4].try_into().unwrap_or_default()) as usize;
-        self.entry[4..].split_at(len)
-    }
     /// Its key.
     pub fn key(&self) -> &[u8] {
-        self.split().0
+        split_entry(&self.entry).0
     }
     /// Its namespace.
     pub fn namespace(&self) -> &[u8] {
-        self.split().1
+        split_entry(&self.entry).1
     }
 }
 
@@ -208,8 +210,7 @@ impl TimerQueue {
             .set
             .iter()
             .map(|(ts, entry)| {
-                let due = Due { at: *ts, entry: entry.clone() };
-                let (k, ns) = (due.key(), due.namespace());
+                let (k, ns) = split_entry(entry);
                 let mut key = crate::state::key_group(k, max_parallelism).to_be_bytes().to_vec();
                 key.extend_from_slice(&ts.to_be_bytes());
                 key.extend_from_slice(&(k.len() as u32).to_be_bytes());

@@ -177,6 +177,17 @@ struct WinState {
     fired: bool,
 }
 
+impl WinState {
+    /// Built-in aggregate `i` (`spec`) of the window as JSON text. No accumulator is kept
+    /// for `count`, nor when none of the aggregates reads a field.
+    fn result(&self, i: usize, spec: &AggSpec) -> String {
+        match self.aggs.get(i) {
+            Some(acc) => acc.result(spec, self.count),
+            None => AggAcc::default().result(spec, self.count),
+        }
+    }
+}
+
 /// The window shape.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Assigner {
@@ -654,8 +665,7 @@ impl WindowOp {
                     Slot::End => row.extend_from_slice(num.format(w.1).as_bytes()),
                     Slot::Aggregate(i) => match (&aggs[i].1, s.aggs.get(i)) {
                         (AggSpec::Count, _) => row.extend_from_slice(num.format(s.count).as_bytes()),
-                        (a, Some(acc)) => row.extend_from_slice(acc.result(a, s.count).as_bytes()),
-                        (a, None) => row.extend_from_slice(AggAcc::default().result(a, s.count).as_bytes()),
+                        (a, _) => row.extend_from_slice(s.result(i, a).as_bytes()),
                     },
                 }
             }
@@ -696,7 +706,7 @@ impl WindowOp {
                     }
                 } else {
                     for (i, (name, a)) in aggs.iter().enumerate() {
-                        row.set(name.as_str(), s.aggs.get(i).cloned().unwrap_or_default().result(a, s.count));
+                        row.set(name.as_str(), s.result(i, a));
                     }
                 }
             }
