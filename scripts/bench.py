@@ -282,6 +282,10 @@ def main():
         t = Table()
         job = ["run", "tests/conformance/tumble10s.toml", "-p", "2", "--set", f"source.logs.path={data}", "--set", "sink.out.kind=discard"]
         weir_mem, weir_rss, _ = throughput("weir, memory backend", [WEIR, *job], a.runs, a.events, job_seconds, t)
+        # The same query with event time and key read from each line at the source (the
+        # shape before operator watermarks and record keys).
+        source_time = ["run", "tests/conformance/tumble10s_source_time.toml", *job[2:]]
+        throughput("weir, memory backend, event time read at the source", [WEIR, *source_time], a.runs, a.events, job_seconds, t)
         rocks = ["--set", "state.backend=rocksdb", "--set", f"state.dir={work}/state"]
         weir_rocks, _, _ = throughput("weir, RocksDB backend", [WEIR, *job, *rocks], a.runs, a.events, job_seconds, t)
         # The parse plugin in a task of its own (pipelined with the reading source).

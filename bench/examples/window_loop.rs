@@ -32,6 +32,7 @@ fn main() {
         allowed_lateness: 0,
         function: WindowFn::Builtin(vec![("count".into(), AggSpec::Count)]),
         key_fields: vec![("user_id".into(), vec!["user_id".into()])],
+        key_name: None,
         constants: vec![("kind".into(), serde_json::json!("tumble10s"))],
         max_parallelism: 128,
     };

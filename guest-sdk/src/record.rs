@@ -89,6 +89,17 @@ pub enum Mapped {
     Value(Vec<u8>),
     /// This record replaces it.
     Record(Record),
+    /// The record goes on with its value and headers as they came, and with this key and
+    /// event time (`None` keeps the event time it came with). Only the key and event time
+    /// cross back: the answer of a map that reads fields out of a record for the host (the
+    /// key a later `key-by = { record-key = ... }` keys by, the event time a `watermark` on
+    /// the operator reads). See [`Mapped::value_as_is`].
+    ValueAsIs {
+        /// The record's key from now on (`None`: no key).
+        key: Option<Vec<u8>>,
+        /// Its event time in epoch milliseconds (`None`: the one it came with).
+        timestamp: Option<i64>,
+    },
 }
 
 impl Mapped {
@@ -99,12 +110,25 @@ impl Mapped {
         Ok(Mapped::Value(buf))
     }
 
+    /// [`Mapped::ValueAsIs`] with a copy of `key` in a reused buffer (no allocation per
+    /// record).
+    #[inline]
+    pub fn value_as_is(key: Option<&[u8]>, timestamp: Option<i64>) -> Mapped {
+        let key = key.map(|k| {
+            let mut buf = crate::rt::spare_buffer();
+            buf.extend_from_slice(k);
+            buf
+        });
+        Mapped::ValueAsIs { key, timestamp }
+    }
+
     /// The record this answer makes of `rec` (the record the view was of).
     pub fn apply(self, rec: Record) -> Record {
         match self {
             Mapped::Unchanged => rec,
             Mapped::Value(value) => Record { value, ..rec },
             Mapped::Record(r) => r,
+            Mapped::ValueAsIs { key, timestamp } => Record { key, timestamp: timestamp.or(rec.timestamp), ..rec },
         }
     }
 }

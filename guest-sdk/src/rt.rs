@@ -151,6 +151,12 @@ fn map_with<T: Map>(input: Batch, mut f: impl FnMut(&mut T, RecordView<'_>) -> R
             room(&mut out, index);
             out.push(o)
         }
+        Ok(Mapped::ValueAsIs { key, timestamp }) => {
+            out.lists.push_value_as_is(key.as_deref(), timestamp);
+            if let Some(key) = key {
+                recycle(key);
+            }
+        }
         Err(error) => failed.push(Failure { index, error }),
     });
     if !early.is_empty() {
@@ -292,6 +298,7 @@ mod tests {
                 b"same" => Ok(Mapped::Unchanged),
                 b"bad" => Err(Error::invalid_input("bad")),
                 b"whole" => Ok(Mapped::Record(Record::from_bytes("new").with_timestamp(9))),
+                b"stamp" => Ok(Mapped::value_as_is(Some(b"u7"), Some(70))),
                 v => Mapped::json(&format!("{}+{}", String::from_utf8_lossy(v), rec.header("h").map_or(0, <[u8]>::len))),
             }
         }
@@ -310,13 +317,28 @@ mod tests {
     #[test]
     fn map_answers_unchanged_records_by_flag_and_others_in_out() {
         init::<Mixed>("{}".into(), Mixed::open).unwrap();
-        let m = map::<Mixed>(batch(&[("same", &["x"]), ("a", &["xyz", "w"]), ("bad", &[]), ("whole", &["x"]), ("same", &[])]));
-        assert_eq!(m.same, [1, 0, 0, 0, 1]);
+        let m = map::<Mixed>(batch(&[
+            ("same", &["x"]),
+            ("a", &["xyz", "w"]),
+            ("bad", &[]),
+            ("whole", &["x"]),
+            ("same", &[]),
+            ("stamp", &["s"]),
+        ]));
+        assert_eq!(m.same, [1, 0, 0, 0, 1, 0]);
         assert_eq!(m.failed.iter().map(|f| f.index).collect::<Vec<_>>(), [2]);
         let out = weir_batch::Parts::new(&m.out.data, &m.out.ends, &m.out.timestamps, &m.out.flags).unwrap();
-        let got: Vec<_> = out.iter().map(|r| (r.key, String::from_utf8_lossy(r.value).into_owned(), r.timestamp)).collect();
-        // A new value keeps the input's key, time and headers; a whole record is as made.
-        assert_eq!(got, [(Some(&b"k"[..]), "\"a+3\"".to_string(), Some(5)), (None, "new".to_string(), Some(9))]);
+        let got: Vec<_> = out.iter().map(|r| (r.key, String::from_utf8_lossy(r.value).into_owned(), r.timestamp, r.value_as_is)).collect();
+        // A new value keeps the input's key, time and headers; a whole record is as made; a
+        // value as it is sends back only key and time (and no headers: the host keeps them).
+        assert_eq!(
+            got,
+            [
+                (Some(&b"k"[..]), "\"a+3\"".to_string(), Some(5), false),
+                (None, "new".to_string(), Some(9), false),
+                (Some(&b"u7"[..]), String::new(), Some(70), true)
+            ]
+        );
         let hs: Vec<_> = m.out.headers.iter().map(|h| (h.index, h.value.clone())).collect();
         assert_eq!(hs, [(0, b"xyz".to_vec()), (0, b"w".to_vec())]);
 
@@ -336,5 +358,10 @@ mod tests {
         assert_eq!(v.to_record().headers, [("h".to_string(), b"p".to_vec()), ("h".to_string(), b"q".to_vec())]);
         assert_eq!(Mapped::Value(b"x".to_vec()).apply(r.clone()).value, b"x");
         assert_eq!(Mapped::Unchanged.apply(r.clone()).value, b"v");
+        let stamped = Mapped::value_as_is(Some(b"u"), None).apply(r.clone());
+        assert_eq!(
+            (stamped.key, stamped.value, stamped.timestamp, stamped.headers),
+            (Some(b"u".to_vec()), r.value, r.timestamp, r.headers)
+        );
     }
 }

@@ -220,7 +220,7 @@ pub enum Format {
     Text,
 }
 
-/// Event time of a source.
+/// Event time of a source or of an operator's output.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EventTimeSpec {
@@ -247,7 +247,7 @@ pub enum TimeUnit {
     Seconds,
 }
 
-/// Watermark strategy of a source.
+/// Watermark strategy of a source or of an operator's output.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct WatermarkSpec {
@@ -302,6 +302,17 @@ pub enum KeyBySpec {
     Fields(Vec<String>),
     /// A key-selector plugin.
     Plugin(PluginRef),
+    /// The key each record already carries (set by a plugin upstream, e.g. a map answering
+    /// `Mapped::ValueAsIs`), named for result rows.
+    RecordKey(RecordKeyRef),
+}
+
+/// `key-by = { record-key = "NAME" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RecordKeyRef {
+    /// The key's name in result rows (a window writes `"NAME": "<key>"`).
+    pub record_key: String,
 }
 
 /// A plugin with its config.
@@ -333,6 +344,14 @@ pub struct OperatorSpec {
     /// Partition by key before this operator (process and window need it).
     #[serde(default)]
     pub key_by: Option<KeyBySpec>,
+    /// map, filter, flat-map: event time of the output records (read from a field; without
+    /// `field`, the event time each record carries). With it or with `watermark`, this
+    /// operator's output gets its own watermarks (Flink's `assignTimestampsAndWatermarks`).
+    #[serde(default)]
+    pub event_time: Option<EventTimeSpec>,
+    /// map, filter, flat-map: how watermarks of the output are generated.
+    #[serde(default)]
+    pub watermark: Option<WatermarkSpec>,
     /// Parallel instances.
     #[serde(default)]
     pub parallelism: Option<usize>,
@@ -683,13 +702,7 @@ impl Job {
                 }
             }
             if let Some(w) = &src.watermark {
-                for (k, v) in
-                    [("max-out-of-orderness", &w.max_out_of_orderness), ("interval", &w.interval), ("idle-timeout", &w.idle_timeout)]
-                {
-                    if let Some(v) = v {
-                        parse_duration(v).map_err(|m| self.error(&format!("{f}.watermark.{k}"), m))?;
-                    }
-                }
+                self.check_watermark(&f, w)?;
                 if src.event_time.is_none() {
                     return Err(self.error(
                         &format!("{f}.watermark"),
@@ -777,8 +790,49 @@ impl Job {
         Ok(())
     }
 
+    /// The durations of a `watermark` table.
+    fn check_watermark(&self, f: &str, w: &WatermarkSpec) -> Result<(), JobError> {
+        for (k, v) in [("max-out-of-orderness", &w.max_out_of_orderness), ("interval", &w.interval), ("idle-timeout", &w.idle_timeout)] {
+            if let Some(v) = v {
+                parse_duration(v).map_err(|m| self.error(&format!("{f}.watermark.{k}"), m))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An operator's own event time and watermarks.
+    fn check_operator_time(&self, f: &str, op: &OperatorSpec) -> Result<(), JobError> {
+        let (field, what) = match (&op.event_time, &op.watermark) {
+            (Some(_), _) => ("event-time", "event time"),
+            (None, Some(_)) => ("watermark", "watermarks"),
+            (None, None) => return Ok(()),
+        };
+        if !matches!(op.kind, OperatorKind::Map | OperatorKind::Filter | OperatorKind::FlatMap) {
+            return Err(self.error(
+                &format!("{f}.{field}"),
+                format!("only a map, filter or flat-map operator assigns {what} to its output; put it on the operator upstream or on the source"),
+            ));
+        }
+        if let Some(et) = &op.event_time {
+            if et.ingestion {
+                return Err(self.error(
+                    &format!("{f}.event-time.ingestion"),
+                    "ingestion time is stamped at the source: move `event-time = { ingestion = true }` there",
+                ));
+            }
+        }
+        if let Some(w) = &op.watermark {
+            self.check_watermark(f, w)?;
+            if w.idle_timeout.is_some() {
+                return Err(self.error(&format!("{f}.watermark.idle-timeout"), "idleness is a source's: set `idle-timeout` on the source"));
+            }
+        }
+        Ok(())
+    }
+
     fn check_operator(&self, n: &str, op: &OperatorSpec) -> Result<(), JobError> {
         let f = format!("operator.{n}");
+        self.check_operator_time(&f, op)?;
         self.check_inputs(&f, op.input.as_ref())?;
         if op.parallelism == Some(0) {
             return Err(self.error(&format!("{f}.parallelism"), "must be at least 1"));
@@ -791,10 +845,16 @@ impl Job {
         if keyed && op.key_by.is_none() {
             return Err(self.error(&f, "a keyed operator needs `key-by = \"field\"` (or a list of fields, or { plugin = ... })"));
         }
-        if let Some(KeyBySpec::Fields(v)) = &op.key_by {
-            if v.is_empty() {
+        match &op.key_by {
+            Some(KeyBySpec::Fields(v)) if v.is_empty() => {
                 return Err(self.error(&format!("{f}.key-by"), "an empty list of fields; name at least one"));
             }
+            Some(KeyBySpec::RecordKey(r)) if r.record_key.is_empty() => {
+                return Err(
+                    self.error(&format!("{f}.key-by.record-key"), "an empty name; write the key's name in result rows, e.g. \"user_id\"")
+                );
+            }
+            _ => {}
         }
         for (name, t) in &op.state_ttl {
             let f2 = format!("{f}.state-ttl.{name}");

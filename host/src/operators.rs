@@ -1,17 +1,93 @@
 //! Plugin-backed operators: map, filter, flat-map (stateless, one call per batch) and the
 //! keyed process function (records of many keys per call, each in its own context; timers,
-//! side outputs).
+//! side outputs); and the event time and watermarks an operator assigns to its output.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::plugin::bindings::{TimeDomain, Timer};
 use crate::plugin::{CallCtx, Failure, Instance};
-use crate::record::{Batch, Key, Record};
-use crate::runtime::{Operator, Output};
-use crate::time::{Clock, MIN_WATERMARK};
+use crate::record::{add_mark, Batch, Key, Record};
+use crate::runtime::{stamp_batch, Assign, Operator, Output};
+use crate::state::Deferred;
+use crate::time::{Clock, WatermarkGenerator, MAX_WATERMARK, MIN_WATERMARK};
+
+/// An operator whose output gets event times and watermarks of its own: its `event-time` and
+/// `watermark` settings, Flink's `assignTimestampsAndWatermarks` after it. Each output record
+/// gets its event time from `assign` (or goes to the dead letters, with the reason, and moves
+/// no watermark); watermarks from upstream stop here, except the end of input's. A parse
+/// plugin's rejects thus never move event time, as they would when a source read the time
+/// of lines before the plugin looked at them.
+pub struct Stamped {
+    inner: Box<dyn Operator>,
+    assign: Assign,
+    generator: WatermarkGenerator,
+    interval: Option<Duration>,
+    last_periodic: Instant,
+}
+
+impl Stamped {
+    /// Wraps `inner`; `interval` `None` makes a watermark after every record.
+    pub fn new(inner: Box<dyn Operator>, assign: Assign, generator: WatermarkGenerator, interval: Option<Duration>) -> Stamped {
+        Stamped { inner, assign, generator, interval, last_periodic: Instant::now() }
+    }
+}
+
+/// The file a [`Stamped`] operator keeps its watermark generator in, in its snapshot folder.
+const GENERATOR_FILE: &str = "watermark.json";
+
+impl Operator for Stamped {
+    fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
+        let end = batch.marks.iter().any(|m| m.1 == MAX_WATERMARK);
+        self.inner.process(Batch { records: batch.records, marks: Vec::new() }, out)?;
+        let Batch { mut records, .. } = out.main.take();
+        let periodic = self.interval.map(|iv| (iv, &mut self.last_periodic));
+        let (mut marks, dead) = stamp_batch(&mut records, &mut self.assign, Some(&mut self.generator), periodic);
+        for (r, why) in dead {
+            out.dead_letter(r, why);
+        }
+        if end {
+            add_mark(&mut marks, records.len(), MAX_WATERMARK);
+        }
+        out.main.append(Batch { records, marks });
+        Ok(())
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        self.inner.next_processing_timer()
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut Output) -> anyhow::Result<()> {
+        self.inner.on_processing_time(now, out)
+    }
+
+    fn close(&mut self, out: &mut Output) -> anyhow::Result<()> {
+        self.inner.close(out)
+    }
+
+    fn snapshot(&mut self, id: u64, dir: &Path) -> anyhow::Result<Option<Deferred>> {
+        std::fs::write(dir.join(GENERATOR_FILE), serde_json::to_vec(&self.generator)?)?;
+        self.inner.snapshot(id, dir)
+    }
+
+    fn restore(&mut self, dirs: &[PathBuf], groups: Range<u16>) -> anyhow::Result<()> {
+        for d in dirs {
+            let path = d.join(GENERATOR_FILE);
+            if path.exists() {
+                let bytes = std::fs::read(&path)?;
+                self.generator = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            }
+        }
+        self.inner.restore(dirs, groups)
+    }
+
+    fn notify_checkpoint_complete(&mut self, id: u64) -> anyhow::Result<()> {
+        self.inner.notify_checkpoint_complete(id)
+    }
+}
 
 /// Which stateless call an operator makes.
 #[derive(Debug, Clone, Copy)]

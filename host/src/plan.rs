@@ -13,16 +13,16 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::checkpoint::{self, Control, Coordinator, JobFacts, Metadata};
 use crate::connectors::{self, CollectionSource, FileSource, Generator, GeneratorConfig, Stream};
 use crate::job::{
-    toml_to_json, BackendKind, Format, Job, KeyBySpec, OperatorKind, SinkKind, SinkSpec, SourceKind, TimeKind, TimeUnit, WatermarkStrategy,
-    WindowKind,
+    toml_to_json, BackendKind, Format, Job, KeyBySpec, OperatorKind, OperatorSpec, SinkKind, SinkSpec, SourceKind, TimeKind, TimeUnit,
+    WatermarkSpec, WatermarkStrategy, WindowKind,
 };
 use crate::json;
-use crate::operators::{ProcessOp, Stateless, StatelessOp};
+use crate::operators::{ProcessOp, Stamped, Stateless, StatelessOp};
 use crate::plugin::{Instance, Plugin, PluginEngine, World};
 use crate::record::Record;
 use crate::runtime::{
-    self, Chain, ChainLink, Envelope, Identity, InputTask, JobMetrics, KeyExtractor, Operator, Partitioner, Route, RunState, Source,
-    SourceControl, SourceSnapshot, SourceTime,
+    self, Assign, Chain, ChainLink, Envelope, Identity, InputTask, JobMetrics, KeyExtractor, Operator, Partitioner, Route, RunState,
+    Source, SourceControl, SourceSnapshot, SourceTime,
 };
 use crate::state::{key_groups_of, Cached, MemoryBackend, RocksBackend, StateBackend};
 use crate::time::{parse_duration, Clock, WatermarkGenerator};
@@ -235,7 +235,7 @@ impl Planned {
         match op.key_by.as_ref()? {
             KeyBySpec::Field(f) => Some(vec![path(f)]),
             KeyBySpec::Fields(fs) => Some(fs.iter().map(path).collect()),
-            KeyBySpec::Plugin(_) => None,
+            KeyBySpec::Plugin(_) | KeyBySpec::RecordKey(_) => None,
         }
     }
 
@@ -268,6 +268,9 @@ impl Planned {
         if let Some(KeyBySpec::Plugin(r)) = &self.job.spec.operator[name].key_by {
             let inst = Instance::new(self.plugin(&r.plugin), &format!("{name}.key-by"), 0, Self::config_json(&r.config))?;
             return Ok(KeyExtractor::Plugin(Box::new(inst)));
+        }
+        if let Some(KeyBySpec::RecordKey(_)) = &self.job.spec.operator[name].key_by {
+            return Ok(KeyExtractor::RecordKey);
         }
         let paths = self.key_fields(node).expect("a keyed operator's key-by names a plugin or fields");
         let id = self.key_sets().iter().position(|s| *s == paths).map(|id| id as u16);
@@ -309,10 +312,14 @@ impl Planned {
             NodeKind::Operator => {
                 let op = &spec.operator[&node.name];
                 let inst = |p: &PathBuf| Instance::new(self.plugin(p), &node.name, subtask as u32, Self::config_json(&op.config));
+                let stateless = |kind| -> anyhow::Result<Box<dyn Operator>> {
+                    let inner = Box::new(StatelessOp::new(kind, inst(op.plugin.as_ref().expect("checked"))?));
+                    self.stamped(op, &node.name, inner)
+                };
                 Ok(match op.kind {
-                    OperatorKind::Map => Box::new(StatelessOp::new(Stateless::Map, inst(op.plugin.as_ref().expect("checked"))?)),
-                    OperatorKind::Filter => Box::new(StatelessOp::new(Stateless::Filter, inst(op.plugin.as_ref().expect("checked"))?)),
-                    OperatorKind::FlatMap => Box::new(StatelessOp::new(Stateless::FlatMap, inst(op.plugin.as_ref().expect("checked"))?)),
+                    OperatorKind::Map => stateless(Stateless::Map)?,
+                    OperatorKind::Filter => stateless(Stateless::Filter)?,
+                    OperatorKind::FlatMap => stateless(Stateless::FlatMap)?,
                     OperatorKind::Process => {
                         let mut i = inst(op.plugin.as_ref().expect("checked"))?;
                         i.host().state = self.backend(&node.name, subtask, true)?;
@@ -349,7 +356,11 @@ impl Planned {
                         let key_fields = match op.key_by.as_ref().expect("checked") {
                             KeyBySpec::Field(f) => vec![(f.clone(), f.split('.').map(str::to_string).collect())],
                             KeyBySpec::Fields(fs) => fs.iter().map(|f| (f.clone(), f.split('.').map(str::to_string).collect())).collect(),
-                            KeyBySpec::Plugin(_) => vec![],
+                            KeyBySpec::Plugin(_) | KeyBySpec::RecordKey(_) => vec![],
+                        };
+                        let key_name = match op.key_by.as_ref() {
+                            Some(KeyBySpec::RecordKey(r)) => Some(r.record_key.clone()),
+                            _ => None,
                         };
                         let cfg = WindowConfig {
                             assigner,
@@ -357,6 +368,7 @@ impl Planned {
                             allowed_lateness: ms(&op.allowed_lateness),
                             function,
                             key_fields,
+                            key_name,
                             constants: op.fields.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect(),
                             max_parallelism: spec.max_parallelism,
                         };
@@ -435,13 +447,7 @@ impl Planned {
             }
             let mut at = 0;
             if let Some(field) = &time_field {
-                let raw = found[0].ok_or_else(|| format!("event time: missing field `{field}`"))?;
-                let t = json::raw_i64(raw)
-                    .ok_or_else(|| format!("event time: field `{field}` must be an integer, found {}", json::value(raw)))?;
-                r.timestamp = Some(match unit {
-                    TimeUnit::Millis => t,
-                    TimeUnit::Seconds => t.checked_mul(1000).ok_or_else(|| format!("event time: `{field}` = {t} s overflows"))?,
-                });
+                r.timestamp = Some(event_time_of(found[0], field, unit)?);
                 at = 1;
             }
             let mut vals: smallvec::SmallVec<[json::Raw; 4]> = smallvec::SmallVec::new();
@@ -456,22 +462,7 @@ impl Planned {
             Ok(())
         };
         let wm = s.watermark.as_ref();
-        let bound = match wm {
-            Some(w) if w.strategy == WatermarkStrategy::BoundedOutOfOrderness => w
-                .max_out_of_orderness
-                .as_deref()
-                .map(parse_duration)
-                .transpose()
-                .map_err(|m| self.job.error(&f("watermark.max-out-of-orderness"), m))?
-                .unwrap_or_default(),
-            _ => Duration::ZERO,
-        };
-        let interval = wm
-            .and_then(|w| w.interval.as_deref())
-            .map(parse_duration)
-            .transpose()
-            .map_err(|m| anyhow::anyhow!(m))?
-            .filter(|d| !d.is_zero());
+        let (bound, interval) = self.watermark_settings(&format!("source.{name}"), wm)?;
         let idle_timeout = wm.and_then(|w| w.idle_timeout.as_deref()).map(parse_duration).transpose().map_err(|m| anyhow::anyhow!(m))?;
         let time = SourceTime {
             assign: Some(Box::new(assign)),
@@ -480,6 +471,55 @@ impl Planned {
             idle_timeout,
         };
         Ok((source, time, s.rate))
+    }
+
+    /// The bound and the interval (`None`: after every record) of a `watermark` table at `f`.
+    fn watermark_settings(&self, f: &str, wm: Option<&WatermarkSpec>) -> anyhow::Result<(Duration, Option<Duration>)> {
+        let bound = match wm {
+            Some(w) if w.strategy == WatermarkStrategy::BoundedOutOfOrderness => w
+                .max_out_of_orderness
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|m| self.job.error(&format!("{f}.watermark.max-out-of-orderness"), m))?
+                .unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        let interval = wm
+            .and_then(|w| w.interval.as_deref())
+            .map(parse_duration)
+            .transpose()
+            .map_err(|m| self.job.error(&format!("{f}.watermark.interval"), m))?
+            .filter(|d| !d.is_zero());
+        Ok((bound, interval))
+    }
+
+    /// `inner` with the event time and watermarks of its operator's `event-time` and
+    /// `watermark` settings, when it has either.
+    fn stamped(&self, op: &OperatorSpec, name: &str, inner: Box<dyn Operator>) -> anyhow::Result<Box<dyn Operator>> {
+        if op.event_time.is_none() && op.watermark.is_none() {
+            return Ok(inner);
+        }
+        let (bound, interval) = self.watermark_settings(&format!("operator.{name}"), op.watermark.as_ref())?;
+        let assign: Assign = match op.event_time.as_ref().and_then(|e| e.field.clone().map(|f| (f, e.unit))) {
+            Some((field, unit)) => {
+                let paths: Vec<json::Path> = vec![field.split('.').map(str::to_string).collect()];
+                Box::new(move |r: &mut Record| {
+                    let mut found = json::Found::new();
+                    json::extract(&r.value, &paths, &mut found).map_err(|e| format!("event time: not JSON: {e}"))?;
+                    r.timestamp = Some(event_time_of(found[0], &field, unit)?);
+                    Ok(())
+                })
+            }
+            None => Box::new(|r: &mut Record| match r.timestamp {
+                Some(_) => Ok(()),
+                None => {
+                    Err("event time: the record has none (the plugin sets none; or give the operator `event-time = { field = \"...\" }`)"
+                        .into())
+                }
+            }),
+        };
+        Ok(Box::new(Stamped::new(inner, assign, WatermarkGenerator::bounded(bound), interval)))
     }
 
     /// The checkpoint to restore from, checked against this job.
@@ -770,6 +810,16 @@ fn make_sink(s: &SinkSpec, dead_letter: bool, transactional: bool) -> anyhow::Re
         SinkKind::File => Box::new(connectors::FileSink::create(s.path.as_ref().expect("checked"))?),
         SinkKind::Discard => Box::new(connectors::DiscardSink),
     })
+}
+
+/// A record's event time in ms from the raw value of its event-time `field` (in `unit`).
+fn event_time_of(raw: Option<json::Raw>, field: &str, unit: TimeUnit) -> Result<i64, String> {
+    let raw = raw.ok_or_else(|| format!("event time: missing field `{field}`"))?;
+    let t = json::raw_i64(raw).ok_or_else(|| format!("event time: field `{field}` must be an integer, found {}", json::value(raw)))?;
+    match unit {
+        TimeUnit::Millis => Ok(t),
+        TimeUnit::Seconds => t.checked_mul(1000).ok_or_else(|| format!("event time: `{field}` = {t} s overflows")),
+    }
 }
 
 #[cfg(test)]

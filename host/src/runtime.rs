@@ -20,7 +20,7 @@ use crate::checkpoint::{Ack, Control, Mode};
 use crate::json;
 
 use crate::plugin::Instance;
-use crate::record::{add_mark, Batch, BatchBuilder, Key, Message, Record};
+use crate::record::{add_mark, Batch, BatchBuilder, Key, Mark, Message, Record};
 use crate::state::{key_group, subtask_of};
 use crate::time::{Clock, InputWatermarks};
 
@@ -281,6 +281,8 @@ pub enum KeyExtractor {
     Fields(Vec<Vec<String>>, Option<u16>),
     /// A key-selector plugin instance.
     Plugin(Box<Instance>),
+    /// The key each record carries (set upstream, see [`crate::job::KeyBySpec::RecordKey`]).
+    RecordKey,
 }
 
 /// Key bytes for raw field values (see [`KeyExtractor::Fields`]).
@@ -310,7 +312,7 @@ impl KeyExtractor {
     pub fn key_fields(&self) -> usize {
         match self {
             KeyExtractor::Fields(paths, _) => paths.len(),
-            KeyExtractor::Plugin(_) => 0,
+            KeyExtractor::Plugin(_) | KeyExtractor::RecordKey => 0,
         }
     }
 
@@ -343,6 +345,13 @@ impl KeyExtractor {
                         )),
                     }
                 }
+            }
+            KeyExtractor::RecordKey => {
+                failed.extend(
+                    records.iter().enumerate().filter(|(_, r)| r.key.is_none()).map(|(i, _)| {
+                        (i, "key-by: the record has no key (`record-key` keys by the key a plugin upstream set)".to_string())
+                    }),
+                );
             }
             KeyExtractor::Plugin(inst) => {
                 for (i, res) in inst.select_key(records).into_iter().enumerate() {
@@ -385,13 +394,19 @@ impl Route {
     /// would drop at once: one whose key was read ahead, when the window downstream reads
     /// only keys.
     fn copy_of(&self, batch: &Batch) -> Batch {
-        let Partitioner::Hash(KeyExtractor::Fields(paths, id), _) = &self.partitioner else { return batch.clone() };
+        // The key this route will key by, where it is known before the route reads it.
+        let (fields, id, record_key) = match &self.partitioner {
+            Partitioner::Hash(KeyExtractor::Fields(paths, id), _) => (paths.len(), *id, false),
+            Partitioner::Hash(KeyExtractor::RecordKey, _) => (0, None, true),
+            _ => return batch.clone(),
+        };
         let records = batch
             .records
             .iter()
             .map(|r| {
-                let prekey = r.prekeys.iter().find(|(p, _)| Some(*p) == *id);
-                let dropped = prekey.is_some_and(|(_, key)| Self::drops_value(self.drop_values, paths.len(), r, key));
+                let prekey = r.prekeys.iter().find(|(p, _)| Some(*p) == id);
+                let key = if record_key { r.key.as_deref() } else { prekey.map(|(_, k)| k.as_slice()) };
+                let dropped = key.is_some_and(|key| Self::drops_value(self.drop_values, fields, r, key));
                 Record {
                     key: r.key.clone(),
                     value: if dropped { Vec::new() } else { r.value.clone() },
@@ -1029,48 +1044,16 @@ pub fn run_source_task(
         last_data = Instant::now();
         emitted += records.len() as u64;
         let ingest = crate::time::mono_ns();
-        // Records stay where the source put them; the few that fail are taken out after.
-        let (mut marks, mut failed, mut kept) = (Vec::new(), Vec::new(), 0);
-        for (i, r) in records.iter_mut().enumerate() {
-            r.origin.ingest_ns = ingest;
-            if let Some(assign) = &mut time.assign {
-                if let Err(why) = assign(r) {
-                    failed.push((i, why));
-                    continue;
-                }
-            }
-            kept += 1;
-            if let (Some(g), Some(ts)) = (&mut time.generator, r.timestamp) {
-                g.observe(ts);
-                if time.interval.is_none() {
-                    if let Some(w) = g.advance() {
-                        add_mark(&mut marks, kept, w);
-                    }
-                }
-            }
-        }
-        if let (Some(g), Some(iv)) = (&mut time.generator, time.interval) {
-            if last_periodic.elapsed() >= iv {
-                last_periodic = Instant::now();
-                if let Some(w) = g.advance() {
-                    add_mark(&mut marks, kept, w);
-                }
-            }
-        }
-        let mut dead = Vec::with_capacity(failed.len());
-        if !failed.is_empty() {
-            let (mut failed, mut i) = (failed.into_iter().peekable(), 0);
-            records.retain_mut(|r| {
-                i += 1;
-                match failed.next_if(|(at, _)| *at == i - 1) {
-                    Some((_, why)) => {
-                        dead.push((std::mem::take(r), why));
-                        false
-                    }
-                    None => true,
-                }
-            });
-        }
+        let assign = &mut time.assign;
+        let (marks, dead) = stamp_batch(
+            &mut records,
+            |r| {
+                r.origin.ingest_ns = ingest;
+                assign.as_mut().map_or(Ok(()), |a| a(r))
+            },
+            time.generator.as_mut(),
+            time.interval.map(|iv| (iv, &mut last_periodic)),
+        );
         // Records that never reach the chain still count as read by the source.
         metrics.records_in.fetch_add(dead.len() as u64, Ordering::Relaxed);
         chain.send_dead(0, dead)?;
@@ -1083,6 +1066,60 @@ pub fn run_source_task(
     // End of a bounded input: the final watermark fires everything.
     chain.push(0, Batch { records: Vec::new(), marks: vec![(0, crate::time::MAX_WATERMARK)] })?;
     chain.close()
+}
+
+/// Event time and watermarks for a batch, where its records lie: `each` sets a record's event
+/// time (or fails it: the record is taken out, with the reason); `generator` sees every event
+/// time and makes a watermark after each record, or, with `periodic` (interval, last time), at
+/// the end of the batch once the interval has passed. Returns the batch's marks and the
+/// records taken out. A source and an operator with a `watermark` both stamp with this.
+pub fn stamp_batch(
+    records: &mut Vec<Record>,
+    mut each: impl FnMut(&mut Record) -> Result<(), String>,
+    mut generator: Option<&mut crate::time::WatermarkGenerator>,
+    periodic: Option<(Duration, &mut Instant)>,
+) -> (Vec<Mark>, Vec<(Record, String)>) {
+    // Records stay where they are; the few that fail are taken out after.
+    let (mut marks, mut failed, mut kept) = (Vec::new(), Vec::new(), 0);
+    let per_event = periodic.is_none();
+    for (i, r) in records.iter_mut().enumerate() {
+        if let Err(why) = each(r) {
+            failed.push((i, why));
+            continue;
+        }
+        kept += 1;
+        if let (Some(g), Some(ts)) = (generator.as_deref_mut(), r.timestamp) {
+            g.observe(ts);
+            if per_event {
+                if let Some(w) = g.advance() {
+                    add_mark(&mut marks, kept, w);
+                }
+            }
+        }
+    }
+    if let (Some(g), Some((iv, last))) = (generator, periodic) {
+        if last.elapsed() >= iv {
+            *last = Instant::now();
+            if let Some(w) = g.advance() {
+                add_mark(&mut marks, kept, w);
+            }
+        }
+    }
+    let mut dead = Vec::with_capacity(failed.len());
+    if !failed.is_empty() {
+        let (mut failed, mut i) = (failed.into_iter().peekable(), 0);
+        records.retain_mut(|r| {
+            i += 1;
+            match failed.next_if(|(at, _)| *at == i - 1) {
+                Some((_, why)) => {
+                    dead.push((std::mem::take(r), why));
+                    false
+                }
+                None => true,
+            }
+        });
+    }
+    (marks, dead)
 }
 
 /// The identity operator at the head of a source chain (counts, forwards).

@@ -248,8 +248,11 @@ pub struct WindowConfig {
     pub allowed_lateness: i64,
     /// Result function.
     pub function: WindowFn,
-    /// Key fields `(result name, path)` (empty for a key-selector plugin: the key is `key`).
+    /// Key fields `(result name, path)` (empty for a key-selector plugin's key or the
+    /// records' own key: see `key_name`).
     pub key_fields: Vec<(String, Vec<String>)>,
+    /// Without key fields: the key's name in result rows (default `key`).
+    pub key_name: Option<String>,
     /// Constant fields of every result row.
     pub constants: Vec<(String, serde_json::Value)>,
     /// Number of key groups.
@@ -435,7 +438,7 @@ fn row_layout(cfg: &WindowConfig, constants: &[(String, String)]) -> Option<Vec<
     }
     let mut fields: Vec<(&str, Slot)> = constants.iter().enumerate().map(|(i, (k, _))| (k.as_str(), Slot::Constant(i))).collect();
     if cfg.key_fields.is_empty() {
-        fields.push(("key", Slot::Key(0)));
+        fields.push((cfg.key_name.as_deref().unwrap_or("key"), Slot::Key(0)));
     } else {
         fields.extend(cfg.key_fields.iter().enumerate().map(|(i, (name, _))| (name.as_str(), Slot::Key(i))));
     }
@@ -682,7 +685,7 @@ impl WindowOp {
             row.set(k.as_str(), v.as_str());
         }
         if self.cfg.key_fields.is_empty() {
-            row.set("key", key_texts.first().map_or("null", String::as_str));
+            row.set(self.cfg.key_name.as_deref().unwrap_or("key"), key_texts.first().map_or("null", String::as_str));
         } else {
             for ((name, _), v) in self.cfg.key_fields.iter().zip(key_texts.iter()) {
                 row.set(name.as_str(), v.as_str());
@@ -1053,6 +1056,7 @@ mod tests {
             allowed_lateness: lateness,
             function: WindowFn::Builtin(vec![("count".into(), AggSpec::Count), ("total".into(), AggSpec::Sum(vec!["v".into()]))]),
             key_fields: vec![("k".into(), vec!["k".into()])],
+            key_name: None,
             constants: vec![],
             max_parallelism: 128,
         };
@@ -1078,6 +1082,7 @@ mod tests {
             allowed_lateness: 0,
             function: WindowFn::Builtin(vec![("count".into(), AggSpec::Count), ("window_end".into(), AggSpec::Count)]),
             key_fields: vec![("k\"q".into(), vec!["k".into()])],
+            key_name: None,
             constants: vec![],
             max_parallelism: 128,
         };
@@ -1211,6 +1216,7 @@ mod tests {
             allowed_lateness: 0,
             function: WindowFn::Builtin(vec![("n".into(), AggSpec::Count)]),
             key_fields,
+            key_name: None,
             constants: vec![],
             max_parallelism: 128,
         };

@@ -1,18 +1,39 @@
 //! The four window queries of shared/conformance/semantics.md against Flink's rows, at
 //! parallelism 1 and 4, with the malformed count in dead-letter and late records exactly
-//! where Flink drops them.
+//! where Flink drops them. `tumble10s` runs in two shapes: event time and watermarks after
+//! the parse operator (its plugin sets key and event time), and read at the source.
 
 use std::path::Path;
 
 use crate::support::*;
 
-const QUERIES: [&str; 4] = ["tumble10s", "hop10s_5s", "session300s", "actions60s"];
+/// `tumble10s.toml` with event time read from the parse operator's output field (the plugin
+/// sets neither key nor event time) and the key read from the field.
+const AFTER_PARSE_BY_FIELD: &[&str] = &[
+    "operator.parse.config={}",
+    "operator.parse.event-time={ field = \"timestamp\", unit = \"s\" }",
+    "operator.tumble10s.key-by=\"user_id\"",
+];
+
+/// (job file in tests/conformance, `--set`s, the `kind` of its rows).
+const QUERIES: [(&str, &[&str], &str); 6] = [
+    ("tumble10s", &[], "tumble10s"),
+    ("tumble10s", AFTER_PARSE_BY_FIELD, "tumble10s"),
+    ("tumble10s_source_time", &[], "tumble10s"),
+    ("hop10s_5s", &[], "hop10s_5s"),
+    ("session300s", &[], "session300s"),
+    ("actions60s", &[], "actions60s"),
+];
+
+/// The two shapes of `tumble10s`, each with the setting of its watermark interval.
+const TUMBLE10S: [(&str, &str); 2] =
+    [("tumble10s", "operator.parse.watermark.interval"), ("tumble10s_source_time", "source.logs.watermark.interval")];
 
 fn flink_rows(case: &Path, kind: &str) -> Vec<String> {
     sorted(read_jsonl(&case.join("flink-windows.jsonl")).into_iter().filter(|r| r["kind"] == kind))
 }
 
-fn run_query(kind: &str, case: &Path, p: usize, extra: &[String]) -> (Vec<String>, serde_json::Value, tempfile::TempDir) {
+fn run_query(job: &str, case: &Path, p: usize, extra: &[String]) -> (Vec<String>, serde_json::Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.jsonl");
     let mut sets = vec![
@@ -21,21 +42,22 @@ fn run_query(kind: &str, case: &Path, p: usize, extra: &[String]) -> (Vec<String
         format!("parallelism={p}"),
     ];
     sets.extend_from_slice(extra);
-    let (_, _, m) = run_job(&root().join(format!("tests/conformance/{kind}.toml")), &sets);
+    let (_, _, m) = run_job(&root().join(format!("tests/conformance/{job}.toml")), &sets);
     (sorted(read_jsonl(&out)), m, dir)
 }
 
 #[test]
 fn window_queries_equal_flink_row_for_row_at_parallelism_1_and_4() {
     for (name, case) in cases() {
-        for kind in QUERIES {
+        for (job, sets, kind) in QUERIES {
             let want = flink_rows(&case, kind);
             assert!(!want.is_empty(), "{name}: no Flink rows for {kind}");
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
             for p in [1, 4] {
-                let (got, m, _d) = run_query(kind, &case, p, &[]);
-                assert_eq!(got.len(), want.len(), "{name} {kind} p{p}: row count");
-                assert!(got == want, "{name} {kind} p{p}: rows differ from Flink's");
-                assert_eq!(dead_letters(&m), malformed(&case), "{name} {kind} p{p}: malformed lines in dead-letter");
+                let (got, m, _d) = run_query(job, &case, p, &sets);
+                assert_eq!(got.len(), want.len(), "{name} {job} {sets:?} p{p}: row count");
+                assert!(got == want, "{name} {job} {sets:?} p{p}: rows differ from Flink's");
+                assert_eq!(dead_letters(&m), malformed(&case), "{name} {job} {sets:?} p{p}: malformed lines in dead-letter");
             }
         }
     }
@@ -65,23 +87,28 @@ fn late_records_are_dropped_where_flink_drops_them_or_go_to_the_late_output() {
         let mut oracle: Vec<(String, i64)> = late_for_tumble10s(&events(&case));
         oracle.sort();
         assert!(!oracle.is_empty(), "{name}: the case has late records");
-        let (rows, m, _d) = run_query("tumble10s", &case, 4, &[]);
-        assert_eq!(rows, flink_rows(&case, "tumble10s"));
-        assert_eq!(m["nodes"]["tumble10s"]["late_dropped"].as_u64(), Some(oracle.len() as u64), "{name}: late drops counted");
+        for (job, _) in TUMBLE10S {
+            let (rows, m, _d) = run_query(job, &case, 4, &[]);
+            assert_eq!(rows, flink_rows(&case, "tumble10s"));
+            assert_eq!(m["nodes"]["tumble10s"]["late_dropped"].as_u64(), Some(oracle.len() as u64), "{name} {job}: late drops counted");
 
-        let dir = tempfile::tempdir().expect("tempdir");
-        let late_path = dir.path().join("late.jsonl");
-        let extra =
-            ["sink.late.kind=file".to_string(), "sink.late.input=tumble10s.late".into(), format!("sink.late.path={}", late_path.display())];
-        let (rows, m, _d2) = run_query("tumble10s", &case, 4, &extra);
-        assert_eq!(rows, flink_rows(&case, "tumble10s"), "{name}: a late output changes no result");
-        assert_eq!(m["nodes"]["tumble10s"]["late_dropped"].as_u64(), Some(0));
-        let mut late: Vec<(String, i64)> = read_jsonl(&late_path)
-            .iter()
-            .map(|v| (v["user_id"].as_str().expect("user").to_string(), v["timestamp"].as_i64().expect("ts")))
-            .collect();
-        late.sort();
-        assert_eq!(late, oracle, "{name}: the late output holds exactly the records Flink drops");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let late_path = dir.path().join("late.jsonl");
+            let extra = [
+                "sink.late.kind=file".to_string(),
+                "sink.late.input=tumble10s.late".into(),
+                format!("sink.late.path={}", late_path.display()),
+            ];
+            let (rows, m, _d2) = run_query(job, &case, 4, &extra);
+            assert_eq!(rows, flink_rows(&case, "tumble10s"), "{name} {job}: a late output changes no result");
+            assert_eq!(m["nodes"]["tumble10s"]["late_dropped"].as_u64(), Some(0));
+            let mut late: Vec<(String, i64)> = read_jsonl(&late_path)
+                .iter()
+                .map(|v| (v["user_id"].as_str().expect("user").to_string(), v["timestamp"].as_i64().expect("ts")))
+                .collect();
+            late.sort();
+            assert_eq!(late, oracle, "{name} {job}: the late output holds exactly the records Flink drops");
+        }
     }
 }
 
@@ -89,13 +116,40 @@ fn late_records_are_dropped_where_flink_drops_them_or_go_to_the_late_output() {
 fn periodic_watermarks_emit_on_the_interval_not_per_event() {
     let (_, case) = cases().remove(0);
     let kept = events(&case).len() as u64;
-    // An interval longer than the run: the only watermark is the final one, nothing is late.
-    let (rows, m, _d) = run_query("tumble10s", &case, 2, &["source.logs.watermark.interval=1h".into()]);
-    assert_eq!(m["nodes"]["tumble10s"]["late_dropped"].as_u64(), Some(0));
-    let total: u64 =
-        rows.iter().map(|r| serde_json::from_str::<serde_json::Value>(r).expect("json")["count"].as_u64().expect("count")).sum();
-    assert_eq!(total, kept, "every well-formed record counted once");
-    // Per-event watermarks on the same input do drop late records.
-    let (_, m, _d) = run_query("tumble10s", &case, 2, &[]);
-    assert!(m["nodes"]["tumble10s"]["late_dropped"].as_u64().unwrap_or(0) > 0);
+    for (job, interval) in TUMBLE10S {
+        // An interval longer than the run: the only watermark is the final one, nothing is late.
+        let (rows, m, _d) = run_query(job, &case, 2, &[format!("{interval}=1h")]);
+        assert_eq!(m["nodes"]["tumble10s"]["late_dropped"].as_u64(), Some(0), "{job}");
+        let total: u64 =
+            rows.iter().map(|r| serde_json::from_str::<serde_json::Value>(r).expect("json")["count"].as_u64().expect("count")).sum();
+        assert_eq!(total, kept, "{job}: every well-formed record counted once");
+        // Per-event watermarks on the same input do drop late records.
+        let (_, m, _d) = run_query(job, &case, 2, &[]);
+        assert!(m["nodes"]["tumble10s"]["late_dropped"].as_u64().unwrap_or(0) > 0, "{job}");
+    }
+}
+
+/// A line the parser refuses that still has an integer `timestamp` (valid JSON, not a
+/// LogEvent) moves no event time when event time is assigned after the parse, as in Flink's
+/// reference job; read at the source, it moves the watermark, and the next line is late.
+#[test]
+fn refused_lines_move_event_time_only_when_the_source_reads_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = |ts: i64| {
+        format!(r#"{{"user_id": "u1", "session_id": "s", "action": "view", "timestamp": {ts}, "ip_address": "i", "user_agent": "a"}}"#)
+    };
+    let text = [line(100), r#"{"user_id": 7, "timestamp": 1000}"#.to_string(), line(110)].join("\n") + "\n";
+    std::fs::write(dir.path().join("logs.jsonl"), text).expect("write");
+    let windows = |rows: &[String]| -> Vec<i64> {
+        rows.iter().map(|r| serde_json::from_str::<serde_json::Value>(r).expect("json")["window_start"].as_i64().expect("start")).collect()
+    };
+    for sets in [&[][..], AFTER_PARSE_BY_FIELD] {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let (rows, m, _d) = run_query("tumble10s", dir.path(), 1, &sets);
+        assert_eq!(windows(&rows), [100_000, 110_000], "{sets:?}: both lines counted");
+        assert_eq!((dead_letters(&m), m["nodes"]["tumble10s"]["late_dropped"].as_u64()), (1, Some(0)), "{sets:?}");
+    }
+    let (rows, m, _d) = run_query("tumble10s_source_time", dir.path(), 1, &[]);
+    assert_eq!(windows(&rows), [100_000], "the refused line's time made the last line late");
+    assert_eq!((dead_letters(&m), m["nodes"]["tumble10s"]["late_dropped"].as_u64()), (1, Some(1)));
 }

@@ -29,6 +29,51 @@ fn job_file_errors_name_file_line_field_and_fix() {
     fails_with(&["run", &j, "--set", "nonsense"], &["expected KEY=VALUE"]);
 }
 
+/// An operator's own event time and watermarks, and keys by the record's key: misplaced or
+/// empty settings are job-file errors naming the field and the fix; a record without a key
+/// at `record-key` goes to the dead letters with the reason.
+#[test]
+fn operator_event_time_and_record_keys_are_checked() {
+    plugins();
+    let window = |extra: &str| {
+        format!("[source.n]\nkind = \"collection\"\nvalues = [{{ ts = 1 }}, {{ ts = 2 }}]\nevent-time = {{ field = \"ts\" }}\n\n[operator.w]\nkind = \"window\"\ninput = \"n\"\nwindow = {{ type = \"tumbling\", size = \"10s\" }}\n{extra}\n")
+    };
+    let (_d, job) = job_file(&window("key-by = \"ts\"\nwatermark = { max-out-of-orderness = \"1s\" }"));
+    fails_with(
+        &["validate", &job.display().to_string()],
+        &["operator.w.watermark", "only a map, filter or flat-map operator", "on the source"],
+    );
+    let (_d, job) = job_file(&window("key-by = { record-key = \"\" }"));
+    fails_with(&["validate", &job.display().to_string()], &["operator.w.key-by.record-key", "an empty name"]);
+    let map = |extra: &str| {
+        one_map_job(&plugin("identity").display().to_string(), "{}").replace("config = {}\n", &format!("config = {{}}\n{extra}\n"))
+    };
+    let (_d, job) = job_file(&map("event-time = { ingestion = true }"));
+    fails_with(&["validate", &job.display().to_string()], &["operator.m.event-time.ingestion", "at the source"]);
+    let (_d, job) = job_file(&map("watermark = { idle-timeout = \"1s\" }"));
+    fails_with(&["validate", &job.display().to_string()], &["operator.m.watermark.idle-timeout", "on the source"]);
+    let (_d, job) = job_file(&map("watermark = { interval = \"often\" }"));
+    fails_with(&["validate", &job.display().to_string()], &["operator.m.watermark.interval", "`often` is not a duration"]);
+
+    // A watermark on an operator whose records carry no event time: each to the dead letters.
+    let (_d, job) = job_file(&map("watermark = { max-out-of-orderness = \"1s\" }"));
+    let (_, err, m) = run_job(&job, &[]);
+    assert_eq!(dead_letters(&m), 1, "{err}");
+    assert!(err.contains("the record has none"), "{err}");
+
+    // Records of a collection carry no key: each goes to the dead letters, the job goes on.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead = dir.path().join("dead.jsonl");
+    let text = window(&format!(
+        "key-by = {{ record-key = \"k\" }}\n\n[sink.out]\nkind = \"print\"\ninput = \"w\"\n\n[dead-letter]\nkind = \"file\"\npath = \"{}\"",
+        dead.display()
+    ));
+    let (_d, job) = job_file(&text);
+    let (out, _, m) = run_job(&job, &[]);
+    assert_eq!(dead_letters(&m), 2, "{out}");
+    assert!(read_jsonl(&dead).iter().all(|d| d["reason"].as_str().unwrap_or_default().contains("the record has no key")));
+}
+
 #[test]
 fn missing_wrong_and_failing_plugins_stop_the_job_before_records_flow() {
     plugins();
@@ -159,8 +204,8 @@ fn validate_and_inspect_describe_jobs_and_plugins() {
     assert_eq!(tasks(&["parallelism=3", "operator.parse.chain=false"]), ["logs ×1", "parse ×1", keyed, "out ×1", "dead-letter ×1"]);
     let out = weir(&["inspect", &plugin("log_analyzer_detect").display().to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("world:  weir:plugin/process@0.4.0"), "{text}");
-    assert!(text.contains("on-timer (func)") && text.contains("weir:plugin/state@0.4.0"), "{text}");
+    assert!(text.contains("world:  weir:plugin/process@0.5.0"), "{text}");
+    assert!(text.contains("on-timer (func)") && text.contains("weir:plugin/state@0.5.0"), "{text}");
 }
 
 #[test]

@@ -18,6 +18,11 @@ use core::fmt;
 pub const HAS_KEY: u8 = 1;
 /// `flags` bit: the record has an event time.
 pub const HAS_TIMESTAMP: u8 = 2;
+/// `flags` bit, only in a `map` answer: the record keeps the value and headers of the input
+/// record it answers for; `data` holds none of its value, only its key. What crosses back is
+/// the key and event time: a map that reads fields out of a record and hands them to the host
+/// (key, event time) sends back a few bytes instead of the value.
+pub const VALUE_AS_IS: u8 = 4;
 
 /// One record of a batch, borrowed from its lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +33,8 @@ pub struct RecordRef<'a> {
     pub value: &'a [u8],
     /// Event time in epoch ms, when the record has one.
     pub timestamp: Option<i64>,
+    /// The value and headers are the input record's ([`VALUE_AS_IS`]); `value` is empty.
+    pub value_as_is: bool,
 }
 
 /// Why lists do not form a batch.
@@ -70,6 +77,11 @@ impl<'a> Parts<'a> {
         if at as usize > data.len() {
             return Err(LayoutError("ends point past the data", n.saturating_sub(1)));
         }
+        for (i, &f) in flags.iter().enumerate() {
+            if f & VALUE_AS_IS != 0 && ends[2 * i] != ends[2 * i + 1] {
+                return Err(LayoutError("a record with its value as it is holds value bytes", i));
+            }
+        }
         Ok(Parts { data, ends, timestamps, flags })
     }
 
@@ -93,6 +105,7 @@ impl<'a> Parts<'a> {
             key: (f & HAS_KEY != 0).then(|| &self.data[start..key_end]),
             value: &self.data[key_end..end],
             timestamp: (f & HAS_TIMESTAMP != 0).then(|| self.timestamps[i]),
+            value_as_is: f & VALUE_AS_IS != 0,
         }
     }
 
@@ -106,7 +119,7 @@ impl<'a> Parts<'a> {
             let key = (f & HAS_KEY != 0).then(|| &data[start..key_end]);
             let value = &data[key_end..end];
             start = end;
-            RecordRef { key, value, timestamp: (f & HAS_TIMESTAMP != 0).then_some(t) }
+            RecordRef { key, value, timestamp: (f & HAS_TIMESTAMP != 0).then_some(t), value_as_is: f & VALUE_AS_IS != 0 }
         })
     }
 }
@@ -168,6 +181,15 @@ impl Builder {
         index
     }
 
+    /// Appends a record that keeps the value and headers of the input record it answers for
+    /// (only in a `map` answer, see [`VALUE_AS_IS`]); returns its index.
+    #[inline(always)]
+    pub fn push_value_as_is(&mut self, key: Option<&[u8]>, timestamp: Option<i64>) -> u32 {
+        let index = self.push(key, &[], timestamp);
+        self.flags[index as usize] |= VALUE_AS_IS;
+        index
+    }
+
     /// Makes room for `records` more records holding `bytes` of keys and values in all.
     pub fn reserve(&mut self, records: usize, bytes: usize) {
         self.data.reserve(bytes);
@@ -206,16 +228,19 @@ mod tests {
         assert_eq!(b.push(Some(b"k"), b"v1", Some(-5)), 0);
         assert_eq!(b.push(None, b"", None), 1);
         assert_eq!(b.push(Some(b""), b"value", Some(7)), 2);
+        assert_eq!(b.push_value_as_is(Some(b"u1"), Some(9)), 3);
         let p = Parts::new(&b.data, &b.ends, &b.timestamps, &b.flags).unwrap();
         let got: Vec<RecordRef> = p.iter().collect();
         assert_eq!(
             got,
             [
-                RecordRef { key: Some(b"k"), value: b"v1", timestamp: Some(-5) },
-                RecordRef { key: None, value: b"", timestamp: None },
-                RecordRef { key: Some(b""), value: b"value", timestamp: Some(7) },
+                RecordRef { key: Some(b"k"), value: b"v1", timestamp: Some(-5), value_as_is: false },
+                RecordRef { key: None, value: b"", timestamp: None, value_as_is: false },
+                RecordRef { key: Some(b""), value: b"value", timestamp: Some(7), value_as_is: false },
+                RecordRef { key: Some(b"u1"), value: b"", timestamp: Some(9), value_as_is: true },
             ]
         );
+        assert_eq!((0..4).map(|i| p.get(i)).collect::<Vec<_>>(), got);
         b.clear();
         assert!(b.parts().is_empty());
     }
@@ -228,6 +253,11 @@ mod tests {
         assert_eq!(Parts::new(data, &[1, 4], &[0], &[0]).unwrap_err().0, "ends point past the data");
         assert_eq!(Parts::new(data, &[1, 3], &[0, 1], &[0]).unwrap_err().0, "timestamps and flags differ in length");
         assert!(Parts::new(data, &[1, 3], &[0], &[3]).is_ok());
+        assert!(Parts::new(data, &[1, 1], &[0], &[VALUE_AS_IS]).is_ok());
+        assert_eq!(
+            Parts::new(data, &[1, 3], &[0], &[VALUE_AS_IS]).unwrap_err(),
+            LayoutError("a record with its value as it is holds value bytes", 0)
+        );
     }
 
     #[test]

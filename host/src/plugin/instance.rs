@@ -227,12 +227,12 @@ impl Plugin {
         p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
             path: path.to_path_buf(),
             reason: format!(
-                "exports none of weir's operator worlds (weir:plugin@0.4.0: {}); it exports: {}",
+                "exports none of weir's operator worlds (weir:plugin@0.5.0: {}); it exports: {}",
                 World::ALL.map(World::name).join(", "),
                 p.describe().exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
             ),
         })?;
-        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.4.0: {e:#}")))?);
+        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.5.0: {e:#}")))?);
         Ok(p)
     }
 
@@ -354,10 +354,21 @@ fn apply_mapped(m: bindings::Mapped, batch: &mut [Record]) -> Result<Vec<Option<
     if changed == 0 {
         return Ok(failed);
     }
+    if let Some(h) = m.out.headers.iter().find(|h| parts.get(h.index as usize).value_as_is) {
+        return Err(format!("headers for record {}, which keeps its own (value as it is)", h.index));
+    }
     let mut headers = m.out.headers.iter().peekable();
     let outputs = batch.iter_mut().zip(&failed).enumerate().filter(|(i, (_, f))| f.is_none() && !same(*i));
     for (j, (_, (rec, _))) in outputs.enumerate() {
         let o = parts.get(j);
+        if o.value_as_is {
+            // Value and headers stay; so do keys read ahead of the value.
+            rec.key = o.key.map(Key::from_slice);
+            if o.timestamp.is_some() {
+                rec.timestamp = o.timestamp;
+            }
+            continue;
+        }
         if rec.value != o.value {
             rec.value.clear();
             rec.value.extend_from_slice(o.value);
@@ -378,6 +389,9 @@ fn apply_mapped(m: bindings::Mapped, batch: &mut [Record]) -> Result<Vec<Option<
 /// Records of a flat batch returned by a plugin.
 fn records_of(b: FlatBatch) -> Result<Vec<Record>, String> {
     let parts = checked_parts(&b)?;
+    if let Some(i) = parts.iter().position(|r| r.value_as_is) {
+        return Err(format!("record {i} keeps the value of an input (flag bit 2), which only a `map` answer may say"));
+    }
     let mut headers = b.headers.iter().peekable();
     let mut out = Vec::with_capacity(parts.len());
     for (i, r) in parts.iter().enumerate() {
@@ -887,6 +901,40 @@ mod tests {
             assert!(apply_mapped(m, &mut batch).unwrap_err().contains(why), "{why}");
             assert_eq!(batch, inputs(), "a malformed answer changes nothing");
         }
+    }
+
+    #[test]
+    fn a_value_kept_as_it_is_takes_only_key_and_event_time() {
+        let input = || Record {
+            key: Some(Key::from_slice(b"old")),
+            value: b"{\"user\":\"u1\"}".to_vec(),
+            timestamp: None,
+            headers: vec![("h".into(), b"v".to_vec())],
+            prekeys: smallvec::smallvec![(0, Key::from_slice(b"u1"))],
+            ..Record::default()
+        };
+        let answer = |headers: Vec<WitHeader>| {
+            let mut b = weir_batch::Builder::default();
+            b.push_value_as_is(Some(b"u1"), Some(5000));
+            b.push_value_as_is(None, None);
+            let out = FlatBatch { data: b.data, ends: b.ends, timestamps: b.timestamps, flags: b.flags, headers };
+            bindings::Mapped { out, same: vec![], failed: vec![] }
+        };
+        let mut batch = vec![input(), input()];
+        assert!(apply_mapped(answer(vec![]), &mut batch).unwrap().iter().all(Option::is_none));
+        let want = Record { key: Some(Key::from_slice(b"u1")), timestamp: Some(5000), ..input() };
+        assert_eq!(batch[0], want, "value, headers and read-ahead keys stay; key and time are the plugin's");
+        assert_eq!(batch[1], Record { key: None, ..input() }, "no key given: none; no time given: the one it had");
+        // Headers for such a record are an error, and change nothing.
+        let mut batch = vec![input(), input()];
+        let h = WitHeader { index: 1, name: "x".into(), value: vec![] };
+        assert!(apply_mapped(answer(vec![h]), &mut batch).unwrap_err().contains("headers for record 1"));
+        assert_eq!(batch, vec![input(), input()]);
+        // Only a map's answer may keep a value.
+        let mut b = weir_batch::Builder::default();
+        b.push_value_as_is(None, None);
+        let out = FlatBatch { data: b.data, ends: b.ends, timestamps: b.timestamps, flags: b.flags, headers: vec![] };
+        assert!(records_of(out).unwrap_err().contains("only a `map` answer"));
     }
 
     #[test]

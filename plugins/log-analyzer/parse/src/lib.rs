@@ -6,13 +6,18 @@
 //! reason, and the host sends it to the dead-letter output. `metadata`, when present, must be
 //! an object or null. A line with exactly these fields passes unchanged; one with more
 //! (extra fields, repeated keys, `metadata: null`) is re-encoded with exactly these fields.
+//!
+//! With `config = { stamp = true }` each LogEvent also leaves with its `user_id` as the
+//! record's key and its `timestamp` (in ms) as its event time, and a plain line still sends
+//! back no value, only those: for jobs that key by `{ record-key = "user_id" }` and give the
+//! operator a `watermark`, so that the host reads nothing of the line itself.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use weir_sdk::json::{GiveUp, Scanner};
-use weir_sdk::{Error, Mapped, RecordView, Result};
+use weir_sdk::{Config, Error, Map, Mapped, Record, RecordView, Result};
 
 /// A parsed log line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,7 +75,24 @@ fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<&'d
 /// [`LogEventRef::read`] then decides (`plain_lines_agree_with_serde_json` checks that the
 /// two agree). About half the time of the serde_json pass on the log-analyzer's lines.
 pub fn plainly_as_is(bytes: &[u8]) -> bool {
+    plain(bytes).is_some()
+}
+
+/// Where a plain line's `user_id` lies and what its `timestamp` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plain {
+    /// The bytes of the `user_id` string (it has no escapes).
+    pub user: std::ops::Range<usize>,
+    /// `timestamp`, epoch seconds.
+    pub timestamp: i64,
+}
+
+/// [`plainly_as_is`], and what the walk read on the way: a line that is not this plain gives
+/// `None`.
+#[inline]
+pub fn plain(bytes: &[u8]) -> Option<Plain> {
     let mut seen = 0u8;
+    let (mut user, mut timestamp) = (0..0, 0i64);
     let walk = Scanner::new(bytes).document_object(|s, key| {
         let field = match key {
             b"user_id" => 0,
@@ -88,22 +110,45 @@ pub fn plainly_as_is(bytes: &[u8]) -> bool {
         seen |= 1 << field;
         match field {
             // A string with escapes is decoded (and its surrogates checked) by serde_json.
-            0..=4 => match s.string()? {
-                true => Err(GiveUp),
-                false => Ok(()),
-            },
+            0..=4 => {
+                let start = s.at() + 1;
+                match s.string()? {
+                    true => Err(GiveUp),
+                    false => {
+                        if field == 0 {
+                            user = start..s.at() - 1;
+                        }
+                        Ok(())
+                    }
+                }
+            }
             5 => {
                 let start = s.at();
                 let integer = s.number()?;
                 let digits = &s.text()[start..s.at()];
                 // serde_json reads `-0` as a float, and integers past i64 as u64 or float;
                 // up to 18 digits always fit.
-                let fits = digits.len() - usize::from(digits[0] == b'-') <= 18
-                    || std::str::from_utf8(digits).is_ok_and(|d| d.parse::<i64>().is_ok());
-                match integer && digits != b"-0" && fits {
-                    true => Ok(()),
-                    false => Err(GiveUp),
+                let (minus, magnitude) = match digits.split_first() {
+                    Some((b'-', rest)) => (true, rest),
+                    _ => (false, digits),
+                };
+                // serde_json reads `-0` as a float, and integers past i64 as u64 or float;
+                // up to 18 digits always fit.
+                if !integer || digits == b"-0" {
+                    return Err(GiveUp);
                 }
+                timestamp = match magnitude.len() <= 18 {
+                    true => {
+                        let n = magnitude.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+                        if minus {
+                            -n
+                        } else {
+                            n
+                        }
+                    }
+                    false => std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()).ok_or(GiveUp)?,
+                };
+                Ok(())
             }
             _ => match s.peek()? {
                 b'{' => s.value(1),
@@ -111,7 +156,7 @@ pub fn plainly_as_is(bytes: &[u8]) -> bool {
             },
         }
     });
-    walk.is_ok() && seen & 0b11_1111 == 0b11_1111
+    (walk.is_ok() && seen & 0b11_1111 == 0b11_1111).then_some(Plain { user, timestamp })
 }
 
 /// What [`check`] made of a line that is a LogEvent.
@@ -175,14 +220,46 @@ pub fn parse_line(bytes: &[u8]) -> Result<LogEvent> {
     serde_json::from_value(v).map_err(|e| Error::invalid_input(e.to_string()))
 }
 
+/// A LogEvent's event time in ms.
+fn event_time_ms(seconds: i64) -> Result<i64> {
+    seconds.checked_mul(1000).ok_or_else(|| Error::invalid_input(format!("field `timestamp` = {seconds} s is out of range in ms")))
+}
+
 /// The operator: reads each line where it lies in the host's batch; a line that is a
-/// LogEvent as it is goes on without crossing back.
+/// LogEvent as it is goes on without crossing back (with `stamp`, only its key and event
+/// time cross back).
+pub struct Parse {
+    stamp: bool,
+}
+
 #[weir_sdk::map]
-fn parse(rec: RecordView) -> Result<Mapped> {
-    Ok(match check(rec.value)? {
-        Checked::AsIs => Mapped::Unchanged,
-        Checked::Reencoded(v) => Mapped::Value(v),
-    })
+impl Map for Parse {
+    fn open(config: &Config) -> Result<Self> {
+        Ok(Parse { stamp: config.field_or("stamp", false)? })
+    }
+
+    fn map(&mut self, rec: Record) -> Result<Record> {
+        self.map_view(rec.view()).map(|m| m.apply(rec))
+    }
+
+    fn map_view(&mut self, rec: RecordView<'_>) -> Result<Mapped> {
+        if !self.stamp {
+            return Ok(match check(rec.value)? {
+                Checked::AsIs => Mapped::Unchanged,
+                Checked::Reencoded(v) => Mapped::Value(v),
+            });
+        }
+        if let Some(p) = plain(rec.value) {
+            return Ok(Mapped::value_as_is(Some(&rec.value[p.user]), Some(event_time_ms(p.timestamp)?)));
+        }
+        let checked = check(rec.value)?;
+        let event = parse_line(rec.value)?;
+        let (key, timestamp) = (Some(event.user_id.as_bytes()), Some(event_time_ms(event.timestamp)?));
+        Ok(match checked {
+            Checked::AsIs => Mapped::value_as_is(key, timestamp),
+            Checked::Reencoded(value) => Mapped::Record(Record { key: key.map(<[u8]>::to_vec), value, timestamp, ..rec.to_record() }),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -318,12 +395,14 @@ mod tests {
                     _ => {}
                 }
             }
-            let reference = LogEventRef::read(&text).is_some();
-            if plainly_as_is(&text) {
+            let reference = LogEventRef::read(&text);
+            if let Some(p) = super::plain(&text) {
                 plain += 1;
-                assert!(reference, "{}", String::from_utf8_lossy(&text));
+                let r = reference.unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&text)));
+                // What the walk read on the way is what serde_json reads.
+                assert_eq!((&text[p.user], p.timestamp), (r.user_id.as_bytes(), r.timestamp), "{}", String::from_utf8_lossy(&text));
             } else {
-                other += usize::from(!reference);
+                other += usize::from(reference.is_none());
             }
         }
         // Both sides of the check were exercised.
