@@ -376,4 +376,40 @@ mod tests {
         let changed = inherit(Record { value: b"{\"u\":\"b\"}".to_vec(), ..Record::default() }, &mut input());
         assert!(changed.prekeys.is_empty());
     }
+    /// Event times after the wrapped operator: records without one to the dead letters,
+    /// upstream marks dropped but the end of input's, and the generator carried through a
+    /// snapshot (a fresh one would let through what the restored one holds back).
+    #[test]
+    fn stamped_output_gets_its_own_watermarks_and_keeps_them_over_a_restore() {
+        let op = || {
+            let assign: Assign = Box::new(|r: &mut Record| r.timestamp.map(|_| ()).ok_or_else(|| "no time".to_string()));
+            Stamped::new(Box::new(crate::runtime::Identity), assign, WatermarkGenerator::bounded(Duration::from_secs(10)), None)
+        };
+        let at = |ts: Option<i64>| Record { timestamp: ts, ..Record::default() };
+        let run = |op: &mut Stamped, batch: Batch| {
+            let mut out = Output::new(&[], Arc::new(crate::runtime::NodeMetrics::default()));
+            op.process(batch, &mut out).expect("process");
+            let b = out.main.take();
+            (
+                b.records.iter().map(|r| r.timestamp).collect::<Vec<_>>(),
+                b.marks,
+                out.dead.into_iter().map(|(_, why)| why).collect::<Vec<_>>(),
+            )
+        };
+        let mut a = op();
+        let (times, marks, dead) = run(&mut a, Batch { records: vec![at(Some(100_000)), at(None), at(Some(50_000))], marks: vec![(0, 5)] });
+        assert_eq!(times, [Some(100_000), Some(50_000)]);
+        assert_eq!(marks, [(1, 89_999)], "one mark after the first record; upstream's dropped");
+        assert_eq!(dead, ["no time"]);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        a.snapshot(1, dir.path()).expect("snapshot");
+        let mut restored = op();
+        restored.restore(&[dir.path().to_path_buf()], 0..128).expect("restore");
+        let later = || Batch { records: vec![at(Some(95_000))], marks: Vec::new() };
+        assert_eq!(run(&mut restored, later()).1, [], "the restored generator is past 84,999");
+        assert_eq!(run(&mut op(), later()).1, [(1, 84_999)], "a fresh one is not");
+        let end = run(&mut restored, Batch { records: Vec::new(), marks: vec![(0, MAX_WATERMARK)] });
+        assert_eq!(end.1, [(0, MAX_WATERMARK)], "the end of input passes");
+    }
 }
