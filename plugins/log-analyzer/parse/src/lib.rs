@@ -234,7 +234,13 @@ pub fn parse_line(bytes: &[u8]) -> Result<LogEvent> {
 
 /// A LogEvent's event time in ms.
 fn event_time_ms(seconds: i64) -> Result<i64> {
-    seconds.checked_mul(1000).ok_or_else(|| Error::invalid_input(format!("field `timestamp` = {seconds} s is out of range in ms")))
+    // A range check, not `checked_mul`: Wasm has no multiply with overflow, and that one
+    // becomes a call to a 128-bit multiply.
+    const LIMIT: i64 = i64::MAX / 1000;
+    match (-LIMIT..=LIMIT).contains(&seconds) {
+        true => Ok(seconds * 1000),
+        false => Err(Error::invalid_input(format!("field `timestamp` = {seconds} s is out of range in ms"))),
+    }
 }
 
 /// The operator: reads each line where it lies in the host's batch; a line that is a
@@ -322,6 +328,37 @@ mod tests {
             assert_eq!(check(line.as_bytes()).unwrap(), Checked::Reencoded(want.as_bytes().to_vec()), "{line}");
         }
         assert!(matches!(check(br#"{"user_id": 7}"#), Err(Error::InvalidInput(m)) if m == "field `user_id` must be a string"));
+    }
+
+    /// With `stamp`, every LogEvent leaves with its user as key and its time in ms, whichever
+    /// path read it; a plain line sends back nothing else.
+    #[test]
+    fn stamping_sets_key_and_event_time_on_every_path() {
+        let mut op = Parse { stamp: true };
+        let stamped = |op: &mut Parse, line: &str| match op.map_view(Record::from_bytes(line).view()) {
+            Ok(Mapped::ValueAsIs { key, timestamp }) => (key, timestamp, None),
+            Ok(Mapped::Record(r)) => (r.key, r.timestamp, Some(String::from_utf8(r.value).unwrap())),
+            other => panic!("{line}: {other:?}"),
+        };
+        let plain = r#"{"user_id": "u1", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x"}"#;
+        assert_eq!(stamped(&mut op, plain), (Some(b"u1".to_vec()), Some(5000), None));
+        // Escapes: serde_json's reading, the key unescaped as a key-by of the field gives it.
+        let escaped = r#"{"user_id": "u\"1", "session_id": "s", "action": "a", "timestamp": -7, "ip_address": "i", "user_agent": "x"}"#;
+        assert_eq!(stamped(&mut op, escaped), (Some(b"u\"1".to_vec()), Some(-7000), None));
+        let extra =
+            r#"{"user_id": "u2", "session_id": "s", "action": "a", "timestamp": 6, "ip_address": "i", "user_agent": "x", "more": 1}"#;
+        let reencoded = r#"{"user_id":"u2","session_id":"s","action":"a","timestamp":6,"ip_address":"i","user_agent":"x"}"#;
+        assert_eq!(stamped(&mut op, extra), (Some(b"u2".to_vec()), Some(6000), Some(reencoded.to_string())));
+        assert!(op.map_view(Record::from_bytes(r#"{"user_id": 7, "timestamp": 1000}"#).view()).is_err());
+        // Without `stamp` a plain line passes unchanged.
+        assert!(matches!(Parse { stamp: false }.map_view(Record::from_bytes(plain).view()), Ok(Mapped::Unchanged)));
+    }
+
+    #[test]
+    fn event_times_in_ms_are_exactly_those_that_fit() {
+        for s in [0, 1, -1, i64::MAX / 1000, i64::MIN / 1000, i64::MAX / 1000 + 1, i64::MIN / 1000 - 1, i64::MAX, i64::MIN] {
+            assert_eq!(event_time_ms(s).ok(), s.checked_mul(1000), "{s}");
+        }
     }
 
     #[test]
