@@ -241,7 +241,16 @@ impl Planned {
 
     /// Whether `node` reads `src`'s main output directly or through stateless operators only.
     fn fed_by(&self, node: usize, src: usize) -> bool {
-        self.nodes[node].inputs.iter().any(|(u, side)| side.is_none() && (*u == src || (self.nodes[*u].stateless && self.fed_by(*u, src))))
+        self.nodes[node]
+            .inputs
+            .iter()
+            .any(|(u, side)| side.is_none() && (*u == src || (self.nodes[*u].stateless && !self.walks(*u) && self.fed_by(*u, src))))
+    }
+
+    /// Whether operator `node` walks its output records itself: it reads their event time
+    /// from a field (and then reads ahead the key-by fields downstream, in the same walk).
+    fn walks(&self, node: usize) -> bool {
+        self.job.spec.operator.get(&self.nodes[node].name).is_some_and(|op| op.event_time.as_ref().is_some_and(|e| e.field.is_some()))
     }
 
     /// The distinct field sets of the job's key-bys; a set's index is its id in
@@ -256,8 +265,9 @@ impl Planned {
         sets
     }
 
-    /// Key-by field sets the source `src` reads ahead in its pass over each record: those of
-    /// keyed operators it feeds through stateless operators, with their ids.
+    /// Key-by field sets the source or operator `src` reads ahead in its walk over each
+    /// record: those of keyed operators it feeds through stateless operators that do not
+    /// walk records themselves, with their ids.
     fn prekeys_of(&self, src: usize) -> Vec<(u16, Vec<json::Path>)> {
         let fed: Vec<Vec<json::Path>> = (0..self.nodes.len()).filter(|&i| self.fed_by(i, src)).filter_map(|i| self.key_fields(i)).collect();
         self.key_sets().into_iter().enumerate().filter(|(_, set)| fed.contains(set)).map(|(id, set)| (id as u16, set)).collect()
@@ -314,7 +324,7 @@ impl Planned {
                 let inst = |p: &PathBuf| Instance::new(self.plugin(p), &node.name, subtask as u32, Self::config_json(&op.config));
                 let stateless = |kind| -> anyhow::Result<Box<dyn Operator>> {
                     let inner = Box::new(StatelessOp::new(kind, inst(op.plugin.as_ref().expect("checked"))?));
-                    self.stamped(op, &node.name, inner)
+                    self.stamped(i, op, inner)
                 };
                 Ok(match op.kind {
                     OperatorKind::Map => stateless(Stateless::Map)?,
@@ -420,46 +430,15 @@ impl Planned {
             }
         };
         let clock = self.opts.clock.clone();
-        // One pass over each record at the source: it checks JSON lines of files, reads the
-        // event-time field and reads ahead the key-by fields of the keyed operators this
-        // source feeds.
         let ingestion = s.event_time.as_ref().is_some_and(|e| e.ingestion);
-        let time_field = s.event_time.as_ref().filter(|e| !e.ingestion).map(|e| e.field.clone().unwrap_or_default());
-        let unit = s.event_time.as_ref().map(|e| e.unit).unwrap_or_default();
+        let time_field = s.event_time.as_ref().filter(|e| !e.ingestion).map(|e| (e.field.clone().unwrap_or_default(), e.unit));
         let check_json = s.kind == SourceKind::File && s.format == Format::Json;
-        let prekeys = self.prekeys_of(i);
-        let mut paths: Vec<json::Path> = time_field.iter().map(|f| f.split('.').map(str::to_string).collect()).collect();
-        prekeys.iter().for_each(|(_, p)| paths.extend(p.iter().cloned()));
+        let mut walk = field_walk(time_field, self.prekeys_of(i), check_json);
         let assign = move |r: &mut Record| -> Result<(), String> {
             if ingestion {
                 r.timestamp = Some(clock.now_ms());
             }
-            if paths.is_empty() && !check_json {
-                return Ok(());
-            }
-            let mut found = json::Found::new();
-            if let Err(e) = json::extract(&r.value, &paths, &mut found) {
-                return match time_field.is_some() || check_json {
-                    true => Err(format!("not JSON: {e}")),
-                    // Only keys were to be read ahead: the key-by reports it.
-                    false => Ok(()),
-                };
-            }
-            let mut at = 0;
-            if let Some(field) = &time_field {
-                r.timestamp = Some(event_time_of(found[0], field, unit)?);
-                at = 1;
-            }
-            let mut vals: smallvec::SmallVec<[json::Raw; 4]> = smallvec::SmallVec::new();
-            for (id, p) in &prekeys {
-                vals.clear();
-                vals.extend(found[at..at + p.len()].iter().map_while(|v| json::non_null(*v)));
-                if vals.len() == p.len() {
-                    r.prekeys.push((*id, runtime::key_bytes(&vals)));
-                }
-                at += p.len();
-            }
-            Ok(())
+            walk(r)
         };
         let wm = s.watermark.as_ref();
         let (bound, interval) = self.watermark_settings(&format!("source.{name}"), wm)?;
@@ -496,21 +475,14 @@ impl Planned {
 
     /// `inner` with the event time and watermarks of its operator's `event-time` and
     /// `watermark` settings, when it has either.
-    fn stamped(&self, op: &OperatorSpec, name: &str, inner: Box<dyn Operator>) -> anyhow::Result<Box<dyn Operator>> {
+    fn stamped(&self, i: usize, op: &OperatorSpec, inner: Box<dyn Operator>) -> anyhow::Result<Box<dyn Operator>> {
         if op.event_time.is_none() && op.watermark.is_none() {
             return Ok(inner);
         }
-        let (bound, interval) = self.watermark_settings(&format!("operator.{name}"), op.watermark.as_ref())?;
+        let (bound, interval) = self.watermark_settings(&format!("operator.{}", self.nodes[i].name), op.watermark.as_ref())?;
         let assign: Assign = match op.event_time.as_ref().and_then(|e| e.field.clone().map(|f| (f, e.unit))) {
-            Some((field, unit)) => {
-                let paths: Vec<json::Path> = vec![field.split('.').map(str::to_string).collect()];
-                Box::new(move |r: &mut Record| {
-                    let mut found = json::Found::new();
-                    json::extract(&r.value, &paths, &mut found).map_err(|e| format!("event time: not JSON: {e}"))?;
-                    r.timestamp = Some(event_time_of(found[0], &field, unit)?);
-                    Ok(())
-                })
-            }
+            // One walk reads the event time and the key-bys downstream (see `walks`).
+            Some(field) => Box::new(field_walk(Some(field), self.prekeys_of(i), false)),
             None => Box::new(|r: &mut Record| match r.timestamp {
                 Some(_) => Ok(()),
                 None => {
@@ -812,6 +784,52 @@ fn make_sink(s: &SinkSpec, dead_letter: bool, transactional: bool) -> anyhow::Re
     })
 }
 
+/// One walk over each record's JSON value, as a source or an operator with an `event-time`
+/// field makes it: the event time from `time_field` (path, unit), and the key-by fields of
+/// `prekeys` read ahead into [`Record::prekeys`]. A value that is not JSON fails the record
+/// when an event time is to be read or `check_json` says so; when only keys were to be read
+/// ahead, the key-by reports it.
+fn field_walk(
+    time_field: Option<(String, TimeUnit)>,
+    prekeys: Vec<(u16, Vec<json::Path>)>,
+    check_json: bool,
+) -> impl FnMut(&mut Record) -> Result<(), String> + Send + 'static {
+    let mut paths: Vec<json::Path> = time_field.iter().map(|(f, _)| f.split('.').map(str::to_string).collect()).collect();
+    prekeys.iter().for_each(|(_, p)| paths.extend(p.iter().cloned()));
+    move |r: &mut Record| -> Result<(), String> {
+        if paths.is_empty() && !check_json {
+            return Ok(());
+        }
+        let mut found = json::Found::new();
+        if let Err(e) = json::extract(&r.value, &paths, &mut found) {
+            return match time_field.is_some() || check_json {
+                true => Err(format!("not JSON: {e}")),
+                false => Ok(()),
+            };
+        }
+        let mut at = 0;
+        if let Some((field, unit)) = &time_field {
+            r.timestamp = Some(event_time_of(found[0], field, *unit)?);
+            at = 1;
+        }
+        let mut vals: smallvec::SmallVec<[json::Raw; 4]> = smallvec::SmallVec::new();
+        for (id, p) in &prekeys {
+            if r.prekeys.iter().any(|(have, _)| have == id) {
+                // Read ahead upstream already (another branch of the job reads it there).
+                at += p.len();
+                continue;
+            }
+            vals.clear();
+            vals.extend(found[at..at + p.len()].iter().map_while(|v| json::non_null(*v)));
+            if vals.len() == p.len() {
+                r.prekeys.push((*id, runtime::key_bytes(&vals)));
+            }
+            at += p.len();
+        }
+        Ok(())
+    }
+}
+
 /// A record's event time in ms from the raw value of its event-time `field` (in `unit`).
 fn event_time_of(raw: Option<json::Raw>, field: &str, unit: TimeUnit) -> Result<i64, String> {
     let raw = raw.ok_or_else(|| format!("event time: missing field `{field}`"))?;
@@ -854,5 +872,45 @@ mod tests {
         for name in ["sums", "late", "pairs", "slices", "logs"] {
             assert!(!reads_only_keys(name), "{name}");
         }
+    }
+    /// Key-by fields are read ahead by the last walk before them: an operator that reads an
+    /// event-time field reads those of the keyed operators after it, and the source only those
+    /// it reaches past operators that do not walk.
+    #[test]
+    fn key_bys_are_read_ahead_by_the_last_walk_before_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("job.toml");
+        let identity = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/identity.wasm");
+        let map = |name: &str, extra: &str| {
+            format!("[operator.{name}]\nkind = \"map\"\ninput = \"logs\"\nplugin = \"{}\"\n{extra}\n", identity.display())
+        };
+        let window = |name: &str, input: &str, key: &str| {
+            format!("[operator.{name}]\nkind = \"window\"\ninput = \"{input}\"\nkey-by = {key}\nwindow = {{ type = \"tumbling\", size = \"10s\" }}\n")
+        };
+        let job = [
+            "[source.logs]\nkind = \"collection\"\nvalues = [{ user = \"a\", t = 1, x = 2 }]\n".to_string(),
+            map("parse", "event-time = { field = \"t\" }"),
+            map("plain", ""),
+            window("by_user", "parse", "\"user\""),
+            window("by_pair", "plain", "[\"user\", \"x\"]"),
+        ]
+        .concat();
+        std::fs::write(&path, job).expect("job written");
+        let job = Job::load(&path, &[]).expect("a valid job");
+        let planned = Planned::new(job, RunOptions { clock: Arc::new(SystemClock), restore: None }).expect("planned");
+        let node = |name: &str| planned.nodes.iter().position(|n| n.name == name).expect("a node");
+        let read = |name: &str| planned.prekeys_of(node(name)).into_iter().map(|(_, p)| p).collect::<Vec<_>>();
+        let path = |f: &str| vec![f.to_string()];
+        assert_eq!(read("logs"), [vec![path("user"), path("x")]]);
+        assert_eq!(read("parse"), [vec![path("user")]]);
+
+        // The walk reads event time and keys at once, and leaves a key read ahead upstream.
+        let mut walk = field_walk(Some(("t".into(), TimeUnit::Seconds)), vec![(3, vec![path("user")])], false);
+        let mut r = Record::new(br#"{"user": "a", "t": 5}"#.to_vec());
+        walk(&mut r).expect("walked");
+        assert_eq!((r.timestamp, r.prekeys.to_vec()), (Some(5000), vec![(3, crate::record::Key::from_slice(b"a"))]));
+        walk(&mut r).expect("walked again");
+        assert_eq!(r.prekeys.len(), 1, "a key read ahead already is not read again");
+        assert_eq!(walk(&mut Record::new(b"{".to_vec())).unwrap_err().split(':').next(), Some("not JSON"));
     }
 }
