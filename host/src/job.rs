@@ -292,9 +292,12 @@ pub enum OperatorKind {
     Window,
 }
 
-/// `key-by`: a field, several fields, or a key-selector plugin.
+/// `key-by`: a field, several fields, a key-selector plugin, or the records' own key.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "`key-by` must be \"field\", [\"field\", \"field\"], { plugin = \"selector.wasm\", config = {...} } or { record-key = \"name\" }"
+)]
 pub enum KeyBySpec {
     /// One JSON field (dotted path).
     Field(String),

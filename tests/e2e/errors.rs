@@ -45,6 +45,9 @@ fn operator_event_time_and_record_keys_are_checked() {
     );
     let (_d, job) = job_file(&window("key-by = { record-key = \"\" }"));
     fails_with(&["validate", &job.display().to_string()], &["operator.w.key-by.record-key", "an empty name"]);
+    let (_d, job) = job_file(&window("key-by = { record_key = \"k\" }"));
+    let j = job.display().to_string();
+    fails_with(&["validate", &j], &[&format!("{j}:"), "`key-by` must be", "{ record-key = \"name\" }"]);
     let map = |extra: &str| {
         one_map_job(&plugin("identity").display().to_string(), "{}").replace("config = {}\n", &format!("config = {{}}\n{extra}\n"))
     };
