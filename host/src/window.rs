@@ -259,6 +259,13 @@ pub struct WindowConfig {
     pub max_parallelism: u32,
 }
 
+impl WindowConfig {
+    /// The key's name in result rows when no key fields name it: `key_name`, else `key`.
+    fn key_row_name(&self) -> &str {
+        self.key_name.as_deref().unwrap_or("key")
+    }
+}
+
 /// The side output that late records go to when a job routes it.
 pub const LATE_OUTPUT: &str = "late";
 
@@ -438,7 +445,7 @@ fn row_layout(cfg: &WindowConfig, constants: &[(String, String)]) -> Option<Vec<
     }
     let mut fields: Vec<(&str, Slot)> = constants.iter().enumerate().map(|(i, (k, _))| (k.as_str(), Slot::Constant(i))).collect();
     if cfg.key_fields.is_empty() {
-        fields.push((cfg.key_name.as_deref().unwrap_or("key"), Slot::Key(0)));
+        fields.push((cfg.key_row_name(), Slot::Key(0)));
     } else {
         fields.extend(cfg.key_fields.iter().enumerate().map(|(i, (name, _))| (name.as_str(), Slot::Key(i))));
     }
@@ -685,7 +692,7 @@ impl WindowOp {
             row.set(k.as_str(), v.as_str());
         }
         if self.cfg.key_fields.is_empty() {
-            row.set(self.cfg.key_name.as_deref().unwrap_or("key"), key_texts.first().map_or("null", String::as_str));
+            row.set(self.cfg.key_row_name(), key_texts.first().map_or("null", String::as_str));
         } else {
             for ((name, _), v) in self.cfg.key_fields.iter().zip(key_texts.iter()) {
                 row.set(name.as_str(), v.as_str());
