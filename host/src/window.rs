@@ -259,11 +259,10 @@ pub struct WindowConfig {
     pub max_parallelism: u32,
 }
 
-impl WindowConfig {
-    /// The key's name in result rows when no key fields name it: `key_name`, else `key`.
-    fn key_row_name(&self) -> &str {
-        self.key_name.as_deref().unwrap_or("key")
-    }
+/// The key's name in result rows when no key fields name it: `key_name`, else `key` (of the
+/// field alone, so a row may hold it while the window function is borrowed).
+fn key_row_name(key_name: &Option<String>) -> &str {
+    key_name.as_deref().unwrap_or("key")
 }
 
 /// The side output that late records go to when a job routes it.
@@ -445,7 +444,7 @@ fn row_layout(cfg: &WindowConfig, constants: &[(String, String)]) -> Option<Vec<
     }
     let mut fields: Vec<(&str, Slot)> = constants.iter().enumerate().map(|(i, (k, _))| (k.as_str(), Slot::Constant(i))).collect();
     if cfg.key_fields.is_empty() {
-        fields.push((cfg.key_row_name(), Slot::Key(0)));
+        fields.push((key_row_name(&cfg.key_name), Slot::Key(0)));
     } else {
         fields.extend(cfg.key_fields.iter().enumerate().map(|(i, (name, _))| (name.as_str(), Slot::Key(i))));
     }
@@ -692,7 +691,7 @@ impl WindowOp {
             row.set(k.as_str(), v.as_str());
         }
         if self.cfg.key_fields.is_empty() {
-            row.set(self.cfg.key_row_name(), key_texts.first().map_or("null", String::as_str));
+            row.set(key_row_name(&self.cfg.key_name), key_texts.first().map_or("null", String::as_str));
         } else {
             for ((name, _), v) in self.cfg.key_fields.iter().zip(key_texts.iter()) {
                 row.set(name.as_str(), v.as_str());
