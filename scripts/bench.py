@@ -119,18 +119,26 @@ def ns_per_record(cmd, cwd=ROOT):
 
 
 def wasm_tax_twin():
-    """The parse plugin against its logic compiled natively with the plugin's own settings
-    (the plugins workspace's profile and plugins/.cargo/config.toml): only the target differs.
-    The criterion rows compare with the host workspace's release build, which has no LTO."""
+    """Each plugin against its logic compiled with the plugins' own settings (the plugins
+    workspace's profile and plugins/.cargo/config.toml), natively and for wasm32-wasip2 as a
+    plain program run on the host's plugin engine: the plugin through the host, the same
+    code in Wasm without the plugin boundary, and native code. The criterion rows compare
+    with the host workspace's release build, which has no LTO."""
     twin_dir = os.path.expanduser("~/.cache/weir/plugins-twin")
     plugins = os.path.join(ROOT, "plugins")
-    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "log-analyzer-parse", "--example", "native_twin", "--target-dir", twin_dir], cwd=plugins)
-    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "weir-bench", "--example", "plugin_loop"], cwd=ROOT)
-    loop = os.path.join(TARGET, "release", "examples", "plugin_loop")
-    twin = ns_per_record([os.path.join(twin_dir, "release", "examples", "native_twin")])
-    for case, args in [("parse, batch 4096", ["parse"]), ("parse, batch 4096, `plugin-deadline = \"off\"`", ["parse", "off"])]:
-        wasm = ns_per_record([loop, *args])
-        print(f"{case} | {wasm:.0f} | {twin:.0f} | {wasm / twin:.2f}")
+    twins = [("log-analyzer-parse", "native_twin"), ("map-filter-logic", "map_filter_twin")]
+    for target in [[], ["--target", "wasm32-wasip2"]]:
+        for package, example in twins:
+            subprocess.check_call(["cargo", "build", "-q", "--release", "-p", package, "--example", example, "--target-dir", twin_dir, *target], cwd=plugins)
+    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "weir-bench", "--example", "plugin_loop", "--example", "wasm_command"], cwd=ROOT)
+    examples = os.path.join(TARGET, "release", "examples")
+    for (case, plugin), (_, example) in zip([("parse", "parse"), ("map+filter", "map+filter")], twins):
+        native = ns_per_record([os.path.join(twin_dir, "release", "examples", example)])
+        in_wasm = os.path.join(twin_dir, "wasm32-wasip2", "release", "examples", f"{example}.wasm")
+        for label, off in [("", []), (", `plugin-deadline = \"off\"`", ["off"])]:
+            through_host = ns_per_record([os.path.join(examples, "plugin_loop"), plugin, *off])
+            alone = ns_per_record([os.path.join(examples, "wasm_command"), in_wasm, *off])
+            print(f"{case}{label} | {through_host:.0f} | {alone:.0f} | {native:.0f} | {through_host / native:.2f} | {alone / native:.2f}")
 
 
 def parts():
@@ -355,9 +363,9 @@ def main():
         print("--- | --- | --- | --- | --- | ---")
         wasm_tax(Table())
         print()
-        print("## Wasm tax, same build settings: parse plugin vs its native twin (best of 3 loops)\n")
-        print("case | wasm ns | twin ns | ratio")
-        print("--- | --- | --- | ---")
+        print("## Wasm tax, same build settings: plugin, its logic alone in Wasm, and native (4,096 a batch; best of 3 loops)\n")
+        print("case | plugin ns | logic alone in Wasm ns | native ns | plugin ratio | logic alone ratio")
+        print("--- | --- | --- | --- | --- | ---")
         wasm_tax_twin()
         print()
         print("## Parts of the flagship job alone, one thread (best of 3 loops)\n")

@@ -143,8 +143,15 @@ impl PluginEngine {
         Ok(e)
     }
 
+    /// The wasmtime engine plugins are compiled for (with the deadline's interruption checks
+    /// or without), for running other components alike, such as the benchmarks' WASI
+    /// commands.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Gives a store's next call the full deadline.
-    fn arm(&self, store: &mut Store<HostCtx>) {
+    pub fn arm<T>(&self, store: &mut Store<T>) {
         if let Some(t) = self.deadline_ticks {
             store.set_epoch_deadline(t);
         }

@@ -1,9 +1,13 @@
 //! The parse plugin's logic compiled natively with the plugin's own build settings (the
 //! plugins workspace's release profile: LTO, one codegen unit, and `plugins/.cargo/config.toml`),
 //! timed over the same 4,096 log lines as `bench/examples/plugin_loop.rs parse`: the native
-//! side of a Wasm-tax comparison where only the target differs.
+//! side of a Wasm-tax comparison where only the target differs. Built for wasm32-wasip2 and
+//! run by `bench/examples/wasm_command.rs`, it times the same code in Wasm without the plugin
+//! boundary.
 //!
 //!     cd plugins && cargo run --release -p log-analyzer-parse --example native_twin
+//!     cargo build --release -p log-analyzer-parse --example native_twin --target wasm32-wasip2
+//!     (cd .. && cargo run --release -p weir-bench --example wasm_command -- PATH.wasm)
 
 use std::time::Instant;
 
