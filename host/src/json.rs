@@ -262,14 +262,15 @@ pub fn raw_i64(raw: Raw<'_>) -> Option<i64> {
 
 /// Appends the value as serde_json would print it: plain strings and integers as they are,
 /// anything else through a parse (so `1.50` reads `1.5` and objects lose their spaces).
-pub fn write_normalized(raw: Raw<'_>, out: &mut Vec<u8>) {
+/// `out` is a buffer in memory (a `Vec` or a [`crate::record::Key`]), which cannot fail.
+pub fn write_normalized(raw: Raw<'_>, out: &mut impl std::io::Write) {
     let s = raw.get();
     let plain_str = s.starts_with('"') && !s.contains('\\');
-    if plain_str || raw_i64(raw).is_some() {
-        out.extend_from_slice(s.as_bytes());
+    let _ = if plain_str || raw_i64(raw).is_some() {
+        out.write_all(s.as_bytes())
     } else {
-        let _ = serde_json::to_writer(out, &value(raw));
-    }
+        serde_json::to_writer(out, &value(raw)).map_err(Into::into)
+    };
 }
 
 /// [`write_normalized`] into a new string.

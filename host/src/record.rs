@@ -99,6 +99,10 @@ pub struct BatchBuilder {
 }
 
 impl BatchBuilder {
+    /// A builder with room for `records` records.
+    pub fn with_capacity(records: usize) -> BatchBuilder {
+        BatchBuilder { batch: Batch { records: Vec::with_capacity(records), marks: Vec::new() } }
+    }
     /// Appends a record.
     pub fn push(&mut self, r: Record) {
         self.batch.records.push(r);

@@ -293,8 +293,10 @@ pub fn key_bytes(values: &[json::Raw]) -> Key {
             None => Key::from_slice(json::normalized(*v).as_bytes()),
         },
         many => {
-            // The JSON array of the values, as serde_json prints one.
-            let mut out = vec![b'['];
+            // The JSON array of the values, as serde_json prints one, written into the key
+            // itself (no heap block up to 24 bytes, such as `["user_42","login"]`).
+            let mut out = Key::new();
+            out.push(b'[');
             for (i, v) in many.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
@@ -302,7 +304,7 @@ pub fn key_bytes(values: &[json::Raw]) -> Key {
                 json::write_normalized(*v, &mut out);
             }
             out.push(b']');
-            Key::from_slice(&out)
+            out
         }
     }
 }
@@ -471,9 +473,17 @@ impl Route {
                 }
                 let mut reasons = failed.into_iter().map(|(_, r)| r);
                 let mut dead = Vec::new();
-                let mut outs: Vec<BatchBuilder> = (0..n).map(|_| BatchBuilder::default()).collect();
+                // Each record's subtask first, so that each output is allocated once, at its
+                // size: records are 176 bytes, and growing by doubling moves them again.
+                // (`n` for a record that goes to the dead letters.)
+                let max_par = *max_par;
+                let subtask = |r: &Record| subtask_of(key_group(r.key.as_deref().unwrap_or_default(), max_par), n, max_par);
+                let to: Vec<usize> = batch.records.iter().zip(&bad).map(|(r, &bad)| if bad { n } else { subtask(r) }).collect();
+                let mut sizes = vec![0; n + 1];
+                to.iter().for_each(|&t| sizes[t] += 1);
+                let mut outs: Vec<BatchBuilder> = sizes[..n].iter().map(|&len| BatchBuilder::with_capacity(len)).collect();
                 let mut marks = batch.marks.iter().peekable();
-                for (i, mut r) in batch.records.into_iter().enumerate() {
+                for (i, (mut r, to)) in batch.records.into_iter().zip(to).enumerate() {
                     while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
                         outs.iter_mut().for_each(|o| o.mark(*w));
                     }
@@ -482,8 +492,6 @@ impl Route {
                         continue;
                     }
                     let key = r.key.as_deref().unwrap_or_default();
-                    let kg = key_group(key, *max_par);
-                    let to = subtask_of(kg, n, *max_par);
                     if Self::drops_value(self.drop_values, extractor.key_fields(), &r, key) {
                         r.value = Vec::new();
                         r.prekeys.clear();
