@@ -1,7 +1,7 @@
 //! Records and their helpers: JSON payloads in and out, borrowed views, what a map made of
 //! a record, error constructors.
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::wit::weir::plugin::types::Header;
 use crate::{Error, Record, Result};
@@ -37,8 +37,10 @@ impl<'a> RecordView<'a> {
         RecordView { key: r.key, value: r.value, timestamp: r.timestamp, headers: Headers::Batch(headers) }
     }
 
-    /// Parses the value as JSON; a parse failure is [`Error::InvalidInput`].
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+    /// Parses the value as JSON; a parse failure is [`Error::InvalidInput`]. `T` may borrow
+    /// from the value (`&'a str`, `Cow<'a, str>` with `#[serde(borrow)]`): no copy of its
+    /// strings.
+    pub fn json<T: Deserialize<'a>>(&self) -> Result<T> {
         serde_json::from_slice(self.value).map_err(|e| Error::InvalidInput(format!("value is not the expected JSON: {e}")))
     }
 
@@ -154,8 +156,9 @@ impl Record {
         RecordView { key: self.key.as_deref(), value: &self.value, timestamp: self.timestamp, headers: Headers::Owned(&self.headers) }
     }
 
-    /// Parses the value as JSON; a parse failure is [`Error::InvalidInput`].
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+    /// Parses the value as JSON; a parse failure is [`Error::InvalidInput`]. `T` may borrow
+    /// from the value, as with [`RecordView::json`].
+    pub fn json<'a, T: Deserialize<'a>>(&'a self) -> Result<T> {
         self.view().json()
     }
 

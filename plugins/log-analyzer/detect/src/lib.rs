@@ -9,13 +9,18 @@
 //!   after the user's last `login_success`, emit `{"type", "user_id", "timestamp", "action",
 //!   "idle_seconds"}` once per login.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use weir_sdk::{emit, Config, ListState, Process, Record, Result, ValueState};
 
+/// The fields the rules read, borrowed from the record's value (copied only when escaped).
 #[derive(Deserialize)]
-struct Event {
-    user_id: String,
-    action: String,
+struct Event<'a> {
+    #[serde(borrow)]
+    user_id: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
     timestamp: i64,
 }
 
@@ -44,7 +49,7 @@ impl Process for Detect {
 
     fn process(&mut self, rec: Record) -> Result<()> {
         let e: Event = rec.json()?;
-        match e.action.as_str() {
+        match e.action.as_ref() {
             "login_failed" => {
                 let mut recent: Vec<i64> = self.fails.get()?.into_iter().filter(|t| *t >= e.timestamp - self.window_seconds).collect();
                 recent.push(e.timestamp);
@@ -104,6 +109,20 @@ mod tests {
         );
         h.process("u", ev("u", "login_failed", 300)).unwrap();
         assert!(alerts(&mut h).is_empty(), "forgotten after the alert");
+    }
+
+    #[test]
+    fn escaped_text_reads_as_its_characters() {
+        // Fields are borrowed from the value where they can be, decoded where escaped.
+        let mut h = ProcessHarness::<Detect>::new(serde_json::json!({})).unwrap();
+        for t in 0..5 {
+            let line = format!(r#"{{"user_id": "u\u00e9", "action": "login_f\u0061iled", "timestamp": {t}, "ip": "x"}}"#);
+            h.process("u", Record::from_bytes(line)).unwrap();
+        }
+        assert_eq!(
+            alerts(&mut h),
+            vec![serde_json::json!({"type": "security_alert", "user_id": "u\u{e9}", "timestamp": 4, "failed_attempts": 5})]
+        );
     }
 
     #[test]
