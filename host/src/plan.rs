@@ -390,8 +390,9 @@ impl Planned {
     }
 
     /// Whether node `i` reads nothing of its input records but their keys and event times: a
-    /// window of built-in aggregates that read no field (`count`) on time windows, keyed by
-    /// one field or a key-selector plugin, with no late output routed anywhere. Records then
+    /// window of built-in aggregates that read no field (`count`) on time windows (keyed by
+    /// fields, a key-selector plugin or the record's key: several fields' texts come back from
+    /// the key's JSON array), with no late output routed anywhere. Records then
     /// reach it without their values (Flink SQL's planner prunes such fields too; a
     /// DataStream job cannot know). On the flagship job the values had been allocated on the
     /// source's thread and freed on the windows', a quarter of each window thread's time.
@@ -403,7 +404,6 @@ impl Planned {
             && !late_routed
             && op.window.as_ref().is_some_and(|w| w.kind != WindowKind::Count)
             && op.aggregates.values().all(|a| AggSpec::parse(a).is_ok_and(|a| a.field().is_none()))
-            && !matches!(&op.key_by, Some(KeyBySpec::Fields(fs)) if fs.len() > 1)
     }
 
     fn source(&self, i: usize, subtask: usize) -> anyhow::Result<(Box<dyn Source>, SourceTime, Option<f64>)> {
@@ -867,9 +867,9 @@ mod tests {
         let job = Job::load(&path, &[]).expect("a valid job");
         let planned = Planned::new(job, RunOptions { clock: Arc::new(SystemClock), restore: None }).expect("planned");
         let reads_only_keys = |name: &str| planned.reads_only_keys(planned.nodes.iter().position(|n| n.name == name).expect("a node"));
-        assert!(reads_only_keys("counts") && reads_only_keys("plain"));
-        // Aggregates of a field, a late output, several key fields, count windows: values go.
-        for name in ["sums", "late", "pairs", "slices", "logs"] {
+        assert!(reads_only_keys("counts") && reads_only_keys("plain") && reads_only_keys("pairs"));
+        // Aggregates of a field, a late output, count windows: values go.
+        for name in ["sums", "late", "slices", "logs"] {
             assert!(!reads_only_keys(name), "{name}");
         }
     }

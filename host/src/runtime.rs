@@ -1265,4 +1265,17 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_route_to_a_counting_window_keyed_by_several_fields_drops_values() {
+        // The window reads the row's texts back from the key's JSON array.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let by = KeyExtractor::Fields(vec![vec!["user".into()], vec!["action".into()]], None);
+        let mut route = Route { senders: vec![tx], channel: 0, partitioner: Partitioner::Hash(by, 128), drop_values: true };
+        let rec = Record { value: br#"{"user": "a", "action": "view"}"#.to_vec(), timestamp: Some(1), ..Record::default() };
+        assert!(route.send_batch(Batch::of(vec![rec])).expect("sent").is_empty());
+        let Ok((_, Message::Data(sent))) = rx.try_recv() else { panic!("a batch") };
+        assert_eq!(sent.records[0].key.as_deref(), Some(&br#"["a","view"]"#[..]));
+        assert!(sent.records[0].value.is_empty());
+    }
 }

@@ -313,20 +313,40 @@ impl WindowKeys {
 
 /// Whether a result row's key text comes from the key bytes alone, never from the record
 /// (see [`WindowOp::key_json`]): always for a key-selector plugin's key (`key_fields` 0);
-/// for one key field, when the bytes cannot be a non-string's JSON text.
+/// for one key field, when the bytes cannot be a non-string's JSON text; for several, when
+/// the bytes are the JSON array of their normalized values (which `runtime::key_bytes`
+/// always makes): its items are the row's texts ([`key_items`]).
 pub fn key_text_in_key(key_fields: usize, key: &[u8]) -> bool {
     match key_fields {
         0 => true,
         // A non-string is written as normalized JSON text, which starts with none of these
         // bytes: the field was a string.
         1 => !matches!(key.first(), Some(b'"' | b'{' | b'[' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')),
-        _ => false,
+        _ => key.first() == Some(&b'['),
     }
+}
+
+/// The items of a key of several fields (the JSON array `runtime::key_bytes` makes), each
+/// as its text: values normalized as serde_json prints them, so the text is the row's.
+/// Empty when the bytes are not such an array.
+fn key_items(key: &[u8]) -> Vec<&str> {
+    serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(key)
+        .map(|items| items.into_iter().map(|v| v.get()).collect())
+        .unwrap_or_default()
 }
 
 /// Writes the key bytes as a JSON string: the key text of a string key.
 fn write_key_string(out: &mut Vec<u8>, key: &[u8]) {
     let _ = serde_json::to_writer(out, &*String::from_utf8_lossy(key));
+}
+
+/// The row texts of a key whose text is its own ([`key_text_in_key`]): the JSON string of a
+/// single key, or the items of several fields' array.
+fn own_key_texts(key_fields: usize, key: &[u8]) -> Vec<String> {
+    match key_fields {
+        0 | 1 => vec![key_string(key)],
+        _ => key_items(key).into_iter().map(str::to_string).collect(),
+    }
 }
 
 /// [`write_key_string`] into a new string.
@@ -561,23 +581,16 @@ impl WindowOp {
     /// bytes where they say it unambiguously (see `runtime::key_bytes`): several fields are
     /// a JSON array; one field is its string's bytes, or else the JSON text of a non-string.
     fn key_json(&self, key: &[u8], value: &[u8]) -> Vec<String> {
-        let as_string = || key_string(key);
-        if key_text_in_key(self.cfg.key_fields.len(), key) {
-            return vec![as_string()];
+        let n = self.cfg.key_fields.len();
+        if key_text_in_key(n, key) && (n < 2 || key_items(key).len() == n) {
+            return own_key_texts(n, key);
         }
-        match self.cfg.key_fields.len() {
-            1 => match serde_json::from_slice::<serde_json::Value>(key) {
+        if n == 1 {
+            match serde_json::from_slice::<serde_json::Value>(key) {
                 // Not JSON, or a JSON string: the field was that string.
-                Err(_) | Ok(serde_json::Value::String(_)) => return vec![as_string()],
+                Err(_) | Ok(serde_json::Value::String(_)) => return vec![key_string(key)],
                 // Bytes such as `7` may be a number or the string "7": read the record.
                 Ok(_) => {}
-            },
-            n => {
-                if let Ok(serde_json::Value::Array(vals)) = serde_json::from_slice::<serde_json::Value>(key) {
-                    if vals.len() == n {
-                        return vals.iter().map(serde_json::Value::to_string).collect();
-                    }
-                }
             }
         }
         let mut found = json::Found::new();
@@ -658,17 +671,20 @@ impl WindowOp {
     /// Emits the result of window `w` of `key`.
     fn emit(&mut self, key: &[u8], w: (i64, i64), s: &WinState, out: &mut Output) {
         let ts = Some(w.1 - 1);
+        let key_fields = self.cfg.key_fields.len();
+        let own_text = s.key.is_empty() && key_text_in_key(key_fields, key);
         if let (Some(layout), WindowFn::Builtin(aggs)) = (&self.layout, &self.cfg.function) {
             let mut row = Vec::with_capacity(128);
             let mut num = itoa::Buffer::new();
+            let items = if own_text && key_fields > 1 { key_items(key) } else { Vec::new() };
             for (prefix, slot) in layout {
                 row.extend_from_slice(prefix);
                 match *slot {
                     Slot::Constant(i) => row.extend_from_slice(self.constants[i].1.as_bytes()),
-                    Slot::Key(i) => match s.key.get(i) {
-                        Some(text) => row.extend_from_slice(text.as_bytes()),
-                        None if s.key.is_empty() && key_text_in_key(self.cfg.key_fields.len(), key) => write_key_string(&mut row, key),
-                        None => row.extend_from_slice(b"null"),
+                    Slot::Key(i) => match (s.key.get(i).map(String::as_str), items.get(i).copied()) {
+                        (Some(text), _) | (None, Some(text)) => row.extend_from_slice(text.as_bytes()),
+                        (None, None) if own_text && key_fields < 2 => write_key_string(&mut row, key),
+                        (None, None) => row.extend_from_slice(b"null"),
                     },
                     Slot::Start => row.extend_from_slice(num.format(w.0).as_bytes()),
                     Slot::End => row.extend_from_slice(num.format(w.1).as_bytes()),
@@ -682,8 +698,8 @@ impl WindowOp {
             out.emit(Record { key: Some(Key::from_slice(key)), value: row, timestamp: ts, ..Record::default() });
             return;
         }
-        let key_texts: std::borrow::Cow<[String]> = match s.key.is_empty() && key_text_in_key(self.cfg.key_fields.len(), key) {
-            true => vec![key_string(key)].into(),
+        let key_texts: std::borrow::Cow<[String]> = match own_text {
+            true => own_key_texts(key_fields, key).into(),
             false => s.key.as_slice().into(),
         };
         let mut row = Row::default();
@@ -1246,6 +1262,39 @@ mod tests {
                     serde_json::json!({name: "c", "n": 1, "window_start": 0, "window_end": 10}),
                 ]
             );
+        }
+    }
+
+    #[test]
+    fn the_texts_of_several_key_fields_come_from_the_key_without_the_record() {
+        // The key as `runtime::key_bytes` makes it of a string with an escape, a float
+        // and an object; the record arrives without its value (the route dropped it).
+        let user = serde_json::json!("u\"1");
+        let key = br#"["u\"1",1.5,{"a":[1,2]}]"#;
+        let fields = |names: &[&str]| names.iter().map(|n| (n.to_string(), vec![n.to_string()])).collect::<Vec<_>>();
+        assert!(key_text_in_key(3, key) && !key_text_in_key(3, b"u1"));
+        // A time window writes rows from its layout; a count window field by field.
+        for assigner in [Assigner::Tumbling { size: 10 }, Assigner::Count { count: 2, every: 2 }] {
+            let cfg = WindowConfig {
+                assigner,
+                processing_time: false,
+                allowed_lateness: 0,
+                function: WindowFn::Builtin(vec![("n".into(), AggSpec::Count)]),
+                key_fields: fields(&["user", "score", "meta"]),
+                key_name: None,
+                constants: vec![],
+                max_parallelism: 128,
+            };
+            let mut w = WindowOp::new(cfg, Arc::new(ManualClock::new(0)));
+            let mut o = out(&[]);
+            let bare = |ts| Record { key: Some(Key::from_slice(key)), timestamp: Some(ts), ..Record::default() };
+            feed(&mut w, &mut o, vec![bare(1), bare(2)], vec![(2, 20)]);
+            let got = rows(&mut o);
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0]["user"], user);
+            assert_eq!(got[0]["score"], serde_json::json!(1.5));
+            assert_eq!(got[0]["meta"], serde_json::json!({"a": [1, 2]}));
+            assert_eq!(got[0]["n"], serde_json::json!(2));
         }
     }
 }
