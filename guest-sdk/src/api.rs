@@ -89,6 +89,12 @@ pub trait Process: Sized + 'static {
     fn open(config: &Config) -> Result<Self>;
     /// One record of the current key ([`current_key`]), with that key's state in scope.
     fn process(&mut self, rec: Record) -> Result<()>;
+    /// One record lent from the host's batch: what the host calls. The default copies the
+    /// record and calls [`Process::process`]; an operator that reads only part of a record
+    /// overrides it and reads the record where it lies (`rec.json()` may borrow from it).
+    fn process_view(&mut self, rec: RecordView<'_>) -> Result<()> {
+        self.process(rec.to_record())
+    }
     /// A timer of the current key fired.
     fn on_timer(&mut self, _timer: Timer) -> Result<()> {
         Ok(())

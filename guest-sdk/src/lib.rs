@@ -59,11 +59,11 @@ pub mod wit {
         inline: "
             package weir:sdk;
             world imports {
-                import weir:plugin/log@0.5.0;
-                import weir:plugin/context@0.5.0;
-                import weir:plugin/output@0.5.0;
-                import weir:plugin/state@0.5.0;
-                import weir:plugin/timers@0.5.0;
+                import weir:plugin/log@0.6.0;
+                import weir:plugin/context@0.6.0;
+                import weir:plugin/output@0.6.0;
+                import weir:plugin/state@0.6.0;
+                import weir:plugin/timers@0.6.0;
             }
         ",
         world: "weir:sdk/imports",

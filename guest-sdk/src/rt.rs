@@ -218,23 +218,27 @@ pub fn select_key<T: KeySelector>(input: Batch) -> Keys {
     Keys { data, ends, failed }
 }
 
-/// Records of many keys: each handled in its own context (`context.enter`), until the host
-/// says stop.
-pub fn process<T: Process>(batch: Vec<Record>) -> Vec<Result<()>> {
-    let n = batch.len();
-    let res = with_op::<T, _>(|op| {
-        let mut out = Vec::with_capacity(n);
-        for (i, r) in batch.into_iter().enumerate() {
-            if !crate::host::enter(i as u32) {
-                break;
-            }
-            CURRENT_TS.with(|c| c.set(r.timestamp));
-            out.push(op.process(r));
+/// Records of many keys, lent where they lie in the host's batch: each handled in its own
+/// context (`context.enter`), until the host says stop.
+pub fn process<T: Process>(input: Batch) -> Vec<Result<()>> {
+    let n = input.flags.len();
+    let mut out = Vec::with_capacity(n);
+    let mut stopped = false;
+    let failed = each_view::<T>(&input, |op, i, r| {
+        if stopped || !crate::host::enter(i) {
+            stopped = true;
+            return;
         }
-        out
+        CURRENT_TS.with(|c| c.set(r.timestamp));
+        out.push(op.process_view(r));
     });
     CURRENT_TS.with(|c| c.set(None));
-    res.unwrap_or_else(|e| (0..n).map(|_| Err(e.clone())).collect())
+    if failed.is_empty() {
+        out
+    } else {
+        // A batch that does not add up, or no operator: every record fails alike.
+        failed.into_iter().map(|f| Err(f.error)).collect()
+    }
 }
 
 pub fn on_timer<T: Process>(fired: Vec<Timer>) -> Result<()> {

@@ -105,7 +105,8 @@ impl<T: Process> ProcessHarness<T> {
             h.key = Some(key.as_ref().to_vec());
             h.current_ts = rec.timestamp;
         });
-        self.op.process(rec)
+        // What the host calls: the record lent as a view.
+        self.op.process_view(rec.view())
     }
 
     /// Advances the watermark to `wm`, firing due event-time timers in time order.

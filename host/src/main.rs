@@ -187,7 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let p = Plugin::load(&engine, &plugin)?;
             let d = p.describe();
             println!("plugin: {}", plugin.display());
-            println!("world:  weir:plugin/{}@0.5.0", p.world.name());
+            println!("world:  weir:plugin/{}@0.6.0", p.world.name());
             println!("hash:   {}", p.hash);
             println!("exports:");
             for (n, k) in &d.exports {

@@ -297,7 +297,7 @@ impl Operator for ProcessOp {
                 ctxs.push(CallCtx::keyed(r.key.as_deref().unwrap_or_default(), self.max_parallelism, wm, now, r.timestamp));
             }
             let before = self.inst.restarts;
-            let (results, entered) = self.inst.process(&mut records[pos..end], ctxs, inner);
+            let (results, entered) = self.inst.process(&records[pos..end], ctxs, inner);
             out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
             // Outputs in input order: each record's emits, the marks between records.
             // Every result stands for a record handled (at least one).

@@ -207,8 +207,8 @@ fn validate_and_inspect_describe_jobs_and_plugins() {
     assert_eq!(tasks(&["parallelism=3", "operator.parse.chain=false"]), ["logs ×1", "parse ×1", keyed, "out ×1", "dead-letter ×1"]);
     let out = weir(&["inspect", &plugin("log_analyzer_detect").display().to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("world:  weir:plugin/process@0.5.0"), "{text}");
-    assert!(text.contains("on-timer (func)") && text.contains("weir:plugin/state@0.5.0"), "{text}");
+    assert!(text.contains("world:  weir:plugin/process@0.6.0"), "{text}");
+    assert!(text.contains("on-timer (func)") && text.contains("weir:plugin/state@0.6.0"), "{text}");
 }
 
 #[test]

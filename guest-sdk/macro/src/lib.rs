@@ -24,13 +24,13 @@ enum Kind {
 impl Kind {
     fn world(self) -> &'static str {
         match self {
-            Kind::Map => "weir:plugin/%map@0.5.0",
-            Kind::Filter => "weir:plugin/filter@0.5.0",
-            Kind::FlatMap => "weir:plugin/flat-map@0.5.0",
-            Kind::KeySelector => "weir:plugin/key-selector@0.5.0",
-            Kind::Process => "weir:plugin/process@0.5.0",
-            Kind::Aggregate => "weir:plugin/aggregate@0.5.0",
-            Kind::WindowProcess => "weir:plugin/window-process@0.5.0",
+            Kind::Map => "weir:plugin/%map@0.6.0",
+            Kind::Filter => "weir:plugin/filter@0.6.0",
+            Kind::FlatMap => "weir:plugin/flat-map@0.6.0",
+            Kind::KeySelector => "weir:plugin/key-selector@0.6.0",
+            Kind::Process => "weir:plugin/process@0.6.0",
+            Kind::Aggregate => "weir:plugin/aggregate@0.6.0",
+            Kind::WindowProcess => "weir:plugin/window-process@0.6.0",
         }
     }
     fn trait_name(self) -> &'static str {
@@ -108,7 +108,7 @@ fn guest_impl(kind: Kind, ty: &TokenStream2, owned: bool) -> TokenStream2 {
             fn select_key(input: #types::Batch) -> #types::Keys { ::weir_sdk::rt::select_key::<#ty>(input) }
         },
         Kind::Process => quote! {
-            fn process(batch: #vec<#rec>) -> #vec<#res<(), #err>> { ::weir_sdk::rt::process::<#ty>(batch) }
+            fn process(batch: #types::Batch) -> #vec<#res<(), #err>> { ::weir_sdk::rt::process::<#ty>(batch) }
             fn on_timer(fired: #vec<::weir_sdk::Timer>) -> #res<(), #err> { ::weir_sdk::rt::on_timer::<#ty>(fired) }
         },
         Kind::Aggregate => quote! {
@@ -122,10 +122,10 @@ fn guest_impl(kind: Kind, ty: &TokenStream2, owned: bool) -> TokenStream2 {
         },
     };
     let world = kind.world();
-    let output = kind.uses_output().then(|| quote!("weir:plugin/output@0.5.0": ::weir_sdk::wit::weir::plugin::output,));
+    let output = kind.uses_output().then(|| quote!("weir:plugin/output@0.6.0": ::weir_sdk::wit::weir::plugin::output,));
     let state = kind
         .uses_state()
-        .then(|| quote!("weir:plugin/state@0.5.0": ::weir_sdk::wit::weir::plugin::state, "weir:plugin/timers@0.5.0": ::weir_sdk::wit::weir::plugin::timers,));
+        .then(|| quote!("weir:plugin/state@0.6.0": ::weir_sdk::wit::weir::plugin::state, "weir:plugin/timers@0.6.0": ::weir_sdk::wit::weir::plugin::timers,));
     quote! {
         #[doc(hidden)]
         #[allow(clippy::all, unused)]
@@ -135,9 +135,9 @@ fn guest_impl(kind: Kind, ty: &TokenStream2, owned: bool) -> TokenStream2 {
                 world: #world,
                 runtime_path: "::weir_sdk::__wit_bindgen::rt",
                 with: {
-                    "weir:plugin/types@0.5.0": ::weir_sdk::wit::weir::plugin::types,
-                    "weir:plugin/log@0.5.0": ::weir_sdk::wit::weir::plugin::log,
-                    "weir:plugin/context@0.5.0": ::weir_sdk::wit::weir::plugin::context,
+                    "weir:plugin/types@0.6.0": ::weir_sdk::wit::weir::plugin::types,
+                    "weir:plugin/log@0.6.0": ::weir_sdk::wit::weir::plugin::log,
+                    "weir:plugin/context@0.6.0": ::weir_sdk::wit::weir::plugin::context,
                     #output
                     #state
                 },

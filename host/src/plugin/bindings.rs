@@ -8,7 +8,7 @@
 pub mod process {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "weir:plugin/process@0.5.0",
+        world: "weir:plugin/process@0.6.0",
     });
 }
 
@@ -30,12 +30,12 @@ macro_rules! world {
     };
 }
 
-world!(map, "weir:plugin/%map@0.5.0", {});
-world!(filter, "weir:plugin/filter@0.5.0", {});
-world!(flat_map, "weir:plugin/flat-map@0.5.0", {});
-world!(key_selector, "weir:plugin/key-selector@0.5.0", {});
-world!(aggregate, "weir:plugin/aggregate@0.5.0", {});
-world!(window_process, "weir:plugin/window-process@0.5.0", {
+world!(map, "weir:plugin/%map@0.6.0", {});
+world!(filter, "weir:plugin/filter@0.6.0", {});
+world!(flat_map, "weir:plugin/flat-map@0.6.0", {});
+world!(key_selector, "weir:plugin/key-selector@0.6.0", {});
+world!(aggregate, "weir:plugin/aggregate@0.6.0", {});
+world!(window_process, "weir:plugin/window-process@0.6.0", {
     "weir:plugin/output": super::process::weir::plugin::output,
 });
 

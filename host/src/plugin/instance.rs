@@ -234,12 +234,12 @@ impl Plugin {
         p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
             path: path.to_path_buf(),
             reason: format!(
-                "exports none of weir's operator worlds (weir:plugin@0.5.0: {}); it exports: {}",
+                "exports none of weir's operator worlds (weir:plugin@0.6.0: {}); it exports: {}",
                 World::ALL.map(World::name).join(", "),
                 p.describe().exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
             ),
         })?;
-        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.5.0: {e:#}")))?);
+        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.6.0: {e:#}")))?);
         Ok(p)
     }
 
@@ -705,31 +705,15 @@ impl Instance {
     /// for each record it entered how many records had been emitted before it. After a
     /// trap the record the plugin was on fails with it and those before it count as done
     /// (their state changes and emitted records stay); the caller passes the rest again.
-    pub fn process(
-        &mut self,
-        batch: &mut [Record],
-        records: Vec<CallCtx>,
-        marks: Vec<(usize, i64)>,
-    ) -> (Vec<Result<(), Failure>>, Vec<usize>) {
+    pub fn process(&mut self, batch: &[Record], records: Vec<CallCtx>, marks: Vec<(usize, i64)>) -> (Vec<Result<(), Failure>>, Vec<usize>) {
         self.arm();
         let n = batch.len();
         self.host().process = ProcessCall { records, marks, entered: Vec::with_capacity(n), stop_at: usize::MAX };
+        // The flat layout, as the stateless worlds take it: a few lists for the whole batch.
+        let input = self.flat(batch);
         let Bound::Process(b) = &self.bound else { unreachable!("world checked at load") };
-        // The records' values and headers are lent to the call and given back (no copy per
-        // record); keys are copied (most live inside the record).
-        let lent: Vec<WitRecord> = batch
-            .iter_mut()
-            .map(|r| WitRecord {
-                key: r.key.as_deref().map(<[u8]>::to_vec),
-                value: std::mem::take(&mut r.value),
-                timestamp: r.timestamp,
-                headers: std::mem::take(&mut r.headers),
-            })
-            .collect();
-        let res = b.call_process(&mut self.store, &lent);
-        for (r, w) in batch.iter_mut().zip(lent) {
-            (r.value, r.headers) = (w.value, w.headers);
-        }
+        let res = b.call_process(&mut self.store, &input);
+        self.reclaim(input);
         let entered = std::mem::take(&mut self.host().process).entered;
         let results = match res {
             Ok(v) if (1..=n).contains(&v.len()) && v.len() >= entered.len() => v.into_iter().map(|r| r.map_err(guest)).collect(),

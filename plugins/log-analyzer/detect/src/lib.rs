@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use weir_sdk::{emit, Config, ListState, Process, Record, Result, ValueState};
+use weir_sdk::{emit, Config, ListState, Process, Record, RecordView, Result, ValueState};
 
 /// The fields the rules read, borrowed from the record's value (copied only when escaped).
 #[derive(Deserialize)]
@@ -48,6 +48,11 @@ impl Process for Detect {
     }
 
     fn process(&mut self, rec: Record) -> Result<()> {
+        self.process_view(rec.view())
+    }
+
+    /// Reads the event where it lies in the host's batch.
+    fn process_view(&mut self, rec: RecordView<'_>) -> Result<()> {
         let e: Event = rec.json()?;
         match e.action.as_ref() {
             "login_failed" => {
