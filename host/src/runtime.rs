@@ -467,18 +467,20 @@ impl Route {
             }
             Partitioner::Hash(extractor, max_par) => {
                 let failed = extractor.assign(&mut batch.records);
-                let mut bad = vec![false; batch.records.len()];
+                // Each record's subtask first (`n`: the dead letters), so that each output is
+                // allocated once, at its size: records are 176 bytes, and growing by doubling
+                // moves them again.
+                let max_par = *max_par;
+                let mut to: Vec<usize> = batch
+                    .records
+                    .iter()
+                    .map(|r| subtask_of(key_group(r.key.as_deref().unwrap_or_default(), max_par), n, max_par))
+                    .collect();
                 for (i, _) in &failed {
-                    bad[*i] = true;
+                    to[*i] = n;
                 }
                 let mut reasons = failed.into_iter().map(|(_, r)| r);
                 let mut dead = Vec::new();
-                // Each record's subtask first, so that each output is allocated once, at its
-                // size: records are 176 bytes, and growing by doubling moves them again.
-                // (`n` for a record that goes to the dead letters.)
-                let max_par = *max_par;
-                let subtask = |r: &Record| subtask_of(key_group(r.key.as_deref().unwrap_or_default(), max_par), n, max_par);
-                let to: Vec<usize> = batch.records.iter().zip(&bad).map(|(r, &bad)| if bad { n } else { subtask(r) }).collect();
                 let mut sizes = vec![0; n + 1];
                 to.iter().for_each(|&t| sizes[t] += 1);
                 let mut outs: Vec<BatchBuilder> = sizes[..n].iter().map(|&len| BatchBuilder::with_capacity(len)).collect();
@@ -487,7 +489,7 @@ impl Route {
                     while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
                         outs.iter_mut().for_each(|o| o.mark(*w));
                     }
-                    if bad[i] {
+                    if to == n {
                         dead.push((r, reasons.next().unwrap_or_default()));
                         continue;
                     }

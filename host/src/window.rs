@@ -577,15 +577,11 @@ impl WindowOp {
         self.timers.delete(at, key, &Self::timer_ns(w, kind));
     }
 
-    /// The key fields of `r` as JSON text (see [`WinState::key`]), read back from the key
-    /// bytes where they say it unambiguously (see `runtime::key_bytes`): several fields are
-    /// a JSON array; one field is its string's bytes, or else the JSON text of a non-string.
+    /// The key fields of `r` as JSON text (see [`WinState::key`]), for a key whose text is
+    /// not its own ([`key_text_in_key`]): one field's bytes that may be a non-string's JSON
+    /// text say it when they are not (a string), else the record's value does.
     fn key_json(&self, key: &[u8], value: &[u8]) -> Vec<String> {
-        let n = self.cfg.key_fields.len();
-        if key_text_in_key(n, key) && (n < 2 || key_items(key).len() == n) {
-            return own_key_texts(n, key);
-        }
-        if n == 1 {
+        if self.cfg.key_fields.len() == 1 {
             match serde_json::from_slice::<serde_json::Value>(key) {
                 // Not JSON, or a JSON string: the field was that string.
                 Err(_) | Ok(serde_json::Value::String(_)) => return vec![key_string(key)],
