@@ -132,8 +132,6 @@ fn walk<const READ: bool>(bytes: &[u8]) -> Option<Plain> {
                 let start = s.at();
                 let integer = s.number()?;
                 let digits = &s.text()[start..s.at()];
-                // serde_json reads `-0` as a float, and integers past i64 as u64 or float;
-                // up to 18 digits always fit.
                 let (minus, magnitude) = match digits.split_first() {
                     Some((b'-', rest)) => (true, rest),
                     _ => (false, digits),
@@ -206,8 +204,12 @@ pub fn check(bytes: &[u8]) -> Result<Checked> {
     if plainly_as_is(bytes) || LogEventRef::read(bytes).is_some() {
         return Ok(Checked::AsIs);
     }
-    let event = parse_line(bytes)?;
-    serde_json::to_vec(&event).map(Checked::Reencoded).map_err(|e| Error::other(e.to_string()))
+    reencoded(&parse_line(bytes)?).map(Checked::Reencoded)
+}
+
+/// The event's line with exactly the LogEvent fields.
+fn reencoded(event: &LogEvent) -> Result<Vec<u8>> {
+    serde_json::to_vec(event).map_err(|e| Error::other(e.to_string()))
 }
 
 /// Validates one line, naming the first field that is wrong.
@@ -267,16 +269,17 @@ impl Map for Parse {
                 Checked::Reencoded(v) => Mapped::Value(v),
             });
         }
+        // The readers of `check`, each at most once, keeping what they read.
         if let Some(p) = plain(rec.value) {
             return Ok(Mapped::value_as_is(Some(&rec.value[p.user]), Some(event_time_ms(p.timestamp)?)));
         }
-        let checked = check(rec.value)?;
+        if let Some(e) = LogEventRef::read(rec.value) {
+            return Ok(Mapped::value_as_is(Some(e.user_id.as_bytes()), Some(event_time_ms(e.timestamp)?)));
+        }
         let event = parse_line(rec.value)?;
-        let (key, timestamp) = (Some(event.user_id.as_bytes()), Some(event_time_ms(event.timestamp)?));
-        Ok(match checked {
-            Checked::AsIs => Mapped::value_as_is(key, timestamp),
-            Checked::Reencoded(value) => Mapped::Record(Record { key: key.map(<[u8]>::to_vec), value, timestamp, ..rec.to_record() }),
-        })
+        let timestamp = Some(event_time_ms(event.timestamp)?);
+        let value = reencoded(&event)?;
+        Ok(Mapped::Record(Record { key: Some(event.user_id.into_bytes()), value, timestamp, ..rec.to_record() }))
     }
 }
 
