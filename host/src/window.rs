@@ -172,7 +172,8 @@ struct WinState {
     /// Elements (process-window functions and count windows): encoded list of `ts(8) | value`.
     #[serde(default)]
     elements: Option<Vec<u8>>,
-    /// Whether the window fired already (allowed lateness: later elements fire again).
+    /// Whether the window fired already. Firing depends on the watermark alone (see
+    /// `add_and_trigger`); the flag stays in the state layout so older snapshots still read.
     #[serde(default)]
     fired: bool,
 }
@@ -817,16 +818,17 @@ impl WindowOp {
         }
     }
 
-    /// Adds `r` to window `w` and arms its timers; a window that already fired (or whose end
-    /// the watermark passed, within the allowed lateness) fires again at once, as Flink's
-    /// EventTimeTrigger does for late elements.
+    /// Adds `r` to window `w` and arms its timers; a window whose end the watermark passed
+    /// (within the allowed lateness) fires again at once, as Flink's EventTimeTrigger does
+    /// for late elements. Whether it fired before does not matter: a late record that
+    /// merges into a fired session and extends it past the watermark only arms its timer.
     fn add_and_trigger(&mut self, key: &[u8], w: (i64, i64), r: &Record, out: &mut Output) {
         let (mut s, existed) = self.add(key, w, r, out);
         // A window that existed has its timers (restored ones too); a merged session window
         // is stored under its new bounds just before, so it always arms them.
         let arm = !existed || matches!(self.cfg.assigner, Assigner::Session { .. });
         let fire_at = w.1 - 1;
-        if s.fired || (!self.cfg.processing_time && fire_at <= self.watermark) {
+        if !self.cfg.processing_time && fire_at <= self.watermark {
             s.fired = true;
             self.emit(key, w, &s, out);
         } else if arm {
@@ -991,6 +993,15 @@ impl WindowOp {
         }
     }
 
+    /// Fails when the window function's plugin ran past its deadline too often
+    /// ([`crate::plugin::Instance::check_budget`]).
+    fn check_budget(&self) -> anyhow::Result<()> {
+        match &self.cfg.function {
+            WindowFn::Aggregate(inst) | WindowFn::Process(inst) => inst.check_budget(),
+            WindowFn::Builtin(_) => Ok(()),
+        }
+    }
+
     /// Pending timers (for tests and metrics).
     pub fn pending_timers(&self) -> usize {
         self.timers.len()
@@ -1009,7 +1020,7 @@ impl Operator for WindowOp {
         for (_, w) in marks {
             self.advance(w, out);
         }
-        Ok(())
+        self.check_budget()
     }
 
     fn next_processing_timer(&self) -> Option<i64> {
@@ -1022,7 +1033,7 @@ impl Operator for WindowOp {
 
     fn on_processing_time(&mut self, now: i64, out: &mut Output) -> anyhow::Result<()> {
         self.fire_timers(now, out);
-        Ok(())
+        self.check_budget()
     }
 
     fn snapshot(&mut self, _id: u64, dir: &std::path::Path) -> anyhow::Result<Option<crate::state::Deferred>> {

@@ -153,3 +153,43 @@ fn refused_lines_move_event_time_only_when_the_source_reads_it() {
     assert_eq!(windows(&rows), [100_000], "the refused line's time made the last line late");
     assert_eq!((dead_letters(&m), m["nodes"]["tumble10s"]["late_dropped"].as_u64()), (1, Some(1)));
 }
+
+/// Flink's late firings (`flink-lateness.jsonl`, `shared/conformance/README.md`, "Late
+/// firings"): `tumble10s` with allowed lateness 5 s and `session300s` (gap 5 min) with 30 s,
+/// every firing a row, and the records too late for every window on the late output, at
+/// parallelism 1 and 4. A late record that merges into a fired session and extends it past
+/// the watermark only arms the session's timer, as Flink's EventTimeTrigger does.
+#[test]
+fn late_firings_equal_flinks_at_parallelism_1_and_4() {
+    // (kind, window, allowed lateness)
+    let queries =
+        [("tumble10s", "{ type = \"tumbling\", size = \"10s\" }", "5s"), ("session300s", "{ type = \"session\", gap = \"5m\" }", "30s")];
+    for (name, case) in cases() {
+        let flink = read_jsonl(&case.join("flink-lateness.jsonl"));
+        for (kind, window, lateness) in queries {
+            let want = sorted(flink.iter().filter(|r| r["kind"] == kind).cloned());
+            let want_late = sorted(flink.iter().filter(|r| r["kind"] == format!("late-{kind}").as_str()).cloned());
+            assert!(want.len() > 100, "{name}: Flink's {kind} firings");
+            for p in [1, 4] {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let late_path = dir.path().join("late.jsonl");
+                let extra = [
+                    format!("operator.tumble10s.window={window}"),
+                    format!("operator.tumble10s.allowed-lateness=\"{lateness}\""),
+                    format!("operator.tumble10s.fields={{ kind = \"{kind}\" }}"),
+                    "sink.late.kind=file".to_string(),
+                    "sink.late.input=tumble10s.late".into(),
+                    format!("sink.late.path={}", late_path.display()),
+                ];
+                let (got, m, _d) = run_query("tumble10s", &case, p, &extra);
+                assert_eq!(got.len(), want.len(), "{name} {kind} p{p}: firings");
+                assert!(got == want, "{name} {kind} p{p}: firings differ from Flink's");
+                let late = sorted(read_jsonl(&late_path).into_iter().map(|r| {
+                    serde_json::json!({"action": r["action"], "kind": format!("late-{kind}"), "timestamp": r["timestamp"], "user_id": r["user_id"]})
+                }));
+                assert!(late == want_late, "{name} {kind} p{p}: late records differ from Flink's");
+                assert_eq!(dead_letters(&m), malformed(&case), "{name} {kind} p{p}");
+            }
+        }
+    }
+}
