@@ -10,12 +10,19 @@ use crate::time::parse_duration;
 
 /// A job-file error: where, what, and how to fix it.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}{}: {field}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+#[error(
+    "{file}{}{}: {field}: {message}",
+    line.map(|l| format!(":{l}")).unwrap_or_default(),
+    set.as_ref().map(|s| format!(" (--set {s})")).unwrap_or_default()
+)]
 pub struct JobError {
     /// The job file.
     pub file: String,
     /// 1-based line, when known.
     pub line: Option<usize>,
+    /// The `--set KEY=VALUE` the value came from, when it came from one (then `line` is
+    /// `None`: the field is not on a line of the file).
+    pub set: Option<String>,
     /// Dotted path of the field (`source.logs.path`).
     pub field: String,
     /// What is wrong and what is allowed.
@@ -65,6 +72,10 @@ pub struct JobSpec {
     /// Longest a plugin call may run before it is stopped as a trap (`10s`), or `off`.
     #[serde(default)]
     pub plugin_deadline: Option<String>,
+    /// Calls of one operator subtask that may exceed the deadline before the job fails
+    /// (default [`crate::plugin::DEFAULT_DEADLINE_BUDGET`]).
+    #[serde(default)]
+    pub plugin_deadline_budget: Option<u32>,
 }
 
 /// `[state]`.
@@ -201,6 +212,11 @@ pub struct SourceSpec {
     /// Parallel instances (generator only; file and collection read with one).
     #[serde(default)]
     pub parallelism: Option<usize>,
+    /// file: the longest line read as a record, in bytes (default
+    /// [`crate::connectors::DEFAULT_MAX_LINE_BYTES`]); a longer one goes to the dead letters
+    /// with its first bytes and its length.
+    #[serde(default)]
+    pub max_line_bytes: Option<u64>,
     /// Where event time comes from.
     #[serde(default)]
     pub event_time: Option<EventTimeSpec>,
@@ -551,7 +567,16 @@ pub struct Job {
     /// The folder plugin paths are relative to.
     pub dir: PathBuf,
     text: String,
+    /// The `--set KEY=VALUE` overrides, as given.
+    sets: Vec<String>,
 }
+
+/// The largest `batch-size`: a source reserves room for a batch up front.
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+
+/// The most windows one record may fall into (sliding windows: `size / slide`). Each is a
+/// state update per record; Flink sets no bound, and 10,000 made 2,000 lines run for minutes.
+pub const MAX_WINDOWS_PER_RECORD: u64 = 1000;
 
 /// Applies `KEY=VALUE` overrides to TOML text. VALUE is read as a TOML value when it is one
 /// (`4`, `true`, `"x"`, `[1, 2]`) and as a string otherwise.
@@ -589,15 +614,25 @@ impl Job {
     /// Reads, overrides, parses and checks a job file.
     pub fn load(file: &Path, sets: &[String]) -> Result<Job, JobError> {
         let fname = file.display().to_string();
-        let err = |field: &str, message: String| JobError { file: fname.clone(), line: None, field: field.to_string(), message };
+        let err = |field: &str, message: String| JobError { file: fname.clone(), line: None, set: None, field: field.to_string(), message };
         let raw = std::fs::read_to_string(file).map_err(|e| err("(file)", format!("cannot read the job file: {e}")))?;
         let text = apply_overrides(&raw, sets).map_err(|m| err("(--set)", m))?;
         let spec: JobSpec = toml::from_str(&text).map_err(|e| {
             let line = e.span().map(|s| line_at(&text, s.start));
-            JobError { file: fname.clone(), line, field: "job file".into(), message: e.message().trim().to_string() }
+            // A line of the overridden text that is not the file's own came from a `--set`.
+            let set = line.and_then(|l| {
+                let here = text.lines().nth(l - 1).unwrap_or_default();
+                if raw.lines().nth(l - 1) == Some(here) {
+                    None
+                } else {
+                    set_on_line(sets, here)
+                }
+            });
+            let line = if set.is_some() { None } else { line };
+            JobError { file: fname.clone(), line, set, field: "job file".into(), message: e.message().trim().to_string() }
         })?;
         let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let job = Job { spec, file: file.to_path_buf(), dir, text };
+        let job = Job { spec, file: file.to_path_buf(), dir, text, sets: sets.to_vec() };
         job.check()?;
         Ok(job)
     }
@@ -613,11 +648,26 @@ impl Job {
 
     /// An error at `field` (dotted path), with the line of that field when it can be found.
     pub fn error(&self, field: &str, message: impl Into<String>) -> JobError {
-        JobError { file: self.file.display().to_string(), line: self.line_of(field), field: field.to_string(), message: message.into() }
+        let set = self.set_of(field);
+        let line = if set.is_some() { None } else { self.line_of(field) };
+        JobError { file: self.file.display().to_string(), line, set, field: field.to_string(), message: message.into() }
+    }
+
+    /// The last `--set` whose key is `field`, inside it or holds it: the value the error is
+    /// about came from the command line, not from a line of the file.
+    fn set_of(&self, field: &str) -> Option<String> {
+        let within = |a: &str, b: &str| a == b || a.strip_prefix(b).is_some_and(|r| r.starts_with('.'));
+        self.sets.iter().rev().find(|s| s.split_once('=').is_some_and(|(k, _)| within(k.trim(), field) || within(field, k.trim()))).cloned()
     }
 
     fn line_of(&self, field: &str) -> Option<usize> {
-        let doc = toml_edit::Document::parse(self.text.clone()).ok()?;
+        let Ok(doc) = toml_edit::Document::parse(self.text.clone()) else {
+            // toml_edit refuses what the parser took (an integer above i64::MAX): find a
+            // top-level `field =` line by its text.
+            let top = self.text.lines().take_while(|l| !l.trim_start().starts_with('['));
+            let at = top.into_iter().position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == field))?;
+            return Some(at + 1);
+        };
         let mut item = doc.as_item();
         let mut span = None;
         for k in field.split('.') {
@@ -649,14 +699,23 @@ impl Job {
         if s.parallelism == 0 {
             return Err(self.error("parallelism", "must be at least 1"));
         }
-        if s.max_parallelism == 0 || s.max_parallelism > 32768 || (s.parallelism as u32) > s.max_parallelism {
-            return Err(self.error("max-parallelism", format!("must be between parallelism ({}) and 32768", s.parallelism)));
+        if s.max_parallelism == 0 || s.max_parallelism > crate::state::MAX_KEY_GROUPS {
+            return Err(self.error("max-parallelism", format!("must be between 1 and {}", crate::state::MAX_KEY_GROUPS)));
         }
-        if s.batch_size == 0 {
-            return Err(self.error("batch-size", "must be at least 1"));
+        if s.parallelism > s.max_parallelism as usize {
+            return Err(self.error(
+                "parallelism",
+                format!("{} is more than `max-parallelism` ({}): no subtask may be left without key groups; lower it or raise `max-parallelism`", s.parallelism, s.max_parallelism),
+            ));
+        }
+        if s.batch_size == 0 || s.batch_size > MAX_BATCH_SIZE {
+            return Err(self.error("batch-size", format!("must be between 1 and {MAX_BATCH_SIZE} records")));
         }
         if let Err(e) = self.plugin_deadline() {
             return Err(self.error("plugin-deadline", e));
+        }
+        if s.plugin_deadline_budget == Some(0) {
+            return Err(self.error("plugin-deadline-budget", "must be at least 1 (calls past the deadline an operator subtask tolerates)"));
         }
         if s.source.is_empty() {
             return Err(self.error("source", "a job needs at least one source, e.g. [source.logs] kind = \"file\""));
@@ -687,10 +746,18 @@ impl Job {
                 }
                 _ => {}
             }
-            if src.parallelism.is_some_and(|p| p == 0) || (src.parallelism.is_some_and(|p| p > 1) && src.kind != SourceKind::Generator) {
+            self.check_parallelism(&f, src.parallelism)?;
+            if src.parallelism.is_some_and(|p| p > 1) && src.kind != SourceKind::Generator {
                 return Err(
                     self.error(&format!("{f}.parallelism"), "only a generator source reads in parallel; file and collection sources use 1")
                 );
+            }
+            match src.max_line_bytes {
+                Some(_) if src.kind != SourceKind::File => {
+                    return Err(self.error(&format!("{f}.max-line-bytes"), "only a file source reads lines; remove it"));
+                }
+                Some(0) => return Err(self.error(&format!("{f}.max-line-bytes"), "must be at least 1 (bytes)")),
+                _ => {}
             }
             if let Some(r) = src.rate {
                 if r.is_nan() || r <= 0.0 {
@@ -717,6 +784,7 @@ impl Job {
         for (n, op) in &s.operator {
             self.check_operator(n, op)?;
         }
+        self.check_acyclic()?;
         for (n, sink) in &s.sink {
             let f = format!("sink.{n}");
             if sink.kind == SinkKind::File && sink.path.is_none() {
@@ -778,10 +846,65 @@ impl Job {
         self.spec.checkpoint.dir.as_deref().map(|d| PathBuf::from(d.strip_prefix("file://").unwrap_or(d)))
     }
 
+    /// A node's `parallelism`: at least 1, at most `max-parallelism` (a subtask per key
+    /// group at most, and a thread each: 65,536 overflowed the stack).
+    fn check_parallelism(&self, f: &str, p: Option<usize>) -> Result<(), JobError> {
+        let max = self.spec.max_parallelism as usize;
+        match p {
+            Some(0) => Err(self.error(&format!("{f}.parallelism"), "must be at least 1")),
+            Some(p) if p > max => Err(self.error(
+                &format!("{f}.parallelism"),
+                format!("{p} is more than `max-parallelism` ({max}); lower it or raise `max-parallelism`"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Inputs must not form a cycle (a record would go round forever, and the job hung).
+    fn check_acyclic(&self) -> Result<(), JobError> {
+        let ops = &self.spec.operator;
+        let upstream = |n: &str| -> Vec<String> {
+            let list = ops.get(n).and_then(|op| op.input.as_ref()).map(Inputs::list).unwrap_or_default();
+            list.into_iter().map(|i| i.split_once('.').map(|(a, _)| a.to_string()).unwrap_or(i)).filter(|u| ops.contains_key(u)).collect()
+        };
+        // Depth-first over operators; `path` is the walk from the start, `done` what has no cycle.
+        let mut done = std::collections::HashSet::new();
+        for start in ops.keys() {
+            let mut path: Vec<(String, Vec<String>)> = vec![(start.clone(), upstream(start))];
+            while let Some((node, ups)) = path.last_mut() {
+                let node = node.clone();
+                let Some(next) = ups.pop() else {
+                    done.insert(node);
+                    path.pop();
+                    continue;
+                };
+                if done.contains(&next) {
+                    continue;
+                }
+                if let Some(at) = path.iter().position(|(n, _)| *n == next) {
+                    // Name the cycle in the direction records flow, from the node whose input closes it.
+                    let mut names: Vec<&str> = vec![next.as_str()];
+                    names.extend(path[at + 1..].iter().rev().map(|(n, _)| n.as_str()));
+                    names.push(next.as_str());
+                    return Err(self.error(
+                        &format!("operator.{next}.input"),
+                        format!("the inputs form a cycle ({}); a record would go round forever", names.join(" → ")),
+                    ));
+                }
+                let ups = upstream(&next);
+                path.push((next, ups));
+            }
+        }
+        Ok(())
+    }
+
     fn check_inputs(&self, f: &str, input: Option<&Inputs>) -> Result<(), JobError> {
         let Some(input) = input else {
             return Err(self.error(f, "needs `input = \"NAME\"` (a source or operator; `NAME.OUTPUT` for a side output)"));
         };
+        if input.list().is_empty() {
+            return Err(self.error(&format!("{f}.input"), "an empty list; name at least one source or operator"));
+        }
         for i in input.list() {
             let node = i.split_once('.').map(|(a, _)| a).unwrap_or(&i);
             let known = self.spec.source.contains_key(node) || self.spec.operator.contains_key(node);
@@ -837,9 +960,7 @@ impl Job {
         let f = format!("operator.{n}");
         self.check_operator_time(&f, op)?;
         self.check_inputs(&f, op.input.as_ref())?;
-        if op.parallelism == Some(0) {
-            return Err(self.error(&format!("{f}.parallelism"), "must be at least 1"));
-        }
+        self.check_parallelism(&f, op.parallelism)?;
         let needs_plugin = !matches!(op.kind, OperatorKind::Window);
         if needs_plugin && op.plugin.is_none() {
             return Err(self.error(&f, format!("kind = \"{:?}\" needs `plugin = \"path/to/component.wasm\"`", op.kind).to_lowercase()));
@@ -891,6 +1012,15 @@ impl Job {
                     if slide > size {
                         return Err(self.error(&format!("{wf}.slide"), "a slide longer than the size skips records; use a slide ≤ size"));
                     }
+                    if size.div_ceil(slide) > MAX_WINDOWS_PER_RECORD {
+                        return Err(self.error(
+                            &format!("{wf}.slide"),
+                            format!(
+                                "each record would fall into {} windows (size / slide); at most {MAX_WINDOWS_PER_RECORD}: use a longer slide",
+                                size.div_ceil(slide)
+                            ),
+                        ));
+                    }
                 }
                 WindowKind::Session => {
                     dur("gap", &w.gap)?;
@@ -927,6 +1057,13 @@ impl Job {
         }
         Ok(())
     }
+}
+
+/// The `--set` whose key ends in the key of a TOML line (`parallelism = "x"`), or the last
+/// `--set` when none matches.
+fn set_on_line(sets: &[String], line: &str) -> Option<String> {
+    let key = line.split('=').next().unwrap_or_default().trim().trim_matches(|c| c == '"' || c == '\'');
+    sets.iter().rev().find(|s| s.split_once('=').is_some_and(|(k, _)| k.trim().rsplit('.').next() == Some(key))).or(sets.last()).cloned()
 }
 
 /// The 1-based line of byte offset `at`.
@@ -987,6 +1124,32 @@ mod tests {
         assert_eq!(e.field, "operator.p.state-ttl.a");
         let e = load(base, &["control=10.0.0.1:7070"]).unwrap_err();
         assert!(e.message.contains("loopback"), "{e}");
+    }
+
+    #[test]
+    fn cycles_empty_inputs_and_bounds_are_refused() {
+        let ops = "[source.s]\nkind = \"file\"\npath = \"x\"\n\n[operator.a]\nkind = \"window\"\ninput = \"s\"\nkey-by = \"u\"\nwindow = { type = \"tumbling\", size = \"1s\" }\n\n[operator.b]\nkind = \"window\"\ninput = \"a\"\nkey-by = \"u\"\nwindow = { type = \"tumbling\", size = \"1s\" }\n";
+        assert!(load(ops, &[]).is_ok());
+        let e = load(ops, &["operator.a.input=b.late"]).unwrap_err();
+        assert!(e.message.contains("cycle (a → b → a)") || e.message.contains("cycle (b → a → b)"), "{e}");
+        assert_eq!(e.set.as_deref(), Some("operator.a.input=b.late"), "{e}");
+        let e = load(ops, &["operator.b.input=[\"s\", \"b\"]"]).unwrap_err();
+        assert!(e.message.contains("cycle (b → b)"), "{e}");
+        let e = load(ops, &["operator.a.input=[]"]).unwrap_err();
+        assert_eq!(e.field, "operator.a.input");
+        let e = load(ops, &["parallelism=200"]).unwrap_err();
+        assert!(e.message.contains("more than `max-parallelism` (128)"), "{e}");
+        let e = load(ops, &["operator.b.parallelism=129"]).unwrap_err();
+        assert_eq!(e.field, "operator.b.parallelism");
+        let e = load(ops, &["operator.b.window={ type = \"sliding\", size = \"10s\", slide = \"1ms\" }"]).unwrap_err();
+        assert!(e.message.contains("10000 windows"), "{e}");
+        assert!(
+            load(ops, &["operator.b.window={ type = \"sliding\", size = \"1s\", slide = \"1ms\" }"]).is_ok(),
+            "1,000 windows a record is the bound"
+        );
+        let e = load(ops, &["parallelism=x"]).unwrap_err();
+        assert_eq!((e.line, e.set.as_deref()), (None, Some("parallelism=x")), "{e}");
+        assert!(e.to_string().contains("job.toml (--set parallelism=x): job file:"), "{e}");
     }
 
     #[test]

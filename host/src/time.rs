@@ -268,8 +268,16 @@ impl TimerQueue {
 
 /// Parses durations written as `10s`, `500ms`, `5m`, `1h` (humantime syntax).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. `10s`, `500ms`, `5m`"))
+    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. `10s`, `500ms`, `5m`"))?;
+    if d > MAX_DURATION {
+        return Err(format!("`{s}` is longer than the longest duration weir takes, 100 years"));
+    }
+    Ok(d)
 }
+
+/// The longest duration a job file may name: every duration becomes milliseconds in an
+/// `i64` beside event times, and 100 years keeps all such sums far from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// Monotonic nanoseconds since the first call in this process (never 0 after the first call,
 /// so 0 can mean "unknown").

@@ -20,6 +20,9 @@ pub use rocks::RocksBackend;
 /// Default number of key groups (Flink's max parallelism).
 pub const DEFAULT_MAX_PARALLELISM: u32 = 128;
 
+/// The most key groups a job may have (Flink's bound): a key group is a `u16` in state keys.
+pub const MAX_KEY_GROUPS: u32 = 32768;
+
 /// The key group of a key: a stable hash (xxHash64, seed 0) modulo `max_parallelism`.
 pub fn key_group(key: &[u8], max_parallelism: u32) -> u16 {
     (XxHash64::oneshot(0, key) % u64::from(max_parallelism)) as u16
