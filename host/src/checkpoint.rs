@@ -173,21 +173,39 @@ pub fn completed(dir: &Path) -> Vec<(u64, PathBuf)> {
 }
 
 /// Resolves `--restore latest|PATH`: the newest checkpoint that verifies (reporting and
-/// skipping corrupt ones), or the given folder.
-pub fn resolve(dir: Option<&Path>, what: &str) -> anyhow::Result<(Metadata, PathBuf)> {
+/// skipping corrupt ones), or the given folder. `latest` with no complete checkpoint (a job
+/// killed before its first one, or never run) is `None`: the job starts from the beginning,
+/// as a supervisor that always restarts with `--restore latest` needs; a given folder that
+/// is not a checkpoint is an error.
+pub fn resolve(dir: Option<&Path>, what: &str) -> anyhow::Result<Option<(Metadata, PathBuf)>> {
     if what != "latest" {
         let p = PathBuf::from(what.strip_prefix("file://").unwrap_or(what));
-        return Ok((verify(&p).with_context(|| format!("--restore {what}"))?, p));
+        return Ok(Some((verify(&p).with_context(|| format!("--restore {what}"))?, p)));
     }
     let dir =
         dir.ok_or_else(|| anyhow::anyhow!("--restore latest needs `checkpoint.dir` in the job (or --set checkpoint.dir=file:///path)"))?;
     for (_, p) in completed(dir) {
         match verify(&p) {
-            Ok(m) => return Ok((m, p)),
+            Ok(m) => return Ok(Some((m, p))),
             Err(e) => eprintln!("weir: skipping checkpoint: {e:#}; falling back to the previous one"),
         }
     }
-    anyhow::bail!("--restore latest: no complete checkpoint in {}", dir.display())
+    eprintln!(
+        "weir: --restore latest: no complete checkpoint in {}; starting from the beginning (output an earlier run left uncommitted is discarded)",
+        dir.display()
+    );
+    Ok(None)
+}
+
+/// Checks at start that checkpoints can be written into `dir` (creating it), rather than
+/// when the first one is due: a bounded job would otherwise run to its end and then fail.
+pub fn check_writable(dir: &Path) -> anyhow::Result<()> {
+    let fix = "fix its permissions or point `checkpoint.dir` at a folder the job may write";
+    std::fs::create_dir_all(dir).with_context(|| format!("checkpoint.dir {}: cannot create it; {fix}", dir.display()))?;
+    let probe = dir.join(format!(".weir-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| format!("checkpoint.dir {}: cannot write into it; {fix}", dir.display()))?;
+    std::fs::remove_file(&probe).with_context(|| format!("checkpoint.dir {}: cannot remove a file in it; {fix}", dir.display()))?;
+    Ok(())
 }
 
 /// The highest checkpoint id ever started in `dir` (complete or not).
@@ -455,14 +473,18 @@ mod tests {
         let c2 = meta(d.path(), 2);
         let c3 = meta(d.path(), 3);
         std::fs::create_dir_all(chk_dir(d.path(), 4).join("t-0")).unwrap(); // no metadata: in progress
-        assert_eq!(resolve(Some(d.path()), "latest").unwrap().0.id, 3);
+        let id = |d: &Path| resolve(Some(d), "latest").unwrap().map(|(m, _)| m.id);
+        assert_eq!(id(d.path()), Some(3));
         std::fs::write(c3.join("t-0/state.kv"), "state of 9").unwrap(); // same size, other bytes
-        assert_eq!(resolve(Some(d.path()), "latest").unwrap().0.id, 2);
+        assert_eq!(id(d.path()), Some(2));
         std::fs::write(c2.join("t-0/state.kv"), "x").unwrap(); // truncated
-        assert_eq!(resolve(Some(d.path()), "latest").unwrap().0.id, 1);
+        assert_eq!(id(d.path()), Some(1));
         std::fs::write(chk_dir(d.path(), 1).join(METADATA), "{not json").unwrap();
-        let e = resolve(Some(d.path()), "latest").unwrap_err().to_string();
-        assert!(e.contains("no complete checkpoint"), "{e}");
+        assert_eq!(id(d.path()), None, "no complete checkpoint: start from the beginning");
+        assert_eq!(id(&d.path().join("never-made")), None, "no folder yet: the same");
+        let e = resolve(None, &c3.display().to_string()).unwrap_err();
+        assert!(format!("{e:#}").contains("does not match its hash"), "{e:#}");
+        assert!(resolve(None, "/no/such/checkpoint").is_err(), "a given folder that is not there stays an error");
         assert_eq!(highest_id(d.path()), 4);
     }
 }

@@ -88,6 +88,10 @@ enum Command {
         /// Stop the job once the savepoint is complete.
         #[arg(long)]
         stop: bool,
+        /// The job's control token file (default: the one the job wrote for this address,
+        /// `$XDG_RUNTIME_DIR/weir/control-IP-PORT.token` or `~/.weir/...`).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Show a plugin's world, exports and imports.
     Inspect {
@@ -113,7 +117,7 @@ fn run_with_restarts(
 ) -> anyhow::Result<weir_host::plan::RunReport> {
     let planned = load(job, sets.clone(), parallelism, restore)?;
     let spec = planned.job().spec.restart.clone();
-    let can_resume = planned.job().checkpoint_config().is_some();
+    let can_resume = planned.job().checkpoint_dir().is_some();
     let mut result = planned.run();
     if spec.strategy == weir_host::job::RestartStrategy::FixedDelay {
         let delay =
@@ -122,16 +126,11 @@ fn run_with_restarts(
             let Err(e) = &result else { break };
             eprintln!("weir: job failed: {e:#}; restart {attempt} in {delay:?}");
             std::thread::sleep(delay);
-            let has_checkpoint = can_resume && planned_dir_has_checkpoint(job, &sets)?;
-            result = load(job, sets.clone(), parallelism, has_checkpoint.then(|| "latest".into()))?.run();
+            // `latest` starts from the beginning when no checkpoint completed.
+            result = load(job, sets.clone(), parallelism, can_resume.then(|| "latest".into()))?.run();
         }
     }
     result
-}
-
-fn planned_dir_has_checkpoint(job: &std::path::Path, sets: &[String]) -> anyhow::Result<bool> {
-    let j = Job::load(job, sets)?;
-    Ok(j.checkpoint_dir().is_some_and(|d| !weir_host::checkpoint::completed(&d).is_empty()))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -177,8 +176,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Savepoint { control, dir, stop } => {
-            let path = weir_host::control::request_savepoint(control, &dir, stop)?;
+        Command::Savepoint { control, dir, stop, token_file } => {
+            let path = weir_host::control::request_savepoint(control, &dir, stop, token_file.as_deref())?;
             println!("savepoint written to {}{}", path.display(), if stop { "; the job is stopping" } else { "" });
             Ok(())
         }
