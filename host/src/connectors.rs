@@ -56,6 +56,12 @@ impl Source for CollectionSource {
     }
 }
 
+/// The longest line a file source reads as a record unless the job says otherwise
+/// (`max-line-bytes`): 1 MiB, Kafka's default largest message.
+pub const DEFAULT_MAX_LINE_BYTES: u64 = 1 << 20;
+/// Bytes of a too-long line kept in its dead letter.
+pub const TOO_LONG_HEAD: usize = 256;
+
 /// JSON lines (or text lines) from a file; bounded.
 #[derive(Debug)]
 pub struct FileSource {
@@ -64,58 +70,124 @@ pub struct FileSource {
     source: u16,
     line: u64,
     offset: u64,
+    max_line: u64,
+    /// Lines refused before they became records (too long), with the reason.
+    refused: Vec<(Record, String)>,
+}
+
+/// A line read from a file.
+enum Line {
+    /// The line with its line end.
+    Whole(Vec<u8>),
+    /// A line longer than the bound: its first bytes and its length (line end included).
+    TooLong(Vec<u8>, u64),
 }
 
 impl FileSource {
-    /// The next line with its line end, if any: copied once, straight out of the reader's
-    /// buffer, unless it runs past the buffer's end. `None` at the end of the file.
-    fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+    /// The next line, if any: copied once, straight out of the reader's buffer, unless it
+    /// runs past the buffer's end. A line longer than `max_line` is never held whole: only
+    /// its first [`TOO_LONG_HEAD`] bytes are kept while the rest is skipped. `None` at the end.
+    fn next_line(&mut self) -> std::io::Result<Option<Line>> {
         let ahead = self.reader.fill_buf()?;
         if ahead.is_empty() {
             return Ok(None);
         }
         let line = match memchr::memchr(b'\n', ahead) {
-            Some(end) => {
+            Some(end) if end as u64 <= self.max_line => {
                 let line = ahead[..=end].to_vec();
                 self.reader.consume(end + 1);
-                line
+                Line::Whole(line)
             }
-            None => {
-                let mut line = Vec::new();
-                self.reader.read_until(b'\n', &mut line)?;
-                line
+            _ => {
+                // The line runs past the buffer or past the bound: gather it piece by piece,
+                // keeping only its head once it is surely too long (its line end aside).
+                let (mut head, mut len, mut over) = (Vec::new(), 0u64, false);
+                loop {
+                    let ahead = self.reader.fill_buf()?;
+                    if ahead.is_empty() {
+                        break;
+                    }
+                    let (take, done) = match memchr::memchr(b'\n', ahead) {
+                        Some(end) => (end + 1, true),
+                        None => (ahead.len(), false),
+                    };
+                    len += take as u64;
+                    let room = if over { TOO_LONG_HEAD.saturating_sub(head.len()) } else { take };
+                    head.extend_from_slice(&ahead[..room.min(take)]);
+                    if !over && head.len() as u64 > self.max_line + 2 {
+                        over = true;
+                        head.truncate(TOO_LONG_HEAD);
+                        head.shrink_to_fit();
+                    }
+                    self.reader.consume(take);
+                    if done {
+                        break;
+                    }
+                }
+                // The line end, when the head holds it, is not part of the line.
+                let ends = if head.len() as u64 == len { head.iter().rev().take_while(|b| matches!(b, b'\n' | b'\r')).count() } else { 0 };
+                if (head.len() - ends) as u64 > self.max_line || over {
+                    over = true;
+                    head.truncate((head.len() - ends).min(TOO_LONG_HEAD));
+                }
+                match over {
+                    true => Line::TooLong(head, len),
+                    false => Line::Whole(head),
+                }
             }
         };
-        self.offset += line.len() as u64;
+        self.offset += match &line {
+            Line::Whole(l) => l.len() as u64,
+            Line::TooLong(_, len) => *len,
+        };
         self.line += 1;
         Ok(Some(line))
     }
 
-    /// Opens `path`.
-    pub fn open(path: &Path, source: u16) -> anyhow::Result<Self> {
+    /// Opens `path`; lines longer than `max_line` bytes go to the dead letters.
+    pub fn open(path: &Path, source: u16, max_line: u64) -> anyhow::Result<Self> {
         let f = File::open(path).with_context(|| format!("source file {}: cannot open it", path.display()))?;
-        Ok(FileSource { reader: BufReader::with_capacity(1 << 20, f), path: path.to_path_buf(), source, line: 0, offset: 0 })
+        let reader = BufReader::with_capacity(1 << 20, f);
+        Ok(FileSource { reader, path: path.to_path_buf(), source, line: 0, offset: 0, max_line, refused: Vec::new() })
     }
 }
 
 impl Source for FileSource {
     fn poll(&mut self, max: usize) -> anyhow::Result<Option<(Vec<Record>, Duration)>> {
         let mut out = Vec::with_capacity(max);
-        while out.len() < max {
-            let Some(mut value) = self.next_line().with_context(|| format!("source file {}: read failed", self.path.display()))? else {
+        let mut read = 0;
+        while read < max {
+            let Some(line) = self.next_line().with_context(|| format!("source file {}: read failed", self.path.display()))? else {
                 break;
+            };
+            read += 1;
+            let origin = Origin { source: self.source, position: self.line, ..Origin::default() };
+            let mut value = match line {
+                Line::Whole(value) => value,
+                Line::TooLong(head, len) => {
+                    let why = format!(
+                        "line of {len} bytes is longer than `max-line-bytes` ({}); `value` holds its first {} bytes",
+                        self.max_line,
+                        head.len().min(TOO_LONG_HEAD)
+                    );
+                    self.refused.push((Record { value: head, origin, ..Record::default() }, why));
+                    continue;
+                }
             };
             while matches!(value.last(), Some(b'\n' | b'\r')) {
                 value.pop();
             }
             // JSON lines are checked in the source task's one pass over each record.
-            out.push(Record {
-                value,
-                origin: Origin { source: self.source, position: self.line, ..Origin::default() },
-                ..Record::default()
-            });
+            out.push(Record { value, origin, ..Record::default() });
         }
-        Ok((!out.is_empty()).then_some((out, Duration::ZERO)))
+        if read == 0 {
+            return Ok(None);
+        }
+        Ok(Some((out, Duration::ZERO)))
+    }
+
+    fn take_refused(&mut self) -> Vec<(Record, String)> {
+        std::mem::take(&mut self.refused)
     }
 
     fn position(&self) -> serde_json::Value {
@@ -309,16 +381,19 @@ pub enum Stream {
 pub struct PrintSink {
     prefix: Option<String>,
     stream: Stream,
+    /// Lines handed to the stream so far.
+    written: u64,
 }
 
 impl PrintSink {
     /// A print sink.
     pub fn new(prefix: Option<String>, stream: Stream) -> Self {
-        PrintSink { prefix, stream }
+        PrintSink { prefix, stream, written: 0 }
     }
 }
 
-fn write_lines(w: &mut dyn Write, prefix: Option<&str>, batch: &Batch) -> std::io::Result<()> {
+/// Writes each record as a line; `written` counts the lines handed to `w` whole.
+fn write_lines(w: &mut dyn Write, prefix: Option<&str>, batch: &Batch, written: &mut u64) -> std::io::Result<()> {
     for r in &batch.records {
         if let Some(p) = prefix {
             w.write_all(p.as_bytes())?;
@@ -326,26 +401,32 @@ fn write_lines(w: &mut dyn Write, prefix: Option<&str>, batch: &Batch) -> std::i
         }
         w.write_all(&r.value)?;
         w.write_all(b"\n")?;
+        *written += 1;
     }
     Ok(())
 }
 
 impl Operator for PrintSink {
     fn process(&mut self, batch: Batch, _out: &mut Output) -> anyhow::Result<()> {
-        let res = match self.stream {
+        let before = self.written;
+        let (res, name) = match self.stream {
             Stream::Stdout => {
                 let mut w = std::io::stdout().lock();
-                write_lines(&mut w, self.prefix.as_deref(), &batch).and_then(|_| w.flush())
+                (write_lines(&mut w, self.prefix.as_deref(), &batch, &mut self.written).and_then(|_| w.flush()), "standard output")
             }
             Stream::Stderr => {
                 let mut w = std::io::stderr().lock();
-                write_lines(&mut w, self.prefix.as_deref(), &batch).and_then(|_| w.flush())
+                (write_lines(&mut w, self.prefix.as_deref(), &batch, &mut self.written).and_then(|_| w.flush()), "standard error")
             }
         };
-        // A closed pipe (`weir run ... | head`) is not the job's failure.
         match res {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            other => other.context("print sink: write failed"),
+            // The reader went away (`weir run ... | head -1`): nothing printed from here on
+            // reaches anyone, so the job stops, as `yes | head` does, and says how far it got.
+            // (A line counted here may still have been in the pipe's buffer when it closed.)
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                anyhow::bail!("print sink: {name} was closed by its reader (broken pipe) after {} lines; the job stops", before)
+            }
+            other => other.with_context(|| format!("print sink: writing to {name} failed")),
         }
     }
 }
@@ -480,7 +561,8 @@ impl Operator for FileSink {
             Some(w) => w,
             None => self.part_writer()?,
         };
-        write_lines(w, None, &batch).with_context(|| format!("sink file {}: write failed", path.display()))
+        let mut written = 0;
+        write_lines(w, None, &batch, &mut written).with_context(|| format!("sink file {}: write failed", path.display()))
     }
 
     fn close(&mut self, _out: &mut Output) -> anyhow::Result<()> {
@@ -584,7 +666,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.jsonl");
         std::fs::write(&path, "a\nbbbbb\r\n\nccc").unwrap();
-        let mut src = FileSource::open(&path, 3).unwrap();
+        let mut src = FileSource::open(&path, 3, DEFAULT_MAX_LINE_BYTES).unwrap();
         // A 4-byte buffer: the second line runs past it, the last has no line end.
         src.reader = BufReader::with_capacity(4, File::open(&path).unwrap());
         let (recs, _) = src.poll(10).unwrap().unwrap();
@@ -593,6 +675,29 @@ mod tests {
         assert_eq!(recs.iter().map(|r| (r.origin.source, r.origin.position)).collect::<Vec<_>>(), [(3, 1), (3, 2), (3, 3), (3, 4)]);
         assert_eq!(src.position(), serde_json::json!({"offset": 13, "line": 4}));
         assert!(src.poll(10).unwrap().is_none());
+    }
+
+    #[test]
+    fn lines_over_the_bound_are_refused_with_their_head_and_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        let long = "y".repeat(3000);
+        std::fs::write(&path, format!("short\n{long}\n1234567890\r\n12345678901\nend")).unwrap();
+        let mut src = FileSource::open(&path, 0, 10).unwrap();
+        // A buffer smaller than the long line: it is read in pieces, never held whole.
+        src.reader = BufReader::with_capacity(64, File::open(&path).unwrap());
+        let mut values = Vec::new();
+        while let Some((recs, _)) = src.poll(2).unwrap() {
+            values.extend(recs.into_iter().map(|r| (r.origin.position, String::from_utf8(r.value).unwrap())));
+        }
+        assert_eq!(values, [(1, "short".to_string()), (3, "1234567890".into()), (5, "end".into())]);
+        let refused: Vec<(u64, usize, String)> =
+            src.take_refused().into_iter().map(|(r, why)| (r.origin.position, r.value.len(), why)).collect();
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert_eq!((refused[0].0, refused[0].1), (2, TOO_LONG_HEAD));
+        assert!(refused[0].2.starts_with("line of 3001 bytes is longer than `max-line-bytes` (10)"), "{}", refused[0].2);
+        assert_eq!((refused[1].0, refused[1].1), (4, 11), "a line just over the bound keeps all of it but its line end");
+        assert_eq!(src.position(), serde_json::json!({"offset": 3034, "line": 5}), "offsets count refused lines whole");
     }
 
     #[test]

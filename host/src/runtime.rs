@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::checkpoint::{Ack, Control, Mode};
@@ -570,13 +571,17 @@ impl Chain {
         let recs = dead
             .into_iter()
             .map(|(r, reason)| {
-                let entry = serde_json::json!({
+                let mut entry = serde_json::json!({
                     "operator": node,
                     "source": self.source_names.get(usize::from(r.origin.source)).cloned().unwrap_or_default(),
                     "position": r.origin.position,
                     "reason": reason,
                     "value": String::from_utf8_lossy(&r.value),
                 });
+                if std::str::from_utf8(&r.value).is_err() {
+                    // `value` had its invalid bytes replaced: the original stays recoverable.
+                    entry["value_base64"] = base64::engine::general_purpose::STANDARD.encode(&r.value).into();
+                }
                 Record { value: entry.to_string().into_bytes(), ..Record::default() }
             })
             .collect();
@@ -886,6 +891,11 @@ pub trait Source: Send {
     fn position(&self) -> serde_json::Value;
     /// Continues after `position` (from a checkpoint) instead of from the start.
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()>;
+    /// Input the source read but could not make records of (a file line over the length
+    /// bound), with the reasons; they go to the dead letters. Taken after each `poll`.
+    fn take_refused(&mut self) -> Vec<(Record, String)> {
+        Vec::new()
+    }
 }
 
 /// What a source task stores in a checkpoint.
@@ -1037,6 +1047,13 @@ pub fn run_source_task(
             None => batch_size,
         };
         let Some((mut records, wait)) = source.poll(max)? else { break };
+        let refused = source.take_refused();
+        if !refused.is_empty() {
+            // Read by the source, never made records (lines too long): straight to the dead letters.
+            metrics.records_in.fetch_add(refused.len() as u64, Ordering::Relaxed);
+            chain.send_dead(0, refused)?;
+            last_data = Instant::now();
+        }
         if records.is_empty() {
             if let Some(t) = time.idle_timeout {
                 if !idle && last_data.elapsed() >= t {
