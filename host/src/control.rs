@@ -1,79 +1,208 @@
-//! The control endpoint of a running job: a line protocol on a loopback TCP port, served by
-//! a small tokio runtime beside the job's task threads.
+//! The control endpoint of a running job: JSON lines on a loopback TCP port, served by a
+//! small tokio runtime beside the job's task threads.
 //!
-//! `savepoint DIR` writes a savepoint into DIR and answers `{"ok":true,"path":"DIR"}`;
-//! `savepoint DIR stop` also stops the job once the savepoint is complete (Flink's stop with
-//! savepoint: no final watermark, nothing fires that the savepoint holds).
+//! Every request carries the job's token: a random secret weir writes at start into a file
+//! only its user can read ([`token_path`]), so another local user can neither stop the job
+//! nor have it write a savepoint. A request is one line of at most [`MAX_REQUEST`] bytes,
+//! at most [`MAX_CONNECTIONS`] connections are served at once, an idle one is closed after
+//! [`IDLE`], and an answer never repeats the request.
+//!
+//! `{"token": T, "command": "savepoint", "dir": DIR, "stop": false}` writes a savepoint into
+//! DIR and answers `{"ok":true,"path":"DIR"}`; with `"stop": true` the job also stops once
+//! the savepoint is complete (Flink's stop with savepoint: no final watermark, nothing fires
+//! that the savepoint holds).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use crossbeam_channel::Sender;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::checkpoint::SavepointRequest;
 
-/// Binds `addr` (before the job starts, so a taken port is a clear error) and serves until
-/// `done` is set.
-pub fn serve(addr: SocketAddr, requests: Sender<SavepointRequest>, done: Arc<AtomicBool>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+/// The longest request line, in bytes.
+pub const MAX_REQUEST: usize = 4096;
+/// Connections served at once; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 8;
+/// A connection that sends nothing for this long is closed.
+pub const IDLE: Duration = Duration::from_secs(30);
+
+/// Where the token of the endpoint at `addr` lives: `$WEIR_CONTROL_DIR`, else
+/// `$XDG_RUNTIME_DIR/weir`, else `~/.weir`, as `control-<ip>-<port>.token`.
+pub fn token_path(addr: SocketAddr) -> PathBuf {
+    let dir = std::env::var_os("WEIR_CONTROL_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("weir")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".weir")))
+        .unwrap_or_else(|| std::env::temp_dir().join("weir"));
+    let ip = addr.ip().to_string().replace(':', "_");
+    dir.join(format!("control-{ip}-{}.token", addr.port()))
+}
+
+/// A fresh random token, 32 bytes as hex, from the kernel's generator.
+fn new_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes `token` to `path`, readable and writable by this user only.
+fn write_token(path: &Path, token: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(token.as_bytes())?;
+    Ok(())
+}
+
+/// Compares in time independent of where the first difference is.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// A running endpoint: its thread and its token file (removed when the job ends).
+#[derive(Debug)]
+pub struct Endpoint {
+    thread: std::thread::JoinHandle<()>,
+    token_file: PathBuf,
+}
+
+impl Endpoint {
+    /// Waits for the endpoint to close (after `done` was set) and removes the token file.
+    pub fn join(self) {
+        let _ = self.thread.join();
+        let _ = std::fs::remove_file(&self.token_file);
+    }
+}
+
+/// Binds `addr` (before the job starts, so a taken port is a clear error), writes the
+/// token file, and serves until `done` is set.
+pub fn serve(addr: SocketAddr, requests: Sender<SavepointRequest>, done: Arc<AtomicBool>) -> anyhow::Result<Endpoint> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("control endpoint: cannot listen on {addr}"))?;
     listener.set_nonblocking(true)?;
-    let handle = std::thread::Builder::new().name("weir-control".into()).spawn(move || {
+    let token_file = token_path(addr);
+    let token: Arc<str> = new_token()?.into();
+    write_token(&token_file, &token).with_context(|| format!("control endpoint: cannot write its token to {}", token_file.display()))?;
+    let thread = std::thread::Builder::new().name("weir-control".into()).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(e) => return eprintln!("weir: control endpoint: {e}"),
         };
         rt.block_on(async move {
             let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+            let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
             while !done.load(Ordering::Relaxed) {
                 let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
-                if let Ok(Ok((stream, _))) = accepted {
-                    tokio::spawn(handle(stream, requests.clone()));
+                let Ok(Ok((mut stream, _))) = accepted else { continue };
+                match slots.clone().try_acquire_owned() {
+                    Ok(slot) => {
+                        let (requests, token) = (requests.clone(), token.clone());
+                        tokio::spawn(async move {
+                            handle(stream, requests, token).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => {
+                        let busy = error(&format!("too many connections (at most {MAX_CONNECTIONS})"));
+                        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(busy.as_bytes())).await;
+                    }
                 }
             }
         });
     })?;
-    Ok(handle)
+    Ok(Endpoint { thread, token_file })
 }
 
-async fn handle(stream: tokio::net::TcpStream, requests: Sender<SavepointRequest>) {
+fn error(message: &str) -> String {
+    format!("{}\n", serde_json::json!({"ok": false, "error": message}))
+}
+
+async fn handle(stream: tokio::net::TcpStream, requests: Sender<SavepointRequest>, token: Arc<str>) {
     let (r, mut w) = stream.into_split();
-    let mut lines = BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let answer = answer(&line, &requests).await;
-        let _ = w.write_all(format!("{answer}\n").as_bytes()).await;
+    let mut r = BufReader::new(r);
+    loop {
+        // One line, read no further than the cap (a line without an end would grow forever).
+        let mut line = Vec::new();
+        let mut limited = (&mut r).take(MAX_REQUEST as u64 + 1);
+        let read = limited.read_until(b'\n', &mut line);
+        let n = match tokio::time::timeout(IDLE, read).await {
+            Ok(Ok(n)) => n,
+            _ => return,
+        };
+        if n == 0 {
+            return;
+        }
+        if line.last() != Some(&b'\n') {
+            let too_long = error(&format!("request too long (at most {MAX_REQUEST} bytes a line); closing"));
+            let _ = w.write_all(too_long.as_bytes()).await;
+            return;
+        }
+        let answer = answer(&line, &requests, &token).await;
+        if w.write_all(format!("{answer}\n").as_bytes()).await.is_err() {
+            return;
+        }
     }
 }
 
-async fn answer(line: &str, requests: &Sender<SavepointRequest>) -> serde_json::Value {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let (dir, stop) = match words.as_slice() {
-        ["savepoint", dir] => (PathBuf::from(dir), false),
-        ["savepoint", dir, "stop"] => (PathBuf::from(dir), true),
-        _ => return serde_json::json!({"ok": false, "error": format!("unknown command `{line}`; use `savepoint DIR [stop]`")}),
+/// A request of the control protocol.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Request {
+    token: String,
+    command: String,
+    #[serde(default)]
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    stop: bool,
+}
+
+async fn answer(line: &[u8], requests: &Sender<SavepointRequest>, token: &str) -> serde_json::Value {
+    let no = |m: &str| serde_json::json!({"ok": false, "error": m});
+    // Errors describe the request's shape, never its content.
+    let Ok(req) = serde_json::from_slice::<Request>(line) else {
+        return no("not a request: send one JSON object a line, {\"token\", \"command\": \"savepoint\", \"dir\", \"stop\"}");
+    };
+    if !same(&req.token, token) {
+        return no("wrong token: use the one in the token file the job wrote at start (`weir savepoint` reads it)");
+    }
+    let (dir, stop) = match (req.command.as_str(), req.dir) {
+        ("savepoint", Some(dir)) => (dir, req.stop),
+        ("savepoint", None) => return no("`savepoint` needs `dir`"),
+        _ => return no("unknown command; the one command is `savepoint`"),
     };
     let (reply, rx) = crossbeam_channel::bounded(1);
     if requests.send(SavepointRequest { dir, stop, reply }).is_err() {
-        return serde_json::json!({"ok": false, "error": "the job is ending"});
+        return no("the job is ending");
     }
     match tokio::task::spawn_blocking(move || rx.recv()).await {
         Ok(Ok(Ok(path))) => serde_json::json!({"ok": true, "path": path}),
-        Ok(Ok(Err(e))) => serde_json::json!({"ok": false, "error": e}),
-        _ => serde_json::json!({"ok": false, "error": "the job ended before answering"}),
+        Ok(Ok(Err(e))) => no(&e),
+        _ => no("the job ended before answering"),
     }
 }
 
-/// Client side of `weir savepoint`: asks the job at `addr` for a savepoint into `dir`.
-pub fn request_savepoint(addr: SocketAddr, dir: &std::path::Path, stop: bool) -> anyhow::Result<PathBuf> {
+/// Client side of `weir savepoint`: asks the job at `addr` for a savepoint into `dir`,
+/// with the token read from `token_file` (default: [`token_path`] of `addr`).
+pub fn request_savepoint(addr: SocketAddr, dir: &Path, stop: bool, token_file: Option<&Path>) -> anyhow::Result<PathBuf> {
     use std::io::{BufRead, Write};
+    let token_file = token_file.map(Path::to_path_buf).unwrap_or_else(|| token_path(addr));
+    let token = std::fs::read_to_string(&token_file).with_context(|| {
+        format!(
+            "cannot read the job's control token {} (is a job running with `control = \"{addr}\"` as this user? else pass --token-file)",
+            token_file.display()
+        )
+    })?;
     let mut s = std::net::TcpStream::connect(addr)
         .with_context(|| format!("no job answers on {addr} (is it running with `control = \"{addr}\"`?)"))?;
-    let dir = std::path::absolute(dir)?;
-    writeln!(s, "savepoint {}{}", dir.display(), if stop { " stop" } else { "" })?;
+    let req = Request { token: token.trim().to_string(), command: "savepoint".into(), dir: Some(std::path::absolute(dir)?), stop };
+    writeln!(s, "{}", serde_json::to_string(&req)?)?;
     let mut line = String::new();
     std::io::BufReader::new(s).read_line(&mut line)?;
     let v: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("unexpected answer `{}`", line.trim()))?;
