@@ -156,14 +156,19 @@ impl StatelessOp {
 impl Operator for StatelessOp {
     fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
         let Batch { mut records, marks } = batch;
-        let before = self.inst.restarts;
+        let (before, overruns) = (self.inst.restarts, self.inst.overruns());
         let mut results = if records.is_empty() { Vec::new() } else { self.call(&mut records) };
         if records.len() > 1 && results.iter().any(Res::trapped) {
             // A trap fails the whole call and changes no record. These operators are pure, so
-            // each record is retried alone on the fresh instance: only those that trap again fail.
+            // each record is retried alone on the fresh instance: only those that trap again
+            // fail. After the deadline, each gets a tenth of it: a looping record is found
+            // without waiting a whole deadline again.
+            self.inst.set_retrying(self.inst.overruns() > overruns);
             results = records.iter_mut().flat_map(|r| self.call(std::slice::from_mut(r))).collect();
+            self.inst.set_retrying(false);
         }
         out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
+        self.inst.check_budget()?;
         if results.iter().all(|r| matches!(r, Res::Mapped(None) | Res::Keep(Ok(true)))) {
             // Every record goes on as it is (the usual case): the batch moves whole.
             out.main.append(Batch { records, marks });
@@ -275,7 +280,8 @@ impl Operator for ProcessOp {
                 mi += 1;
             }
             if pos == n {
-                return Ok(());
+                // Timers fired by the marks count against the budget too.
+                return self.inst.check_budget();
             }
             // One call up to the first later mark that reaches a pending timer; the marks
             // before it fire nothing (unless the call registers a timer they reach: then
@@ -299,6 +305,7 @@ impl Operator for ProcessOp {
             let before = self.inst.restarts;
             let (results, entered) = self.inst.process(&records[pos..end], ctxs, inner);
             out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
+            self.inst.check_budget()?;
             // Outputs in input order: each record's emits, the marks between records.
             // Every result stands for a record handled (at least one).
             let handled = results.len();
@@ -332,7 +339,7 @@ impl Operator for ProcessOp {
 
     fn on_processing_time(&mut self, now: i64, out: &mut Output) -> anyhow::Result<()> {
         self.fire(TimeDomain::ProcessingTime, now, out);
-        Ok(())
+        self.inst.check_budget()
     }
 
     fn snapshot(&mut self, _id: u64, dir: &Path) -> anyhow::Result<Option<crate::state::Deferred>> {

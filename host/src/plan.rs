@@ -321,7 +321,12 @@ impl Planned {
             }
             NodeKind::Operator => {
                 let op = &spec.operator[&node.name];
-                let inst = |p: &PathBuf| Instance::new(self.plugin(p), &node.name, subtask as u32, Self::config_json(&op.config));
+                let budget = spec.plugin_deadline_budget.unwrap_or(crate::plugin::DEFAULT_DEADLINE_BUDGET);
+                let inst = |p: &PathBuf| {
+                    let mut i = Instance::new(self.plugin(p), &node.name, subtask as u32, Self::config_json(&op.config))?;
+                    i.set_deadline_budget(budget);
+                    Ok::<_, crate::plugin::PluginError>(i)
+                };
                 let stateless = |kind| -> anyhow::Result<Box<dyn Operator>> {
                     let inner = Box::new(StatelessOp::new(kind, inst(op.plugin.as_ref().expect("checked"))?));
                     self.stamped(i, op, inner)
@@ -415,7 +420,7 @@ impl Planned {
             SourceKind::Collection => Box::new(CollectionSource::new(s.values.iter().map(toml_to_json).collect(), src_idx)),
             SourceKind::File => {
                 let path = s.path.as_ref().ok_or_else(|| self.job.error(&f("path"), "missing"))?;
-                Box::new(FileSource::open(path, src_idx)?)
+                Box::new(FileSource::open(path, src_idx, s.max_line_bytes.unwrap_or(connectors::DEFAULT_MAX_LINE_BYTES))?)
             }
             SourceKind::Generator => {
                 let p = self.nodes[i].parallelism as u64;
@@ -497,7 +502,7 @@ impl Planned {
     /// The checkpoint to restore from, checked against this job.
     fn restore_point(&self) -> anyhow::Result<Option<(Metadata, PathBuf)>> {
         let Some(what) = &self.opts.restore else { return Ok(None) };
-        let (m, p) = checkpoint::resolve(self.job.checkpoint_dir().as_deref(), what)?;
+        let Some((m, p)) = checkpoint::resolve(self.job.checkpoint_dir().as_deref(), what)? else { return Ok(None) };
         anyhow::ensure!(
             m.max_parallelism == self.job.spec.max_parallelism,
             "checkpoint {} is incompatible: it has {} key groups, the job {} (max-parallelism must stay the same)",
@@ -539,6 +544,9 @@ impl Planned {
         let started = Instant::now();
         let restore = self.restore_point()?;
         let ck = self.job.checkpoint_config();
+        if let Some(dir) = self.job.checkpoint_dir() {
+            checkpoint::check_writable(&dir)?;
+        }
         let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
         let mut source_ctl: Vec<Sender<Control>> = Vec::new();
         let mut task_ctl: Vec<Sender<Control>> = Vec::new();
@@ -743,7 +751,7 @@ impl Planned {
         }
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(c) = control {
-            let _ = c.join();
+            c.join();
         }
         if let Some(c) = coordinator {
             match c.join() {

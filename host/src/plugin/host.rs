@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::process::weir::plugin::{context, log, output, state, timers, types};
@@ -73,7 +72,9 @@ impl Default for CallCtx {
 pub struct HostCtx {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: super::fault::Limits,
+    /// The tail of what the guest wrote to its standard error (a panic's message).
+    pub(crate) stderr: super::fault::StderrTail,
     /// Operator name, for log lines.
     pub name: Arc<str>,
     /// Parallel subtask index.
@@ -131,11 +132,14 @@ impl HostCtx {
     /// A fresh context with an empty memory state backend and `memory_limit` bytes of
     /// linear memory per instance.
     pub fn new(name: Arc<str>, subtask: u32, memory_limit: usize) -> HostCtx {
+        let stderr = super::fault::StderrTail::default();
         HostCtx {
             // No files, no network, no environment: a plugin sees only what weir hands it.
-            wasi: WasiCtx::builder().build(),
+            // Its standard error is kept (the tail) to name the cause of a trap.
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(memory_limit).instances(4).build(),
+            limits: super::fault::Limits::new(memory_limit),
+            stderr,
             name,
             subtask,
             call: CallCtx::default(),

@@ -17,6 +17,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(100);
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 /// Linear memory one instance may grow to.
 pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+/// Calls of one operator subtask that may run past the deadline before the job fails
+/// (`plugin-deadline-budget`).
+pub const DEFAULT_DEADLINE_BUDGET: u32 = 3;
+/// A record retried alone after its batch's call ran past the deadline gets this share of
+/// the deadline (at least one epoch tick): a looping record then costs a tenth, not a whole
+/// deadline, again.
+pub const RETRY_DEADLINE_DIVISOR: u64 = 10;
 
 /// Errors of loading and starting plugins (the job does not start).
 #[derive(Debug, thiserror::Error)]
@@ -150,17 +157,39 @@ impl PluginEngine {
         &self.engine
     }
 
-    /// Gives a store's next call the full deadline.
+    /// Gives a store's next call the full deadline. The ticker may tick right after the
+    /// call starts, so one tick more than the deadline holds: a call always gets at least
+    /// the deadline, and at most one tick more.
     pub fn arm<T>(&self, store: &mut Store<T>) {
         if let Some(t) = self.deadline_ticks {
-            store.set_epoch_deadline(t);
+            store.set_epoch_deadline(t + 1);
         }
     }
 
+    /// Gives a store's next call the retry share of the deadline
+    /// ([`RETRY_DEADLINE_DIVISOR`]), at least one tick, as [`Self::arm`] counts them.
+    fn arm_retry<T>(&self, store: &mut Store<T>) {
+        if let Some(t) = self.deadline_ticks {
+            store.set_epoch_deadline((t / RETRY_DEADLINE_DIVISOR).max(1) + 1);
+        }
+    }
+
+    /// The deadline (or a retry's share of it), written as in job files.
+    fn deadline(&self, retry: bool) -> String {
+        let ticks = self.deadline_ticks.unwrap_or(0);
+        let ticks = if retry { (ticks / RETRY_DEADLINE_DIVISOR).max(1) } else { ticks };
+        humantime::format_duration(Duration::from_millis(ticks * EPOCH_TICK.as_millis() as u64)).to_string()
+    }
+
     /// What a trap on the deadline says.
-    fn deadline_text(&self) -> String {
-        let ms = self.deadline_ticks.unwrap_or(0) * EPOCH_TICK.as_millis() as u64;
-        format!("call exceeded its deadline of {} (`plugin-deadline`)", humantime::format_duration(Duration::from_millis(ms)))
+    fn deadline_text(&self, retry: bool) -> String {
+        match retry {
+            false => format!("deadline of {} exceeded (`plugin-deadline`): the call ran too long or loops", self.deadline(false)),
+            true => format!(
+                "deadline of {} exceeded (a tenth of `plugin-deadline`, for a record retried alone after its batch's call ran past it): the record makes the plugin loop or run too long",
+                self.deadline(true)
+            ),
+        }
     }
 }
 
@@ -442,14 +471,32 @@ fn guest(e: GuestError) -> Failure {
     })
 }
 
-fn trap_reason(engine: &PluginEngine, e: &wasmtime::Error) -> String {
-    let mut s = format!("{e:#}");
-    if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
-        if *t == wasmtime::Trap::Interrupt {
-            s = engine.deadline_text();
-        }
+/// Whether `e` is the deadline's interruption.
+fn is_deadline(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt)
+}
+
+/// What a trap was about, in the words a plugin author needs: the deadline, the memory cap,
+/// the panic message the guest wrote to its standard error, or else the trap itself.
+fn trap_reason(engine: &PluginEngine, e: &wasmtime::Error, host: &HostCtx, retry: bool) -> String {
+    if is_deadline(e) {
+        return engine.deadline_text(retry);
     }
-    s.lines().next().unwrap_or("trap").to_string()
+    if host.limits.refused() {
+        return format!("memory limit of {} MiB reached (the plugin's linear memory may not grow further)", host.limits.memory >> 20);
+    }
+    let trap = e.downcast_ref::<wasmtime::Trap>().map(|t| t.to_string()).unwrap_or_else(|| format!("{:#}", e.root_cause()));
+    let trap = trap.lines().next().unwrap_or("trap").to_string();
+    match host.stderr.last_lines() {
+        // Rust: "thread '<unnamed>' panicked at src/lib.rs:9:5:; boom; note: run with ...".
+        Some(lines) if lines.contains("panicked at") => {
+            let msg = lines.split("; note: run with").next().unwrap_or(&lines);
+            let msg = msg.find("panicked at").map_or(msg, |at| &msg[at..]);
+            msg.replacen(":; ", ": ", 1)
+        }
+        Some(lines) => format!("{trap}; the plugin wrote: {lines}"),
+        None => trap,
+    }
 }
 
 /// One instance of a plugin for one subtask, with its store.
@@ -461,6 +508,12 @@ pub struct Instance {
     operator: String,
     /// Times the instance was recreated after a trap.
     pub restarts: u64,
+    /// Calls that ran past the deadline.
+    overruns: u32,
+    /// Overruns tolerated before [`Instance::check_budget`] fails the job.
+    budget: u32,
+    /// Calls get the retry share of the deadline (see [`Instance::set_retrying`]).
+    retrying: bool,
     /// The flat input lists, reused from call to call.
     scratch: weir_batch::Builder,
 }
@@ -506,7 +559,18 @@ impl Instance {
             operator: operator.to_string(),
             reason,
         })?;
-        Ok(Instance { plugin, store, bound, config, operator: operator.to_string(), restarts: 0, scratch: weir_batch::Builder::default() })
+        Ok(Instance {
+            plugin,
+            store,
+            bound,
+            config,
+            operator: operator.to_string(),
+            restarts: 0,
+            overruns: 0,
+            budget: DEFAULT_DEADLINE_BUDGET,
+            retrying: false,
+            scratch: weir_batch::Builder::default(),
+        })
     }
 
     fn start(plugin: &Plugin, ctx: HostCtx, config: &str) -> Result<(Store<HostCtx>, Bound), String> {
@@ -517,7 +581,7 @@ impl Instance {
         match call_init(&bound, &mut store, config) {
             Ok(Ok(())) => Ok((store, bound)),
             Ok(Err(e)) => Err(guest(e).to_string()),
-            Err(e) => Err(format!("trapped: {}", trap_reason(&plugin.engine, &e))),
+            Err(e) => Err(format!("trapped: {}", trap_reason(&plugin.engine, &e, store.data(), false))),
         }
     }
 
@@ -531,9 +595,48 @@ impl Instance {
         self.store.data_mut()
     }
 
+    /// Sets how many calls may run past the deadline before [`Instance::check_budget`]
+    /// fails (`plugin-deadline-budget`).
+    pub fn set_deadline_budget(&mut self, budget: u32) {
+        self.budget = budget.max(1);
+    }
+
+    /// Fails once more calls ran past the deadline than the budget allows: a plugin that
+    /// loops on some input would otherwise cost a whole deadline for every such record.
+    /// The job then fails (and restarts as its restart strategy says).
+    pub fn check_budget(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.overruns <= self.budget,
+            "operator `{}` (subtask {}): {} calls of plugin {} ran past the deadline of {}, more than `plugin-deadline-budget` = {} allows; \
+             the plugin loops or is too slow on some input (see the dead letters): fix it, or raise `plugin-deadline` or the budget",
+            self.operator,
+            self.store.data().subtask,
+            self.overruns,
+            self.plugin.path.display(),
+            self.plugin.engine.deadline(false),
+            self.budget
+        );
+        Ok(())
+    }
+
+    /// Calls that ran past the deadline so far.
+    pub fn overruns(&self) -> u32 {
+        self.overruns
+    }
+
+    /// While set, each call gets only the retry share of the deadline
+    /// ([`RETRY_DEADLINE_DIVISOR`]): for records retried alone after their batch's call ran
+    /// past the deadline.
+    pub fn set_retrying(&mut self, retrying: bool) {
+        self.retrying = retrying;
+    }
+
     /// After a trap: a fresh instance that keeps the state and timers of the old one.
     fn recover(&mut self, e: &wasmtime::Error) -> Failure {
-        let reason = trap_reason(&self.plugin.engine, e);
+        let reason = trap_reason(&self.plugin.engine, e, self.store.data(), self.retrying);
+        if is_deadline(e) {
+            self.overruns += 1;
+        }
         let old = self.store.data_mut();
         let mut ctx = HostCtx::new(old.name.clone(), old.subtask, DEFAULT_MEMORY_LIMIT);
         std::mem::swap(&mut ctx.state, &mut old.state);
@@ -557,8 +660,16 @@ impl Instance {
         batch.iter().map(|r| to_wit(r.clone())).collect()
     }
 
+    /// Before a call: the deadline (or a retry's share), and no trap causes left from
+    /// earlier calls.
     fn arm(&mut self) {
-        self.plugin.engine.arm(&mut self.store);
+        match self.retrying {
+            true => self.plugin.engine.arm_retry(&mut self.store),
+            false => self.plugin.engine.arm(&mut self.store),
+        }
+        let host = self.store.data_mut();
+        host.stderr.clear();
+        host.limits.clear();
     }
 
     /// The batch in the flat layout, in the reused scratch lists (give them back with

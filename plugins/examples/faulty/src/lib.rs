@@ -1,6 +1,7 @@
 //! A misbehaving map for dead-letter tests: `{"n": -1}` is rejected with a reason, `{"n": 13}`
-//! traps (panics), `{"n": 99}` never returns (a loop the call deadline must stop), anything
-//! else passes. With config `{"fail_init": true}` init fails.
+//! traps (panics), `{"n": 99}` never returns (a loop the call deadline must stop), `{"n": 512}`
+//! allocates past the memory cap, `{"n": 64}` answers with a value too large for it,
+//! anything else passes. With config `{"fail_init": true}` init fails.
 
 use weir_sdk::{Config, Error, Map, Record, Result};
 
@@ -29,6 +30,19 @@ impl Map for Faulty {
                 loop {
                     spins = std::hint::black_box(spins.wrapping_add(1));
                 }
+            }
+            Some(512) => {
+                // 1 GiB at once, past the 512 MiB a plugin instance may grow to.
+                let hog = std::hint::black_box(vec![1u8; 1 << 30]);
+                Ok(Record::from_bytes(&hog[..8]))
+            }
+            Some(64) => {
+                // An answer that outgrows the memory cap as it is built.
+                let mut out = Vec::new();
+                for _ in 0..(1 << 20) {
+                    out.extend_from_slice(&[b' '; 1024]);
+                }
+                Ok(Record::from_bytes(out))
             }
             _ => Ok(rec),
         }
