@@ -5,15 +5,6 @@ use std::path::{Path, PathBuf};
 
 use crate::support::*;
 
-fn fails_with(args: &[&str], needles: &[&str]) {
-    let out = weir(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "weir {args:?} should fail");
-    for n in needles {
-        assert!(err.contains(n), "stderr of weir {args:?} lacks {n:?}:\n{err}");
-    }
-}
-
 fn one_map_job(plugin_path: &str, config: &str) -> String {
     format!("[source.n]\nkind = \"collection\"\nvalues = [1]\n\n[operator.m]\nkind = \"map\"\ninput = \"n\"\nplugin = \"{plugin_path}\"\nconfig = {config}\n\n[sink.out]\nkind = \"print\"\ninput = \"m\"\n")
 }
@@ -147,7 +138,7 @@ fn a_plugin_call_that_never_returns_is_stopped_at_the_deadline() {
     let dl = read_jsonl(&dead);
     assert_eq!(dl.len(), 1, "{dl:?}");
     assert_eq!(dl[0]["position"], 2);
-    assert!(dl[0]["reason"].as_str().unwrap_or_default().contains("call exceeded its deadline of 1s"), "{dl:?}");
+    assert!(dl[0]["reason"].as_str().unwrap_or_default().contains("deadline of 100ms exceeded (a tenth of `plugin-deadline`"), "{dl:?}");
     assert_eq!(dead_letters(&m), 1);
     // The batch call, then the record's call alone: each stopped once.
     assert_eq!(m["nodes"]["faulty"]["plugin_restarts"].as_u64(), Some(2));

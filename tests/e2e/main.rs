@@ -2,6 +2,7 @@
 
 mod conformance;
 mod errors;
+mod hardening;
 mod log_analyzer;
 mod processing_time;
 mod recovery;

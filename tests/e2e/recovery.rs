@@ -57,7 +57,19 @@ impl Flagship {
     }
 
     fn has_checkpoint(&self) -> bool {
-        std::fs::read_dir(self.path("ck")).into_iter().flatten().flatten().any(|e| e.path().join("_metadata").exists())
+        self.newest_checkpoint() > 0
+    }
+
+    /// The id of the newest complete checkpoint (0: none).
+    fn newest_checkpoint(&self) -> u64 {
+        std::fs::read_dir(self.path("ck"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("_metadata").exists())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("chk-")).and_then(|n| n.parse().ok()))
+            .max()
+            .unwrap_or(0)
     }
 
     fn spawn(&self, backend: &str, p: usize, rate: u32) -> Child {
@@ -100,12 +112,20 @@ fn kill_many_times_then_finish(backend: &str) {
     let mut kills = 0;
     let mut attempt = 0u64;
     let started = Instant::now();
-    // 10 kills at different points: each run lives a little longer than the one before.
+    // 10 kills at different points, driven by events, not by the clock: each run is killed
+    // a varying while (0-150 ms) after it completed a checkpoint of its own, so a slow
+    // machine delays the kills but cannot make them come before any progress.
     while kills < 10 {
         attempt += 1;
-        assert!(attempt < 40 && started.elapsed() < Duration::from_secs(240), "could not kill the job 10 times");
+        assert!(attempt < 40 && started.elapsed() < Duration::from_secs(600), "could not kill the job 10 times");
+        let before = f.newest_checkpoint();
         let mut child = f.spawn(backend, 2, 2_500);
-        std::thread::sleep(Duration::from_millis(250 + 97 * attempt));
+        let waited = Instant::now();
+        while f.newest_checkpoint() == before && child.try_wait().expect("try_wait").is_none() {
+            assert!(waited.elapsed() < Duration::from_secs(120), "no checkpoint completed in 120 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(attempt * 37 % 151));
         if child.try_wait().expect("try_wait").is_none() {
             child.kill().expect("SIGKILL");
             kills += 1;
@@ -144,17 +164,59 @@ fn sigkill_at_ten_points_and_restore_gives_flinks_output_on_rocksdb() {
     kill_many_times_then_finish("rocksdb");
 }
 
+/// A supervisor that always restarts with `--restore latest`: a job killed before its first
+/// checkpoint completed (and one that never ran) starts from the beginning, says so, and
+/// still writes every result exactly once (what the killed run left uncommitted is void).
+#[test]
+fn restore_latest_without_a_complete_checkpoint_starts_from_the_beginning() {
+    let (_, case) = cases().remove(0);
+    let f = Flagship::new(&case);
+    // Checkpoints far apart: the run is killed once its sinks hold uncommitted parts.
+    let slow = ["checkpoint.interval=1h".to_string()];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(f.args_with("memory", 2, 2_000, Some("latest"), &slow))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weir");
+    let parts = f.path(".metrics.jsonl.parts");
+    let started = Instant::now();
+    while !std::fs::read_dir(&parts).into_iter().flatten().flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)) {
+        assert!(started.elapsed() < Duration::from_secs(120), "no output was written");
+        assert!(child.try_wait().expect("try_wait").is_none(), "the job ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    let out = child.wait_with_output().expect("wait");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no complete checkpoint"), "the first run had nothing to restore");
+    assert!(!f.has_checkpoint(), "killed before any checkpoint completed");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_weir")).args(f.args_with("memory", 2, 1_000_000, Some("latest"), &[])).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("--restore latest: no complete checkpoint in") && err.contains("starting from the beginning"), "{err}");
+    f.assert_equals_flink("restarted from nothing");
+    assert!(!parts.exists(), "no part files are left behind");
+    // An explicit folder that is not there stays an error.
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(f.args_with("memory", 2, 1_000_000, Some(&f.path("no-such-chk").display().to_string()), &[]))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-chk"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn rescale(backend: &str, from: usize, to: usize) {
     let (_, case) = cases().remove(0);
     let f = Flagship::new(&case);
     let mut child = f.spawn(backend, from, 4_000);
     let started = Instant::now();
-    // Wait for a checkpoint, then kill the job in the middle of its input.
-    while !f.has_checkpoint() && started.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(20));
+    // Wait for a few checkpoints (events, not time), then kill the job in the middle of its input.
+    while f.newest_checkpoint() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoints completed");
+        assert!(child.try_wait().expect("try_wait").is_none(), "the job ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(400));
-    assert!(child.try_wait().expect("try_wait").is_none(), "the job ended before it could be killed");
     child.kill().expect("SIGKILL");
     child.wait().expect("wait");
     let err = f.finish(backend, to);
@@ -185,7 +247,7 @@ fn a_corrupt_checkpoint_is_skipped_for_the_previous_one() {
         v.sort_by_key(|p| p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("chk-")).and_then(|n| n.parse::<u64>().ok()));
         v
     };
-    while complete(&f).len() < 2 && started.elapsed() < Duration::from_secs(30) {
+    while complete(&f).len() < 2 && started.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().expect("SIGKILL");
@@ -256,10 +318,14 @@ fn savepoint_against_a_running_job_stops_it_and_restores_at_another_parallelism(
         Command::new(env!("CARGO_BIN_EXE_weir")).args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
     let started = Instant::now();
     while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the control endpoint never came up");
+        assert!(started.elapsed() < Duration::from_secs(120), "the control endpoint never came up");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(700));
+    // The savepoint comes once some results are committed (an event, not a time).
+    while std::fs::metadata(f.path("metrics.jsonl")).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no results were committed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let sp = f.path("savepoint-1");
     let out = weir(&["savepoint", "--control", &addr, &sp.display().to_string(), "--stop"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -39,6 +39,58 @@ pub fn weir(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weir")).args(args).current_dir(root()).output().expect("run weir")
 }
 
+/// Runs `weir` in `dir` with at most `limit` of time; `None` when it had to be killed
+/// (a hang). The process is always reaped.
+pub fn weir_within(args: &[String], dir: &Path, limit: std::time::Duration) -> Option<Output> {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn weir");
+    // Drain both pipes on threads, so a chatty run never blocks on a full pipe.
+    let (mut so, mut se) = (child.stdout.take().expect("stdout"), child.stderr.take().expect("stderr"));
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break Some(s);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    status.map(|status| Output { status, stdout, stderr })
+}
+
+/// Asserts that `weir ARGS` fails and that its stderr holds every needle.
+pub fn fails_with(args: &[&str], needles: &[&str]) -> String {
+    let out = weir(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "weir {args:?} should fail");
+    assert_eq!(out.status.code(), Some(1), "weir {args:?}: a clean failure exits 1:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr of weir {args:?} lacks {n:?}:\n{err}");
+    }
+    err
+}
+
 /// Runs `weir run JOB --set ...`, asserts success, returns (stdout, stderr, metrics JSON).
 pub fn run_job(job: &Path, sets: &[String]) -> (String, String, serde_json::Value) {
     plugins();
