@@ -745,16 +745,29 @@ impl Chain {
 pub struct RunState {
     /// Set when a task failed; others stop at their next step.
     pub failed: AtomicBool,
-    /// The first error.
+    /// The first error (the first cause, when a consequence came first).
     pub error: Mutex<Option<String>>,
+    /// The error held is an [`UpstreamGone`], a consequence of another task's failure.
+    consequence: AtomicBool,
 }
 
+/// A task's input ended without its end-of-stream: a task upstream failed. Its own error
+/// is the one to report, even when this one is seen first.
+#[derive(Debug, thiserror::Error)]
+#[error("an upstream task stopped without ending its stream")]
+pub struct UpstreamGone;
+
 impl RunState {
-    /// Records a task's failure (the first one wins).
+    /// Records a task's failure: the first one wins, but a cause replaces a consequence
+    /// ([`UpstreamGone`]) recorded before it.
     pub fn fail(&self, who: &str, e: &anyhow::Error) {
-        if !self.failed.swap(true, Ordering::SeqCst) {
-            *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{who}: {e:#}"));
+        let consequence = e.downcast_ref::<UpstreamGone>().is_some();
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() || (self.consequence.load(Ordering::SeqCst) && !consequence) {
+            *slot = Some(format!("{who}: {e:#}"));
+            self.consequence.store(consequence, Ordering::SeqCst);
         }
+        self.failed.store(true, Ordering::SeqCst);
     }
 }
 
@@ -806,7 +819,7 @@ pub fn run_input_task(mut chain: Chain, task: InputTask, clock: Arc<dyn Clock>, 
             }
             let tick = crossbeam_channel::after(timeout.unwrap_or(Duration::from_secs(3600)));
             crossbeam_channel::select! {
-                recv(rx) -> m => m.map_err(|_| anyhow::anyhow!("an upstream task stopped without ending its stream"))?,
+                recv(rx) -> m => m.map_err(|_| UpstreamGone)?,
                 recv(control) -> c => {
                     match c {
                         Ok(Control::Complete(id)) => chain.notify_complete(id)?,
@@ -1163,6 +1176,16 @@ impl Operator for Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failures_cause_wins_over_the_consequence_seen_first() {
+        let run = RunState::default();
+        run.fail("out#0", &anyhow::Error::from(UpstreamGone));
+        run.fail("faulty#0", &anyhow::anyhow!("the budget is spent"));
+        run.fail("other#0", &anyhow::anyhow!("a later failure"));
+        assert!(run.failed.load(Ordering::SeqCst));
+        assert_eq!(run.error.lock().expect("lock").as_deref(), Some("faulty#0: the budget is spent"));
+    }
 
     #[test]
     fn key_by_takes_a_key_read_ahead_under_its_id_and_reads_the_value_otherwise() {
