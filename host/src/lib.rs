@@ -15,6 +15,7 @@ pub mod plan;
 pub mod plugin;
 pub mod record;
 pub mod runtime;
-pub mod state;
 pub mod time;
 pub mod window;
+
+pub use weir_state as state;

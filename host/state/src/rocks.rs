@@ -143,7 +143,7 @@ pub fn read_checkpoint(dir: &Path, groups: Range<u16>) -> anyhow::Result<Vec<(Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{KeyCodec, MemoryBackend};
+    use crate::{KeyCodec, MemoryBackend};
 
     #[test]
     fn rocksdb_snapshot_restores_into_memory_and_back() {

@@ -228,7 +228,7 @@ impl<B: StateBackend> StateBackend for Cached<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::MemoryBackend;
+    use crate::MemoryBackend;
 
     fn cache() -> Cache<u32> {
         Cache::new(8, |v| v.to_le_bytes().to_vec(), |b| Some(u32::from_le_bytes(b.try_into().ok()?)))
