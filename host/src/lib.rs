@@ -9,13 +9,11 @@ pub mod checkpoint;
 pub mod connectors;
 pub mod control;
 pub mod job;
-pub mod json;
 pub mod operators;
 pub mod plan;
 pub mod plugin;
-pub mod record;
 pub mod runtime;
-pub mod time;
 pub mod window;
 
+pub use weir_core::{json, record, time};
 pub use weir_state as state;

@@ -205,13 +205,13 @@ impl Due {
 
 impl TimerQueue {
     /// Writes the timers to `path`, each under its key's key group (restorable by group).
-    pub fn snapshot(&self, path: &std::path::Path, max_parallelism: u32) -> crate::state::Deferred {
+    pub fn snapshot(&self, path: &std::path::Path, max_parallelism: u32) -> weir_state::Deferred {
         let entries: Vec<(Vec<u8>, Vec<u8>)> = self
             .set
             .iter()
             .map(|(ts, entry)| {
                 let (k, ns) = split_entry(entry);
-                let mut key = crate::state::key_group(k, max_parallelism).to_be_bytes().to_vec();
+                let mut key = weir_state::key_group(k, max_parallelism).to_be_bytes().to_vec();
                 key.extend_from_slice(&ts.to_be_bytes());
                 key.extend_from_slice(&(k.len() as u32).to_be_bytes());
                 key.extend_from_slice(k);
@@ -219,13 +219,13 @@ impl TimerQueue {
             })
             .collect();
         let path = path.to_path_buf();
-        Box::new(move || crate::state::write_kv(&path, entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))))
+        Box::new(move || weir_state::write_kv(&path, entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))))
     }
 
     /// Adds the timers of key groups `groups` from snapshot files.
     pub fn restore(&mut self, paths: &[std::path::PathBuf], groups: std::ops::Range<u16>) -> anyhow::Result<()> {
         for p in paths.iter().filter(|p| p.exists()) {
-            for (k, ns) in crate::state::read_kv(p, groups.clone())? {
+            for (k, ns) in weir_state::read_kv(p, groups.clone())? {
                 anyhow::ensure!(k.len() >= 14, "{}: a timer entry is truncated", p.display());
                 let ts = i64::from_be_bytes(k[2..10].try_into()?);
                 let klen = u32::from_be_bytes(k[10..14].try_into()?) as usize;
