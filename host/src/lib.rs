@@ -11,9 +11,9 @@ pub mod control;
 pub mod job;
 pub mod operators;
 pub mod plan;
-pub mod plugin;
 pub mod runtime;
 pub mod window;
 
 pub use weir_core::{json, record, time};
+pub use weir_plugin as plugin;
 pub use weir_state as state;

@@ -9,7 +9,7 @@ use wasmtime::{Config, Engine, Store};
 
 use super::bindings::{self, FlatBatch, GuestError, WitFailure, WitHeader, WitRecord};
 use super::host::{to_wit, CallCtx, HostCtx, ProcessCall};
-use crate::record::{Key, Record};
+use weir_core::record::{Key, Record};
 
 /// Epoch ticks happen every 100 ms (the granularity of a call's deadline).
 pub const EPOCH_TICK: Duration = Duration::from_millis(100);

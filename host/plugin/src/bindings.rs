@@ -7,7 +7,7 @@
 /// The `process` world (and every host interface).
 pub mod process {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "weir:plugin/process@0.6.0",
     });
 }
@@ -17,7 +17,7 @@ macro_rules! world {
         /// Bindings of one operator world.
         pub mod $module {
             wasmtime::component::bindgen!({
-                path: "../wit",
+                path: "../../wit",
                 world: $world,
                 with: {
                     "weir:plugin/types": super::process::weir::plugin::types,
