@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use weir_host::operator::{Operator, Output};
 use weir_host::record::{add_mark, Batch, Key, Record};
-use weir_host::runtime::{NodeMetrics, Operator, Output};
+use weir_host::status::NodeMetrics;
 use weir_host::time::{SystemClock, WatermarkGenerator, MAX_WATERMARK};
 use weir_host::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp};
 
@@ -24,7 +25,7 @@ fn main() {
     for line in text.lines() {
         weir_host::json::extract(line.as_bytes(), &paths, &mut found).expect("JSON lines");
         let (Some(user), Some(ts)) = (found[0], found[1].and_then(weir_host::json::raw_i64)) else { continue };
-        events.push((weir_host::runtime::key_bytes(&[user]), ts * 1000));
+        events.push((weir_host::keys::key_bytes(&[user]), ts * 1000));
     }
     let cfg = WindowConfig {
         assigner: Assigner::Tumbling { size: 10_000 },

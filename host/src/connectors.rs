@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::operator::{Operator, Output, Source};
 use crate::record::{Batch, Origin, Record};
-use crate::runtime::{Operator, Output, Source};
 
 /// Inline values, each one JSON record (Flink's `from_collection`).
 #[derive(Debug)]

@@ -8,10 +8,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::operator::{emit_plugin_output, restore_keyed, snapshot_keyed, stamp_batch, Assign, Operator, Output};
 use crate::plugin::bindings::{TimeDomain, Timer};
 use crate::plugin::{CallCtx, Failure, Instance};
 use crate::record::{add_mark, Batch, Key, Record};
-use crate::runtime::{stamp_batch, Assign, Operator, Output};
 use crate::state::Deferred;
 use crate::time::{Clock, WatermarkGenerator, MAX_WATERMARK, MIN_WATERMARK};
 
@@ -191,17 +191,6 @@ impl Operator for StatelessOp {
     }
 }
 
-/// Sends a record a plugin emitted to the main output (`to` is `None`) or to the named side
-/// output.
-pub(crate) fn emit_plugin_output(out: &mut Output, to: Option<String>, r: Record) {
-    match to {
-        None => out.emit(r),
-        Some(name) => {
-            out.emit_to(&name, r);
-        }
-    }
-}
-
 /// A keyed process plugin: one call for the records of a batch up to the first watermark at
 /// which a timer is due (the plugin moves from record to record with `context.enter`, each
 /// with its key, the watermark it arrived at and its event time); event-time timers fire when
@@ -347,19 +336,13 @@ impl Operator for ProcessOp {
         let h = self.inst.host();
         h.call.processing_time = now;
         h.cleanup_expired();
-        crate::runtime::snapshot_keyed(
-            dir,
-            h.state.as_mut(),
-            &[("event-timers", &h.event_timers), ("processing-timers", &h.processing_timers)],
-            wm,
-            maxp,
-        )
+        snapshot_keyed(dir, h.state.as_mut(), &[("event-timers", &h.event_timers), ("processing-timers", &h.processing_timers)], wm, maxp)
     }
 
     fn restore(&mut self, dirs: &[PathBuf], groups: Range<u16>) -> anyhow::Result<()> {
         let h = self.inst.host();
         let mut timers = [("event-timers", &mut h.event_timers), ("processing-timers", &mut h.processing_timers)];
-        if let Some(wm) = crate::runtime::restore_keyed(dirs, groups, h.state.as_mut(), &mut timers)? {
+        if let Some(wm) = restore_keyed(dirs, groups, h.state.as_mut(), &mut timers)? {
             self.watermark = wm;
         }
         Ok(())
@@ -390,11 +373,11 @@ mod tests {
     fn stamped_output_gets_its_own_watermarks_and_keeps_them_over_a_restore() {
         let op = || {
             let assign: Assign = Box::new(|r: &mut Record| r.timestamp.map(|_| ()).ok_or_else(|| "no time".to_string()));
-            Stamped::new(Box::new(crate::runtime::Identity), assign, WatermarkGenerator::bounded(Duration::from_secs(10)), None)
+            Stamped::new(Box::new(crate::operator::Identity), assign, WatermarkGenerator::bounded(Duration::from_secs(10)), None)
         };
         let at = |ts: Option<i64>| Record { timestamp: ts, ..Record::default() };
         let run = |op: &mut Stamped, batch: Batch| {
-            let mut out = Output::new(&[], Arc::new(crate::runtime::NodeMetrics::default()));
+            let mut out = Output::new(&[], Arc::new(crate::status::NodeMetrics::default()));
             op.process(batch, &mut out).expect("process");
             let b = out.main.take();
             (

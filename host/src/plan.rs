@@ -17,14 +17,13 @@ use crate::job::{
     WatermarkSpec, WatermarkStrategy, WindowKind,
 };
 use crate::json;
+use crate::operator::{Assign, Identity, Operator, Source, SourceSnapshot, SOURCE_SNAPSHOT};
 use crate::operators::{ProcessOp, Stamped, Stateless, StatelessOp};
 use crate::plugin::{Instance, Plugin, PluginEngine, World};
 use crate::record::Record;
-use crate::runtime::{
-    self, Assign, Chain, ChainLink, Envelope, Identity, InputTask, JobMetrics, KeyExtractor, Operator, Partitioner, Route, RunState,
-    Source, SourceControl, SourceSnapshot, SourceTime,
-};
+use crate::runtime::{self, Chain, ChainLink, Envelope, InputTask, KeyExtractor, Partitioner, Route, SourceControl, SourceTime};
 use crate::state::{key_groups_of, Cached, MemoryBackend, RocksBackend, StateBackend};
+use crate::status::{JobMetrics, RunState};
 use crate::time::{parse_duration, Clock, WatermarkGenerator};
 use crate::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp, LATE_OUTPUT};
 
@@ -681,7 +680,7 @@ impl Planned {
             let inputs = next_channel[head_of(hi)] as usize;
             let mut src = if self.nodes[hi].kind == NodeKind::Source { Some(self.source(hi, s)?) } else { None };
             if let (Some((source, time, _)), Some((_, chk))) = (&mut src, &restore) {
-                let f = chk.join(format!("{}-{s}", self.nodes[hi].name)).join(runtime::SOURCE_SNAPSHOT);
+                let f = chk.join(format!("{}-{s}", self.nodes[hi].name)).join(SOURCE_SNAPSHOT);
                 let raw = std::fs::read(&f).with_context(|| {
                     format!("restoring source `{}`: {} is missing (was its parallelism changed?)", self.nodes[hi].name, f.display())
                 })?;
@@ -830,7 +829,7 @@ fn field_walk(
             vals.clear();
             vals.extend(found[at..at + p.len()].iter().map_while(|v| json::non_null(*v)));
             if vals.len() == p.len() {
-                r.prekeys.push((*id, runtime::key_bytes(&vals)));
+                r.prekeys.push((*id, crate::keys::key_bytes(&vals)));
             }
             at += p.len();
         }

@@ -8,10 +8,9 @@
 //! inputs). [`Route`]s partition a task's output: forward, rebalance, or by key group.
 
 use std::collections::VecDeque;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -20,9 +19,12 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::checkpoint::{Ack, Control, Mode};
 use crate::json;
 
+use crate::keys::{key_bytes, key_text_in_key};
+use crate::operator::{stamp_batch, Assign, Operator, Output, Source, SourceSnapshot, SOURCE_SNAPSHOT};
 use crate::plugin::Instance;
-use crate::record::{add_mark, Batch, BatchBuilder, Key, Mark, Message, Record};
+use crate::record::{Batch, BatchBuilder, Key, Message, Record};
 use crate::state::{key_group, subtask_of};
+use crate::status::{NodeMetrics, RunState, UpstreamGone};
 use crate::time::{Clock, InputWatermarks};
 
 /// Bounded channel capacity, in batches.
@@ -33,226 +35,6 @@ const RATE_TICK: Duration = Duration::from_millis(1);
 
 /// What a channel carries: `(input channel index at the receiver, message)`.
 pub type Envelope = (u32, Message);
-
-/// Counters of one node (operator, source or sink), summed over its subtasks.
-#[derive(Debug, Default)]
-pub struct NodeMetrics {
-    /// Records that entered the node.
-    pub records_in: AtomicU64,
-    /// Records the node emitted on its main output.
-    pub records_out: AtomicU64,
-    /// Records the node sent to the dead-letter output.
-    pub dead_letters: AtomicU64,
-    /// Late records dropped (no late side output configured).
-    pub late_dropped: AtomicU64,
-    /// Late records sent to the late side output.
-    pub late_side: AtomicU64,
-    /// Records emitted to side outputs nobody reads (counted, dropped).
-    pub unrouted: AtomicU64,
-    /// Plugin instances recreated after a trap.
-    pub restarts: AtomicU64,
-    /// Sinks: time from a record entering the job to reaching this sink, µs.
-    pub latency: Mutex<Option<hdrhistogram::Histogram<u64>>>,
-}
-
-impl NodeMetrics {
-    /// Adds the latency of records that know when they entered the job.
-    fn record_latency(&self, records: &[Record]) {
-        let now = crate::time::mono_ns();
-        let mut guard = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        // 1 µs to 1 hour at 3 significant digits.
-        if guard.is_none() {
-            *guard = hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).ok();
-        }
-        let Some(h) = guard.as_mut() else { return };
-        for r in records.iter().filter(|r| r.origin.ingest_ns != 0) {
-            h.saturating_record((now.saturating_sub(r.origin.ingest_ns) / 1000).max(1));
-        }
-    }
-
-    /// Latency percentiles as JSON, when any were recorded.
-    fn latency_json(&self) -> Option<serde_json::Value> {
-        let guard = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        let h = guard.as_ref().filter(|h| !h.is_empty())?;
-        Some(serde_json::json!({
-            "count": h.len(), "p50_us": h.value_at_quantile(0.5), "p99_us": h.value_at_quantile(0.99),
-            "p999_us": h.value_at_quantile(0.999), "max_us": h.max(),
-        }))
-    }
-}
-
-/// Checkpoint counters of a job.
-#[derive(Debug, Default)]
-pub struct CheckpointMetrics {
-    /// Checkpoints completed.
-    pub completed: AtomicU64,
-    /// Checkpoints failed or timed out.
-    pub failed: AtomicU64,
-    /// Trigger to metadata of the last completed checkpoint, ms.
-    pub last_duration_ms: AtomicU64,
-    /// The longest so far, ms.
-    pub max_duration_ms: AtomicU64,
-    /// Bytes of the last completed checkpoint's files.
-    pub last_bytes: AtomicU64,
-    /// Time spent restoring operator state at start (`--restore`), ms.
-    pub restore_ms: AtomicU64,
-}
-
-/// Metrics of a job, by node name in declaration order.
-#[derive(Debug, Default)]
-pub struct JobMetrics {
-    /// `(node name, counters)`.
-    pub nodes: Vec<(String, Arc<NodeMetrics>)>,
-    /// Checkpoints.
-    pub checkpoints: Arc<CheckpointMetrics>,
-}
-
-impl JobMetrics {
-    /// The counters of `name` (created on first use).
-    pub fn node(&mut self, name: &str) -> Arc<NodeMetrics> {
-        if let Some((_, m)) = self.nodes.iter().find(|(n, _)| n == name) {
-            return m.clone();
-        }
-        let m = Arc::new(NodeMetrics::default());
-        self.nodes.push((name.to_string(), m.clone()));
-        m
-    }
-
-    /// Total dead letters over all nodes.
-    pub fn dead_letters(&self) -> u64 {
-        self.nodes.iter().map(|(_, m)| m.dead_letters.load(Ordering::Relaxed)).sum()
-    }
-
-    /// The counters as JSON: `{"node": {"records_in": .., ...}, ..., "dead_letters": N}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut nodes = serde_json::Map::new();
-        for (n, m) in &self.nodes {
-            let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-            let mut node = serde_json::json!({
-                "records_in": g(&m.records_in), "records_out": g(&m.records_out),
-                "dead_letters": g(&m.dead_letters), "late_dropped": g(&m.late_dropped),
-                "late_side_output": g(&m.late_side), "unrouted": g(&m.unrouted), "plugin_restarts": g(&m.restarts),
-            });
-            if let Some(l) = m.latency_json() {
-                node["latency"] = l;
-            }
-            nodes.insert(n.clone(), node);
-        }
-        let c = &self.checkpoints;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let checkpoints = serde_json::json!({
-            "completed": g(&c.completed), "failed": g(&c.failed), "last_duration_ms": g(&c.last_duration_ms),
-            "max_duration_ms": g(&c.max_duration_ms), "last_bytes": g(&c.last_bytes), "restore_ms": g(&c.restore_ms),
-        });
-        serde_json::json!({"nodes": nodes, "dead_letters": self.dead_letters(), "checkpoints": checkpoints})
-    }
-}
-
-/// Where an operator's results go during one call.
-#[derive(Debug)]
-pub struct Output {
-    /// The main output.
-    pub main: BatchBuilder,
-    /// Side outputs that something reads, by name.
-    pub sides: Vec<(String, BatchBuilder)>,
-    /// Dead letters: `(record, reason)`.
-    pub dead: Vec<(Record, String)>,
-    metrics: Arc<NodeMetrics>,
-}
-
-impl Output {
-    /// An output with the given routed side outputs.
-    pub fn new(sides: &[String], metrics: Arc<NodeMetrics>) -> Output {
-        Output {
-            main: BatchBuilder::default(),
-            sides: sides.iter().map(|s| (s.clone(), BatchBuilder::default())).collect(),
-            dead: Vec::new(),
-            metrics,
-        }
-    }
-
-    /// Emits to the main output.
-    pub fn emit(&mut self, r: Record) {
-        self.main.push(r);
-    }
-
-    /// Emits to side output `name`; counted and dropped when nothing reads it. Returns
-    /// whether something reads it.
-    pub fn emit_to(&mut self, name: &str, r: Record) -> bool {
-        match self.sides.iter_mut().find(|(n, _)| n == name) {
-            Some((_, b)) => {
-                b.push(r);
-                true
-            }
-            None => {
-                self.metrics.unrouted.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-        }
-    }
-
-    /// Whether side output `name` is read by something.
-    pub fn has_side(&self, name: &str) -> bool {
-        self.sides.iter().any(|(n, _)| n == name)
-    }
-
-    /// The watermark advanced to `wm` after what was emitted so far (on every output).
-    pub fn mark(&mut self, wm: i64) {
-        self.main.mark(wm);
-        for (_, b) in &mut self.sides {
-            b.mark(wm);
-        }
-    }
-
-    /// Sends a record to the dead-letter output with a reason.
-    pub fn dead_letter(&mut self, r: Record, reason: impl Into<String>) {
-        self.dead.push((r, reason.into()));
-    }
-
-    /// The node's counters.
-    pub fn metrics(&self) -> &Arc<NodeMetrics> {
-        &self.metrics
-    }
-}
-
-/// The lifecycle every operator implements: sources' followers, plugin operators, windows
-/// and sinks alike.
-pub trait Operator: Send {
-    /// Processes a batch. Marks in the batch advance the watermark at their position; the
-    /// operator forwards them with [`Output::mark`] after firing what they make due.
-    fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()>;
-
-    /// The earliest processing-time timer, if any.
-    fn next_processing_timer(&self) -> Option<i64> {
-        None
-    }
-
-    /// Processing time reached `now`: fire due processing-time timers.
-    fn on_processing_time(&mut self, _now: i64, _out: &mut Output) -> anyhow::Result<()> {
-        Ok(())
-    }
-
-    /// End of input (after the final watermark): flush and release.
-    fn close(&mut self, _out: &mut Output) -> anyhow::Result<()> {
-        Ok(())
-    }
-
-    /// A checkpoint barrier passed: write this operator's state into the new folder `dir`.
-    fn snapshot(&mut self, _id: u64, _dir: &Path) -> anyhow::Result<Option<crate::state::Deferred>> {
-        Ok(None)
-    }
-
-    /// Before any record: load state from the snapshot folders of the previous run (all old
-    /// subtasks' folders for keyed operators), keeping key groups `groups`.
-    fn restore(&mut self, _dirs: &[PathBuf], _groups: Range<u16>) -> anyhow::Result<()> {
-        Ok(())
-    }
-
-    /// Checkpoint `id` is complete (sinks commit what they pre-committed).
-    fn notify_checkpoint_complete(&mut self, _id: u64) -> anyhow::Result<()> {
-        Ok(())
-    }
-}
 
 /// How records of an output are spread over the downstream subtasks.
 pub enum Partitioner {
@@ -282,32 +64,8 @@ pub enum KeyExtractor {
     Fields(Vec<Vec<String>>, Option<u16>),
     /// A key-selector plugin instance.
     Plugin(Box<Instance>),
-    /// The key each record carries (set upstream, see [`crate::job::KeyBySpec::RecordKey`]).
+    /// The key each record carries (set upstream, `key-by = { record-key = ... }` in job files).
     RecordKey,
-}
-
-/// Key bytes for raw field values (see [`KeyExtractor::Fields`]).
-pub fn key_bytes(values: &[json::Raw]) -> Key {
-    match values {
-        [v] => match json::raw_str(*v) {
-            Some(s) => Key::from_slice(s.as_bytes()),
-            None => Key::from_slice(json::normalized(*v).as_bytes()),
-        },
-        many => {
-            // The JSON array of the values, as serde_json prints one, written into the key
-            // itself (no heap block up to 24 bytes, such as `["user_42","login"]`).
-            let mut out = Key::new();
-            out.push(b'[');
-            for (i, v) in many.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                json::write_normalized(*v, &mut out);
-            }
-            out.push(b']');
-            out
-        }
-    }
 }
 
 impl KeyExtractor {
@@ -428,7 +186,7 @@ impl Route {
     /// goes whole: the window sends it to the dead letters. So does one whose key text the
     /// window reads from it.
     fn drops_value(drop_values: bool, key_fields: usize, r: &Record, key: &[u8]) -> bool {
-        drop_values && r.timestamp.is_some() && crate::window::key_text_in_key(key_fields, key)
+        drop_values && r.timestamp.is_some() && key_text_in_key(key_fields, key)
     }
 
     fn send(&self, to: usize, m: Message) -> Result<(), Disconnected> {
@@ -740,37 +498,6 @@ impl Chain {
     }
 }
 
-/// Shared run state: stop flag and the first error.
-#[derive(Debug, Default)]
-pub struct RunState {
-    /// Set when a task failed; others stop at their next step.
-    pub failed: AtomicBool,
-    /// The first error (the first cause, when a consequence came first).
-    pub error: Mutex<Option<String>>,
-    /// The error held is an [`UpstreamGone`], a consequence of another task's failure.
-    consequence: AtomicBool,
-}
-
-/// A task's input ended without its end-of-stream: a task upstream failed. Its own error
-/// is the one to report, even when this one is seen first.
-#[derive(Debug, thiserror::Error)]
-#[error("an upstream task stopped without ending its stream")]
-pub struct UpstreamGone;
-
-impl RunState {
-    /// Records a task's failure: the first one wins, but a cause replaces a consequence
-    /// ([`UpstreamGone`]) recorded before it.
-    pub fn fail(&self, who: &str, e: &anyhow::Error) {
-        let consequence = e.downcast_ref::<UpstreamGone>().is_some();
-        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() || (self.consequence.load(Ordering::SeqCst) && !consequence) {
-            *slot = Some(format!("{who}: {e:#}"));
-            self.consequence.store(consequence, Ordering::SeqCst);
-        }
-        self.failed.store(true, Ordering::SeqCst);
-    }
-}
-
 /// Settings of an input task beyond its chain.
 pub struct InputTask {
     /// The merged input channel.
@@ -894,84 +621,6 @@ fn combine_marks(wms: &mut InputWatermarks, ch: usize, b: Batch) -> Batch {
     let marks = b.marks.iter().filter_map(|&(i, w)| wms.update(ch, w).map(|c| (i, c))).collect();
     Batch { records: b.records, marks }
 }
-
-/// A source: produces records until it ends.
-pub trait Source: Send {
-    /// Up to `max` records; an empty vector with `Some(wait)` means nothing now, try again
-    /// after `wait`; `None` means the source ended.
-    fn poll(&mut self, max: usize) -> anyhow::Result<Option<(Vec<Record>, Duration)>>;
-    /// The position after the last record polled (stored in checkpoints).
-    fn position(&self) -> serde_json::Value;
-    /// Continues after `position` (from a checkpoint) instead of from the start.
-    fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()>;
-    /// Input the source read but could not make records of (a file line over the length
-    /// bound), with the reasons; they go to the dead letters. Taken after each `poll`.
-    fn take_refused(&mut self) -> Vec<(Record, String)> {
-        Vec::new()
-    }
-}
-
-/// What a source task stores in a checkpoint.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct SourceSnapshot {
-    /// The source's position.
-    pub position: serde_json::Value,
-    /// The watermark generator's state.
-    pub watermark: Option<crate::time::WatermarkGenerator>,
-}
-
-/// What a keyed operator stores besides its state: the watermark it reached.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct KeyedOpSnapshot {
-    /// The operator's watermark at the barrier.
-    pub watermark: i64,
-}
-
-/// Snapshots a keyed operator's backend, timers and watermark into `dir`.
-pub fn snapshot_keyed(
-    dir: &Path,
-    state: &mut dyn crate::state::StateBackend,
-    timers: &[(&str, &crate::time::TimerQueue)],
-    watermark: i64,
-    max_parallelism: u32,
-) -> anyhow::Result<Option<crate::state::Deferred>> {
-    let mut steps = vec![state.snapshot(&dir.join("state"))?];
-    for (name, t) in timers {
-        steps.push(t.snapshot(&dir.join(format!("{name}.kv")), max_parallelism));
-    }
-    std::fs::write(dir.join("op.json"), serde_json::to_vec(&KeyedOpSnapshot { watermark })?)?;
-    Ok(Some(Box::new(move || steps.into_iter().try_for_each(|s| s()))))
-}
-
-/// Restores what [`snapshot_keyed`] wrote, keeping key groups `groups`; returns the
-/// watermark to resume from (the lowest of the old subtasks', so nothing fires early).
-pub fn restore_keyed(
-    dirs: &[PathBuf],
-    groups: Range<u16>,
-    state: &mut dyn crate::state::StateBackend,
-    timers: &mut [(&str, &mut crate::time::TimerQueue)],
-) -> anyhow::Result<Option<i64>> {
-    let states: Vec<PathBuf> = dirs.iter().map(|d| d.join("state")).filter(|d| d.exists()).collect();
-    state.restore(&states.iter().map(PathBuf::as_path).collect::<Vec<_>>(), groups.clone())?;
-    for (name, t) in timers.iter_mut() {
-        let files: Vec<PathBuf> = dirs.iter().map(|d| d.join(format!("{name}.kv"))).collect();
-        t.restore(&files, groups.clone())?;
-    }
-    let mut wm: Option<i64> = None;
-    for d in dirs {
-        if let Ok(raw) = std::fs::read(d.join("op.json")) {
-            let s: KeyedOpSnapshot = serde_json::from_slice(&raw)?;
-            wm = Some(wm.map_or(s.watermark, |w| w.min(s.watermark)));
-        }
-    }
-    Ok(wm)
-}
-
-/// File name of a source snapshot inside its snapshot folder.
-pub const SOURCE_SNAPSHOT: &str = "source.json";
-
-/// Stamps a record's event time at the source; an error is the dead-letter reason.
-pub type Assign = Box<dyn FnMut(&mut Record) -> Result<(), String> + Send>;
 
 /// How a source task stamps event time and makes watermarks.
 pub struct SourceTime {
@@ -1106,71 +755,6 @@ pub fn run_source_task(
     // End of a bounded input: the final watermark fires everything.
     chain.push(0, Batch { records: Vec::new(), marks: vec![(0, crate::time::MAX_WATERMARK)] })?;
     chain.close()
-}
-
-/// Event time and watermarks for a batch, where its records lie: `each` sets a record's event
-/// time (or fails it: the record is taken out, with the reason); `generator` sees every event
-/// time and makes a watermark after each record, or, with `periodic` (interval, last time), at
-/// the end of the batch once the interval has passed. Returns the batch's marks and the
-/// records taken out. A source and an operator with a `watermark` both stamp with this.
-pub fn stamp_batch(
-    records: &mut Vec<Record>,
-    mut each: impl FnMut(&mut Record) -> Result<(), String>,
-    mut generator: Option<&mut crate::time::WatermarkGenerator>,
-    periodic: Option<(Duration, &mut Instant)>,
-) -> (Vec<Mark>, Vec<(Record, String)>) {
-    // Records stay where they are; the few that fail are taken out after.
-    let (mut marks, mut failed, mut kept) = (Vec::new(), Vec::new(), 0);
-    let per_event = periodic.is_none();
-    for (i, r) in records.iter_mut().enumerate() {
-        if let Err(why) = each(r) {
-            failed.push((i, why));
-            continue;
-        }
-        kept += 1;
-        if let (Some(g), Some(ts)) = (generator.as_deref_mut(), r.timestamp) {
-            g.observe(ts);
-            if per_event {
-                if let Some(w) = g.advance() {
-                    add_mark(&mut marks, kept, w);
-                }
-            }
-        }
-    }
-    if let (Some(g), Some((iv, last))) = (generator, periodic) {
-        if last.elapsed() >= iv {
-            *last = Instant::now();
-            if let Some(w) = g.advance() {
-                add_mark(&mut marks, kept, w);
-            }
-        }
-    }
-    let mut dead = Vec::with_capacity(failed.len());
-    if !failed.is_empty() {
-        let (mut failed, mut i) = (failed.into_iter().peekable(), 0);
-        records.retain_mut(|r| {
-            i += 1;
-            match failed.next_if(|(at, _)| *at == i - 1) {
-                Some((_, why)) => {
-                    dead.push((std::mem::take(r), why));
-                    false
-                }
-                None => true,
-            }
-        });
-    }
-    (marks, dead)
-}
-
-/// The identity operator at the head of a source chain (counts, forwards).
-#[derive(Debug, Default)]
-pub struct Identity;
-
-impl Operator for Identity {
-    fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
-        out.main.append(batch);
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ use crate::plugin::{CallCtx, Instance};
 use crate::record::{Batch, Key, Record};
 
 use crate::json;
-use crate::runtime::{Operator, Output};
+use crate::keys::key_text_in_key;
+use crate::operator::{emit_plugin_output, restore_keyed, snapshot_keyed, Operator, Output};
 use crate::state::cache::{Cache, DEFAULT_CAPACITY};
 use crate::state::{append_list, decode_list, key_group, KeyCodec, MemoryBackend, StateBackend};
 use crate::time::{Clock, TimerQueue, MIN_WATERMARK};
@@ -309,21 +310,6 @@ impl WindowKeys {
             self.last = Some((Key::from_slice(key), w));
         }
         self.codec.last()
-    }
-}
-
-/// Whether a result row's key text comes from the key bytes alone, never from the record
-/// (see [`WindowOp::key_json`]): always for a key-selector plugin's key (`key_fields` 0);
-/// for one key field, when the bytes cannot be a non-string's JSON text; for several, when
-/// the bytes are the JSON array of their normalized values (which `runtime::key_bytes`
-/// always makes): its items are the row's texts ([`key_items`]).
-pub fn key_text_in_key(key_fields: usize, key: &[u8]) -> bool {
-    match key_fields {
-        0 => true,
-        // A non-string is written as normalized JSON text, which starts with none of these
-        // bytes: the field was a string.
-        1 => !matches!(key.first(), Some(b'"' | b'{' | b'[' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')),
-        _ => key.first() == Some(&b'['),
     }
 }
 
@@ -764,7 +750,7 @@ impl WindowOp {
                     out.dead_letter(Record::new(row.into_json()), format!("process-window: {f}"));
                 }
                 for (to, r) in std::mem::take(&mut inst.host().emitted) {
-                    crate::operators::emit_plugin_output(out, to, r);
+                    emit_plugin_output(out, to, r);
                 }
                 return;
             }
@@ -1038,13 +1024,13 @@ impl Operator for WindowOp {
 
     fn snapshot(&mut self, _id: u64, dir: &std::path::Path) -> anyhow::Result<Option<crate::state::Deferred>> {
         self.flush();
-        crate::runtime::snapshot_keyed(dir, self.state.as_mut(), &[("timers", &self.timers)], self.watermark, self.cfg.max_parallelism)
+        snapshot_keyed(dir, self.state.as_mut(), &[("timers", &self.timers)], self.watermark, self.cfg.max_parallelism)
     }
 
     fn restore(&mut self, dirs: &[std::path::PathBuf], groups: std::ops::Range<u16>) -> anyhow::Result<()> {
         self.flush();
         let mut timers = [("timers", &mut self.timers)];
-        if let Some(wm) = crate::runtime::restore_keyed(dirs, groups, self.state.as_mut(), &mut timers)? {
+        if let Some(wm) = restore_keyed(dirs, groups, self.state.as_mut(), &mut timers)? {
             self.watermark = wm;
         }
         Ok(())
@@ -1075,7 +1061,7 @@ impl WindowOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::NodeMetrics;
+    use crate::status::NodeMetrics;
     use crate::time::ManualClock;
 
     fn op(assigner: Assigner, processing_time: bool, lateness: i64, clock: ManualClock) -> WindowOp {

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use weir_host::operator::{Operator, Output};
 use weir_host::operators::ProcessOp;
 use weir_host::plugin::{Instance, Plugin, PluginEngine};
 use weir_host::record::{Batch, Key, Record};
-use weir_host::runtime::{NodeMetrics, Operator, Output};
+use weir_host::status::NodeMetrics;
 use weir_host::time::{Clock, ManualClock};
 
 use crate::support::plugin;

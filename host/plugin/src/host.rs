@@ -8,8 +8,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::process::weir::plugin::{context, log, output, state, timers, types};
 use weir_core::record::{Key, Record};
-use weir_state::{append_list, decode_list, encode_list, KeyCodec, MemoryBackend, StateBackend};
 use weir_core::time::{TimerQueue, MIN_WATERMARK};
+use weir_state::{append_list, decode_list, encode_list, KeyCodec, MemoryBackend, StateBackend};
 
 /// What the host knows about the current call.
 #[derive(Debug, Clone)]
