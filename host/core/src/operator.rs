@@ -102,7 +102,7 @@ pub trait Operator: Send {
     }
 
     /// A checkpoint barrier passed: write this operator's state into the new folder `dir`.
-    fn snapshot(&mut self, _id: u64, _dir: &Path) -> anyhow::Result<Option<crate::state::Deferred>> {
+    fn snapshot(&mut self, _id: u64, _dir: &Path) -> anyhow::Result<Option<weir_state::Deferred>> {
         Ok(None)
     }
 
@@ -153,11 +153,11 @@ pub struct KeyedOpSnapshot {
 /// Snapshots a keyed operator's backend, timers and watermark into `dir`.
 pub fn snapshot_keyed(
     dir: &Path,
-    state: &mut dyn crate::state::StateBackend,
+    state: &mut dyn weir_state::StateBackend,
     timers: &[(&str, &crate::time::TimerQueue)],
     watermark: i64,
     max_parallelism: u32,
-) -> anyhow::Result<Option<crate::state::Deferred>> {
+) -> anyhow::Result<Option<weir_state::Deferred>> {
     let mut steps = vec![state.snapshot(&dir.join("state"))?];
     for (name, t) in timers {
         steps.push(t.snapshot(&dir.join(format!("{name}.kv")), max_parallelism));
@@ -171,7 +171,7 @@ pub fn snapshot_keyed(
 pub fn restore_keyed(
     dirs: &[PathBuf],
     groups: Range<u16>,
-    state: &mut dyn crate::state::StateBackend,
+    state: &mut dyn weir_state::StateBackend,
     timers: &mut [(&str, &mut crate::time::TimerQueue)],
 ) -> anyhow::Result<Option<i64>> {
     let states: Vec<PathBuf> = dirs.iter().map(|d| d.join("state")).filter(|d| d.exists()).collect();
