@@ -6,10 +6,10 @@
 //! [`window`] windows, all through the one lifecycle of [`operator`]; [`checkpoint`] and
 //! [`control`] snapshot and steer a running job.
 //!
-//! Below this crate: `weir-plugin` ([`plugin`], wasmtime), `weir-core` ([`record`], [`keys`],
+//! Below this crate: `weir-window` ([`window`]), `weir-plugin` ([`plugin`], wasmtime), `weir-core` ([`record`], [`keys`],
 //! [`time`], [`json`], [`operator`], [`status`]) and `weir-state` ([`state`], RocksDB).
 //! Modules import one way, never in a circle (`tests/e2e/layout.rs` checks): `plan` →
-//! `runtime` → `checkpoint`, `window`, `operators`, `connectors`.
+//! `runtime` → `checkpoint`, `operators`, `connectors`.
 
 pub mod checkpoint;
 pub mod connectors;
@@ -18,8 +18,8 @@ pub mod job;
 pub mod operators;
 pub mod plan;
 pub mod runtime;
-pub mod window;
 
 pub use weir_core::{json, keys, operator, record, status, time};
 pub use weir_plugin as plugin;
 pub use weir_state as state;
+pub use weir_window as window;

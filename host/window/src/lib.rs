@@ -12,16 +12,16 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plugin::bindings::Window as WitWindow;
-use crate::plugin::{CallCtx, Instance};
-use crate::record::{Batch, Key, Record};
+use weir_core::record::{Batch, Key, Record};
+use weir_plugin::bindings::Window as WitWindow;
+use weir_plugin::{CallCtx, Instance};
 
-use crate::json;
-use crate::keys::key_text_in_key;
-use crate::operator::{emit_plugin_output, restore_keyed, snapshot_keyed, Operator, Output};
-use crate::state::cache::{Cache, DEFAULT_CAPACITY};
-use crate::state::{append_list, decode_list, key_group, KeyCodec, MemoryBackend, StateBackend};
-use crate::time::{Clock, TimerQueue, MIN_WATERMARK};
+use weir_core::json;
+use weir_core::keys::key_text_in_key;
+use weir_core::operator::{emit_plugin_output, restore_keyed, snapshot_keyed, Operator, Output};
+use weir_core::time::{Clock, TimerQueue, MIN_WATERMARK};
+use weir_state::cache::{Cache, DEFAULT_CAPACITY};
+use weir_state::{append_list, decode_list, key_group, KeyCodec, MemoryBackend, StateBackend};
 
 /// A built-in aggregate.
 #[derive(Debug, Clone, PartialEq)]
@@ -867,7 +867,7 @@ impl WindowOp {
             let mut items = decode_list(m.elements.as_deref().unwrap_or_default());
             items.extend(decode_list(&be));
             items.sort_by_key(|i| i64::from_be_bytes(i[..8].try_into().unwrap_or_default()));
-            m.elements = Some(crate::state::encode_list(&items));
+            m.elements = Some(weir_state::encode_list(&items));
         }
         if let WindowFn::Aggregate(inst) = &mut self.cfg.function {
             m.plugin_acc = match (m.plugin_acc.take(), b.plugin_acc) {
@@ -933,7 +933,7 @@ impl WindowOp {
         let mut items = decode_list(s.elements.as_deref().unwrap_or_default());
         if items.len() as u64 > count {
             items.drain(..items.len() - count as usize);
-            s.elements = Some(crate::state::encode_list(&items));
+            s.elements = Some(weir_state::encode_list(&items));
         }
         s.count = items.len() as u64;
         if seen.is_multiple_of(every) {
@@ -980,7 +980,7 @@ impl WindowOp {
     }
 
     /// Fails when the window function's plugin ran past its deadline too often
-    /// ([`crate::plugin::Instance::check_budget`]).
+    /// ([`weir_plugin::Instance::check_budget`]).
     fn check_budget(&self) -> anyhow::Result<()> {
         match &self.cfg.function {
             WindowFn::Aggregate(inst) | WindowFn::Process(inst) => inst.check_budget(),
@@ -1022,7 +1022,7 @@ impl Operator for WindowOp {
         self.check_budget()
     }
 
-    fn snapshot(&mut self, _id: u64, dir: &std::path::Path) -> anyhow::Result<Option<crate::state::Deferred>> {
+    fn snapshot(&mut self, _id: u64, dir: &std::path::Path) -> anyhow::Result<Option<weir_state::Deferred>> {
         self.flush();
         snapshot_keyed(dir, self.state.as_mut(), &[("timers", &self.timers)], self.watermark, self.cfg.max_parallelism)
     }
@@ -1061,8 +1061,8 @@ impl WindowOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::NodeMetrics;
-    use crate::time::ManualClock;
+    use weir_core::status::NodeMetrics;
+    use weir_core::time::ManualClock;
 
     fn op(assigner: Assigner, processing_time: bool, lateness: i64, clock: ManualClock) -> WindowOp {
         let cfg = WindowConfig {
