@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::operator::{Operator, Output, Source};
-use crate::record::{Batch, Origin, Record};
+use weir_core::operator::{Operator, Output, Source};
+use weir_core::record::{Batch, Origin, Record};
 
 /// Inline values, each one JSON record (Flink's `from_collection`).
 #[derive(Debug)]
@@ -578,7 +578,7 @@ impl Operator for FileSink {
         Ok(())
     }
 
-    fn snapshot(&mut self, id: u64, dir: &Path) -> anyhow::Result<Option<crate::state::Deferred>> {
+    fn snapshot(&mut self, id: u64, dir: &Path) -> anyhow::Result<Option<weir_state::Deferred>> {
         if self.txn.is_none() {
             return Ok(None);
         }
