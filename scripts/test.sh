@@ -21,11 +21,14 @@ cargo clippy --quiet --release --workspace --all-targets -- -D warnings
 cargo clippy --quiet --release --all-targets --manifest-path plugins/Cargo.toml --target-dir "$HOME/.cache/weir/plugins-native" -- -D warnings
 echo "== host, SDK and end-to-end tests"
 cargo test --release --workspace 2>&1 | tee -a "$log"
-# The cache outlives clones, and executables of older builds (other hashes: 0.1-0.5 GB each)
-# pile up in it until the disk is full. Those not rebuilt for a week go; cargo relinks any
-# that is still wanted.
+# The cache outlives clones, and every build hash leaves its test and bench executables
+# (0.1-0.5 GB each) behind until the disk is full: one session left 36 GB. Of each
+# executable only the newest build stays; cargo relinks an older one if it is wanted again.
 for d in "$CARGO_TARGET_DIR"/release/{deps,examples} "$HOME/.cache/weir/plugins-native"/release/{deps,examples}; do
-  if [ -d "$d" ]; then find "$d" -maxdepth 1 -type f -executable ! -name '*.so' -mtime +7 -delete; fi
+  [ -d "$d" ] || continue
+  (cd "$d" && ls -t | while read -r f; do
+    if [ -f "$f" ] && [ -x "$f" ]; then case "$f" in *.so | *.rlib | *.rmeta | *.d) ;; *) echo "$f" ;; esac; fi
+  done | awk '{ name = $0; sub(/-[0-9a-f]+$/, "", name); if (seen[name]++) print $0 }' | xargs -r rm -f)
 done
 # One closing line for the whole suite.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
