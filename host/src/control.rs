@@ -111,7 +111,7 @@ pub fn serve(addr: SocketAddr, requests: Sender<SavepointRequest>, done: Arc<Ato
                         });
                     }
                     Err(_) => {
-                        let busy = error(&format!("too many connections (at most {MAX_CONNECTIONS})"));
+                        let busy = format!("{}\n", refusal(&format!("too many connections (at most {MAX_CONNECTIONS})")));
                         let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(busy.as_bytes())).await;
                     }
                 }
@@ -121,8 +121,9 @@ pub fn serve(addr: SocketAddr, requests: Sender<SavepointRequest>, done: Arc<Ato
     Ok(Endpoint { thread, token_file })
 }
 
-fn error(message: &str) -> String {
-    format!("{}\n", serde_json::json!({"ok": false, "error": message}))
+/// The answer to a request refused, or to one that failed.
+fn refusal(message: &str) -> serde_json::Value {
+    serde_json::json!({"ok": false, "error": message})
 }
 
 async fn handle(stream: tokio::net::TcpStream, requests: Sender<SavepointRequest>, token: Arc<str>) {
@@ -141,7 +142,7 @@ async fn handle(stream: tokio::net::TcpStream, requests: Sender<SavepointRequest
             return;
         }
         if line.last() != Some(&b'\n') {
-            let too_long = error(&format!("request too long (at most {MAX_REQUEST} bytes a line); closing"));
+            let too_long = format!("{}\n", refusal(&format!("request too long (at most {MAX_REQUEST} bytes a line); closing")));
             let _ = w.write_all(too_long.as_bytes()).await;
             return;
         }
@@ -164,27 +165,26 @@ struct Request {
 }
 
 async fn answer(line: &[u8], requests: &Sender<SavepointRequest>, token: &str) -> serde_json::Value {
-    let no = |m: &str| serde_json::json!({"ok": false, "error": m});
     // Errors describe the request's shape, never its content.
     let Ok(req) = serde_json::from_slice::<Request>(line) else {
-        return no("not a request: send one JSON object a line, {\"token\", \"command\": \"savepoint\", \"dir\", \"stop\"}");
+        return refusal("not a request: send one JSON object a line, {\"token\", \"command\": \"savepoint\", \"dir\", \"stop\"}");
     };
     if !same(&req.token, token) {
-        return no("wrong token: use the one in the token file the job wrote at start (`weir savepoint` reads it)");
+        return refusal("wrong token: use the one in the token file the job wrote at start (`weir savepoint` reads it)");
     }
     let (dir, stop) = match (req.command.as_str(), req.dir) {
         ("savepoint", Some(dir)) => (dir, req.stop),
-        ("savepoint", None) => return no("`savepoint` needs `dir`"),
-        _ => return no("unknown command; the one command is `savepoint`"),
+        ("savepoint", None) => return refusal("`savepoint` needs `dir`"),
+        _ => return refusal("unknown command; the one command is `savepoint`"),
     };
     let (reply, rx) = crossbeam_channel::bounded(1);
     if requests.send(SavepointRequest { dir, stop, reply }).is_err() {
-        return no("the job is ending");
+        return refusal("the job is ending");
     }
     match tokio::task::spawn_blocking(move || rx.recv()).await {
         Ok(Ok(Ok(path))) => serde_json::json!({"ok": true, "path": path}),
-        Ok(Ok(Err(e))) => no(&e),
-        _ => no("the job ended before answering"),
+        Ok(Ok(Err(e))) => refusal(&e),
+        _ => refusal("the job ended before answering"),
     }
 }
 

@@ -99,9 +99,10 @@ impl FileSource {
                 Line::Whole(line)
             }
             _ => {
-                // The line runs past the buffer or past the bound: gather it piece by piece,
-                // keeping only its head once it is surely too long (its line end aside).
-                let (mut head, mut len, mut over) = (Vec::new(), 0u64, false);
+                // The line runs past the buffer or past the bound: read it in pieces, keeping
+                // no more of it than the bound and a line end (`\r\n`), or a dead letter's head.
+                let keep = usize::try_from(self.max_line.saturating_add(2)).unwrap_or(usize::MAX).max(TOO_LONG_HEAD);
+                let (mut line, mut len) = (Vec::new(), 0u64);
                 loop {
                     let ahead = self.reader.fill_buf()?;
                     if ahead.is_empty() {
@@ -111,28 +112,24 @@ impl FileSource {
                         Some(end) => (end + 1, true),
                         None => (ahead.len(), false),
                     };
+                    line.extend_from_slice(&ahead[..keep.saturating_sub(line.len()).min(take)]);
                     len += take as u64;
-                    let room = if over { TOO_LONG_HEAD.saturating_sub(head.len()) } else { take };
-                    head.extend_from_slice(&ahead[..room.min(take)]);
-                    if !over && head.len() as u64 > self.max_line + 2 {
-                        over = true;
-                        head.truncate(TOO_LONG_HEAD);
-                        head.shrink_to_fit();
-                    }
                     self.reader.consume(take);
                     if done {
                         break;
                     }
                 }
-                // The line end, when the head holds it, is not part of the line.
-                let ends = if head.len() as u64 == len { head.iter().rev().take_while(|b| matches!(b, b'\n' | b'\r')).count() } else { 0 };
-                if (head.len() - ends) as u64 > self.max_line || over {
-                    over = true;
-                    head.truncate((head.len() - ends).min(TOO_LONG_HEAD));
-                }
-                match over {
-                    true => Line::TooLong(head, len),
-                    false => Line::Whole(head),
+                // A line end not kept means a line longer than the bound anyway.
+                let ends = match line.len() as u64 == len {
+                    true => line.iter().rev().take_while(|b| matches!(b, b'\n' | b'\r')).count(),
+                    false => 0,
+                };
+                if len - ends as u64 > self.max_line {
+                    line.truncate((line.len() - ends).min(TOO_LONG_HEAD));
+                    line.shrink_to_fit();
+                    Line::TooLong(line, len)
+                } else {
+                    Line::Whole(line)
                 }
             }
         };

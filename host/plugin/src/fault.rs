@@ -4,6 +4,7 @@
 //! limiter. [`StderrTail`] keeps the last lines a guest wrote, [`Limits`] remembers refusals.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime::{ResourceLimiter, StoreLimits};
@@ -17,11 +18,17 @@ const TAIL: usize = 4096;
 /// A guest's standard error: the last [`TAIL`] bytes are kept, older ones dropped, so a
 /// plugin that logs a lot never fills it (a full pipe would fail its writes).
 #[derive(Debug, Clone, Default)]
-pub struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
+pub struct StderrTail {
+    buf: Arc<Mutex<VecDeque<u8>>>,
+    /// Something was written since the last [`StderrTail::clear`]: a call that wrote
+    /// nothing (the usual case) clears without taking the lock.
+    written: Arc<AtomicBool>,
+}
 
 impl StderrTail {
     fn push(&self, bytes: &[u8]) {
-        let mut buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        self.written.store(true, Ordering::Relaxed);
+        let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
         buf.extend(bytes.iter().rev().take(TAIL).rev());
         let over = buf.len().saturating_sub(TAIL);
         buf.drain(..over);
@@ -29,12 +36,14 @@ impl StderrTail {
 
     /// Forgets what was written (before a call, so a trap reads only its own output).
     pub fn clear(&self) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        if self.written.swap(false, Ordering::Relaxed) {
+            self.buf.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
     }
 
     /// The last non-empty lines written, joined by `; ` (at most 3 and 500 bytes).
     pub fn last_lines(&self) -> Option<String> {
-        let buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
         let (a, b) = buf.as_slices();
         let text = String::from_utf8_lossy(&[a, b].concat()).into_owned();
         let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();

@@ -161,24 +161,26 @@ impl PluginEngine {
     /// call starts, so one tick more than the deadline holds: a call always gets at least
     /// the deadline, and at most one tick more.
     pub fn arm<T>(&self, store: &mut Store<T>) {
-        if let Some(t) = self.deadline_ticks {
+        self.arm_for(store, false);
+    }
+
+    /// Gives a store's next call the full deadline, or with `retry` its share
+    /// ([`RETRY_DEADLINE_DIVISOR`]).
+    fn arm_for<T>(&self, store: &mut Store<T>, retry: bool) {
+        if let Some(t) = self.ticks(retry) {
             store.set_epoch_deadline(t + 1);
         }
     }
 
-    /// Gives a store's next call the retry share of the deadline
-    /// ([`RETRY_DEADLINE_DIVISOR`]), at least one tick, as [`Self::arm`] counts them.
-    fn arm_retry<T>(&self, store: &mut Store<T>) {
-        if let Some(t) = self.deadline_ticks {
-            store.set_epoch_deadline((t / RETRY_DEADLINE_DIVISOR).max(1) + 1);
-        }
+    /// Epoch ticks of the deadline, or of a retry's share of it (at least one).
+    fn ticks(&self, retry: bool) -> Option<u64> {
+        self.deadline_ticks.map(|t| if retry { (t / RETRY_DEADLINE_DIVISOR).max(1) } else { t })
     }
 
     /// The deadline (or a retry's share of it), written as in job files.
     fn deadline(&self, retry: bool) -> String {
-        let ticks = self.deadline_ticks.unwrap_or(0);
-        let ticks = if retry { (ticks / RETRY_DEADLINE_DIVISOR).max(1) } else { ticks };
-        humantime::format_duration(Duration::from_millis(ticks * EPOCH_TICK.as_millis() as u64)).to_string()
+        let ms = self.ticks(retry).unwrap_or(0) * EPOCH_TICK.as_millis() as u64;
+        humantime::format_duration(Duration::from_millis(ms)).to_string()
     }
 
     /// What a trap on the deadline says.
@@ -663,10 +665,7 @@ impl Instance {
     /// Before a call: the deadline (or a retry's share), and no trap causes left from
     /// earlier calls.
     fn arm(&mut self) {
-        match self.retrying {
-            true => self.plugin.engine.arm_retry(&mut self.store),
-            false => self.plugin.engine.arm(&mut self.store),
-        }
+        self.plugin.engine.arm_for(&mut self.store, self.retrying);
         let host = self.store.data_mut();
         host.stderr.clear();
         host.limits.clear();

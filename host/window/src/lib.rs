@@ -173,8 +173,8 @@ struct WinState {
     /// Elements (process-window functions and count windows): encoded list of `ts(8) | value`.
     #[serde(default)]
     elements: Option<Vec<u8>>,
-    /// Whether the window fired already. Firing depends on the watermark alone (see
-    /// `add_and_trigger`); the flag stays in the state layout so older snapshots still read.
+    /// Unused: firing depends on the watermark alone (see `add_and_trigger`). Kept so that
+    /// the state layout (postcard, not self-describing) of older snapshots still reads.
     #[serde(default)]
     fired: bool,
 }
@@ -809,13 +809,12 @@ impl WindowOp {
     /// for late elements. Whether it fired before does not matter: a late record that
     /// merges into a fired session and extends it past the watermark only arms its timer.
     fn add_and_trigger(&mut self, key: &[u8], w: (i64, i64), r: &Record, out: &mut Output) {
-        let (mut s, existed) = self.add(key, w, r, out);
+        let (s, existed) = self.add(key, w, r, out);
         // A window that existed has its timers (restored ones too); a merged session window
         // is stored under its new bounds just before, so it always arms them.
         let arm = !existed || matches!(self.cfg.assigner, Assigner::Session { .. });
         let fire_at = w.1 - 1;
         if !self.cfg.processing_time && fire_at <= self.watermark {
-            s.fired = true;
             self.emit(key, w, &s, out);
         } else if arm {
             self.timer(key, w, fire_at, FIRE);
@@ -859,7 +858,6 @@ impl WindowOp {
     fn merge_states(&mut self, a: WinState, b: WinState, out: &mut Output) -> WinState {
         let mut m = a;
         m.count += b.count;
-        m.fired |= b.fired;
         for (x, y) in m.aggs.iter_mut().zip(b.aggs.iter()) {
             x.merge(y);
         }
@@ -959,9 +957,8 @@ impl WindowOp {
                 continue;
             }
             if self.cfg.allowed_lateness > 0 {
-                if let Some(mut s) = self.load(key, w) {
+                if let Some(s) = self.load(key, w) {
                     self.emit(key, w, &s, out);
-                    s.fired = true;
                     self.store(key, w, s);
                 }
             } else if let Some(s) = self.load_for_good(key, w) {
