@@ -11,7 +11,7 @@ use weir_host::operator::{Operator, Output};
 use weir_host::record::{add_mark, Batch, Key, Record};
 use weir_host::status::NodeMetrics;
 use weir_host::time::{SystemClock, WatermarkGenerator, MAX_WATERMARK};
-use weir_host::window::{AggSpec, Assigner, WindowConfig, WindowFn, WindowOp};
+use weir_host::window::{shape, AggSpec, WindowConfig, WindowFn, WindowOp};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -28,7 +28,7 @@ fn main() {
         events.push((weir_host::keys::key_bytes(&[user]), ts * 1000));
     }
     let cfg = WindowConfig {
-        assigner: Assigner::Tumbling { size: 10_000 },
+        assigner: std::sync::Arc::new(shape::Tumbling { size: std::time::Duration::from_secs(10) }),
         processing_time: false,
         allowed_lateness: 0,
         function: WindowFn::Builtin(vec![("count".into(), AggSpec::Count)]),

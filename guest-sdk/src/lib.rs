@@ -56,17 +56,7 @@ pub use weir_json as json;
 pub mod wit {
     wit_bindgen::generate!({
         path: "../wit",
-        inline: "
-            package weir:sdk;
-            world imports {
-                import weir:plugin/log@0.6.0;
-                import weir:plugin/context@0.6.0;
-                import weir:plugin/output@0.6.0;
-                import weir:plugin/state@0.6.0;
-                import weir:plugin/timers@0.6.0;
-            }
-        ",
-        world: "weir:sdk/imports",
+        world: "host-imports",
         generate_all,
     });
 }

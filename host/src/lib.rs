@@ -1,25 +1,22 @@
-//! weir's runtime: runs jobs whose operators are WebAssembly components.
+//! The `weir` command's library: plans a checked job into running tasks ([`plan`]) and runs
+//! Wasm operators ([`operators`]: map, filter, flat-map, process).
 //!
-//! Follow a record: [`job`] parses and checks the job file, [`plan`] turns it into tasks,
-//! [`runtime`] runs each task on its own thread with bounded channels between them,
-//! [`connectors`] read sources and write sinks, [`operators`] run Wasm operators and
-//! [`window`] windows, all through the one lifecycle of [`operator`]; [`checkpoint`] and
-//! [`control`] snapshot and steer a running job.
+//! Follow a record: `weir-job` reads the job file into checked types, [`plan`] turns them
+//! into tasks, `weir-runtime` runs each task on its own thread with bounded channels between
+//! them, `weir-connectors` read sources and write sinks, [`operators`] run Wasm operators and
+//! `weir-window` windows, all through the one lifecycle of `weir_core::operator`.
 //!
-//! Below this crate: `weir-connectors` ([`connectors`]), `weir-window` ([`window`]), `weir-plugin` ([`plugin`], wasmtime), `weir-core` ([`record`], [`keys`],
-//! [`time`], [`json`], [`operator`], [`status`]) and `weir-state` ([`state`], RocksDB).
-//! Modules import one way, never in a circle (`tests/e2e/layout.rs` checks): `plan` →
-//! `runtime` → `checkpoint`, `operators`.
+//! The crates below are re-exported under their short names for the CLI, the tests and the
+//! benchmarks. Modules import one way, never in a circle (`tests/e2e/layout.rs` checks).
 
-pub mod checkpoint;
-pub mod control;
-pub mod job;
 pub mod operators;
 pub mod plan;
-pub mod runtime;
 
 pub use weir_connectors as connectors;
-pub use weir_core::{json, keys, operator, record, status, time};
+pub use weir_core::{config, json, keys, operator, record, status, time};
+pub use weir_job as job;
 pub use weir_plugin as plugin;
+pub use weir_runtime as runtime;
+pub use weir_runtime::{checkpoint, control};
 pub use weir_state as state;
 pub use weir_window as window;

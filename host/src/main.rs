@@ -16,8 +16,8 @@ use weir_host::time::SystemClock;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Commit mimalloc's arenas as they are used, not up front: peak memory 129 → 54 MB on the
-/// flagship benchmark, same speed. Runs from `.init_array`, before the first allocation
+/// Commit mimalloc's arenas as they are used, not up front: less than half the peak memory at
+/// the same speed (BENCHMARKS.md). Runs from `.init_array`, before the first allocation
 /// reserves an arena (an environment variable would be read too late to set from `main`).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
@@ -116,13 +116,12 @@ fn run_with_restarts(
     restore: Option<String>,
 ) -> anyhow::Result<weir_host::plan::RunReport> {
     let planned = load(job, sets.clone(), parallelism, restore)?;
-    let spec = planned.job().spec.restart.clone();
-    let can_resume = planned.job().checkpoint_dir().is_some();
+    let restart = planned.job().restart;
+    let can_resume = planned.job().checkpoint_dir.is_some();
     let mut result = planned.run();
-    if spec.strategy == weir_host::job::RestartStrategy::FixedDelay {
-        let delay =
-            spec.delay.as_deref().and_then(|d| weir_host::time::parse_duration(d).ok()).unwrap_or(std::time::Duration::from_secs(1));
-        for attempt in 1..=spec.attempts.unwrap_or(3) {
+    if restart.strategy == weir_host::job::RestartStrategy::FixedDelay {
+        let delay = restart.delay;
+        for attempt in 1..=restart.attempts {
             let Err(e) = &result else { break };
             eprintln!("weir: job failed: {e:#}; restart {attempt} in {delay:?}");
             std::thread::sleep(delay);
@@ -186,7 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let p = Plugin::load(&engine, &plugin)?;
             let d = p.describe();
             println!("plugin: {}", plugin.display());
-            println!("world:  weir:plugin/{}@0.6.0", p.world.name());
+            println!("world:  {}", weir_host::plugin::bindings::qualified(p.world.name()));
             println!("hash:   {}", p.hash);
             println!("exports:");
             for (n, k) in &d.exports {

@@ -127,7 +127,7 @@ fn inherit(mut out: Record, input: &mut Record) -> Record {
 }
 
 /// What a stateless call made of one record.
-enum Res {
+enum Outcome {
     /// Map: the record now holds its result, or failed and is unchanged.
     Mapped(Option<Failure>),
     /// Filter: keep it or not.
@@ -136,19 +136,22 @@ enum Res {
     Many(Result<Vec<Record>, Failure>),
 }
 
-impl Res {
+impl Outcome {
     fn trapped(&self) -> bool {
-        matches!(self, Res::Mapped(Some(Failure::Trap(_))) | Res::Keep(Err(Failure::Trap(_))) | Res::Many(Err(Failure::Trap(_))))
+        matches!(
+            self,
+            Outcome::Mapped(Some(Failure::Trap(_))) | Outcome::Keep(Err(Failure::Trap(_))) | Outcome::Many(Err(Failure::Trap(_)))
+        )
     }
 }
 
 impl StatelessOp {
     /// One call over `records` (maps write their results over them).
-    fn call(&mut self, records: &mut [Record]) -> Vec<Res> {
+    fn call(&mut self, records: &mut [Record]) -> Vec<Outcome> {
         match self.kind {
-            Stateless::Map => self.inst.map(records).into_iter().map(Res::Mapped).collect(),
-            Stateless::Filter => self.inst.filter(records).into_iter().map(Res::Keep).collect(),
-            Stateless::FlatMap => self.inst.flat_map(records).into_iter().map(Res::Many).collect(),
+            Stateless::Map => self.inst.map(records).into_iter().map(Outcome::Mapped).collect(),
+            Stateless::Filter => self.inst.filter(records).into_iter().map(Outcome::Keep).collect(),
+            Stateless::FlatMap => self.inst.flat_map(records).into_iter().map(Outcome::Many).collect(),
         }
     }
 }
@@ -158,7 +161,7 @@ impl Operator for StatelessOp {
         let Batch { mut records, marks } = batch;
         let (before, overruns) = (self.inst.restarts, self.inst.overruns());
         let mut results = if records.is_empty() { Vec::new() } else { self.call(&mut records) };
-        if records.len() > 1 && results.iter().any(Res::trapped) {
+        if records.len() > 1 && results.iter().any(Outcome::trapped) {
             // A trap fails the whole call and changes no record. These operators are pure, so
             // each record is retried alone on the fresh instance: only those that trap again
             // fail. After the deadline, each gets a tenth of it: a looping record is found
@@ -169,7 +172,7 @@ impl Operator for StatelessOp {
         }
         out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
         self.inst.check_budget()?;
-        if results.iter().all(|r| matches!(r, Res::Mapped(None) | Res::Keep(Ok(true)))) {
+        if results.iter().all(|r| matches!(r, Outcome::Mapped(None) | Outcome::Keep(Ok(true)))) {
             // Every record goes on as it is (the usual case): the batch moves whole.
             out.main.append(Batch { records, marks });
             return Ok(());
@@ -180,10 +183,10 @@ impl Operator for StatelessOp {
                 out.mark(w);
             }
             match res {
-                Res::Mapped(None) | Res::Keep(Ok(true)) => out.emit(rec),
-                Res::Keep(Ok(false)) => {}
-                Res::Many(Ok(v)) => v.into_iter().for_each(|r| out.emit(inherit(r, &mut rec))),
-                Res::Mapped(Some(f)) | Res::Keep(Err(f)) | Res::Many(Err(f)) => out.dead_letter(rec, f.to_string()),
+                Outcome::Mapped(None) | Outcome::Keep(Ok(true)) => out.emit(rec),
+                Outcome::Keep(Ok(false)) => {}
+                Outcome::Many(Ok(v)) => v.into_iter().for_each(|r| out.emit(inherit(r, &mut rec))),
+                Outcome::Mapped(Some(f)) | Outcome::Keep(Err(f)) | Outcome::Many(Err(f)) => out.dead_letter(rec, f.to_string()),
             }
         }
         marks.for_each(|(_, w)| out.mark(w));

@@ -195,7 +195,8 @@ fn job_file_mutants_end_in_a_clean_error_or_a_run() {
             }
             // A valid mutant runs on a small input, bounded.
             let mut args = vec!["run".to_string(), j.clone()];
-            for s in [format!("source.logs.path={}", small.display()), "source.logs.count=300".into(), "source.logs.rate=1e9".into()] {
+            // Every mutant reads the small file (a generator's own fields are left out).
+            for s in ["source.logs.kind=file".to_string(), format!("source.logs.path={}", small.display()), "source.logs.rate=1e9".into()] {
                 args.extend(["--set".to_string(), s]);
             }
             let out = weir_within(&args, dir.path(), Duration::from_secs(90)).unwrap_or_else(|| panic!("run hung on {j}:\n{m}"));

@@ -79,17 +79,19 @@ fn modules_never_import_each_other_in_a_circle() {
         "host",
         "host/connectors",
         "host/core",
+        "host/job",
         "host/plugin",
+        "host/runtime",
         "host/state",
         "host/window",
         "guest-sdk",
         "guest-sdk/macro",
-        "guest-sdk/batch",
-        "guest-sdk/json",
+        "wit/abi/batch",
+        "wit/abi/json",
     ];
     for c in crates {
         let graph = module_graph(&root().join(c).join("src"));
-        assert!(c != "host" || graph.len() >= 5, "{c}: the modules were not found");
+        assert!(c != "host/runtime" || graph.len() >= 5, "{c}: the modules were not found");
         if let Some(path) = circle(&graph) {
             panic!("{c}: modules import each other in a circle: {}", path.join(" → "));
         }

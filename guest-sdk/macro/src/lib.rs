@@ -10,7 +10,7 @@ use syn::{parse_macro_input, Item, ItemFn, ItemImpl};
 /// The contract, embedded so the generated bindings always match this SDK's version.
 const WIT: &str = include_str!("../../../wit/weir.wit");
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Map,
     Filter,
@@ -21,59 +21,101 @@ enum Kind {
     WindowProcess,
 }
 
+/// One operator world of the contract: the one table a new world is added to (with its
+/// export glue in [`guest_impl`]).
+struct World {
+    kind: Kind,
+    /// The world's WIT name (`%` escapes a WIT keyword).
+    wit: &'static str,
+    /// The SDK trait an operator implements, and the attribute macro that exports it.
+    trait_name: &'static str,
+    macro_name: &'static str,
+    /// The function form, where there is one: (method, signature hint).
+    fn_form: Option<(&'static str, &'static str)>,
+    /// Host interfaces it imports beyond `types`, `log` and `context`.
+    imports: &'static [&'static str],
+}
+
+const WORLDS: &[World] = &[
+    World {
+        kind: Kind::Map,
+        wit: "%map",
+        trait_name: "Map",
+        macro_name: "map",
+        fn_form: Some(("map", "fn(rec: Record) -> weir_sdk::Result<Record>` or `fn(rec: RecordView) -> weir_sdk::Result<Mapped>")),
+        imports: &[],
+    },
+    World {
+        kind: Kind::Filter,
+        wit: "filter",
+        trait_name: "Filter",
+        macro_name: "filter",
+        fn_form: Some(("filter", "fn(rec: &Record) -> weir_sdk::Result<bool>` or `fn(rec: RecordView) -> weir_sdk::Result<bool>")),
+        imports: &[],
+    },
+    World {
+        kind: Kind::FlatMap,
+        wit: "flat-map",
+        trait_name: "FlatMap",
+        macro_name: "flat_map",
+        fn_form: Some(("flat_map", "fn(rec: Record) -> weir_sdk::Result<Vec<Record>>")),
+        imports: &[],
+    },
+    World {
+        kind: Kind::KeySelector,
+        wit: "key-selector",
+        trait_name: "KeySelector",
+        macro_name: "key_selector",
+        fn_form: Some((
+            "select_key",
+            "fn(rec: &Record) -> weir_sdk::Result<Vec<u8>>` or `fn(rec: RecordView) -> weir_sdk::Result<Vec<u8>>",
+        )),
+        imports: &[],
+    },
+    World {
+        kind: Kind::Process,
+        wit: "process",
+        trait_name: "Process",
+        macro_name: "process",
+        fn_form: None,
+        imports: &["output", "state", "timers"],
+    },
+    World { kind: Kind::Aggregate, wit: "aggregate", trait_name: "Aggregate", macro_name: "aggregate", fn_form: None, imports: &[] },
+    World {
+        kind: Kind::WindowProcess,
+        wit: "window-process",
+        trait_name: "WindowProcess",
+        macro_name: "window_process",
+        fn_form: None,
+        imports: &["output"],
+    },
+];
+
+/// `weir:plugin/NAME@VERSION`, the version read from the embedded contract (written once, in
+/// the WIT file).
+fn qualified(name: &str) -> String {
+    let package = WIT.lines().find_map(|l| l.trim().strip_prefix("package ")).map(|p| p.trim_end_matches(';')).unwrap_or("weir:plugin");
+    match package.split_once('@') {
+        Some((pkg, version)) => format!("{pkg}/{name}@{version}"),
+        None => format!("{package}/{name}"),
+    }
+}
+
 impl Kind {
-    fn world(self) -> &'static str {
-        match self {
-            Kind::Map => "weir:plugin/%map@0.6.0",
-            Kind::Filter => "weir:plugin/filter@0.6.0",
-            Kind::FlatMap => "weir:plugin/flat-map@0.6.0",
-            Kind::KeySelector => "weir:plugin/key-selector@0.6.0",
-            Kind::Process => "weir:plugin/process@0.6.0",
-            Kind::Aggregate => "weir:plugin/aggregate@0.6.0",
-            Kind::WindowProcess => "weir:plugin/window-process@0.6.0",
-        }
+    fn row(self) -> &'static World {
+        WORLDS.iter().find(|w| w.kind == self).expect("every kind has a row")
+    }
+    fn world(self) -> String {
+        qualified(self.row().wit)
     }
     fn trait_name(self) -> &'static str {
-        match self {
-            Kind::Map => "Map",
-            Kind::Filter => "Filter",
-            Kind::FlatMap => "FlatMap",
-            Kind::KeySelector => "KeySelector",
-            Kind::Process => "Process",
-            Kind::Aggregate => "Aggregate",
-            Kind::WindowProcess => "WindowProcess",
-        }
+        self.row().trait_name
     }
     fn macro_name(self) -> &'static str {
-        match self {
-            Kind::Map => "map",
-            Kind::Filter => "filter",
-            Kind::FlatMap => "flat_map",
-            Kind::KeySelector => "key_selector",
-            Kind::Process => "process",
-            Kind::Aggregate => "aggregate",
-            Kind::WindowProcess => "window_process",
-        }
+        self.row().macro_name
     }
-    /// The function form, where there is one: (method, signature hint).
     fn fn_form(self) -> Option<(&'static str, &'static str)> {
-        match self {
-            Kind::Map => Some(("map", "fn(rec: Record) -> weir_sdk::Result<Record>` or `fn(rec: RecordView) -> weir_sdk::Result<Mapped>")),
-            Kind::Filter => {
-                Some(("filter", "fn(rec: &Record) -> weir_sdk::Result<bool>` or `fn(rec: RecordView) -> weir_sdk::Result<bool>"))
-            }
-            Kind::FlatMap => Some(("flat_map", "fn(rec: Record) -> weir_sdk::Result<Vec<Record>>")),
-            Kind::KeySelector => {
-                Some(("select_key", "fn(rec: &Record) -> weir_sdk::Result<Vec<u8>>` or `fn(rec: RecordView) -> weir_sdk::Result<Vec<u8>>"))
-            }
-            _ => None,
-        }
-    }
-    fn uses_output(self) -> bool {
-        matches!(self, Kind::Process | Kind::WindowProcess)
-    }
-    fn uses_state(self) -> bool {
-        matches!(self, Kind::Process)
+        self.row().fn_form
     }
 }
 
@@ -122,10 +164,11 @@ fn guest_impl(kind: Kind, ty: &TokenStream2, owned: bool) -> TokenStream2 {
         },
     };
     let world = kind.world();
-    let output = kind.uses_output().then(|| quote!("weir:plugin/output@0.6.0": ::weir_sdk::wit::weir::plugin::output,));
-    let state = kind
-        .uses_state()
-        .then(|| quote!("weir:plugin/state@0.6.0": ::weir_sdk::wit::weir::plugin::state, "weir:plugin/timers@0.6.0": ::weir_sdk::wit::weir::plugin::timers,));
+    let with_key = |iface: &str| syn::LitStr::new(&qualified(iface), Span::call_site());
+    let interfaces = ["types", "log", "context"].iter().chain(kind.row().imports).map(|iface| {
+        let (key, module) = (with_key(iface), syn::Ident::new(iface, Span::call_site()));
+        quote!(#key: ::weir_sdk::wit::weir::plugin::#module,)
+    });
     quote! {
         #[doc(hidden)]
         #[allow(clippy::all, unused)]
@@ -135,11 +178,7 @@ fn guest_impl(kind: Kind, ty: &TokenStream2, owned: bool) -> TokenStream2 {
                 world: #world,
                 runtime_path: "::weir_sdk::__wit_bindgen::rt",
                 with: {
-                    "weir:plugin/types@0.6.0": ::weir_sdk::wit::weir::plugin::types,
-                    "weir:plugin/log@0.6.0": ::weir_sdk::wit::weir::plugin::log,
-                    "weir:plugin/context@0.6.0": ::weir_sdk::wit::weir::plugin::context,
-                    #output
-                    #state
+                    #(#interfaces)*
                 },
             });
             struct Glue;
@@ -171,7 +210,7 @@ fn expand(kind: Kind, item: Item) -> syn::Result<TokenStream2> {
 /// Marks `attrs`' function `#[inline]` unless it says otherwise. The SDK calls an operator's
 /// functions once per record, and in Wasm a call costs far more than natively (a function
 /// entry, and with the call deadline an epoch check): the hint lets LLVM fold them into the
-/// SDK's loop. A tiny map and filter (`double`, `even`): 121-127 -> 112-113 ns a record.
+/// SDK's loop (a tenth off a tiny map and filter, BENCHMARKS.md).
 fn hint_inline(attrs: &mut Vec<syn::Attribute>) {
     if !attrs.iter().any(|a| a.path().is_ident("inline")) {
         attrs.push(syn::parse_quote!(#[inline]));

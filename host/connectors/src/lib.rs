@@ -1,715 +1,120 @@
-//! Sources (collection, file, generator) and sinks (print, file, discard).
+//! Sources and sinks, each kind a module with its own typed config, found by name in
+//! [`SOURCES`] and [`SINKS`]. A new kind is a module that implements [`SourceConfig`] or
+//! [`SinkConfig`] for its config struct, and one line in a registry.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use serde::de::DeserializeOwned;
+use weir_core::config::{from_table, FieldError};
+use weir_core::operator::{Operator, Source};
 
-use anyhow::Context as _;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+pub mod collection;
+pub mod discard;
+pub mod file;
+pub mod generator;
+pub mod print;
 
-use weir_core::operator::{Operator, Output, Source};
-use weir_core::record::{Batch, Origin, Record};
+pub use collection::CollectionSource;
+pub use discard::DiscardSink;
+pub use file::{FileSink, FileSource, DEFAULT_MAX_LINE_BYTES, TOO_LONG_HEAD};
+pub use generator::{Generator, GeneratorConfig};
+pub use print::{PrintSink, Stream};
 
-/// Inline values, each one JSON record (Flink's `from_collection`).
-#[derive(Debug)]
-pub struct CollectionSource {
-    values: std::vec::IntoIter<serde_json::Value>,
-    source: u16,
-    next: u64,
-}
+/// The source kinds a job file may name.
+pub const SOURCES: &[SourceKind] = &[
+    SourceKind { name: "collection", parallel: false, configure: typed_source::<collection::Config> },
+    SourceKind { name: "file", parallel: false, configure: typed_source::<file::FileSourceConfig> },
+    SourceKind { name: "generator", parallel: true, configure: typed_source::<generator::Config> },
+];
 
-impl CollectionSource {
-    /// A source over `values`.
-    pub fn new(values: Vec<serde_json::Value>, source: u16) -> Self {
-        CollectionSource { values: values.into_iter(), source, next: 1 }
-    }
-}
+/// The sink kinds a job file (and `[dead-letter]`) may name.
+pub const SINKS: &[SinkKind] = &[
+    SinkKind { name: "print", configure: typed_sink::<print::Config> },
+    SinkKind { name: "file", configure: typed_sink::<file::FileSinkConfig> },
+    SinkKind { name: "discard", configure: typed_sink::<discard::Config> },
+];
 
-impl Source for CollectionSource {
-    fn poll(&mut self, max: usize) -> anyhow::Result<Option<(Vec<Record>, Duration)>> {
-        let batch: Vec<Record> = self
-            .values
-            .by_ref()
-            .take(max)
-            .map(|v| {
-                let origin = Origin { source: self.source, position: self.next, ..Origin::default() };
-                self.next += 1;
-                Record { value: v.to_string().into_bytes(), origin, ..Record::default() }
-            })
-            .collect();
-        Ok((!batch.is_empty()).then_some((batch, Duration::ZERO)))
-    }
-
-    fn position(&self) -> serde_json::Value {
-        serde_json::json!({ "next": self.next })
-    }
-
-    fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
-        let next = position["next"].as_u64().ok_or_else(|| anyhow::anyhow!("collection position without `next`"))?;
-        while self.next < next {
-            self.values.next();
-            self.next += 1;
-        }
-        Ok(())
-    }
-}
-
-/// The longest line a file source reads as a record unless the job says otherwise
-/// (`max-line-bytes`): 1 MiB, Kafka's default largest message.
-pub const DEFAULT_MAX_LINE_BYTES: u64 = 1 << 20;
-/// Bytes of a too-long line kept in its dead letter.
-pub const TOO_LONG_HEAD: usize = 256;
-
-/// JSON lines (or text lines) from a file; bounded.
-#[derive(Debug)]
-pub struct FileSource {
-    reader: BufReader<File>,
-    path: PathBuf,
-    source: u16,
-    line: u64,
-    offset: u64,
-    max_line: u64,
-    /// Lines refused before they became records (too long), with the reason.
-    refused: Vec<(Record, String)>,
-}
-
-/// A line read from a file.
-enum Line {
-    /// The line with its line end.
-    Whole(Vec<u8>),
-    /// A line longer than the bound: its first bytes and its length (line end included).
-    TooLong(Vec<u8>, u64),
-}
-
-impl FileSource {
-    /// The next line, if any: copied once, straight out of the reader's buffer, unless it
-    /// runs past the buffer's end. A line longer than `max_line` is never held whole: only
-    /// its first [`TOO_LONG_HEAD`] bytes are kept while the rest is skipped. `None` at the end.
-    fn next_line(&mut self) -> std::io::Result<Option<Line>> {
-        let ahead = self.reader.fill_buf()?;
-        if ahead.is_empty() {
-            return Ok(None);
-        }
-        let line = match memchr::memchr(b'\n', ahead) {
-            Some(end) if end as u64 <= self.max_line => {
-                let line = ahead[..=end].to_vec();
-                self.reader.consume(end + 1);
-                Line::Whole(line)
-            }
-            _ => {
-                // The line runs past the buffer or past the bound: read it in pieces, keeping
-                // no more of it than the bound and a line end (`\r\n`), or a dead letter's head.
-                let keep = usize::try_from(self.max_line.saturating_add(2)).unwrap_or(usize::MAX).max(TOO_LONG_HEAD);
-                let (mut line, mut len) = (Vec::new(), 0u64);
-                loop {
-                    let ahead = self.reader.fill_buf()?;
-                    if ahead.is_empty() {
-                        break;
-                    }
-                    let (take, done) = match memchr::memchr(b'\n', ahead) {
-                        Some(end) => (end + 1, true),
-                        None => (ahead.len(), false),
-                    };
-                    line.extend_from_slice(&ahead[..keep.saturating_sub(line.len()).min(take)]);
-                    len += take as u64;
-                    self.reader.consume(take);
-                    if done {
-                        break;
-                    }
-                }
-                // A line end not kept means a line longer than the bound anyway.
-                let ends = match line.len() as u64 == len {
-                    true => line.iter().rev().take_while(|b| matches!(b, b'\n' | b'\r')).count(),
-                    false => 0,
-                };
-                if len - ends as u64 > self.max_line {
-                    line.truncate((line.len() - ends).min(TOO_LONG_HEAD));
-                    line.shrink_to_fit();
-                    Line::TooLong(line, len)
-                } else {
-                    Line::Whole(line)
-                }
-            }
-        };
-        self.offset += match &line {
-            Line::Whole(l) => l.len() as u64,
-            Line::TooLong(_, len) => *len,
-        };
-        self.line += 1;
-        Ok(Some(line))
-    }
-
-    /// Opens `path`; lines longer than `max_line` bytes go to the dead letters.
-    pub fn open(path: &Path, source: u16, max_line: u64) -> anyhow::Result<Self> {
-        let f = File::open(path).with_context(|| format!("source file {}: cannot open it", path.display()))?;
-        let reader = BufReader::with_capacity(1 << 20, f);
-        Ok(FileSource { reader, path: path.to_path_buf(), source, line: 0, offset: 0, max_line, refused: Vec::new() })
-    }
-}
-
-impl Source for FileSource {
-    fn poll(&mut self, max: usize) -> anyhow::Result<Option<(Vec<Record>, Duration)>> {
-        let mut out = Vec::with_capacity(max);
-        let mut read = 0;
-        while read < max {
-            let Some(line) = self.next_line().with_context(|| format!("source file {}: read failed", self.path.display()))? else {
-                break;
-            };
-            read += 1;
-            let origin = Origin { source: self.source, position: self.line, ..Origin::default() };
-            let mut value = match line {
-                Line::Whole(value) => value,
-                Line::TooLong(head, len) => {
-                    let why = format!(
-                        "line of {len} bytes is longer than `max-line-bytes` ({}); `value` holds its first {} bytes",
-                        self.max_line,
-                        head.len().min(TOO_LONG_HEAD)
-                    );
-                    self.refused.push((Record { value: head, origin, ..Record::default() }, why));
-                    continue;
-                }
-            };
-            while matches!(value.last(), Some(b'\n' | b'\r')) {
-                value.pop();
-            }
-            // JSON lines are checked in the source task's one pass over each record.
-            out.push(Record { value, origin, ..Record::default() });
-        }
-        if read == 0 {
-            return Ok(None);
-        }
-        Ok(Some((out, Duration::ZERO)))
-    }
-
-    fn take_refused(&mut self) -> Vec<(Record, String)> {
-        std::mem::take(&mut self.refused)
-    }
-
-    fn position(&self) -> serde_json::Value {
-        serde_json::json!({ "offset": self.offset, "line": self.line })
-    }
-
-    fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
-        let (Some(offset), Some(line)) = (position["offset"].as_u64(), position["line"].as_u64()) else {
-            anyhow::bail!("file position without `offset` and `line`");
-        };
-        let len = std::fs::metadata(&self.path)?.len();
-        anyhow::ensure!(
-            offset <= len,
-            "source file {} is shorter ({len} bytes) than the checkpoint's position {offset}: it changed",
-            self.path.display()
-        );
-        self.reader.seek(SeekFrom::Start(offset))?;
-        (self.offset, self.line) = (offset, line);
-        Ok(())
-    }
-}
-
-/// Settings of the log generator.
-#[derive(Debug, Clone)]
-pub struct GeneratorConfig {
-    /// Events to make (None: unbounded).
-    pub count: Option<u64>,
-    /// Seed; equal seeds give equal streams.
-    pub seed: u64,
-    /// Distinct users.
-    pub users: u32,
-    /// Epoch seconds of the first event.
-    pub start: i64,
-}
-
-const ACTIONS: [&str; 8] = ["login_success", "logout", "view", "purchase", "download", "login_failed", "view", "view"];
-const IPS: [&str; 4] = ["192.168.1.1", "192.168.1.2", "10.0.0.1", "10.0.0.2"];
-const AGENTS: [&str; 3] = ["Mozilla/5.0 (X11; Linux x86_64)", "Mozilla/5.0 (Macintosh)", "curl/8.5.0"];
-
-/// One generated line. Fields in name order: the generator wrote a `serde_json::Value`
-/// before, whose map sorts them, and streams stay as they were for a seed.
-#[derive(serde::Serialize)]
-struct LogLine<'a> {
-    action: &'a str,
-    ip_address: &'a str,
-    metadata: Empty,
-    session_id: Prefixed,
-    timestamp: i64,
-    user_agent: &'a str,
-    user_id: &'a str,
-}
-
-/// `{}`.
-#[derive(serde::Serialize)]
-struct Empty {}
-
-/// A string written as a prefix and a number, without building it first.
-struct Prefixed(&'static str, u32);
-
-impl serde::Serialize for Prefixed {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{}{}", self.0, self.1))
-    }
-}
-
-/// The log generator: users acting in sessions, with failed-login bursts (security alerts)
-/// and users who go quiet for more than a day after logging in (anomaly alerts). Event time
-/// advances about two seconds per event. Deterministic for a seed.
-#[derive(Debug)]
-pub struct Generator {
-    cfg: GeneratorConfig,
-    rng: ChaCha8Rng,
-    made: u64,
-    t: i64,
-    pending: std::collections::VecDeque<(String, &'static str, i64)>,
-    /// Sleepers: user index → event time (s) until which the user is quiet.
-    quiet_until: Vec<i64>,
-    source: u16,
-}
-
-impl Generator {
-    /// A generator for subtask `subtask` (each subtask gets its own seed).
-    pub fn new(cfg: GeneratorConfig, subtask: u64, source: u16) -> Generator {
-        let rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(subtask.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-        let users = cfg.users.max(1) as usize;
-        let t = cfg.start;
-        Generator { rng, made: 0, t, pending: Default::default(), quiet_until: vec![i64::MIN; users], cfg, source }
-    }
-
-    fn sleepers(&self) -> usize {
-        (self.cfg.users as usize / 10).max(1)
-    }
-
-    fn next_event(&mut self) -> (String, &'static str, i64) {
-        if let Some(e) = self.pending.pop_front() {
-            return e;
-        }
-        loop {
-            self.t += [0, 1, 1, 2, 2, 3, 5][self.rng.random_range(0..7)];
-            let u = self.rng.random_range(0..self.cfg.users.max(1) as usize);
-            let user = format!("user{}", u + 1);
-            if self.quiet_until[u] > self.t {
-                continue;
-            }
-            // Sleepers log in, then go quiet for 24-27 h of event time.
-            if u < self.sleepers() && self.quiet_until[u] == i64::MIN {
-                let offset = 600 * (u as i64 + 1);
-                if self.t - self.cfg.start >= offset {
-                    self.quiet_until[u] = self.t + 86_400 + self.rng.random_range(60..10_800);
-                    return (user, "login_success", self.t);
-                }
-            }
-            if self.rng.random_bool(0.01) {
-                let mut ts = self.t;
-                for _ in 0..self.rng.random_range(3..=8) {
-                    ts += self.rng.random_range(0..=40);
-                    self.pending.push_back((user.clone(), "login_failed", ts));
-                }
-                self.t = ts;
-                return self.pending.pop_front().expect("burst has at least three");
-            }
-            let action = ACTIONS[self.rng.random_range(0..ACTIONS.len())];
-            if u < self.sleepers() && action == "login_success" {
-                // A sleeper's next login starts its next long quiet spell.
-                self.quiet_until[u] = self.t + 86_400 + self.rng.random_range(60..10_800);
-            }
-            return (user, action, self.t);
-        }
-    }
-}
-
-impl Source for Generator {
-    fn poll(&mut self, max: usize) -> anyhow::Result<Option<(Vec<Record>, Duration)>> {
-        let left = self.cfg.count.map(|c| c - self.made).unwrap_or(u64::MAX);
-        if left == 0 {
-            return Ok(None);
-        }
-        let n = (max as u64).min(left) as usize;
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (user, action, timestamp) = self.next_event();
-            self.made += 1;
-            let ev = LogLine {
-                action,
-                session_id: Prefixed("session_", self.rng.random_range(1000..10000)),
-                ip_address: IPS[self.rng.random_range(0..IPS.len())],
-                metadata: Empty {},
-                timestamp,
-                user_agent: AGENTS[self.rng.random_range(0..AGENTS.len())],
-                user_id: &user,
-            };
-            let mut value = Vec::with_capacity(192);
-            serde_json::to_writer(&mut value, &ev).context("generator: event does not serialize")?;
-            out.push(Record {
-                value,
-                origin: Origin { source: self.source, position: self.made, ..Origin::default() },
-                ..Record::default()
-            });
-        }
-        Ok(Some((out, Duration::ZERO)))
-    }
-
-    fn position(&self) -> serde_json::Value {
-        serde_json::json!({ "made": self.made })
-    }
-
-    fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()> {
-        let made = position["made"].as_u64().ok_or_else(|| anyhow::anyhow!("generator position without `made`"))?;
-        // The stream is a pure function of the seed: regenerate and skip.
-        while self.made < made {
-            let n = (made - self.made).min(4096) as usize;
-            if self.poll(n)?.is_none() {
-                break;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Where a print sink writes.
+/// Where a source subtask runs.
 #[derive(Debug, Clone, Copy)]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error (the dead-letter default).
-    Stderr,
+pub struct SourceAt {
+    /// The source's index among the job's sources (it goes into each record's origin).
+    pub index: u16,
+    /// This subtask.
+    pub subtask: usize,
+    /// Subtasks of the source.
+    pub parallelism: usize,
 }
 
-/// Prints each record's value on its own line, as `PREFIX> value` with a prefix.
+/// The checked settings of one source, which open its readers.
+pub trait SourceConfig: std::fmt::Debug + Send + Sync {
+    /// Refuses values the types let through (the field is relative to the source's table).
+    fn check(&self) -> Result<(), FieldError> {
+        Ok(())
+    }
+    /// A reader for one subtask.
+    fn open(&self, at: SourceAt) -> anyhow::Result<Box<dyn Source>>;
+    /// Whether a record whose value is not JSON goes to the dead letters at the source.
+    fn requires_json(&self) -> bool {
+        false
+    }
+}
+
+/// A source kind: its name in `kind = "..."` and how its table becomes a config.
 #[derive(Debug)]
-pub struct PrintSink {
-    prefix: Option<String>,
-    stream: Stream,
-    /// Lines handed to the stream so far.
-    written: u64,
+pub struct SourceKind {
+    /// `kind = "NAME"`.
+    pub name: &'static str,
+    /// Whether it reads with more than one subtask.
+    pub parallel: bool,
+    /// Reads and checks the source's own fields (the table without the fields every source
+    /// has: `kind`, `parallelism`, `rate`, `event-time`, `watermark`).
+    pub configure: fn(toml::Table) -> Result<Box<dyn SourceConfig>, FieldError>,
 }
 
-impl PrintSink {
-    /// A print sink.
-    pub fn new(prefix: Option<String>, stream: Stream) -> Self {
-        PrintSink { prefix, stream, written: 0 }
+/// How a sink runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SinkAt {
+    /// The job's dead-letter output (print writes to standard error).
+    pub dead_letter: bool,
+    /// Checkpoints are on: commit in two phases where the kind can.
+    pub transactional: bool,
+}
+
+/// The checked settings of one sink, which open it.
+pub trait SinkConfig: std::fmt::Debug + Send + Sync {
+    /// Refuses values the types let through.
+    fn check(&self) -> Result<(), FieldError> {
+        Ok(())
     }
+    /// The sink, as the operator at the end of a route.
+    fn open(&self, at: SinkAt) -> anyhow::Result<Box<dyn Operator>>;
 }
 
-/// Writes each record as a line; `written` counts the lines handed to `w` whole.
-fn write_lines(w: &mut dyn Write, prefix: Option<&str>, batch: &Batch, written: &mut u64) -> std::io::Result<()> {
-    for r in &batch.records {
-        if let Some(p) = prefix {
-            w.write_all(p.as_bytes())?;
-            w.write_all(b"> ")?;
-        }
-        w.write_all(&r.value)?;
-        w.write_all(b"\n")?;
-        *written += 1;
-    }
-    Ok(())
-}
-
-impl Operator for PrintSink {
-    fn process(&mut self, batch: Batch, _out: &mut Output) -> anyhow::Result<()> {
-        let before = self.written;
-        let (res, name) = match self.stream {
-            Stream::Stdout => {
-                let mut w = std::io::stdout().lock();
-                (write_lines(&mut w, self.prefix.as_deref(), &batch, &mut self.written).and_then(|_| w.flush()), "standard output")
-            }
-            Stream::Stderr => {
-                let mut w = std::io::stderr().lock();
-                (write_lines(&mut w, self.prefix.as_deref(), &batch, &mut self.written).and_then(|_| w.flush()), "standard error")
-            }
-        };
-        match res {
-            // The reader went away (`weir run ... | head -1`): nothing printed from here on
-            // reaches anyone, so the job stops, as `yes | head` does, and says how far it got.
-            // (A line counted here may still have been in the pipe's buffer when it closed.)
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                anyhow::bail!("print sink: {name} was closed by its reader (broken pipe) after {} lines; the job stops", before)
-            }
-            other => other.with_context(|| format!("print sink: writing to {name} failed")),
-        }
-    }
-}
-
-/// Writes JSON lines to a file.
-///
-/// With checkpoints the sink commits in two phases, so a reader of `path` sees every
-/// result exactly once: records go to an in-progress part file beside `path`; at a barrier
-/// the part is flushed and becomes pending (pre-commit), and the snapshot keeps its own
-/// link to it; when the checkpoint completes, pending parts are appended to `path`. A
-/// restore truncates `path` to its length at the checkpoint and appends that checkpoint's
-/// pending parts from the snapshot, so a commit interrupted by a crash is neither lost nor
-/// doubled, and every checkpoint or savepoint is self-contained.
+/// A sink kind.
 #[derive(Debug)]
-pub struct FileSink {
-    path: PathBuf,
-    direct: Option<BufWriter<File>>,
-    txn: Option<Txn>,
+pub struct SinkKind {
+    /// `kind = "NAME"`.
+    pub name: &'static str,
+    /// Reads and checks the sink's own fields (the table without `kind` and `input`).
+    pub configure: fn(toml::Table) -> Result<Box<dyn SinkConfig>, FieldError>,
 }
 
-#[derive(Debug)]
-struct Txn {
-    parts: PathBuf,
-    subtask: usize,
-    started: bool,
-    inprogress: Option<BufWriter<File>>,
-    /// Pre-committed parts: (checkpoint id, file name in `parts`).
-    pending: Vec<(u64, String)>,
+/// The source kind named `name`.
+pub fn source_kind(name: &str) -> Option<&'static SourceKind> {
+    SOURCES.iter().find(|k| k.name == name)
 }
 
-/// What a transactional file sink stores in a checkpoint.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct SinkSnapshot {
-    committed_len: u64,
-    /// Pending parts, in commit order; each is a file of the snapshot folder.
-    pending: Vec<(u64, String)>,
+/// The sink kind named `name`.
+pub fn sink_kind(name: &str) -> Option<&'static SinkKind> {
+    SINKS.iter().find(|k| k.name == name)
 }
 
-const SINK_SNAPSHOT: &str = "sink.json";
-
-fn append_file(to: &Path, from: &Path) -> anyhow::Result<()> {
-    let mut src = File::open(from).with_context(|| format!("part file {} is missing", from.display()))?;
-    let mut dst = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(to)
-        .with_context(|| format!("sink file {}: cannot open", to.display()))?;
-    std::io::copy(&mut src, &mut dst)?;
-    dst.sync_all()?;
-    Ok(())
+fn typed_source<C: SourceConfig + DeserializeOwned + 'static>(t: toml::Table) -> Result<Box<dyn SourceConfig>, FieldError> {
+    let c: C = from_table(t)?;
+    c.check()?;
+    Ok(Box::new(c))
 }
 
-/// A hard link when both are on one file system, else a copy.
-fn link_or_copy(from: &Path, to: &Path) -> anyhow::Result<()> {
-    if std::fs::hard_link(from, to).is_err() {
-        std::fs::copy(from, to).with_context(|| format!("copying {} into {}", from.display(), to.display()))?;
-    }
-    Ok(())
-}
-
-impl FileSink {
-    /// Creates (truncates) `path` and writes to it directly.
-    pub fn create(path: &Path) -> anyhow::Result<Self> {
-        let f = File::create(path).with_context(|| format!("sink file {}: cannot create it (does its folder exist?)", path.display()))?;
-        Ok(FileSink { path: path.to_path_buf(), direct: Some(BufWriter::with_capacity(1 << 20, f)), txn: None })
-    }
-
-    /// A two-phase-commit sink for runs with checkpoints; part files live beside `path`.
-    pub fn transactional(path: &Path, subtask: usize) -> anyhow::Result<Self> {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-        let parts = path.parent().unwrap_or(Path::new(".")).join(format!(".{name}.parts"));
-        let txn = Txn { parts, subtask, started: false, inprogress: None, pending: Vec::new() };
-        Ok(FileSink { path: path.to_path_buf(), direct: None, txn: Some(txn) })
-    }
-
-    fn start(&mut self) -> anyhow::Result<()> {
-        let Some(t) = &mut self.txn else { return Ok(()) };
-        if !t.started {
-            // A fresh run: empty output, no parts from an earlier run.
-            File::create(&self.path)
-                .with_context(|| format!("sink file {}: cannot create it (does its folder exist?)", self.path.display()))?;
-            let _ = std::fs::remove_dir_all(&t.parts);
-            t.started = true;
-        }
-        std::fs::create_dir_all(&t.parts)?;
-        Ok(())
-    }
-
-    fn part_writer(&mut self) -> anyhow::Result<&mut BufWriter<File>> {
-        self.start()?;
-        let t = self.txn.as_mut().expect("transactional");
-        if t.inprogress.is_none() {
-            let p = t.parts.join(format!("part-{}.inprogress", t.subtask));
-            t.inprogress = Some(BufWriter::with_capacity(1 << 20, File::create(&p)?));
-        }
-        Ok(t.inprogress.as_mut().expect("just set"))
-    }
-
-    /// Flushes the in-progress part and turns it into a pending part of checkpoint `id`.
-    fn precommit(&mut self, id: u64) -> anyhow::Result<()> {
-        self.start()?;
-        let t = self.txn.as_mut().expect("transactional");
-        let Some(w) = t.inprogress.take() else { return Ok(()) };
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        let name = format!("part-{}-{id}.pending", t.subtask);
-        std::fs::rename(t.parts.join(format!("part-{}.inprogress", t.subtask)), t.parts.join(&name))?;
-        t.pending.push((id, name));
-        Ok(())
-    }
-
-    /// Appends pending parts up to checkpoint `upto` to the output and drops them.
-    fn commit(&mut self, upto: u64) -> anyhow::Result<()> {
-        let t = self.txn.as_mut().expect("transactional");
-        let (done, keep): (Vec<_>, Vec<_>) = t.pending.drain(..).partition(|(id, _)| *id <= upto);
-        t.pending = keep;
-        for (_, name) in done {
-            let part = t.parts.join(&name);
-            append_file(&self.path, &part)?;
-            std::fs::remove_file(&part)?;
-        }
-        Ok(())
-    }
-}
-
-impl Operator for FileSink {
-    fn process(&mut self, batch: Batch, _out: &mut Output) -> anyhow::Result<()> {
-        if batch.records.is_empty() {
-            return Ok(());
-        }
-        let path = self.path.clone();
-        let w: &mut dyn Write = match &mut self.direct {
-            Some(w) => w,
-            None => self.part_writer()?,
-        };
-        let mut written = 0;
-        write_lines(w, None, &batch, &mut written).with_context(|| format!("sink file {}: write failed", path.display()))
-    }
-
-    fn close(&mut self, _out: &mut Output) -> anyhow::Result<()> {
-        if let Some(w) = &mut self.direct {
-            w.flush().with_context(|| format!("sink file {}: flush failed", self.path.display()))?;
-            return w.get_ref().sync_all().with_context(|| format!("sink file {}: sync failed", self.path.display()));
-        }
-        // End of input: everything left is final (Flink's final checkpoint at the end).
-        self.precommit(u64::MAX)?;
-        self.commit(u64::MAX)?;
-        let t = self.txn.as_mut().expect("transactional");
-        let _ = std::fs::remove_dir_all(&t.parts);
-        Ok(())
-    }
-
-    fn snapshot(&mut self, id: u64, dir: &Path) -> anyhow::Result<Option<weir_state::Deferred>> {
-        if self.txn.is_none() {
-            return Ok(None);
-        }
-        self.precommit(id)?;
-        let committed_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        let t = self.txn.as_ref().expect("transactional");
-        for (_, name) in &t.pending {
-            link_or_copy(&t.parts.join(name), &dir.join(name))?;
-        }
-        let snap = SinkSnapshot { committed_len, pending: t.pending.clone() };
-        std::fs::write(dir.join(SINK_SNAPSHOT), serde_json::to_vec(&snap)?)?;
-        Ok(None)
-    }
-
-    fn notify_checkpoint_complete(&mut self, id: u64) -> anyhow::Result<()> {
-        if self.txn.is_none() {
-            return Ok(());
-        }
-        self.commit(id)
-    }
-
-    fn restore(&mut self, dirs: &[PathBuf], _groups: std::ops::Range<u16>) -> anyhow::Result<()> {
-        let Some(t) = &mut self.txn else { return Ok(()) };
-        let Some(dir) = dirs.iter().find(|d| d.join(SINK_SNAPSHOT).exists()) else { return Ok(()) };
-        let snap: SinkSnapshot = serde_json::from_slice(&std::fs::read(dir.join(SINK_SNAPSHOT))?)?;
-        let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&self.path)?;
-        let len = f.metadata()?.len();
-        anyhow::ensure!(
-            len >= snap.committed_len,
-            "sink file {} is shorter ({len} bytes) than at the checkpoint ({} bytes): it was changed",
-            self.path.display(),
-            snap.committed_len
-        );
-        f.set_len(snap.committed_len)?;
-        f.sync_all()?;
-        for (_, name) in &snap.pending {
-            append_file(&self.path, &dir.join(name))?;
-        }
-        // Parts of the interrupted run are void: the source replays what they held.
-        let _ = std::fs::remove_dir_all(&t.parts);
-        t.started = true;
-        Ok(())
-    }
-}
-
-/// Counts and drops.
-#[derive(Debug, Default)]
-pub struct DiscardSink;
-
-impl Operator for DiscardSink {
-    fn process(&mut self, _batch: Batch, _out: &mut Output) -> anyhow::Result<()> {
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn drain(g: &mut Generator) -> Vec<serde_json::Value> {
-        let mut all = Vec::new();
-        while let Some((b, _)) = g.poll(1000).unwrap() {
-            all.extend(b.iter().map(|r| serde_json::from_slice::<serde_json::Value>(&r.value).unwrap()));
-        }
-        all
-    }
-
-    #[test]
-    fn generator_is_deterministic_for_a_seed() {
-        let cfg = GeneratorConfig { count: Some(500), seed: 7, users: 50, start: 1_735_689_600 };
-        let a = drain(&mut Generator::new(cfg.clone(), 0, 0));
-        let b = drain(&mut Generator::new(cfg.clone(), 0, 0));
-        let c = drain(&mut Generator::new(GeneratorConfig { seed: 8, ..cfg }, 0, 0));
-        assert_eq!(a.len(), 500);
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        for f in ["user_id", "session_id", "action", "ip_address", "user_agent"] {
-            assert!(a.iter().all(|e| e[f].is_string()), "{f}");
-        }
-        assert!(a.iter().all(|e| e["timestamp"].is_i64()));
-    }
-
-    #[test]
-    fn file_lines_are_read_whole_across_the_readers_buffer() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("in.jsonl");
-        std::fs::write(&path, "a\nbbbbb\r\n\nccc").unwrap();
-        let mut src = FileSource::open(&path, 3, DEFAULT_MAX_LINE_BYTES).unwrap();
-        // A 4-byte buffer: the second line runs past it, the last has no line end.
-        src.reader = BufReader::with_capacity(4, File::open(&path).unwrap());
-        let (recs, _) = src.poll(10).unwrap().unwrap();
-        let values: Vec<&[u8]> = recs.iter().map(|r| r.value.as_slice()).collect();
-        assert_eq!(values, [&b"a"[..], b"bbbbb", b"", b"ccc"]);
-        assert_eq!(recs.iter().map(|r| (r.origin.source, r.origin.position)).collect::<Vec<_>>(), [(3, 1), (3, 2), (3, 3), (3, 4)]);
-        assert_eq!(src.position(), serde_json::json!({"offset": 13, "line": 4}));
-        assert!(src.poll(10).unwrap().is_none());
-    }
-
-    #[test]
-    fn lines_over_the_bound_are_refused_with_their_head_and_length() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("in.jsonl");
-        let long = "y".repeat(3000);
-        std::fs::write(&path, format!("short\n{long}\n1234567890\r\n12345678901\nend")).unwrap();
-        let mut src = FileSource::open(&path, 0, 10).unwrap();
-        // A buffer smaller than the long line: it is read in pieces, never held whole.
-        src.reader = BufReader::with_capacity(64, File::open(&path).unwrap());
-        let mut values = Vec::new();
-        while let Some((recs, _)) = src.poll(2).unwrap() {
-            values.extend(recs.into_iter().map(|r| (r.origin.position, String::from_utf8(r.value).unwrap())));
-        }
-        assert_eq!(values, [(1, "short".to_string()), (3, "1234567890".into()), (5, "end".into())]);
-        let refused: Vec<(u64, usize, String)> =
-            src.take_refused().into_iter().map(|(r, why)| (r.origin.position, r.value.len(), why)).collect();
-        assert_eq!(refused.len(), 2, "{refused:?}");
-        assert_eq!((refused[0].0, refused[0].1), (2, TOO_LONG_HEAD));
-        assert!(refused[0].2.starts_with("line of 3001 bytes is longer than `max-line-bytes` (10)"), "{}", refused[0].2);
-        assert_eq!((refused[1].0, refused[1].1), (4, 11), "a line just over the bound keeps all of it but its line end");
-        assert_eq!(src.position(), serde_json::json!({"offset": 3034, "line": 5}), "offsets count refused lines whole");
-    }
-
-    #[test]
-    fn generated_lines_stay_byte_for_byte_what_they_were() {
-        // A stream is a function of its seed: checkpoints restore a generator by replaying it,
-        // and the README's output depends on it.
-        let cfg = GeneratorConfig { count: Some(2), seed: 42, users: 50, start: 1_735_689_600 };
-        let (lines, _) = Generator::new(cfg, 0, 0).poll(10).unwrap().unwrap();
-        let lines: Vec<String> = lines.into_iter().map(|r| String::from_utf8(r.value).unwrap()).collect();
-        assert_eq!(
-            lines,
-            [
-                r#"{"action":"view","ip_address":"192.168.1.2","metadata":{},"session_id":"session_4847","timestamp":1735689601,"user_agent":"Mozilla/5.0 (Macintosh)","user_id":"user35"}"#,
-                r#"{"action":"view","ip_address":"192.168.1.1","metadata":{},"session_id":"session_3772","timestamp":1735689604,"user_agent":"curl/8.5.0","user_id":"user15"}"#,
-            ]
-        );
-    }
+fn typed_sink<C: SinkConfig + DeserializeOwned + 'static>(t: toml::Table) -> Result<Box<dyn SinkConfig>, FieldError> {
+    let c: C = from_table(t)?;
+    c.check()?;
+    Ok(Box::new(c))
 }

@@ -43,3 +43,9 @@ pub fn key_text_in_key(key_fields: usize, key: &[u8]) -> bool {
         _ => key.first() == Some(&b'['),
     }
 }
+
+/// Computes keys of records outside the host's field reader: a key-selector plugin.
+pub trait KeySelector: Send {
+    /// One key, or why there is none, per record of `records`.
+    fn select_keys(&mut self, records: &[crate::record::Record]) -> Vec<Result<Vec<u8>, String>>;
+}

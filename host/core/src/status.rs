@@ -150,3 +150,19 @@ impl RunState {
         self.failed.store(true, Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn a_failures_cause_wins_over_the_consequence_seen_first() {
+        let run = RunState::default();
+        run.fail("out#0", &anyhow::Error::from(UpstreamGone));
+        run.fail("faulty#0", &anyhow::anyhow!("the budget is spent"));
+        run.fail("other#0", &anyhow::anyhow!("a later failure"));
+        assert!(run.failed.load(Ordering::SeqCst));
+        assert_eq!(run.error.lock().expect("lock").as_deref(), Some("faulty#0: the budget is spent"));
+    }
+}

@@ -7,7 +7,8 @@ use std::time::Duration;
 use wasmtime::component::{types::ComponentItem, Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
 
-use super::bindings::{self, FlatBatch, GuestError, WitFailure, WitHeader, WitRecord};
+pub use super::bindings::World;
+use super::bindings::{self, Bound, FlatBatch, GuestError, Prepared, WitFailure, WitHeader, WitRecord};
 use super::host::{to_wit, CallCtx, HostCtx, ProcessCall};
 use weir_core::record::{Key, Record};
 
@@ -42,56 +43,6 @@ pub enum PluginError {
     Init { path: PathBuf, operator: String, reason: String },
 }
 
-/// The operator worlds of `wit/weir.wit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum World {
-    /// `map`
-    Map,
-    /// `filter`
-    Filter,
-    /// `flat-map`
-    FlatMap,
-    /// `key-selector`
-    KeySelector,
-    /// `process`
-    Process,
-    /// `aggregate`
-    Aggregate,
-    /// `window-process`
-    WindowProcess,
-}
-
-impl World {
-    /// The world's WIT name.
-    pub fn name(self) -> &'static str {
-        match self {
-            World::Map => "map",
-            World::Filter => "filter",
-            World::FlatMap => "flat-map",
-            World::KeySelector => "key-selector",
-            World::Process => "process",
-            World::Aggregate => "aggregate",
-            World::WindowProcess => "window-process",
-        }
-    }
-
-    /// The export that identifies the world.
-    fn marker(self) -> &'static str {
-        match self {
-            World::Map => "map",
-            World::Filter => "filter",
-            World::FlatMap => "flat-map",
-            World::KeySelector => "select-key",
-            World::Process => "on-timer",
-            World::Aggregate => "create-accumulator",
-            World::WindowProcess => "process-window",
-        }
-    }
-
-    const ALL: [World; 7] =
-        [World::Map, World::Filter, World::FlatMap, World::KeySelector, World::Process, World::Aggregate, World::WindowProcess];
-}
-
 /// The shared engine and linker of a job; compiled plugins hold an `Arc` of it.
 pub struct PluginEngine {
     engine: Engine,
@@ -116,7 +67,7 @@ impl PluginEngine {
     /// The process-wide engine whose plugin calls trap after `deadline` (epoch
     /// interruption: compiled code checks an epoch counter at every function entry and loop
     /// head, which a ticker thread advances every 100 ms), or never (`None`: no checks,
-    /// about 15 % faster plugin code, and a plugin that loops forever hangs its task).
+    /// faster plugin code, and a plugin that loops forever hangs its task).
     pub fn with_deadline(deadline: Option<Duration>) -> wasmtime::Result<Arc<PluginEngine>> {
         static ENGINES: Mutex<Vec<Arc<PluginEngine>>> = Mutex::new(Vec::new());
         let ticks = deadline.map(|d| (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
@@ -206,24 +157,13 @@ pub struct Plugin {
     component: Component,
     engine: Arc<PluginEngine>,
     /// Imports resolved and exports looked up once; instantiating is then cheap.
-    pre: Option<Pre>,
+    pre: Option<Prepared>,
 }
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin").field("path", &self.path).field("world", &self.world).field("hash", &self.hash).finish_non_exhaustive()
     }
-}
-
-/// A pre-instantiated plugin, typed by world.
-enum Pre {
-    Map(bindings::map::MapPre<HostCtx>),
-    Filter(bindings::filter::FilterPre<HostCtx>),
-    FlatMap(bindings::flat_map::FlatMapPre<HostCtx>),
-    KeySelector(bindings::key_selector::KeySelectorPre<HostCtx>),
-    Process(bindings::process::ProcessPre<HostCtx>),
-    Aggregate(bindings::aggregate::AggregatePre<HostCtx>),
-    WindowProcess(bindings::window_process::WindowProcessPre<HostCtx>),
 }
 
 /// What `weir inspect` shows.
@@ -265,26 +205,20 @@ impl Plugin {
         p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
             path: path.to_path_buf(),
             reason: format!(
-                "exports none of weir's operator worlds (weir:plugin@0.6.0: {}); it exports: {}",
-                World::ALL.map(World::name).join(", "),
+                "exports none of weir's operator worlds ({}: {}); it exports: {}",
+                bindings::wit_package(),
+                World::ALL.iter().map(|w| w.name()).collect::<Vec<_>>().join(", "),
                 p.describe().exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
             ),
         })?;
-        p.pre = Some(p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match weir:plugin@0.6.0: {e:#}")))?);
+        p.pre = Some(
+            p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match {}: {e:#}", bindings::wit_package())))?,
+        );
         Ok(p)
     }
 
-    fn pre_instantiate(&self) -> wasmtime::Result<Pre> {
-        let pre = self.engine.linker.instantiate_pre(&self.component)?;
-        Ok(match self.world {
-            World::Map => Pre::Map(bindings::map::MapPre::new(pre)?),
-            World::Filter => Pre::Filter(bindings::filter::FilterPre::new(pre)?),
-            World::FlatMap => Pre::FlatMap(bindings::flat_map::FlatMapPre::new(pre)?),
-            World::KeySelector => Pre::KeySelector(bindings::key_selector::KeySelectorPre::new(pre)?),
-            World::Process => Pre::Process(bindings::process::ProcessPre::new(pre)?),
-            World::Aggregate => Pre::Aggregate(bindings::aggregate::AggregatePre::new(pre)?),
-            World::WindowProcess => Pre::WindowProcess(bindings::window_process::WindowProcessPre::new(pre)?),
-        })
+    fn pre_instantiate(&self) -> wasmtime::Result<Prepared> {
+        Prepared::new(self.world, self.engine.linker.instantiate_pre(&self.component)?)
     }
 
     /// Exports, imports and world.
@@ -294,7 +228,7 @@ impl Plugin {
             ty.exports(&self.engine.engine).map(|(n, i)| (n.to_string(), item_kind(&i.ty).to_string())).collect();
         let imports = ty.imports(&self.engine.engine).map(|(n, i)| (n.to_string(), item_kind(&i.ty).to_string())).collect();
         let has = |n: &str| exports.iter().any(|(e, _)| e == n);
-        let world = World::ALL.into_iter().find(|w| has(w.marker()) && has("init"));
+        let world = World::ALL.iter().copied().find(|w| has(w.marker()) && has("init"));
         Description { world, exports, imports }
     }
 
@@ -313,16 +247,6 @@ impl Plugin {
             ),
         })
     }
-}
-
-enum Bound {
-    Map(bindings::map::Map),
-    Filter(bindings::filter::Filter),
-    FlatMap(bindings::flat_map::FlatMap),
-    KeySelector(bindings::key_selector::KeySelector),
-    Process(bindings::process::Process),
-    Aggregate(bindings::aggregate::Aggregate),
-    WindowProcess(bindings::window_process::WindowProcess),
 }
 
 /// Why one record (or call) failed inside a plugin.
@@ -529,26 +453,12 @@ impl std::fmt::Debug for Instance {
 fn instantiate(plugin: &Plugin, store: &mut Store<HostCtx>) -> wasmtime::Result<Bound> {
     plugin.engine.arm(store);
     let Some(pre) = &plugin.pre else { return Err(wasmtime::Error::msg("plugin was not pre-instantiated")) };
-    Ok(match pre {
-        Pre::Map(p) => Bound::Map(p.instantiate(&mut *store)?),
-        Pre::Filter(p) => Bound::Filter(p.instantiate(&mut *store)?),
-        Pre::FlatMap(p) => Bound::FlatMap(p.instantiate(&mut *store)?),
-        Pre::KeySelector(p) => Bound::KeySelector(p.instantiate(&mut *store)?),
-        Pre::Process(p) => Bound::Process(p.instantiate(&mut *store)?),
-        Pre::Aggregate(p) => Bound::Aggregate(p.instantiate(&mut *store)?),
-        Pre::WindowProcess(p) => Bound::WindowProcess(p.instantiate(&mut *store)?),
-    })
+    pre.instantiate(store)
 }
 
-fn call_init(bound: &Bound, store: &mut Store<HostCtx>, config: &str) -> wasmtime::Result<Result<(), GuestError>> {
-    match bound {
-        Bound::Map(b) => b.call_init(store, config),
-        Bound::Filter(b) => b.call_init(store, config),
-        Bound::FlatMap(b) => b.call_init(store, config),
-        Bound::KeySelector(b) => b.call_init(store, config),
-        Bound::Process(b) => b.call_init(store, config),
-        Bound::Aggregate(b) => b.call_init(store, config),
-        Bound::WindowProcess(b) => b.call_init(store, config),
+impl weir_core::keys::KeySelector for Instance {
+    fn select_keys(&mut self, records: &[Record]) -> Vec<Result<Vec<u8>, String>> {
+        self.select_key(records).into_iter().map(|k| k.map_err(|f| f.to_string())).collect()
     }
 }
 
@@ -580,7 +490,7 @@ impl Instance {
         store.limiter(|s| &mut s.limits);
         let bound = instantiate(plugin, &mut store).map_err(|e| format!("instantiation failed: {e:#}"))?;
         plugin.engine.arm(&mut store);
-        match call_init(&bound, &mut store, config) {
+        match bound.call_init(&mut store, config) {
             Ok(Ok(())) => Ok((store, bound)),
             Ok(Err(e)) => Err(guest(e).to_string()),
             Err(e) => Err(format!("trapped: {}", trap_reason(&plugin.engine, &e, store.data(), false))),

@@ -12,6 +12,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod shape;
+
+pub use shape::{Assigner, Counting, MAX_WINDOWS_PER_RECORD, SHAPES};
+
 use weir_core::record::{Batch, Key, Record};
 use weir_plugin::bindings::Window as WitWindow;
 use weir_plugin::{CallCtx, Instance};
@@ -190,35 +194,6 @@ impl WinState {
     }
 }
 
-/// The window shape.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Assigner {
-    /// `[k*size, (k+1)*size)`.
-    Tumbling {
-        /// Length in ms.
-        size: i64,
-    },
-    /// Windows of `size` every `slide`.
-    Sliding {
-        /// Length in ms.
-        size: i64,
-        /// Slide in ms.
-        slide: i64,
-    },
-    /// Sessions closed by `gap` ms of inactivity.
-    Session {
-        /// Gap in ms.
-        gap: i64,
-    },
-    /// Every `every` elements, over the last `count` elements of the key.
-    Count {
-        /// Elements per window.
-        count: u64,
-        /// Fire every this many elements.
-        every: u64,
-    },
-}
-
 /// How a window's result is computed.
 pub enum WindowFn {
     /// Built-in aggregates: `(result field, aggregate)`.
@@ -243,7 +218,7 @@ impl std::fmt::Debug for WindowFn {
 #[derive(Debug)]
 pub struct WindowConfig {
     /// Shape.
-    pub assigner: Assigner,
+    pub assigner: Arc<dyn Assigner>,
     /// Processing time instead of event time.
     pub processing_time: bool,
     /// Allowed lateness in ms.
@@ -276,14 +251,14 @@ const COUNTS: &str = "count";
 const FIRE: u8 = 0;
 const CLEANUP: u8 = 1;
 
-fn ns(start: i64, end: i64) -> [u8; 16] {
+fn window_namespace(start: i64, end: i64) -> [u8; 16] {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
     b[8..].copy_from_slice(&((end as u64) ^ (1 << 63)).to_be_bytes());
     b
 }
 
-fn un_ns(b: &[u8]) -> (i64, i64) {
+fn window_of_namespace(b: &[u8]) -> (i64, i64) {
     let s = u64::from_be_bytes(b[..8].try_into().unwrap_or_default()) ^ (1 << 63);
     let e = u64::from_be_bytes(b[8..16].try_into().unwrap_or_default()) ^ (1 << 63);
     (s as i64, e as i64)
@@ -306,7 +281,7 @@ struct WindowKeys {
 impl WindowKeys {
     fn get(&mut self, max_parallelism: u32, key: &[u8], w: (i64, i64)) -> &[u8] {
         if !self.last.as_ref().is_some_and(|(k, lw)| *lw == w && k.as_slice() == key) {
-            state_key(&mut self.codec, max_parallelism, STATE, key, &ns(w.0, w.1));
+            state_key(&mut self.codec, max_parallelism, STATE, key, &window_namespace(w.0, w.1));
             self.last = Some((Key::from_slice(key), w));
         }
         self.codec.last()
@@ -363,6 +338,8 @@ pub struct WindowOp {
     agg_paths: Vec<json::Path>,
     /// Constant fields of result rows as JSON text.
     constants: Vec<(String, String)>,
+    /// The windows of the record at hand, reused from record to record.
+    assigned: Vec<(i64, i64)>,
 }
 
 /// Adds the aggregated fields of one JSON value to built-in accumulators.
@@ -446,7 +423,7 @@ enum Slot {
 /// set wins), computed once per operator. `None` for other window functions.
 fn row_layout(cfg: &WindowConfig, constants: &[(String, String)]) -> Option<Vec<(Vec<u8>, Slot)>> {
     let WindowFn::Builtin(aggs) = &cfg.function else { return None };
-    if matches!(cfg.assigner, Assigner::Count { .. }) {
+    if cfg.assigner.counting().is_some() {
         return None;
     }
     let mut fields: Vec<(&str, Slot)> = constants.iter().enumerate().map(|(i, (k, _))| (k.as_str(), Slot::Constant(i))).collect();
@@ -507,6 +484,7 @@ impl WindowOp {
             key_paths,
             agg_paths,
             constants,
+            assigned: Vec::new(),
         }
     }
 
@@ -551,7 +529,7 @@ impl WindowOp {
     /// A timer's namespace: the window, then FIRE or CLEANUP.
     fn timer_ns(w: (i64, i64), kind: u8) -> [u8; 17] {
         let mut n = [0u8; 17];
-        n[..16].copy_from_slice(&ns(w.0, w.1));
+        n[..16].copy_from_slice(&window_namespace(w.0, w.1));
         n[16] = kind;
         n
     }
@@ -605,7 +583,7 @@ impl WindowOp {
             }
         };
         s.count += 1;
-        let keep_elements = matches!(self.cfg.function, WindowFn::Process(_)) || matches!(self.cfg.assigner, Assigner::Count { .. });
+        let keep_elements = matches!(self.cfg.function, WindowFn::Process(_)) || self.cfg.assigner.counting().is_some();
         if keep_elements {
             let mut item = r.timestamp.unwrap_or(0).to_be_bytes().to_vec();
             item.extend_from_slice(&r.value);
@@ -698,7 +676,7 @@ impl WindowOp {
         }
         row.set("window_start", w.0.to_string());
         row.set("window_end", w.1.to_string());
-        let is_count = matches!(self.cfg.assigner, Assigner::Count { .. });
+        let is_count = self.cfg.assigner.counting().is_some();
         let agg_paths = &self.agg_paths;
         match &mut self.cfg.function {
             WindowFn::Builtin(aggs) => {
@@ -775,7 +753,7 @@ impl WindowOp {
     fn on_element(&mut self, mut r: Record, out: &mut Output) {
         // The key travels beside the record; [`WindowOp::late`] gives it back.
         let key = r.key.take().unwrap_or_default();
-        if let Assigner::Count { count, every } = self.cfg.assigner {
+        if let Some(Counting { count, every }) = self.cfg.assigner.counting() {
             return self.on_count_element(&key, r, count, every, out);
         }
         let Some(ts) = self.now(&r) else {
@@ -783,25 +761,14 @@ impl WindowOp {
             out.dead_letter(r, "window: record has no event time (set `event-time` on the source)");
             return;
         };
-        match self.cfg.assigner {
-            Assigner::Session { gap } => self.on_session_element(&key, ts, r, gap, out),
-            Assigner::Tumbling { size } => {
-                let start = ts - ts.rem_euclid(size);
-                let windows = [(start, start + size)];
-                self.on_fixed_element(&key, &windows, r, out)
-            }
-            Assigner::Sliding { size, slide } => {
-                let last = ts - ts.rem_euclid(slide);
-                let mut windows = Vec::new();
-                let mut s = last;
-                while s > ts - size {
-                    windows.push((s, s + size));
-                    s -= slide;
-                }
-                self.on_fixed_element(&key, &windows, r, out)
-            }
-            Assigner::Count { .. } => unreachable!("handled above"),
+        let mut windows = std::mem::take(&mut self.assigned);
+        windows.clear();
+        self.cfg.assigner.assign(ts, &mut windows);
+        match self.cfg.assigner.merging() {
+            true => self.on_merging_element(&key, windows[0], r, out),
+            false => self.on_fixed_element(&key, &windows, r, out),
         }
+        self.assigned = windows;
     }
 
     /// Adds `r` to window `w` and arms its timers; a window whose end the watermark passed
@@ -812,7 +779,7 @@ impl WindowOp {
         let (s, existed) = self.add(key, w, r, out);
         // A window that existed has its timers (restored ones too); a merged session window
         // is stored under its new bounds just before, so it always arms them.
-        let arm = !existed || matches!(self.cfg.assigner, Assigner::Session { .. });
+        let arm = !existed || self.cfg.assigner.merging();
         let fire_at = w.1 - 1;
         if !self.cfg.processing_time && fire_at <= self.watermark {
             self.emit(key, w, &s, out);
@@ -882,9 +849,11 @@ impl WindowOp {
         m
     }
 
-    fn on_session_element(&mut self, key: &[u8], ts: i64, r: Record, gap: i64, out: &mut Output) {
+    /// Adds `r`, whose own window is `own`, to the key's windows that overlap it, merged
+    /// into one (sessions).
+    fn on_merging_element(&mut self, key: &[u8], own: (i64, i64), r: Record, out: &mut Output) {
         let mut sessions = self.sessions(key);
-        let mut merged = (ts, ts + gap);
+        let mut merged = own;
         let (overlapping, rest): (Vec<_>, Vec<_>) = sessions.drain(..).partition(|w| w.0 <= merged.1 && merged.0 <= w.1);
         for w in &overlapping {
             merged = (merged.0.min(w.0), merged.1.max(w.1));
@@ -949,7 +918,7 @@ impl WindowOp {
     fn fire_timers(&mut self, upto: i64, out: &mut Output) {
         while let Some(due) = self.timers.pop_due(upto) {
             let (key, n) = (due.key(), due.namespace());
-            let w = un_ns(n);
+            let w = window_of_namespace(n);
             let kind = n.get(16).copied().unwrap_or(FIRE);
             if kind == CLEANUP {
                 self.purge(key, w);
@@ -969,7 +938,7 @@ impl WindowOp {
     }
 
     fn drop_session(&mut self, key: &[u8], w: (i64, i64)) {
-        if matches!(self.cfg.assigner, Assigner::Session { .. }) {
+        if self.cfg.assigner.merging() {
             let mut s = self.sessions(key);
             s.retain(|x| *x != w);
             self.set_sessions(key, s);
@@ -1058,10 +1027,15 @@ impl WindowOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use weir_core::status::NodeMetrics;
     use weir_core::time::ManualClock;
 
-    fn op(assigner: Assigner, processing_time: bool, lateness: i64, clock: ManualClock) -> WindowOp {
+    fn tumbling(ms: u64) -> Arc<dyn Assigner> {
+        Arc::new(shape::Tumbling { size: Duration::from_millis(ms) })
+    }
+
+    fn op(assigner: Arc<dyn Assigner>, processing_time: bool, lateness: i64, clock: ManualClock) -> WindowOp {
         let cfg = WindowConfig {
             assigner,
             processing_time,
@@ -1089,7 +1063,7 @@ mod tests {
         // Names that collide: the later set field wins, as in a map serde_json writes.
         let constants = vec![("count".to_string(), "\"c\"".to_string()), ("zone".to_string(), "\"eu\"".to_string())];
         let cfg = WindowConfig {
-            assigner: Assigner::Tumbling { size: 10 },
+            assigner: tumbling(10),
             processing_time: false,
             allowed_lateness: 0,
             function: WindowFn::Builtin(vec![("count".into(), AggSpec::Count), ("window_end".into(), AggSpec::Count)]),
@@ -1149,7 +1123,7 @@ mod tests {
     #[test]
     fn processing_time_tumbling_windows_fire_on_the_clock() {
         let clock = ManualClock::new(1_000);
-        let mut w = op(Assigner::Tumbling { size: 10_000 }, true, 0, clock.clone());
+        let mut w = op(tumbling(10_000), true, 0, clock.clone());
         let mut o = out(&[]);
         feed(&mut w, &mut o, vec![rec("a", 1, 0), rec("a", 2, 0)], vec![]);
         clock.set(12_000);
@@ -1167,7 +1141,7 @@ mod tests {
 
     #[test]
     fn allowed_lateness_fires_again_and_then_drops() {
-        let mut w = op(Assigner::Tumbling { size: 10 }, false, 5, ManualClock::new(0));
+        let mut w = op(tumbling(10), false, 5, ManualClock::new(0));
         let mut o = out(&[LATE_OUTPUT]);
         feed(&mut w, &mut o, vec![rec("a", 1, 3)], vec![(1, 9)]);
         assert_eq!(rows(&mut o)[0]["count"], 1, "fires at end - 1");
@@ -1182,7 +1156,7 @@ mod tests {
 
     #[test]
     fn sessions_merge_and_a_late_element_can_join_a_live_session() {
-        let mut w = op(Assigner::Session { gap: 10 }, false, 0, ManualClock::new(0));
+        let mut w = op(Arc::new(shape::Session { gap: Duration::from_millis(10) }), false, 0, ManualClock::new(0));
         let mut o = out(&[]);
         feed(&mut w, &mut o, vec![rec("a", 1, 100), rec("a", 1, 118), rec("a", 1, 109)], vec![]);
         // [100, 110) and [118, 128) were separate until [109, 119) bridged them.
@@ -1198,12 +1172,12 @@ mod tests {
 
     #[test]
     fn count_windows_tumble_and_slide() {
-        let mut w = op(Assigner::Count { count: 3, every: 3 }, false, 0, ManualClock::new(0));
+        let mut w = op(Arc::new(shape::Count { count: 3, every: Some(3) }), false, 0, ManualClock::new(0));
         let mut o = out(&[]);
         feed(&mut w, &mut o, (1..=7).map(|i| rec("a", i, i)).collect(), vec![]);
         let r = rows(&mut o);
         assert_eq!(r.iter().map(|x| x["total"].as_i64().unwrap()).collect::<Vec<_>>(), vec![6, 15]);
-        let mut w = op(Assigner::Count { count: 3, every: 1 }, false, 0, ManualClock::new(0));
+        let mut w = op(Arc::new(shape::Count { count: 3, every: Some(1) }), false, 0, ManualClock::new(0));
         feed(&mut w, &mut o, (1..=4).map(|i| rec("a", i, i)).collect(), vec![]);
         let r = rows(&mut o);
         assert_eq!(r.iter().map(|x| x["total"].as_i64().unwrap()).collect::<Vec<_>>(), vec![1, 3, 6, 9]);
@@ -1211,7 +1185,12 @@ mod tests {
 
     #[test]
     fn sliding_windows_count_an_element_late_for_one_in_the_next() {
-        let mut w = op(Assigner::Sliding { size: 10, slide: 5 }, false, 0, ManualClock::new(0));
+        let mut w = op(
+            Arc::new(shape::Sliding { size: Duration::from_millis(10), slide: Duration::from_millis(5) }),
+            false,
+            0,
+            ManualClock::new(0),
+        );
         let mut o = out(&[]);
         // Watermark 9 fires [0,10); an element at 7 is late there but counts in [5,15).
         feed(&mut w, &mut o, vec![rec("a", 1, 6)], vec![(1, 9)]);
@@ -1223,7 +1202,7 @@ mod tests {
     #[test]
     fn a_string_keys_text_comes_from_the_key_and_stored_texts_still_serve() {
         let count_of = |key_fields: Vec<(String, Vec<String>)>| WindowConfig {
-            assigner: Assigner::Tumbling { size: 10 },
+            assigner: tumbling(10),
             processing_time: false,
             allowed_lateness: 0,
             function: WindowFn::Builtin(vec![("n".into(), AggSpec::Count)]),
@@ -1264,7 +1243,8 @@ mod tests {
         let fields = |names: &[&str]| names.iter().map(|n| (n.to_string(), vec![n.to_string()])).collect::<Vec<_>>();
         assert!(key_text_in_key(3, key) && !key_text_in_key(3, b"u1"));
         // A time window writes rows from its layout; a count window field by field.
-        for assigner in [Assigner::Tumbling { size: 10 }, Assigner::Count { count: 2, every: 2 }] {
+        let count: Arc<dyn Assigner> = Arc::new(shape::Count { count: 2, every: Some(2) });
+        for assigner in [tumbling(10), count] {
             let cfg = WindowConfig {
                 assigner,
                 processing_time: false,

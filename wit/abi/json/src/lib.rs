@@ -207,9 +207,8 @@ impl<'a> Scanner<'a> {
     /// those only when it decodes the string.
     ///
     /// Always inlined: a document is mostly strings, and each call that is left costs a
-    /// function's entry (in Wasm with the call deadline on, an epoch check too). The
-    /// log-analyzer's parse plugin: 150-160 -> 124-129 ns a line in Wasm; its native twin
-    /// 73 -> 70 ns; the host's reader 93-95 -> 90-91 ns.
+    /// function's entry (in Wasm with the call deadline on, an epoch check too); BENCHMARKS.md
+    /// has what it saved.
     #[inline(always)]
     pub fn string(&mut self) -> Result<bool, GiveUp> {
         const ONES: u64 = 0x0101_0101_0101_0101;

@@ -279,9 +279,9 @@ pub struct Coordinator {
     /// Set to make the sources stop (stop with savepoint).
     pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Fails the job when checkpoints fail beyond tolerance.
-    pub run: std::sync::Arc<crate::status::RunState>,
+    pub run: std::sync::Arc<weir_core::status::RunState>,
     /// Counters.
-    pub metrics: std::sync::Arc<crate::status::CheckpointMetrics>,
+    pub metrics: std::sync::Arc<weir_core::status::CheckpointMetrics>,
 }
 
 impl std::fmt::Debug for Coordinator {

@@ -1,0 +1,225 @@
+//! Chains: the operators of one task, one subtask each, run one after another on the task's
+//! thread, each with the routes of its outputs.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use crossbeam_channel::Sender;
+
+use crate::checkpoint::Ack;
+use weir_core::operator::{Operator, Output};
+use weir_core::record::{Batch, Record};
+use weir_core::status::NodeMetrics;
+
+use crate::route::Route;
+
+/// One operator of a chain with the routes of its outputs.
+pub struct ChainLink {
+    /// Node name (for metrics and dead letters).
+    pub name: String,
+    /// The operator.
+    pub op: Box<dyn Operator>,
+    /// Routes of the main output (empty when the next link is chained).
+    pub main: Vec<Route>,
+    /// Routes of side outputs, by name.
+    pub sides: Vec<(String, Vec<Route>)>,
+    /// The node's counters.
+    pub metrics: Arc<NodeMetrics>,
+}
+
+/// A chain of operators for one subtask, plus the dead-letter route.
+pub struct Chain {
+    /// The links, upstream first.
+    pub links: Vec<ChainLink>,
+    /// Where dead letters go (dead-letter sink node).
+    pub dead_letter: Option<Route>,
+    /// Source index → name, for dead-letter positions.
+    pub source_names: Arc<Vec<String>>,
+    /// This chain's subtask index.
+    pub subtask: usize,
+    /// Where checkpoint acknowledgements go (none without checkpoints).
+    pub acks: Option<Sender<Ack>>,
+}
+
+impl Chain {
+    /// Sends dead letters of link `i` to the dead-letter output (and counts them).
+    pub(crate) fn send_dead(&mut self, i: usize, dead: Vec<(Record, String)>) -> anyhow::Result<()> {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        let node = self.links[i].name.clone();
+        self.links[i].metrics.dead_letters.fetch_add(dead.len() as u64, Ordering::Relaxed);
+        let Some(route) = &mut self.dead_letter else { return Ok(()) };
+        let recs = dead
+            .into_iter()
+            .map(|(r, reason)| {
+                let mut entry = serde_json::json!({
+                    "operator": node,
+                    "source": self.source_names.get(usize::from(r.origin.source)).cloned().unwrap_or_default(),
+                    "position": r.origin.position,
+                    "reason": reason,
+                    "value": String::from_utf8_lossy(&r.value),
+                });
+                if std::str::from_utf8(&r.value).is_err() {
+                    // `value` had its invalid bytes replaced: the original stays recoverable.
+                    entry["value_base64"] = base64::engine::general_purpose::STANDARD.encode(&r.value).into();
+                }
+                Record { value: entry.to_string().into_bytes(), ..Record::default() }
+            })
+            .collect();
+        route.send_batch(Batch::of(recs))?;
+        Ok(())
+    }
+
+    /// Routes what link `i` produced; main output feeds link `i + 1` when chained.
+    fn route(&mut self, i: usize, out: Output) -> anyhow::Result<()> {
+        let Output { main, sides, dead, .. } = out;
+        self.send_dead(i, dead)?;
+        for (side, b) in sides {
+            let b = b.finish();
+            if b.is_empty() {
+                continue;
+            }
+            let mut failed = Vec::new();
+            if let Some((_, routes)) = self.links[i].sides.iter_mut().find(|(n, _)| *n == side) {
+                let n = routes.len();
+                let mut b = Some(b);
+                for (j, r) in routes.iter_mut().enumerate() {
+                    let part = if j + 1 == n { b.take().unwrap_or_default() } else { b.as_ref().map(|b| r.copy_of(b)).unwrap_or_default() };
+                    failed.extend(r.send_batch(part)?);
+                }
+            }
+            self.send_dead(i, failed)?;
+        }
+        let main = main.finish();
+        self.links[i].metrics.records_out.fetch_add(main.records.len() as u64, Ordering::Relaxed);
+        if i + 1 < self.links.len() {
+            return self.push(i + 1, main);
+        }
+        if main.is_empty() {
+            return Ok(());
+        }
+        let mut failed = Vec::new();
+        let n = self.links[i].main.len();
+        let mut main = Some(main);
+        for j in 0..n {
+            let route = &mut self.links[i].main[j];
+            let part =
+                if j + 1 == n { main.take().unwrap_or_default() } else { main.as_ref().map(|b| route.copy_of(b)).unwrap_or_default() };
+            failed.extend(route.send_batch(part)?);
+        }
+        self.send_dead(i, failed)
+    }
+
+    fn output(&self, i: usize) -> Output {
+        let sides: Vec<String> = self.links[i].sides.iter().map(|(n, _)| n.clone()).collect();
+        Output::new(&sides, self.links[i].metrics.clone())
+    }
+
+    /// Pushes a batch into link `i`.
+    pub fn push(&mut self, i: usize, batch: Batch) -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.links[i].metrics.records_in.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+        let terminal = i + 1 == self.links.len() && self.links[i].main.is_empty() && self.links[i].sides.is_empty();
+        if terminal {
+            self.links[i].metrics.record_latency(&batch.records);
+        }
+        let mut out = self.output(i);
+        self.links[i].op.process(batch, &mut out)?;
+        self.route(i, out)
+    }
+
+    /// The earliest processing-time timer of any link.
+    pub fn next_processing_timer(&self) -> Option<i64> {
+        self.links.iter().filter_map(|l| l.op.next_processing_timer()).min()
+    }
+
+    /// Fires processing-time timers due at `now` in every link.
+    pub fn on_processing_time(&mut self, now: i64) -> anyhow::Result<()> {
+        for i in 0..self.links.len() {
+            if self.links[i].op.next_processing_timer().is_some_and(|t| t <= now) {
+                let mut out = self.output(i);
+                self.links[i].op.on_processing_time(now, &mut out)?;
+                self.route(i, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// End of input: close every link in order and send end-of-input downstream.
+    pub fn close(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.links.len() {
+            let mut out = self.output(i);
+            self.links[i].op.close(&mut out)?;
+            self.route(i, out)?;
+            let link = &self.links[i];
+            for r in link.main.iter().chain(link.sides.iter().flat_map(|(_, rs)| rs.iter())) {
+                r.end()?;
+            }
+        }
+        if let Some(d) = &self.dead_letter {
+            d.end()?;
+        }
+        Ok(())
+    }
+
+    fn all_routes(&self) -> impl Iterator<Item = &Route> {
+        self.links.iter().flat_map(|l| l.main.iter().chain(l.sides.iter().flat_map(|(_, rs)| rs.iter()))).chain(self.dead_letter.iter())
+    }
+
+    /// The snapshot folder of link `i` inside checkpoint folder `dir`.
+    pub fn link_dir(&self, dir: &Path, i: usize) -> PathBuf {
+        dir.join(format!("{}-{}", self.links[i].name, self.subtask))
+    }
+
+    /// Barrier `id`: snapshot every link, forward the barrier, acknowledge.
+    pub fn checkpoint(&mut self, id: u64, dir: &Arc<Path>) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        let mut writes = Vec::new();
+        for i in 0..self.links.len() {
+            let d = self.link_dir(dir, i);
+            let name = self.links[i].name.clone();
+            match std::fs::create_dir_all(&d).map_err(anyhow::Error::from).and_then(|_| self.links[i].op.snapshot(id, &d)) {
+                Ok(Some(w)) => writes.push((name, w)),
+                Ok(None) => {}
+                Err(e) => {
+                    result = Err(format!("{name}: {e:#}"));
+                    break;
+                }
+            }
+        }
+        // The barrier moves on at once; the snapshot's files are written beside the stream
+        // and acknowledged when they are durable.
+        for r in self.all_routes() {
+            r.barrier(id, dir)?;
+        }
+        let Some(acks) = self.acks.clone() else { return Ok(()) };
+        if writes.is_empty() || result.is_err() {
+            let _ = acks.send(Ack { id, result });
+            return Ok(());
+        }
+        std::thread::Builder::new().name(format!("snapshot-{id}")).spawn(move || {
+            let result = writes.into_iter().try_for_each(|(name, w)| w().map_err(|e| format!("{name}: {e:#}")));
+            let _ = acks.send(Ack { id, result });
+        })?;
+        Ok(())
+    }
+
+    /// Checkpoint `id` completed.
+    pub fn notify_complete(&mut self, id: u64) -> anyhow::Result<()> {
+        self.links.iter_mut().try_for_each(|l| l.op.notify_checkpoint_complete(id))
+    }
+
+    /// Tells every downstream subtask that this input is idle (or active again).
+    pub fn idle(&self, idle: bool) -> anyhow::Result<()> {
+        let Some(last) = self.links.last() else { return Ok(()) };
+        for r in last.main.iter().chain(last.sides.iter().flat_map(|(_, rs)| rs.iter())) {
+            r.idle(idle)?;
+        }
+        Ok(())
+    }
+}

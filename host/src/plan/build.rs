@@ -1,0 +1,231 @@
+//! What each subtask runs: operators (plugins, windows, sinks), sources with their event
+//! time and watermarks, state backends, and the walk that reads event time and keys ahead.
+
+use std::path::PathBuf;
+
+use weir_connectors::{SinkAt, SourceAt};
+use weir_core::json;
+use weir_core::operator::{Assign, Identity, Operator, Source};
+use weir_core::record::Record;
+use weir_core::time::WatermarkGenerator;
+use weir_job::{Backend, EventTime, Function, KeyBy, PluginDef, Stamp, TimeField, TimeUnit, WindowFunction};
+use weir_plugin::{Instance, World};
+use weir_runtime::route::KeyExtractor;
+use weir_runtime::task::SourceTime;
+use weir_state::{Cached, MemoryBackend, RocksBackend, StateBackend};
+use weir_window::{WindowConfig, WindowFn, WindowOp};
+
+use super::{NodeKind, Planned};
+use crate::operators::{ProcessOp, Stamped, Stateless, StatelessOp};
+
+impl Planned {
+    pub(super) fn key_extractor(&self, node: usize) -> anyhow::Result<KeyExtractor> {
+        let name = &self.nodes[node].name;
+        match self.operator(node).and_then(|op| op.key_by.as_ref()) {
+            Some(KeyBy::Selector(p)) => {
+                let inst = Instance::new(self.plugin(p), &format!("{name}.key-by"), 0, p.config.clone())?;
+                Ok(KeyExtractor::Selector(Box::new(inst)))
+            }
+            Some(KeyBy::RecordKey(_)) => Ok(KeyExtractor::RecordKey),
+            Some(KeyBy::Fields(_)) => {
+                let paths = self.key_fields(node).unwrap_or_default();
+                let id = self.key_sets().iter().position(|s| *s == paths).map(|id| id as u16);
+                Ok(KeyExtractor::Fields(paths, id))
+            }
+            None => anyhow::bail!("`{name}` is not keyed"),
+        }
+    }
+
+    /// The state store of a keyed operator subtask. `write_back` puts a byte cache in front
+    /// of RocksDB (for process plugins' state: a window operator caches decoded states
+    /// itself).
+    fn backend(&self, node: &str, subtask: usize, write_back: bool) -> anyhow::Result<Box<dyn StateBackend>> {
+        Ok(match self.job.state.backend {
+            Backend::Memory => Box::new(MemoryBackend::default()),
+            Backend::Rocksdb => {
+                let rocks = RocksBackend::open(&self.state_dir().join(format!("{node}-{subtask}")))?;
+                match write_back {
+                    true => Box::new(Cached::new(rocks, weir_state::cache::DEFAULT_CAPACITY)),
+                    false => Box::new(rocks),
+                }
+            }
+        })
+    }
+
+    pub(super) fn state_dir(&self) -> PathBuf {
+        self.job.state.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("weir-state-{}", std::process::id())))
+    }
+
+    /// An instance of plugin `p` for subtask `subtask` of operator `name`, `init` run.
+    fn instance(&self, p: &PluginDef, name: &str, subtask: usize) -> anyhow::Result<Instance> {
+        let mut inst = Instance::new(self.plugin(p), name, subtask as u32, p.config.clone())?;
+        inst.set_deadline_budget(self.job.plugin_deadline_budget);
+        Ok(inst)
+    }
+
+    pub(super) fn make_operator(&self, i: usize, subtask: usize) -> anyhow::Result<Box<dyn Operator>> {
+        let node = &self.nodes[i];
+        let transactional = self.job.checkpoint.is_some();
+        match node.kind {
+            NodeKind::Source => Ok(Box::new(Identity)),
+            NodeKind::Sink => self.job.sinks[&node.name].connector.open(SinkAt { dead_letter: false, transactional }),
+            NodeKind::DeadLetter => self.job.dead_letter.open(SinkAt { dead_letter: true, transactional }),
+            NodeKind::Operator => {
+                let op = &self.job.operators[&node.name];
+                let clock = self.opts.clock.clone();
+                let stateless = |kind, p: &PluginDef| -> anyhow::Result<Box<dyn Operator>> {
+                    let inner = Box::new(StatelessOp::new(kind, self.instance(p, &node.name, subtask)?));
+                    self.stamped(i, op.stamp.as_ref(), inner)
+                };
+                Ok(match &op.function {
+                    Function::Map(p) => stateless(Stateless::Map, p)?,
+                    Function::Filter(p) => stateless(Stateless::Filter, p)?,
+                    Function::FlatMap(p) => stateless(Stateless::FlatMap, p)?,
+                    Function::Process { plugin, state_ttl } => {
+                        let mut inst = self.instance(plugin, &node.name, subtask)?;
+                        inst.host().state = self.backend(&node.name, subtask, true)?;
+                        for (name, t) in state_ttl {
+                            let ttl = weir_plugin::Ttl { ms: t.ttl.as_millis() as i64, refresh_on_read: t.refresh_on_read };
+                            inst.host().ttl.insert(name.clone(), ttl);
+                        }
+                        Box::new(ProcessOp::new(inst, self.job.max_parallelism, clock))
+                    }
+                    Function::Window(w) => {
+                        let function = match &w.function {
+                            WindowFunction::Plugin(p) => {
+                                let inst = self.instance(p, &node.name, subtask)?;
+                                match inst.plugin().world {
+                                    World::Aggregate => WindowFn::Aggregate(Box::new(inst)),
+                                    _ => WindowFn::Process(Box::new(inst)),
+                                }
+                            }
+                            WindowFunction::Aggregates(aggs) => WindowFn::Builtin(aggs.clone()),
+                        };
+                        let key_fields = match &op.key_by {
+                            Some(KeyBy::Fields(fs)) => fs.iter().map(|f| (f.clone(), f.split('.').map(str::to_string).collect())).collect(),
+                            _ => vec![],
+                        };
+                        let key_name = match &op.key_by {
+                            Some(KeyBy::RecordKey(name)) => Some(name.clone()),
+                            _ => None,
+                        };
+                        let cfg = WindowConfig {
+                            assigner: w.assigner.clone(),
+                            processing_time: w.processing_time,
+                            allowed_lateness: w.allowed_lateness.as_millis() as i64,
+                            function,
+                            key_fields,
+                            key_name,
+                            constants: w.constants.clone(),
+                            max_parallelism: self.job.max_parallelism,
+                        };
+                        Box::new(WindowOp::with_backend(cfg, clock, self.backend(&node.name, subtask, false)?))
+                    }
+                })
+            }
+        }
+    }
+
+    /// Subtask `subtask` of source node `i`: its reader, how it stamps event time and makes
+    /// watermarks, and its rate.
+    pub(super) fn source(&self, i: usize, subtask: usize) -> anyhow::Result<(Box<dyn Source>, SourceTime, Option<f64>)> {
+        let name = &self.nodes[i].name;
+        let s = &self.job.sources[name];
+        let index = self.job.sources.get_index_of(name).unwrap_or(0) as u16;
+        let source = s.connector.open(SourceAt { index, subtask, parallelism: self.nodes[i].parallelism })?;
+        let clock = self.opts.clock.clone();
+        let ingestion = s.event_time == Some(EventTime::Ingestion);
+        let time_field = match &s.event_time {
+            Some(EventTime::Field(f)) => Some(f.clone()),
+            _ => None,
+        };
+        let mut walk = field_walk(time_field, self.prekeys_of(i), s.connector.requires_json());
+        let assign = move |r: &mut Record| -> Result<(), String> {
+            if ingestion {
+                r.timestamp = Some(clock.now_ms());
+            }
+            walk(r)
+        };
+        let time = SourceTime {
+            assign: Some(Box::new(assign)),
+            generator: s.event_time.as_ref().map(|_| WatermarkGenerator::bounded(s.watermarks.bound)),
+            interval: s.watermarks.interval,
+            idle_timeout: s.watermarks.idle_timeout,
+        };
+        Ok((source, time, s.rate))
+    }
+
+    /// `inner` with the event time and watermarks of its operator's `stamp`, when it has one.
+    fn stamped(&self, i: usize, stamp: Option<&Stamp>, inner: Box<dyn Operator>) -> anyhow::Result<Box<dyn Operator>> {
+        let Some(stamp) = stamp else { return Ok(inner) };
+        let assign: Assign = match &stamp.field {
+            // One walk reads the event time and the key-bys downstream (see `walks`).
+            Some(field) => Box::new(field_walk(Some(field.clone()), self.prekeys_of(i), false)),
+            None => Box::new(|r: &mut Record| match r.timestamp {
+                Some(_) => Ok(()),
+                None => {
+                    Err("event time: the record has none (the plugin sets none; or give the operator `event-time = { field = \"...\" }`)"
+                        .into())
+                }
+            }),
+        };
+        let w = &stamp.watermarks;
+        Ok(Box::new(Stamped::new(inner, assign, WatermarkGenerator::bounded(w.bound), w.interval)))
+    }
+}
+
+/// One walk over each record's JSON value, as a source or an operator with an `event-time`
+/// field makes it: the event time from `time_field`, and the key-by fields of `prekeys` read
+/// ahead into `Record::prekeys`. A value that is not JSON fails the record when an event time
+/// is to be read or `check_json` says so; when only keys were to be read ahead, the key-by
+/// reports it.
+pub(super) fn field_walk(
+    time_field: Option<TimeField>,
+    prekeys: Vec<(u16, Vec<json::Path>)>,
+    check_json: bool,
+) -> impl FnMut(&mut Record) -> Result<(), String> + Send + 'static {
+    let mut paths: Vec<json::Path> = time_field.iter().map(|f| f.path.split('.').map(str::to_string).collect()).collect();
+    prekeys.iter().for_each(|(_, p)| paths.extend(p.iter().cloned()));
+    move |r: &mut Record| -> Result<(), String> {
+        if paths.is_empty() && !check_json {
+            return Ok(());
+        }
+        let mut found = json::Found::new();
+        if let Err(e) = json::extract(&r.value, &paths, &mut found) {
+            return match time_field.is_some() || check_json {
+                true => Err(format!("not JSON: {e}")),
+                false => Ok(()),
+            };
+        }
+        let mut at = 0;
+        if let Some(field) = &time_field {
+            r.timestamp = Some(event_time_of(found[0], &field.path, field.unit)?);
+            at = 1;
+        }
+        let mut vals: smallvec::SmallVec<[json::Raw; 4]> = smallvec::SmallVec::new();
+        for (id, p) in &prekeys {
+            if r.prekeys.iter().any(|(have, _)| have == id) {
+                // Read ahead upstream already (another branch of the job reads it there).
+                at += p.len();
+                continue;
+            }
+            vals.clear();
+            vals.extend(found[at..at + p.len()].iter().map_while(|v| json::non_null(*v)));
+            if vals.len() == p.len() {
+                r.prekeys.push((*id, weir_core::keys::key_bytes(&vals)));
+            }
+            at += p.len();
+        }
+        Ok(())
+    }
+}
+
+/// A record's event time in ms from the raw value of its event-time `field` (in `unit`).
+fn event_time_of(raw: Option<json::Raw>, field: &str, unit: TimeUnit) -> Result<i64, String> {
+    let raw = raw.ok_or_else(|| format!("event time: missing field `{field}`"))?;
+    let t = json::raw_i64(raw).ok_or_else(|| format!("event time: field `{field}` must be an integer, found {}", json::value(raw)))?;
+    match unit {
+        TimeUnit::Millis => Ok(t),
+        TimeUnit::Seconds => t.checked_mul(1000).ok_or_else(|| format!("event time: `{field}` = {t} s overflows")),
+    }
+}

@@ -1,0 +1,328 @@
+//! A run: channels and routes between tasks, each task's chain built (plugins instantiated,
+//! state restored) before any thread starts, one thread per task, the checkpoint coordinator
+//! and the control endpoint beside them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use weir_core::operator::{Operator, SourceSnapshot, SOURCE_SNAPSHOT};
+use weir_core::status::RunState;
+use weir_job::Backend;
+use weir_runtime::checkpoint::{self, Ack, Control, Coordinator, JobFacts, Metadata};
+use weir_runtime::{Chain, ChainLink, Envelope, InputTask, Partitioner, Route, SourceControl, CHANNEL_CAPACITY};
+use weir_state::key_groups_of;
+
+use super::{NodeKind, Planned, RunReport};
+
+/// The channels of a run and the routes into them, before tasks take them.
+struct Wiring {
+    /// Per node, one sender per subtask of a task head (none for chained nodes and sources).
+    txs: Vec<Vec<Sender<Envelope>>>,
+    rxs: Vec<Vec<Option<Receiver<Envelope>>>>,
+    /// Input channels of each head so far; edges take indexes in a fixed order.
+    inputs: Vec<u32>,
+    /// `(node, side output)` → per upstream subtask, its routes.
+    routes: HashMap<(usize, Option<String>), Vec<Vec<Route>>>,
+}
+
+/// One task to start: a chain for one subtask of a head node.
+struct Task {
+    name: String,
+    chain: Chain,
+    rx: Option<Receiver<Envelope>>,
+    head: usize,
+    subtask: usize,
+    control: Option<Receiver<Control>>,
+}
+
+/// How the coordinator reaches the tasks.
+#[derive(Default)]
+struct Steering {
+    sources: Vec<Sender<Control>>,
+    tasks: Vec<Sender<Control>>,
+}
+
+impl Planned {
+    /// The checkpoint to restore from, checked against this job.
+    fn restore_point(&self) -> anyhow::Result<Option<(Metadata, PathBuf)>> {
+        let Some(what) = &self.opts.restore else { return Ok(None) };
+        let Some((m, p)) = checkpoint::resolve(self.job.checkpoint_dir.as_deref(), what)? else { return Ok(None) };
+        anyhow::ensure!(
+            m.max_parallelism == self.job.max_parallelism,
+            "checkpoint {} is incompatible: it has {} key groups, the job {} (max-parallelism must stay the same)",
+            p.display(),
+            m.max_parallelism,
+            self.job.max_parallelism
+        );
+        for (path, hash) in &m.plugins {
+            if let Some(now) = self.plugins.get(&PathBuf::from(path)) {
+                if now.hash != *hash {
+                    eprintln!("weir: plugin {path} changed since checkpoint {} (hash {hash} → {}); its state is kept", m.id, now.hash);
+                }
+            }
+        }
+        eprintln!("weir: restoring from {}", p.display());
+        Ok(Some((m, p)))
+    }
+
+    /// Restores link `m` of subtask `s` from checkpoint `chk`.
+    fn restore_link(&self, op: &mut dyn Operator, m: usize, s: usize, meta: &Metadata, chk: &Path) -> anyhow::Result<()> {
+        let node = &self.nodes[m];
+        let Some(&old_p) = meta.parallelism.get(&node.name) else { return Ok(()) };
+        let maxp = self.job.max_parallelism;
+        if node.keyed {
+            let dirs: Vec<PathBuf> = (0..old_p).map(|j| chk.join(format!("{}-{j}", node.name))).collect();
+            return op.restore(&dirs, key_groups_of(s, node.parallelism, maxp));
+        }
+        anyhow::ensure!(
+            old_p == node.parallelism || node.stateless,
+            "`{}` ran with parallelism {old_p} in the checkpoint and {} now; only keyed and stateless operators can change parallelism",
+            node.name,
+            node.parallelism
+        );
+        op.restore(&[chk.join(format!("{}-{s}", node.name))], 0..maxp as u16)
+    }
+
+    /// Channels for every subtask of each task head, and the routes of every edge into them.
+    fn wire(&self, chained: &[Option<usize>]) -> anyhow::Result<Wiring> {
+        let n = self.nodes.len();
+        let mut w = Wiring { txs: vec![vec![]; n], rxs: vec![vec![]; n], inputs: vec![0; n], routes: HashMap::new() };
+        for (i, node) in self.nodes.iter().enumerate() {
+            if chained[i].is_none() && node.kind != NodeKind::Source {
+                for _ in 0..node.parallelism {
+                    let (tx, rx) = bounded(CHANNEL_CAPACITY);
+                    w.txs[i].push(tx);
+                    w.rxs[i].push(Some(rx));
+                }
+            }
+        }
+        for (ci, c) in self.nodes.iter().enumerate() {
+            if chained[ci].is_some() {
+                continue;
+            }
+            for (up, side) in &c.inputs {
+                let upp = self.nodes[*up].parallelism;
+                let forward = !c.keyed && c.parallelism == upp && c.parallelism > 1;
+                let base = w.inputs[ci];
+                w.inputs[ci] += if forward { 1 } else { upp as u32 };
+                let per_sub = w.routes.entry((*up, side.clone())).or_insert_with(|| (0..upp).map(|_| Vec::new()).collect());
+                for (u, rs) in per_sub.iter_mut().enumerate() {
+                    let (senders, channel, partitioner, drop_values) = if forward {
+                        (vec![w.txs[ci][u].clone()], base, Partitioner::Forward, false)
+                    } else if c.keyed {
+                        let by_key = Partitioner::Hash(self.key_extractor(ci)?, self.job.max_parallelism);
+                        (w.txs[ci].clone(), base + u as u32, by_key, self.reads_only_keys(ci))
+                    } else if c.parallelism == 1 {
+                        (w.txs[ci].clone(), base + u as u32, Partitioner::Forward, false)
+                    } else {
+                        (w.txs[ci].clone(), base + u as u32, Partitioner::Rebalance(u), false)
+                    };
+                    rs.push(Route { senders, channel, partitioner, drop_values });
+                }
+            }
+        }
+        Ok(w)
+    }
+
+    /// The chain of subtask `s` of the task headed by `hi`: each member's operator (state
+    /// restored) with the routes of its outputs.
+    fn chain(&self, members: &[usize], s: usize, w: &mut Wiring, restore: Option<&(Metadata, PathBuf)>) -> anyhow::Result<Vec<ChainLink>> {
+        let mut links = Vec::new();
+        for (pos, &m) in members.iter().enumerate() {
+            let mut take = |side: Option<String>| w.routes.get_mut(&(m, side)).map(|v| std::mem::take(&mut v[s])).unwrap_or_default();
+            let main = if pos + 1 == members.len() { take(None) } else { Vec::new() };
+            let mut sides: Vec<(String, Vec<Route>)> = Vec::new();
+            let side_names = self.nodes.iter().flat_map(|n| n.inputs.iter()).filter(|(u, _)| *u == m).filter_map(|(_, side)| side.clone());
+            for name in side_names {
+                if !sides.iter().any(|(n, _)| *n == name) {
+                    sides.push((name.clone(), take(Some(name))));
+                }
+            }
+            let name = &self.nodes[m].name;
+            let mut op = self.make_operator(m, s).with_context(|| format!("starting `{name}` (subtask {s})"))?;
+            if let Some((meta, chk)) = restore {
+                let t = Instant::now();
+                self.restore_link(op.as_mut(), m, s, meta, chk)
+                    .with_context(|| format!("restoring `{name}` (subtask {s}) from {}", chk.display()))?;
+                self.metrics.checkpoints.restore_ms.fetch_add(t.elapsed().as_millis() as u64, Ordering::Relaxed);
+            }
+            links.push(ChainLink { name: name.clone(), op, main, sides, metrics: self.node_metrics[m].clone() });
+        }
+        Ok(links)
+    }
+
+    /// Every task of the run, built before any thread starts.
+    fn build_tasks(
+        &self,
+        chained: &[Option<usize>],
+        w: &mut Wiring,
+        restore: Option<&(Metadata, PathBuf)>,
+        acks: Option<&Sender<Ack>>,
+        steering: &mut Steering,
+    ) -> anyhow::Result<Vec<Task>> {
+        let source_names: Arc<Vec<String>> = Arc::new(self.job.sources.keys().cloned().collect());
+        let dead_letter = self.nodes.len() - 1;
+        let mut tasks = Vec::new();
+        for (hi, h) in self.nodes.iter().enumerate() {
+            if chained[hi].is_some() {
+                continue;
+            }
+            let members = self.task_members(chained, hi);
+            for s in 0..h.parallelism {
+                let links = self.chain(&members, s, w, restore)?;
+                let dead_letter = (!matches!(h.kind, NodeKind::Sink | NodeKind::DeadLetter)).then(|| {
+                    let channel = w.inputs[dead_letter];
+                    w.inputs[dead_letter] += 1;
+                    Route { senders: w.txs[dead_letter].clone(), channel, partitioner: Partitioner::Forward, drop_values: false }
+                });
+                let control = acks.map(|_| {
+                    let (tx, rx) = crossbeam_channel::unbounded();
+                    match h.kind {
+                        NodeKind::Source => steering.sources.push(tx),
+                        _ => steering.tasks.push(tx),
+                    }
+                    rx
+                });
+                let chain = Chain { links, dead_letter, source_names: source_names.clone(), subtask: s, acks: acks.cloned() };
+                let rx = if h.kind == NodeKind::Source { None } else { w.rxs[hi][s].take() };
+                tasks.push(Task { name: format!("{}#{s}", h.name), chain, rx, head: hi, subtask: s, control });
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// Starts a thread per task; a source task opens its reader here (and seeks it to the
+    /// restored position).
+    fn start(
+        &self,
+        tasks: Vec<Task>,
+        inputs: &[u32],
+        restore: Option<&(Metadata, PathBuf)>,
+        run: &Arc<RunState>,
+        ended: &Arc<AtomicUsize>,
+        stop: &Arc<AtomicBool>,
+    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+        let batch_size = self.job.batch_size;
+        let mode = self.job.checkpoint.as_ref().map(|c| c.mode).unwrap_or_default();
+        let mut handles = Vec::new();
+        for Task { name, chain, rx, head: hi, subtask: s, control } in tasks {
+            let mut src = if self.nodes[hi].kind == NodeKind::Source { Some(self.source(hi, s)?) } else { None };
+            if let (Some((source, time, _)), Some((_, chk))) = (&mut src, restore) {
+                let node = &self.nodes[hi].name;
+                let f = chk.join(format!("{node}-{s}")).join(SOURCE_SNAPSHOT);
+                let raw = std::fs::read(&f)
+                    .with_context(|| format!("restoring source `{node}`: {} is missing (was its parallelism changed?)", f.display()))?;
+                let snap: SourceSnapshot =
+                    serde_json::from_slice(&raw).with_context(|| format!("{} is not a source snapshot", f.display()))?;
+                source.seek(&snap.position).with_context(|| format!("restoring source `{node}`"))?;
+                if snap.watermark.is_some() {
+                    time.generator = snap.watermark;
+                }
+            }
+            let (run, clock, inputs) = (run.clone(), self.opts.clock.clone(), inputs[hi] as usize);
+            let (ended, stop) = (ended.clone(), stop.clone());
+            let handle = std::thread::Builder::new().name(name.clone()).spawn(move || {
+                let res = match (src, rx) {
+                    (Some((source, time, rate)), _) => {
+                        let ctl = SourceControl { control, ended: Some(ended), stop: Some(stop) };
+                        weir_runtime::run_source_task(source, time, chain, batch_size, rate, ctl, run.clone())
+                    }
+                    (None, Some(rx)) => {
+                        weir_runtime::run_input_task(chain, InputTask { rx, inputs: inputs.max(1), control, mode }, clock, run.clone())
+                    }
+                    (None, None) => Ok(()),
+                };
+                if let Err(e) = res {
+                    run.fail(&name, &e);
+                }
+            })?;
+            handles.push(handle);
+        }
+        Ok(handles)
+    }
+
+    /// Runs the job to its end.
+    pub fn run(self) -> anyhow::Result<RunReport> {
+        let started = Instant::now();
+        let restore = self.restore_point()?;
+        if let Some(dir) = &self.job.checkpoint_dir {
+            checkpoint::check_writable(dir)?;
+        }
+        let chained = self.chaining();
+        let mut wiring = self.wire(&chained)?;
+        let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
+        let mut steering = Steering::default();
+        let acks = self.job.checkpoint.as_ref().map(|_| &ack_tx);
+        let tasks = self.build_tasks(&chained, &mut wiring, restore.as_ref(), acks, &mut steering)?;
+        // Dead-letter routes took their channels as the tasks were built: count them now.
+        let inputs = std::mem::take(&mut wiring.inputs);
+        drop(wiring);
+        drop(ack_tx);
+        let expected = tasks.len();
+        let run = Arc::new(RunState::default());
+        let sources_ended = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = self.start(tasks, &inputs, restore.as_ref(), &run, &sources_ended, &stop)?;
+        let done = Arc::new(AtomicBool::new(false));
+        let mut control = None;
+        let coordinator = match self.job.checkpoint.clone() {
+            Some(cfg) => {
+                let facts = JobFacts {
+                    job: self.job.name.clone(),
+                    max_parallelism: self.job.max_parallelism,
+                    parallelism: self.nodes.iter().map(|n| (n.name.clone(), n.parallelism)).collect(),
+                    plugins: self.plugins.iter().map(|(p, pl)| (p.display().to_string(), pl.hash.clone())).collect(),
+                };
+                let (req_tx, requests) = crossbeam_channel::unbounded();
+                if let Some(addr) = self.job.control {
+                    control = Some(weir_runtime::control::serve(addr, req_tx, done.clone())?);
+                }
+                let c = Coordinator {
+                    cfg,
+                    sources: steering.sources,
+                    tasks: steering.tasks,
+                    acks: ack_rx,
+                    requests,
+                    expected,
+                    facts,
+                    done: done.clone(),
+                    sources_ended,
+                    stop,
+                    run: run.clone(),
+                    metrics: self.metrics.checkpoints.clone(),
+                };
+                Some(std::thread::Builder::new().name("checkpoint-coordinator".into()).spawn(move || c.run())?)
+            }
+            None => None,
+        };
+        for h in handles {
+            if h.join().is_err() {
+                run.fail("task", &anyhow::anyhow!("a task panicked"));
+            }
+        }
+        done.store(true, Ordering::SeqCst);
+        if let Some(c) = control {
+            c.join();
+        }
+        if let Some(c) = coordinator {
+            match c.join() {
+                Ok(Err(e)) => run.fail("checkpoint coordinator", &e),
+                Err(_) => run.fail("checkpoint coordinator", &anyhow::anyhow!("panicked")),
+                Ok(Ok(())) => {}
+            }
+        }
+        if self.job.state.backend == Backend::Rocksdb && self.job.state.dir.is_none() {
+            let _ = std::fs::remove_dir_all(self.state_dir());
+        }
+        if let Some(e) = run.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            anyhow::bail!(e);
+        }
+        Ok(RunReport { metrics: self.metrics.clone(), elapsed: started.elapsed() })
+    }
+}
