@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use weir_core::config::{toml_to_json, FieldError};
+use weir_core::config::{toml_to_json, Check, FieldError};
 use weir_core::operator::Source;
 use weir_core::record::{Origin, Record};
 
@@ -16,14 +16,16 @@ pub struct Config {
     pub values: Vec<toml::Value>,
 }
 
-impl crate::SourceConfig for Config {
+impl Check for Config {
     fn check(&self) -> Result<(), FieldError> {
         match self.values.is_empty() {
             true => Err(FieldError::new("", "kind = \"collection\" needs `values = [...]`")),
             false => Ok(()),
         }
     }
+}
 
+impl crate::SourceConfig for Config {
     fn open(&self, at: crate::SourceAt) -> anyhow::Result<Box<dyn Source>> {
         Ok(Box::new(CollectionSource::new(self.values.iter().map(toml_to_json).collect(), at.index)))
     }

@@ -1,6 +1,7 @@
 //! `kind = "discard"`: counts and drops.
 
 use serde::Deserialize;
+use weir_core::config::Check;
 use weir_core::operator::{Operator, Output};
 use weir_core::record::Batch;
 
@@ -8,6 +9,8 @@ use weir_core::record::Batch;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {}
+
+impl Check for Config {}
 
 impl crate::SinkConfig for Config {
     fn open(&self, _at: crate::SinkAt) -> anyhow::Result<Box<dyn Operator>> {

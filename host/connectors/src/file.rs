@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use serde::Deserialize;
-use weir_core::config::FieldError;
+use weir_core::config::{Check, FieldError};
 use weir_core::operator::{Operator, Output, Source};
 use weir_core::record::{Batch, Origin, Record};
 
@@ -43,14 +43,16 @@ pub enum Format {
     Text,
 }
 
-impl crate::SourceConfig for FileSourceConfig {
+impl Check for FileSourceConfig {
     fn check(&self) -> Result<(), FieldError> {
         match self.max_line_bytes {
             0 => Err(FieldError::new("max-line-bytes", "must be at least 1 (bytes)")),
             _ => Ok(()),
         }
     }
+}
 
+impl crate::SourceConfig for FileSourceConfig {
     fn open(&self, at: crate::SourceAt) -> anyhow::Result<Box<dyn Source>> {
         Ok(Box::new(FileSource::open(&self.path, at.index, self.max_line_bytes)?))
     }
@@ -67,6 +69,8 @@ pub struct FileSinkConfig {
     /// Where to write.
     pub path: PathBuf,
 }
+
+impl Check for FileSinkConfig {}
 
 impl crate::SinkConfig for FileSinkConfig {
     fn open(&self, at: crate::SinkAt) -> anyhow::Result<Box<dyn Operator>> {

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use serde::Deserialize;
-use weir_core::config::FieldError;
+use weir_core::config::{Check, FieldError};
 use weir_core::operator::Source;
 use weir_core::record::{Origin, Record};
 
@@ -39,14 +39,16 @@ fn default_start() -> i64 {
     1_735_689_600
 }
 
-impl crate::SourceConfig for Config {
+impl Check for Config {
     fn check(&self) -> Result<(), FieldError> {
         match self.users {
             0 => Err(FieldError::new("users", "must be at least 1")),
             _ => Ok(()),
         }
     }
+}
 
+impl crate::SourceConfig for Config {
     fn open(&self, at: crate::SourceAt) -> anyhow::Result<Box<dyn Source>> {
         // Subtasks share `count`; the first ones make one more when it does not divide.
         let (p, s) = (at.parallelism as u64, at.subtask as u64);

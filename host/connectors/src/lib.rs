@@ -3,7 +3,7 @@
 //! [`SinkConfig`] for its config struct, and one line in a registry.
 
 use serde::de::DeserializeOwned;
-use weir_core::config::{from_table, FieldError};
+use weir_core::config::{checked, Check, FieldError};
 use weir_core::operator::{Operator, Source};
 
 pub mod collection;
@@ -44,11 +44,7 @@ pub struct SourceAt {
 }
 
 /// The checked settings of one source, which open its readers.
-pub trait SourceConfig: std::fmt::Debug + Send + Sync {
-    /// Refuses values the types let through (the field is relative to the source's table).
-    fn check(&self) -> Result<(), FieldError> {
-        Ok(())
-    }
+pub trait SourceConfig: Check + std::fmt::Debug + Send + Sync {
     /// A reader for one subtask.
     fn open(&self, at: SourceAt) -> anyhow::Result<Box<dyn Source>>;
     /// Whether a record whose value is not JSON goes to the dead letters at the source.
@@ -79,11 +75,7 @@ pub struct SinkAt {
 }
 
 /// The checked settings of one sink, which open it.
-pub trait SinkConfig: std::fmt::Debug + Send + Sync {
-    /// Refuses values the types let through.
-    fn check(&self) -> Result<(), FieldError> {
-        Ok(())
-    }
+pub trait SinkConfig: Check + std::fmt::Debug + Send + Sync {
     /// The sink, as the operator at the end of a route.
     fn open(&self, at: SinkAt) -> anyhow::Result<Box<dyn Operator>>;
 }
@@ -108,13 +100,9 @@ pub fn sink_kind(name: &str) -> Option<&'static SinkKind> {
 }
 
 fn typed_source<C: SourceConfig + DeserializeOwned + 'static>(t: toml::Table) -> Result<Box<dyn SourceConfig>, FieldError> {
-    let c: C = from_table(t)?;
-    c.check()?;
-    Ok(Box::new(c))
+    Ok(Box::new(checked::<C>(t)?))
 }
 
 fn typed_sink<C: SinkConfig + DeserializeOwned + 'static>(t: toml::Table) -> Result<Box<dyn SinkConfig>, FieldError> {
-    let c: C = from_table(t)?;
-    c.check()?;
-    Ok(Box::new(c))
+    Ok(Box::new(checked::<C>(t)?))
 }

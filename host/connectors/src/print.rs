@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::Context as _;
 
 use serde::Deserialize;
+use weir_core::config::Check;
 use weir_core::operator::{Operator, Output};
 use weir_core::record::Batch;
 
@@ -18,6 +19,8 @@ pub struct Config {
     #[serde(default)]
     pub prefix: Option<String>,
 }
+
+impl Check for Config {}
 
 impl crate::SinkConfig for Config {
     fn open(&self, at: crate::SinkAt) -> anyhow::Result<Box<dyn Operator>> {

@@ -29,8 +29,25 @@ pub fn from_table<C: DeserializeOwned>(table: toml::Table) -> Result<C, FieldErr
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
-        FieldError { field: if path == "." { String::new() } else { path }, message: message.trim().to_string() }
+        // toml's errors end in "in `FIELD`" on a line of their own; the field is named anyway.
+        let message = message.split("\nin `").next().unwrap_or_default().trim().to_string();
+        FieldError { field: if path == "." { String::new() } else { path }, message }
     })
+}
+
+/// A config's own checks, beyond what its types let through.
+pub trait Check {
+    /// Refuses values the types let through (the field is relative to the config's table).
+    fn check(&self) -> Result<(), FieldError> {
+        Ok(())
+    }
+}
+
+/// Reads `table` into `C` ([`from_table`]) and runs its [`Check`].
+pub fn checked<C: DeserializeOwned + Check>(table: toml::Table) -> Result<C, FieldError> {
+    let c: C = from_table(table)?;
+    c.check()?;
+    Ok(c)
 }
 
 /// Deserializes a duration written as text (`"10s"`, `"500ms"`), checked by
@@ -91,6 +108,7 @@ mod tests {
         assert!(e.message.contains("expected `path`"), "{e:?}");
         let e = from_table::<Conf>(table("path = 'x'\nevery = 'soon'")).unwrap_err();
         assert_eq!((e.field.as_str(), e.message.contains("is not a duration")), ("every", true), "{e:?}");
+        assert!(!e.message.contains('\n'), "{e:?}");
         let e = from_table::<Conf>(table("every = '1s'")).unwrap_err();
         assert_eq!((e.field.as_str(), e.message.as_str()), ("", "missing field `path`"));
         let c = from_table::<Conf>(table("path = 'x'\nevery = '2s'")).expect("valid");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use weir_core::config::{from_table, positive_duration, FieldError};
+use weir_core::config::{checked, positive_duration, Check, FieldError};
 
 /// The most windows one record may fall into (sliding windows: `size / slide`). Each is a
 /// state update per record; Flink sets no bound, and 10,000 made 2,000 lines run for minutes.
@@ -35,9 +35,7 @@ pub fn shape(name: &str) -> Option<&'static WindowShape> {
 }
 
 fn typed<A: Assigner + DeserializeOwned + 'static>(t: toml::Table) -> Result<Arc<dyn Assigner>, FieldError> {
-    let a: A = from_table(t)?;
-    a.check()?;
-    Ok(Arc::new(a))
+    Ok(Arc::new(checked::<A>(t)?))
 }
 
 /// Count windows fire on element counts, not on time.
@@ -50,11 +48,7 @@ pub struct Counting {
 }
 
 /// Which windows a record falls into.
-pub trait Assigner: std::fmt::Debug + Send + Sync {
-    /// Refuses values the types let through (the field is relative to the `window` table).
-    fn check(&self) -> Result<(), FieldError> {
-        Ok(())
-    }
+pub trait Assigner: Check + std::fmt::Debug + Send + Sync {
     /// Adds the windows `[start, end)` (ms) a record at `ts` falls into to `into`. A merging
     /// shape gives the record's own window, which then merges with the key's overlapping ones.
     fn assign(&self, ts: i64, into: &mut Vec<(i64, i64)>);
@@ -81,6 +75,8 @@ pub struct Tumbling {
     pub size: Duration,
 }
 
+impl Check for Tumbling {}
+
 impl Assigner for Tumbling {
     fn assign(&self, ts: i64, into: &mut Vec<(i64, i64)>) {
         let size = ms(self.size);
@@ -101,7 +97,7 @@ pub struct Sliding {
     pub slide: Duration,
 }
 
-impl Assigner for Sliding {
+impl Check for Sliding {
     fn check(&self) -> Result<(), FieldError> {
         let (size, slide) = (ms(self.size) as u64, ms(self.slide) as u64);
         if slide > size {
@@ -118,7 +114,9 @@ impl Assigner for Sliding {
         }
         Ok(())
     }
+}
 
+impl Assigner for Sliding {
     fn assign(&self, ts: i64, into: &mut Vec<(i64, i64)>) {
         let (size, slide) = (ms(self.size), ms(self.slide));
         let mut start = ts - ts.rem_euclid(slide);
@@ -137,6 +135,8 @@ pub struct Session {
     #[serde(deserialize_with = "positive_duration")]
     pub gap: Duration,
 }
+
+impl Check for Session {}
 
 impl Assigner for Session {
     fn assign(&self, ts: i64, into: &mut Vec<(i64, i64)>) {
@@ -159,7 +159,7 @@ pub struct Count {
     pub every: Option<u64>,
 }
 
-impl Assigner for Count {
+impl Check for Count {
     fn check(&self) -> Result<(), FieldError> {
         if self.count == 0 {
             return Err(FieldError::new("count", "must be at least 1"));
@@ -169,7 +169,9 @@ impl Assigner for Count {
         }
         Ok(())
     }
+}
 
+impl Assigner for Count {
     fn assign(&self, _ts: i64, _into: &mut Vec<(i64, i64)>) {}
 
     fn counting(&self) -> Option<Counting> {
