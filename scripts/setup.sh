@@ -19,3 +19,13 @@ if [ ${#need[@]} -gt 0 ]; then
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   fi
 fi
+# The Kafka-compatible broker the tests start on loopback (tansu 0.6 with its in-memory
+# storage; later releases are renamed `nisshi`). About 10 minutes to build the first time,
+# cached under ~/.cache/weir/tansu after that.
+# Only the tests need it: `scripts/test.sh` asks with --test-broker.
+TANSU_ROOT="$HOME/.cache/weir/tansu"
+if [ "${1:-}" = "--test-broker" ] && [ ! -x "$TANSU_ROOT/bin/tansu" ]; then
+  echo "setup: building the test broker (tansu 0.6) into $TANSU_ROOT, once"
+  # In a build folder of its own (removed after), not weir's cache.
+  env -u CARGO_TARGET_DIR cargo install tansu --version 0.6.0 --locked --features dynostore --root "$TANSU_ROOT" --quiet
+fi

@@ -3,6 +3,7 @@
 mod conformance;
 mod errors;
 mod hardening;
+mod kafka;
 mod layout;
 mod log_analyzer;
 mod processing_time;

@@ -11,12 +11,14 @@ use crate::support::*;
 struct Flagship {
     dir: tempfile::TempDir,
     case: PathBuf,
+    /// `--set`s of every run (a Kafka source instead of the file).
+    extra: Vec<String>,
 }
 
 impl Flagship {
     fn new(case: &Path) -> Flagship {
         plugins();
-        Flagship { dir: tempfile::tempdir().expect("tempdir"), case: case.to_path_buf() }
+        Flagship { dir: tempfile::tempdir().expect("tempdir"), case: case.to_path_buf(), extra: Vec::new() }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -45,7 +47,7 @@ impl Flagship {
             "checkpoint.interval=100ms".into(),
             format!("checkpoint.dir=file://{}", self.path("ck").display()),
         ];
-        for s in sets.iter().chain(extra) {
+        for s in sets.iter().chain(&self.extra).chain(extra) {
             a.push("--set".into());
             a.push(s.clone());
         }
@@ -108,7 +110,10 @@ impl Flagship {
 
 fn kill_many_times_then_finish(backend: &str) {
     let (_, case) = cases().remove(0);
-    let f = Flagship::new(&case);
+    kill_many_times_then_finish_with(Flagship::new(&case), backend);
+}
+
+fn kill_many_times_then_finish_with(f: Flagship, backend: &str) {
     let mut kills = 0;
     let mut attempt = 0u64;
     let started = Instant::now();
@@ -208,7 +213,10 @@ fn restore_latest_without_a_complete_checkpoint_starts_from_the_beginning() {
 
 fn rescale(backend: &str, from: usize, to: usize) {
     let (_, case) = cases().remove(0);
-    let f = Flagship::new(&case);
+    rescale_with(Flagship::new(&case), backend, from, to);
+}
+
+fn rescale_with(f: Flagship, backend: &str, from: usize, to: usize) {
     let mut child = f.spawn(backend, from, 4_000);
     let started = Instant::now();
     // Wait for a few checkpoints (events, not time), then kill the job in the middle of its input.
@@ -376,4 +384,49 @@ fn fixed_delay_restart_recovers_a_failed_job() {
     assert!(log.contains("job failed") && log.contains("sink file") && log.contains("restart 1 in"), "{log}");
     let alerts = sorted(read_jsonl(&missing.join("alerts.jsonl")));
     assert!(alerts == sorted(read_jsonl(&case.join("flink-alerts.jsonl"))), "alerts after the restart equal Flink's");
+}
+
+/// The flagship reading a topic of `partitions` partitions with `readers` readers.
+fn from_kafka(broker: &Broker, case: &Path, topic: &str, partitions: u32, readers: usize) -> Flagship {
+    broker.create_topic(topic, partitions);
+    crate::kafka::produce(broker, case, topic);
+    let mut f = Flagship::new(case);
+    f.extra = crate::kafka::from_topic(broker, topic);
+    f.extra.push(format!("source.logs.parallelism={readers}"));
+    f
+}
+
+/// Offsets are in the checkpoints: killed ten times mid-topic and restored, the job writes
+/// Flink's results exactly once (one partition: the order Flink read the file in).
+#[test]
+fn sigkill_at_ten_points_with_a_kafka_source_and_restore_gives_flinks_output() {
+    let broker = Broker::start();
+    let (_, case) = cases().remove(0);
+    kill_many_times_then_finish_with(from_kafka(&broker, &case, "kill", 1, 1), "memory");
+}
+
+/// Killed with 3 readers of 3 partitions and restored with 2: the partitions move with their
+/// offsets, and every alert comes out once. (Window rows of several partitions depend on how
+/// the partitions interleave, in Flink as here; the alerts do not.)
+#[test]
+fn a_kafka_source_restores_at_another_parallelism() {
+    let broker = Broker::start();
+    let (_, case) = cases().remove(0);
+    let mut f = from_kafka(&broker, &case, "rescale", 3, 3);
+    let mut child = f.spawn("memory", 2, 4_000);
+    let started = Instant::now();
+    while f.newest_checkpoint() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoints completed");
+        assert!(child.try_wait().expect("try_wait").is_none(), "the job ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    f.extra.pop();
+    f.extra.push("source.logs.parallelism=2".into());
+    let err = f.finish("memory", 2);
+    assert!(err.contains("restoring from"), "{err}");
+    let want = sorted(read_jsonl(&case.join("flink-alerts.jsonl")));
+    assert!(sorted(read_jsonl(&f.path("alerts.jsonl"))) == want, "kafka readers 3 -> 2: alerts differ from Flink's");
+    assert_eq!(read_jsonl(&f.path("dead.jsonl")).len() as u64, malformed(&case), "dead letters");
 }

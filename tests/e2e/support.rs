@@ -202,3 +202,65 @@ pub fn events(case: &Path) -> Vec<(String, String, i64)> {
         })
         .collect()
 }
+
+/// A Kafka-compatible broker (tansu, in memory) on a free loopback port, stopped when
+/// dropped. `scripts/setup.sh` installs it under `~/.cache/weir/tansu` (or set `$WEIR_TANSU`).
+pub struct Broker {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    tansu: PathBuf,
+}
+
+impl Broker {
+    /// Starts a broker and waits until it accepts connections.
+    pub fn start() -> Broker {
+        let tansu = std::env::var_os("WEIR_TANSU")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/weir/tansu/bin/tansu"));
+        assert!(tansu.exists(), "{} is missing: run scripts/setup.sh (it installs the test broker)", tansu.display());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+        let addr = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{addr}");
+        let child = Command::new(&tansu)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let broker = Broker { child, addr, tansu };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&broker.addr).is_err() {
+            assert!(std::time::Instant::now() < deadline, "tansu did not listen on {} within 20 s", broker.addr);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        broker
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let broker = format!("tcp://{}", self.addr);
+        let out = Command::new(&self.tansu)
+            .args(["topic", "create", "--broker", &broker, topic, "--partitions", &partitions.to_string()])
+            .output()
+            .expect("tansu topic create");
+        assert!(out.status.success(), "creating {topic}: {}", String::from_utf8_lossy(&out.stderr));
+        let list = Command::new(&self.tansu).args(["topic", "list", "--broker", &broker]).output().expect("tansu topic list");
+        let topics: serde_json::Value = serde_json::from_slice(&list.stdout).expect("topics as JSON");
+        let made = topics.as_array().into_iter().flatten().find(|t| t["name"] == topic);
+        let count = made.and_then(|t| t["partitions"].as_array()).map_or(0, Vec::len);
+        assert_eq!(count, partitions as usize, "{topic}: {topics}");
+    }
+
+    /// Stops the broker (the port closes; a new broker may start on it).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -26,7 +26,7 @@ impl Check for Config {
 }
 
 impl crate::SourceConfig for Config {
-    fn open(&self, at: crate::SourceAt) -> anyhow::Result<Box<dyn Source>> {
+    fn open(&self, at: crate::SourceAt<'_>) -> anyhow::Result<Box<dyn Source>> {
         Ok(Box::new(CollectionSource::new(self.values.iter().map(toml_to_json).collect(), at.index)))
     }
 }

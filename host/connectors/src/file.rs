@@ -53,7 +53,7 @@ impl Check for FileSourceConfig {
 }
 
 impl crate::SourceConfig for FileSourceConfig {
-    fn open(&self, at: crate::SourceAt) -> anyhow::Result<Box<dyn Source>> {
+    fn open(&self, at: crate::SourceAt<'_>) -> anyhow::Result<Box<dyn Source>> {
         Ok(Box::new(FileSource::open(&self.path, at.index, self.max_line_bytes)?))
     }
 

@@ -49,7 +49,7 @@ impl Check for Config {
 }
 
 impl crate::SourceConfig for Config {
-    fn open(&self, at: crate::SourceAt) -> anyhow::Result<Box<dyn Source>> {
+    fn open(&self, at: crate::SourceAt<'_>) -> anyhow::Result<Box<dyn Source>> {
         // Subtasks share `count`; the first ones make one more when it does not divide.
         let (p, s) = (at.parallelism as u64, at.subtask as u64);
         let count = self.count.map(|c| c / p + u64::from(s < c % p));

@@ -10,6 +10,8 @@ pub mod collection;
 pub mod discard;
 pub mod file;
 pub mod generator;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod print;
 
 pub use collection::CollectionSource;
@@ -23,6 +25,8 @@ pub const SOURCES: &[SourceKind] = &[
     SourceKind { name: "collection", parallel: false, configure: typed_source::<collection::Config> },
     SourceKind { name: "file", parallel: false, configure: typed_source::<file::FileSourceConfig> },
     SourceKind { name: "generator", parallel: true, configure: typed_source::<generator::Config> },
+    #[cfg(feature = "kafka")]
+    SourceKind { name: "kafka", parallel: true, configure: typed_source::<kafka::KafkaSourceConfig> },
 ];
 
 /// The sink kinds a job file (and `[dead-letter]`) may name.
@@ -30,11 +34,20 @@ pub const SINKS: &[SinkKind] = &[
     SinkKind { name: "print", configure: typed_sink::<print::Config> },
     SinkKind { name: "file", configure: typed_sink::<file::FileSinkConfig> },
     SinkKind { name: "discard", configure: typed_sink::<discard::Config> },
+    #[cfg(feature = "kafka")]
+    SinkKind { name: "kafka", configure: typed_sink::<kafka::KafkaSinkConfig> },
 ];
 
 /// Where a source subtask runs.
 #[derive(Debug, Clone, Copy)]
-pub struct SourceAt {
+pub struct SourceAt<'a> {
+    /// The job's name (a Kafka source's default consumer group).
+    pub job: &'a str,
+    /// The source's name in the job.
+    pub name: &'a str,
+    /// Whether records take their event time from the source (`event-time = { source = true }`:
+    /// Kafka's record timestamps).
+    pub source_time: bool,
     /// The source's index among the job's sources (it goes into each record's origin).
     pub index: u16,
     /// This subtask.
@@ -46,9 +59,14 @@ pub struct SourceAt {
 /// The checked settings of one source, which open its readers.
 pub trait SourceConfig: Check + std::fmt::Debug + Send + Sync {
     /// A reader for one subtask.
-    fn open(&self, at: SourceAt) -> anyhow::Result<Box<dyn Source>>;
+    fn open(&self, at: SourceAt<'_>) -> anyhow::Result<Box<dyn Source>>;
     /// Whether a record whose value is not JSON goes to the dead letters at the source.
     fn requires_json(&self) -> bool {
+        false
+    }
+    /// Whether records come with a time of their own (Kafka's record timestamp), which
+    /// `event-time = { kafka = true }` takes as event time.
+    fn timestamps(&self) -> bool {
         false
     }
 }

@@ -127,10 +127,33 @@ pub trait Source: Send {
     fn position(&self) -> serde_json::Value;
     /// Continues after `position` (from a checkpoint) instead of from the start.
     fn seek(&mut self, position: &serde_json::Value) -> anyhow::Result<()>;
+    /// Continues from the positions of every reader of a checkpoint taken at another
+    /// parallelism, taking the part this reader reads now. Sources whose readers cannot
+    /// change in number refuse.
+    fn seek_all(&mut self, _positions: &[serde_json::Value]) -> anyhow::Result<()> {
+        anyhow::bail!("this source reads at the parallelism it was checkpointed at; run it with that parallelism")
+    }
     /// Input the source read but could not make records of (a file line over the length
     /// bound), with the reasons; they go to the dead letters. Taken after each `poll`.
     fn take_refused(&mut self) -> Vec<(Record, String)> {
         Vec::new()
+    }
+    /// The splits this reader reads (`Origin::split` of its records), when it reads several
+    /// whose event time advances on its own (Kafka partitions): each gets its own watermark.
+    fn splits(&self) -> Vec<u32> {
+        Vec::new()
+    }
+    /// Splits that ended since the last call (a bounded Kafka partition at its end offset):
+    /// they hold the watermark back no more. Taken after each `poll`.
+    fn take_ended_splits(&mut self) -> Vec<u32> {
+        Vec::new()
+    }
+    /// Checkpoint `id` took [`Source::position`] now (called right after it).
+    fn snapshotted(&mut self, _id: u64) {}
+    /// Checkpoint `id` completed: a source may tell its system how far it got (Kafka commits
+    /// the offsets of that checkpoint to its consumer group). Correctness never depends on it.
+    fn checkpoint_complete(&mut self, _id: u64) -> anyhow::Result<()> {
+        Ok(())
     }
 }
 
@@ -217,7 +240,7 @@ pub fn stamp_batch(
         }
         kept += 1;
         if let (Some(g), Some(ts)) = (generator.as_deref_mut(), r.timestamp) {
-            g.observe(ts);
+            g.observe_split(r.origin.split, ts);
             if per_event {
                 if let Some(w) = g.advance() {
                     add_mark(&mut marks, kept, w);

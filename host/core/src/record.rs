@@ -10,8 +10,12 @@
 pub struct Origin {
     /// Index of the source in the job (declaration order).
     pub source: u16,
-    /// 1-based line (file), index (collection) or sequence number (generator); 0 when unknown.
+    /// 1-based line (file), index (collection), sequence number (generator) or offset (Kafka);
+    /// 0 when unknown.
     pub position: u64,
+    /// The part of the source it came from, whose event time advances on its own (a Kafka
+    /// partition); 0 for sources of one part.
+    pub split: u32,
     /// When the record entered the job ([`crate::time::mono_ns`]); 0 when unknown. Records
     /// derived from it (map, process emits) keep it, so sinks can measure latency.
     pub ingest_ns: u64,

@@ -56,18 +56,43 @@ impl Clock for ManualClock {
     }
 }
 
-/// Generates watermarks from the event times a source sees.
+/// Generates watermarks from the event times a source sees. A source of several splits (Kafka
+/// partitions) gets them per split, as Flink's per-split watermarks: the watermark is the
+/// minimum over its splits that have not ended or gone idle, so a partition that lags holds
+/// event time back, and one that has not delivered yet holds it at the start.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WatermarkGenerator {
     bound_ms: i64,
     max_ts: i64,
     current: i64,
+    /// Per split, when the source reads several: `(split, highest event time, out of the
+    /// minimum: ended or idle)`.
+    #[serde(default)]
+    splits: Vec<(u32, i64, bool)>,
 }
 
 impl WatermarkGenerator {
     /// Bounded out-of-orderness of `bound` (ascending timestamps: zero).
     pub fn bounded(bound: Duration) -> WatermarkGenerator {
-        WatermarkGenerator { bound_ms: bound.as_millis() as i64, max_ts: i64::MIN, current: MIN_WATERMARK }
+        WatermarkGenerator { bound_ms: bound.as_millis() as i64, max_ts: i64::MIN, current: MIN_WATERMARK, splits: Vec::new() }
+    }
+
+    /// Tracks event time per split of `splits` (called when a source reads several); a split
+    /// already tracked keeps its state.
+    pub fn set_splits(&mut self, splits: &[u32]) {
+        self.splits.retain(|(s, _, _)| splits.contains(s));
+        for s in splits {
+            if !self.splits.iter().any(|(have, _, _)| have == s) {
+                self.splits.push((*s, i64::MIN, false));
+            }
+        }
+    }
+
+    /// Split `split` takes part in the minimum (`active`) or not (it ended, or went idle).
+    pub fn set_split_active(&mut self, split: u32, active: bool) {
+        if let Some(e) = self.splits.iter_mut().find(|(s, _, _)| *s == split) {
+            e.2 = !active;
+        }
     }
 
     /// Records an event time.
@@ -75,12 +100,27 @@ impl WatermarkGenerator {
         self.max_ts = self.max_ts.max(ts);
     }
 
+    /// Records an event time of split `split` (of a source that set its splits; otherwise as
+    /// [`WatermarkGenerator::observe`]).
+    pub fn observe_split(&mut self, split: u32, ts: i64) {
+        self.max_ts = self.max_ts.max(ts);
+        if let Some(e) = self.splits.iter_mut().find(|(s, _, _)| *s == split) {
+            e.1 = e.1.max(ts);
+            e.2 = false;
+        }
+    }
+
     /// The watermark now due, if it advanced since the last call.
     pub fn advance(&mut self) -> Option<i64> {
-        if self.max_ts == i64::MIN {
+        let max_ts = match self.splits.is_empty() {
+            true => self.max_ts,
+            // The lowest split that counts; with none left, the highest time seen.
+            false => self.splits.iter().filter(|(_, _, out)| !out).map(|(_, t, _)| *t).min().unwrap_or(self.max_ts),
+        };
+        if max_ts == i64::MIN {
             return None;
         }
-        let wm = self.max_ts.saturating_sub(self.bound_ms).saturating_sub(1);
+        let wm = max_ts.saturating_sub(self.bound_ms).saturating_sub(1);
         (wm > self.current).then(|| {
             self.current = wm;
             wm
@@ -312,6 +352,35 @@ mod tests {
         assert_eq!(w.end(1), None);
         assert_eq!(w.end(0), Some(MAX_WATERMARK));
         assert!(w.all_ended());
+    }
+
+    /// Per-split watermarks: the minimum over splits that count, a split that has not
+    /// delivered holds it at the start, an ended or idle one stops holding it back, and a
+    /// record brings an idle one back.
+    #[test]
+    fn splits_hold_the_watermark_at_their_minimum() {
+        let mut g = WatermarkGenerator::bounded(Duration::from_millis(10));
+        g.set_splits(&[0, 1]);
+        g.observe_split(0, 1000);
+        assert_eq!(g.advance(), None, "split 1 has delivered nothing");
+        g.observe_split(1, 500);
+        assert_eq!(g.advance(), Some(489));
+        g.observe_split(1, 700);
+        assert_eq!(g.advance(), Some(689));
+        g.set_split_active(1, false);
+        assert_eq!(g.advance(), Some(989), "an idle split holds nothing back");
+        g.observe_split(1, 800);
+        assert_eq!(g.advance(), None, "back in the minimum, but watermarks never go back");
+        g.observe_split(1, 2000);
+        assert_eq!(g.advance(), None, "split 0, at 1000, is the lowest now");
+        g.observe_split(0, 3000);
+        assert_eq!(g.advance(), Some(1989));
+        // Restored with other splits: kept ones keep their time, new ones hold it back.
+        g.set_splits(&[1, 2]);
+        g.observe_split(1, 5000);
+        assert_eq!(g.advance(), None);
+        g.observe_split(2, 4000);
+        assert_eq!(g.advance(), Some(3989));
     }
 
     #[test]

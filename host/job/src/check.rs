@@ -192,12 +192,20 @@ impl Checker<'_> {
         }
         let event_time = match &src.event_time {
             None => None,
-            Some(et) if et.field.is_some() == et.ingestion => {
-                return Err(
-                    self.error(&format!("{f}.event-time"), "set exactly one of `field = \"...\"` (with `unit`) or `ingestion = true`")
-                )
+            Some(et) if usize::from(et.field.is_some()) + usize::from(et.ingestion) + usize::from(et.kafka) != 1 => {
+                return Err(self.error(
+                    &format!("{f}.event-time"),
+                    "set exactly one of `field = \"...\"` (with `unit`), `ingestion = true` or `kafka = true`",
+                ))
             }
             Some(EventTimeSpec { ingestion: true, .. }) => Some(EventTime::Ingestion),
+            Some(EventTimeSpec { kafka: true, .. }) if !connector.timestamps() => {
+                return Err(self.error(
+                    &format!("{f}.event-time.kafka"),
+                    format!("a {} source's records come without a time of their own; read it from a field", kind.name),
+                ))
+            }
+            Some(EventTimeSpec { kafka: true, .. }) => Some(EventTime::Source),
             Some(et) => Some(EventTime::Field(TimeField { path: et.field.clone().unwrap_or_default(), unit: et.unit })),
         };
         if src.watermark.is_some() && event_time.is_none() {
@@ -384,6 +392,9 @@ impl Checker<'_> {
                 &format!("{f}.{field}"),
                 format!("only a map, filter or flat-map operator assigns {what} to its output; put it on the operator upstream or on the source"),
             ));
+        }
+        if op.event_time.as_ref().is_some_and(|et| et.kafka) {
+            return Err(self.error(&format!("{f}.event-time.kafka"), "a record's Kafka time is its source's: set it on the source"));
         }
         if op.event_time.as_ref().is_some_and(|et| et.ingestion) {
             return Err(self.error(

@@ -158,6 +158,9 @@ pub struct EventTimeSpec {
     /// Stamp records with the processing time at the source (Flink's ingestion time).
     #[serde(default)]
     pub ingestion: bool,
+    /// Take the time each record comes with from its source (Kafka's record timestamp).
+    #[serde(default)]
+    pub kafka: bool,
 }
 
 /// Watermark strategy of a source or of an operator's output.

@@ -88,6 +88,8 @@ pub enum EventTime {
     Field(TimeField),
     /// The processing time at the source (Flink's ingestion time).
     Ingestion,
+    /// The time each record comes with from its source (Kafka's record timestamp).
+    Source,
 }
 
 /// A JSON field holding event time.

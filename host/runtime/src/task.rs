@@ -11,7 +11,7 @@ use crossbeam_channel::Receiver;
 
 use crate::checkpoint::{Control, Mode};
 use weir_core::operator::{stamp_batch, Assign, Source, SourceSnapshot, SOURCE_SNAPSHOT};
-use weir_core::record::{Batch, Message};
+use weir_core::record::{Batch, Message, Record};
 use weir_core::status::{RunState, UpstreamGone};
 use weir_core::time::{Clock, InputWatermarks};
 
@@ -168,7 +168,7 @@ pub struct SourceControl {
     pub stop: Option<Arc<AtomicBool>>,
 }
 
-fn source_control(source: &dyn Source, time: &SourceTime, chain: &mut Chain, ctl: &SourceControl) -> anyhow::Result<()> {
+fn source_control(source: &mut dyn Source, time: &SourceTime, chain: &mut Chain, ctl: &SourceControl) -> anyhow::Result<()> {
     let Some(rx) = &ctl.control else { return Ok(()) };
     while let Ok(c) = rx.try_recv() {
         match c {
@@ -176,13 +176,46 @@ fn source_control(source: &dyn Source, time: &SourceTime, chain: &mut Chain, ctl
                 let d = chain.link_dir(&dir, 0);
                 std::fs::create_dir_all(&d)?;
                 let snap = SourceSnapshot { position: source.position(), watermark: time.generator.clone() };
+                source.snapshotted(id);
                 std::fs::write(d.join(SOURCE_SNAPSHOT), serde_json::to_vec(&snap)?)?;
                 chain.checkpoint(id, &Arc::from(dir.as_path()))?;
             }
-            Control::Complete(id) => chain.notify_complete(id)?,
+            Control::Complete(id) => {
+                source.checkpoint_complete(id)?;
+                chain.notify_complete(id)?;
+            }
         }
     }
     Ok(())
+}
+
+/// Per-split watermarks between polls: splits that ended, or have had no record for
+/// `idle_timeout`, leave the minimum (a record brings an idle split back); returns the
+/// watermark when that moved it.
+fn split_progress(
+    g: &mut weir_core::time::WatermarkGenerator,
+    seen: &mut [(u32, Instant)],
+    records: &[Record],
+    ended: Vec<u32>,
+    idle_timeout: Option<Duration>,
+) -> Option<i64> {
+    let now = Instant::now();
+    for r in records {
+        if let Some(e) = seen.iter_mut().find(|(s, _)| *s == r.origin.split) {
+            e.1 = now;
+        }
+    }
+    for s in ended {
+        g.set_split_active(s, false);
+    }
+    if let Some(t) = idle_timeout {
+        for (s, last) in seen.iter() {
+            if now.duration_since(*last) >= t && !records.iter().any(|r| r.origin.split == *s) {
+                g.set_split_active(*s, false);
+            }
+        }
+    }
+    g.advance()
 }
 
 /// Runs a source task: poll, stamp, watermark, throttle, inject barriers, push through the
@@ -202,11 +235,18 @@ pub fn run_source_task(
     let mut last_data = Instant::now();
     let mut idle = false;
     let metrics = chain.links[0].metrics.clone();
+    // A source of several splits gets a watermark per split; each split's last record, for
+    // its idleness.
+    let splits = source.splits();
+    let mut split_seen: Vec<(u32, Instant)> = splits.iter().map(|s| (*s, Instant::now())).collect();
+    if let (false, Some(g)) = (splits.is_empty(), time.generator.as_mut()) {
+        g.set_splits(&splits);
+    }
     loop {
         if run.failed.load(Ordering::Relaxed) {
             return Ok(());
         }
-        source_control(source.as_ref(), &time, &mut chain, &ctl)?;
+        source_control(source.as_mut(), &time, &mut chain, &ctl)?;
         if ctl.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
             // Stop with savepoint: no final watermark, so nothing fires that the savepoint
             // holds; sinks commit what they have.
@@ -232,6 +272,13 @@ pub fn run_source_task(
             None => batch_size,
         };
         let Some((mut records, wait)) = source.poll(max)? else { break };
+        if !split_seen.is_empty() {
+            if let Some(g) = time.generator.as_mut() {
+                if let Some(w) = split_progress(g, &mut split_seen, &records, source.take_ended_splits(), time.idle_timeout) {
+                    chain.push(0, Batch { records: Vec::new(), marks: vec![(0, w)] })?;
+                }
+            }
+        }
         let refused = source.take_refused();
         if !refused.is_empty() {
             // Read by the source, never made records (lines too long): straight to the dead letters.

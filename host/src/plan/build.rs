@@ -132,9 +132,18 @@ impl Planned {
         let name = &self.nodes[i].name;
         let s = &self.job.sources[name];
         let index = self.job.sources.get_index_of(name).unwrap_or(0) as u16;
-        let source = s.connector.open(SourceAt { index, subtask, parallelism: self.nodes[i].parallelism })?;
+        let at = SourceAt {
+            job: &self.job.name,
+            name,
+            source_time: s.event_time == Some(EventTime::Source),
+            index,
+            subtask,
+            parallelism: self.nodes[i].parallelism,
+        };
+        let source = s.connector.open(at)?;
         let clock = self.opts.clock.clone();
         let ingestion = s.event_time == Some(EventTime::Ingestion);
+        let source_time = s.event_time == Some(EventTime::Source);
         let time_field = match &s.event_time {
             Some(EventTime::Field(f)) => Some(f.clone()),
             _ => None,
@@ -143,6 +152,9 @@ impl Planned {
         let assign = move |r: &mut Record| -> Result<(), String> {
             if ingestion {
                 r.timestamp = Some(clock.now_ms());
+            }
+            if source_time && r.timestamp.is_none() {
+                return Err("event time: the record came without a time from its source".into());
             }
             walk(r)
         };

@@ -75,6 +75,10 @@ impl Planned {
     fn restore_link(&self, op: &mut dyn Operator, m: usize, s: usize, meta: &Metadata, chk: &Path) -> anyhow::Result<()> {
         let node = &self.nodes[m];
         let Some(&old_p) = meta.parallelism.get(&node.name) else { return Ok(()) };
+        if node.kind == NodeKind::Source {
+            // A source's position is restored with its reader (`Planned::start`).
+            return Ok(());
+        }
         let maxp = self.job.max_parallelism;
         if node.keyed {
             let dirs: Vec<PathBuf> = (0..old_p).map(|j| chk.join(format!("{}-{j}", node.name))).collect();
@@ -213,16 +217,27 @@ impl Planned {
         let mut handles = Vec::new();
         for Task { name, chain, rx, head: hi, subtask: s, control } in tasks {
             let mut src = if self.nodes[hi].kind == NodeKind::Source { Some(self.source(hi, s)?) } else { None };
-            if let (Some((source, time, _)), Some((_, chk))) = (&mut src, restore) {
+            if let (Some((source, time, _)), Some((meta, chk))) = (&mut src, restore) {
                 let node = &self.nodes[hi].name;
-                let f = chk.join(format!("{node}-{s}")).join(SOURCE_SNAPSHOT);
-                let raw = std::fs::read(&f)
-                    .with_context(|| format!("restoring source `{node}`: {} is missing (was its parallelism changed?)", f.display()))?;
-                let snap: SourceSnapshot =
-                    serde_json::from_slice(&raw).with_context(|| format!("{} is not a source snapshot", f.display()))?;
-                source.seek(&snap.position).with_context(|| format!("restoring source `{node}`"))?;
-                if snap.watermark.is_some() {
-                    time.generator = snap.watermark;
+                let read = |j: usize| -> anyhow::Result<SourceSnapshot> {
+                    let f = chk.join(format!("{node}-{j}")).join(SOURCE_SNAPSHOT);
+                    let raw = std::fs::read(&f).with_context(|| format!("restoring source `{node}`: {} is missing", f.display()))?;
+                    serde_json::from_slice(&raw).with_context(|| format!("{} is not a source snapshot", f.display()))
+                };
+                let old = meta.parallelism.get(node).copied().unwrap_or(self.nodes[hi].parallelism);
+                if old == self.nodes[hi].parallelism {
+                    let snap = read(s)?;
+                    source.seek(&snap.position).with_context(|| format!("restoring source `{node}`"))?;
+                    if snap.watermark.is_some() {
+                        time.generator = snap.watermark;
+                    }
+                } else {
+                    // At another parallelism, each reader takes its part of every old one's
+                    // position (Kafka partitions move with their offsets); watermarks start anew.
+                    let all = (0..old).map(|j| read(j).map(|snap| snap.position)).collect::<anyhow::Result<Vec<_>>>()?;
+                    source
+                        .seek_all(&all)
+                        .with_context(|| format!("restoring source `{node}` (parallelism {old} → {})", self.nodes[hi].parallelism))?;
                 }
             }
             let (run, clock, inputs) = (run.clone(), self.opts.clock.clone(), inputs[hi] as usize);

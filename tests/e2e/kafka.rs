@@ -1,0 +1,112 @@
+//! Kafka against a real broker (tansu, started by the test on loopback): conformance cases
+//! produced by weir into a topic and read back by the log-analyzer and the window jobs give
+//! Flink's rows; a broker nobody answers at gives a clear error in bounded time.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// Produces `case`'s lines as they are (malformed ones too) into `topic`, keyed by
+/// `user_id`, with the shipped producer job.
+pub fn produce(broker: &Broker, case: &Path, topic: &str) {
+    let sets = [
+        "source.logs.kind=file".to_string(),
+        format!("source.logs.path={}", case.join("logs.jsonl").display()),
+        "source.logs.format=text".into(),
+        "source.logs.rate=1e9".into(),
+        format!("sink.kafka.bootstrap={}", broker.addr),
+        format!("sink.kafka.topic={topic}"),
+        // One record a batch: tansu 0.6 answers a partition's latest offset with the base
+        // offset of its last batch + 1, which would end a bounded read that many records
+        // early (Kafka answers the last offset + 1, which a bounded source stops at).
+        "sink.kafka.properties={ \"batch.num.messages\" = 1, \"linger.ms\" = 0 }".into(),
+    ];
+    run_job(&root().join("plugins/log-analyzer/produce.toml"), &sets);
+}
+
+/// The `--set`s that point a job's source `logs` at `topic`, read to its end.
+pub fn from_topic(broker: &Broker, topic: &str) -> Vec<String> {
+    vec![
+        "source.logs.kind=kafka".to_string(),
+        format!("source.logs.bootstrap={}", broker.addr),
+        format!("source.logs.topic={topic}"),
+        "source.logs.bounded=true".into(),
+        "source.logs.start=earliest".into(),
+    ]
+}
+
+#[test]
+fn the_log_analyzer_over_a_three_partition_topic_gives_flinks_alerts() {
+    plugins();
+    let broker = Broker::start();
+    for (name, case) in cases() {
+        let topic = format!("logs-{name}");
+        broker.create_topic(&topic, 3);
+        produce(&broker, &case, &topic);
+        let flink_alerts = sorted(read_jsonl(&case.join("flink-alerts.jsonl")));
+        for p in [1, 3] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (alerts, dead) = (dir.path().join("alerts.jsonl"), dir.path().join("dead.jsonl"));
+            let mut sets = from_topic(&broker, &topic);
+            sets.extend([
+                format!("source.logs.parallelism={p}"),
+                "sink.alerts.kind=file".into(),
+                format!("sink.alerts.path={}", alerts.display()),
+                "sink.metrics.kind=discard".into(),
+                "dead-letter.kind=file".into(),
+                format!("dead-letter.path={}", dead.display()),
+                "parallelism=2".into(),
+            ]);
+            let (_, _, m) = run_job(&root().join("plugins/log-analyzer/job.toml"), &sets);
+            assert_eq!(
+                m["nodes"]["logs"]["records_in"].as_u64(),
+                Some(std::fs::read_to_string(case.join("logs.jsonl")).expect("logs").lines().count() as u64),
+                "{name} p{p}: every line read once"
+            );
+            assert!(sorted(read_jsonl(&alerts)) == flink_alerts, "{name} source ×{p}: alerts differ from Flink's");
+            let dl = read_jsonl(&dead);
+            assert_eq!(dl.len() as u64, malformed(&case), "{name} p{p}");
+            assert!(dl.iter().all(|d| d["source"] == "logs" && d["reason"].as_str().is_some_and(|r| !r.is_empty())), "{dl:?}");
+        }
+    }
+}
+
+#[test]
+fn window_jobs_over_a_one_partition_topic_give_flinks_rows() {
+    plugins();
+    let broker = Broker::start();
+    let (name, case) = cases().remove(0);
+    let topic = "logs-one";
+    broker.create_topic(topic, 1);
+    produce(&broker, &case, topic);
+    for (job, kind) in [("tumble10s", "tumble10s"), ("session300s", "session300s")] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out.jsonl");
+        let mut sets = from_topic(&broker, topic);
+        sets.extend([format!("sink.out.path={}", out.display()), "parallelism=2".into()]);
+        let (_, _, m) = run_job(&root().join(format!("tests/conformance/{job}.toml")), &sets);
+        let want = sorted(read_jsonl(&case.join("flink-windows.jsonl")).into_iter().filter(|r| r["kind"] == kind));
+        assert!(sorted(read_jsonl(&out)) == want, "{name} {job}: rows differ from Flink's");
+        assert_eq!(dead_letters(&m), malformed(&case), "{name} {job}");
+    }
+}
+
+#[test]
+fn a_broker_nobody_answers_at_and_a_missing_topic_are_clear_errors_in_bounded_time() {
+    let (_d, job) = job_file("[source.in]\nkind = \"kafka\"\nbootstrap = \"127.0.0.1:9\"\ntopic = \"t\"\nconnect-timeout = \"2s\"\n\n[sink.out]\nkind = \"discard\"\ninput = \"in\"\n");
+    let args = vec!["run".to_string(), job.display().to_string()];
+    let started = std::time::Instant::now();
+    let out = weir_within(&args, &root(), Duration::from_secs(60)).expect("weir ended by itself");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no broker at 127.0.0.1:9 answered within 2s (`connect-timeout`)"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+
+    let broker = Broker::start();
+    let text = std::fs::read_to_string(&job).expect("job").replace("127.0.0.1:9", &broker.addr);
+    std::fs::write(&job, text).expect("job written");
+    let out = weir_within(&args, &root(), Duration::from_secs(60)).expect("weir ended by itself");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains("topic `t` does not exist on"), "{err}");
+}
