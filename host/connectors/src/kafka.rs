@@ -178,7 +178,7 @@ pub struct KafkaSource {
     /// Splits that ended since [`Source::take_ended_splits`] last took them.
     ended_now: Vec<u32>,
     /// Positions of checkpoints not yet complete, to commit when they are.
-    pending: Vec<(u64, Vec<(String, i32, i64)>)>,
+    pending: Vec<(u64, Offsets)>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -186,6 +186,9 @@ impl std::fmt::Debug for KafkaSource {
         f.debug_struct("KafkaSource").field("name", &self.name).field("splits", &self.splits).finish_non_exhaustive()
     }
 }
+
+/// `(topic, partition, next offset)` of each split.
+type Offsets = Vec<(String, i32, i64)>;
 
 fn split_key(topic: &str, partition: i32) -> String {
     format!("{topic}:{partition}")
