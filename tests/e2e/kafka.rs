@@ -158,7 +158,7 @@ fn a_broker_that_goes_down_mid_run_is_reconnected_to_and_nothing_is_lost() {
 /// A mock cluster with topic `logs` (2 partitions) holding `{"n": i}` for i in 0..n.
 fn mock_topic(n: i64) -> rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     use rdkafka::producer::{BaseRecord, Producer};
-    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let mock = rdkafka::mocking::MockCluster::new(3).expect("mock cluster");
     mock.create_topic("logs", 2, 1).expect("topic");
     let producer: rdkafka::producer::BaseProducer =
         rdkafka::ClientConfig::new().set("bootstrap.servers", mock.bootstrap_servers()).create().expect("producer");

@@ -85,7 +85,13 @@ pub struct SourceKind {
 
 /// How a sink runs.
 #[derive(Debug, Clone, Copy)]
-pub struct SinkAt {
+pub struct SinkAt<'a> {
+    /// The job's name.
+    pub job: &'a str,
+    /// The sink's name in the job.
+    pub name: &'a str,
+    /// This subtask.
+    pub subtask: usize,
     /// The job's dead-letter output (print writes to standard error).
     pub dead_letter: bool,
     /// Checkpoints are on: commit in two phases where the kind can.
@@ -95,7 +101,7 @@ pub struct SinkAt {
 /// The checked settings of one sink, which open it.
 pub trait SinkConfig: Check + std::fmt::Debug + Send + Sync {
     /// The sink, as the operator at the end of a route.
-    fn open(&self, at: SinkAt) -> anyhow::Result<Box<dyn Operator>>;
+    fn open(&self, at: SinkAt<'_>) -> anyhow::Result<Box<dyn Operator>>;
 }
 
 /// A sink kind.

@@ -68,8 +68,19 @@ impl Planned {
         let transactional = self.job.checkpoint.is_some();
         match node.kind {
             NodeKind::Source => Ok(Box::new(Identity)),
-            NodeKind::Sink => self.job.sinks[&node.name].connector.open(SinkAt { dead_letter: false, transactional }),
-            NodeKind::DeadLetter => self.job.dead_letter.open(SinkAt { dead_letter: true, transactional }),
+            NodeKind::Sink | NodeKind::DeadLetter => {
+                let at = SinkAt {
+                    job: &self.job.name,
+                    name: &node.name,
+                    subtask,
+                    dead_letter: node.kind == NodeKind::DeadLetter,
+                    transactional,
+                };
+                match node.kind {
+                    NodeKind::Sink => self.job.sinks[&node.name].connector.open(at),
+                    _ => self.job.dead_letter.open(at),
+                }
+            }
             NodeKind::Operator => {
                 let op = &self.job.operators[&node.name];
                 let clock = self.opts.clock.clone();
