@@ -83,6 +83,20 @@ impl Flagship {
             .expect("spawn weir")
     }
 
+    /// Runs at parallelism `p` until three checkpoints completed (events, not time), then
+    /// kills the job in the middle of its input.
+    fn kill_after_three_checkpoints(&self, backend: &str, p: usize) {
+        let mut child = self.spawn(backend, p, 4_000);
+        let started = Instant::now();
+        while self.newest_checkpoint() < 3 {
+            assert!(started.elapsed() < Duration::from_secs(120), "no checkpoints completed");
+            assert!(child.try_wait().expect("try_wait").is_none(), "the job ended before it could be killed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+    }
+
     /// Runs to the end; returns stderr.
     fn finish(&self, backend: &str, p: usize) -> String {
         let out = self.spawn(backend, p, 1_000_000).wait_with_output().expect("wait");
@@ -217,16 +231,7 @@ fn rescale(backend: &str, from: usize, to: usize) {
 }
 
 fn rescale_with(f: Flagship, backend: &str, from: usize, to: usize) {
-    let mut child = f.spawn(backend, from, 4_000);
-    let started = Instant::now();
-    // Wait for a few checkpoints (events, not time), then kill the job in the middle of its input.
-    while f.newest_checkpoint() < 3 {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoints completed");
-        assert!(child.try_wait().expect("try_wait").is_none(), "the job ended before it could be killed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("wait");
+    f.kill_after_three_checkpoints(backend, from);
     let err = f.finish(backend, to);
     assert!(err.contains("restoring from"), "{err}");
     f.assert_equals_flink(&format!("{backend} {from} -> {to}"));
@@ -413,15 +418,7 @@ fn a_kafka_source_restores_at_another_parallelism() {
     let broker = Broker::start();
     let (_, case) = cases().remove(0);
     let mut f = from_kafka(&broker, &case, "rescale", 3, 3);
-    let mut child = f.spawn("memory", 2, 4_000);
-    let started = Instant::now();
-    while f.newest_checkpoint() < 3 {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoints completed");
-        assert!(child.try_wait().expect("try_wait").is_none(), "the job ended before it could be killed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("wait");
+    f.kill_after_three_checkpoints("memory", 2);
     f.extra.pop();
     f.extra.push("source.logs.parallelism=2".into());
     let err = f.finish("memory", 2);
