@@ -25,6 +25,12 @@ use weir_core::record::{Batch, Key, Origin, Record};
 
 use crate::file::Format;
 
+/// librdkafka settings a source starts from (a job's `properties` override them). librdkafka
+/// 2 waits `fetch.queue.backoff.ms` (1 s) before fetching again once its local queue was full:
+/// a pipeline that drains the queue faster than that sat idle the rest of each second
+/// (BENCHMARKS.md).
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[("fetch.queue.backoff.ms", "10")];
+
 /// How long a source or sink waits for a broker to answer at start, unless the job says.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -111,9 +117,13 @@ fn property_text(v: &toml::Value) -> String {
     }
 }
 
-fn client_config(bootstrap: &str, properties: &BTreeMap<String, toml::Value>) -> ClientConfig {
+/// A client's settings: weir's `defaults`, then the job's `properties` (which win).
+fn client_config(bootstrap: &str, defaults: &[(&str, &str)], properties: &BTreeMap<String, toml::Value>) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap);
+    for (k, v) in defaults {
+        c.set(*k, *v);
+    }
     for (k, v) in properties {
         c.set(k, property_text(v));
     }
@@ -198,7 +208,7 @@ impl KafkaSource {
     fn open(cfg: &KafkaSourceConfig, at: crate::SourceAt<'_>) -> anyhow::Result<KafkaSource> {
         let timeout = cfg.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let group = cfg.group.clone().unwrap_or_else(|| at.job.to_string());
-        let consumer: BaseConsumer = client_config(&cfg.bootstrap, &cfg.properties)
+        let consumer: BaseConsumer = client_config(&cfg.bootstrap, CONSUMER_DEFAULTS, &cfg.properties)
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -492,7 +502,7 @@ impl KafkaSink {
     fn open(cfg: &KafkaSinkConfig) -> anyhow::Result<KafkaSink> {
         let timeout = cfg.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let deliveries = Deliveries::default();
-        let producer: ThreadedProducer<Deliveries> = client_config(&cfg.bootstrap, &cfg.properties)
+        let producer: ThreadedProducer<Deliveries> = client_config(&cfg.bootstrap, &[], &cfg.properties)
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .create_with_context(deliveries.clone())

@@ -375,9 +375,11 @@ mod tests {
         let e = load("[source.logs]\nkind = \"file\"\npth = \"x\"\n", &[]).unwrap_err().to_string();
         assert!(e.contains("job.toml:3") && e.contains("source.logs.pth"), "{e}");
         assert!(e.contains("unknown field `pth`") && e.contains("path"), "{e}");
-        let e = load(OK, &["source.logs.kind=kafka"]).unwrap_err();
+        let e = load(OK, &["source.logs.kind=pulsar"]).unwrap_err();
         assert_eq!(e.field, "source.logs.kind");
-        assert!(e.message.contains("known: collection, file, generator"), "{e}");
+        assert!(e.message.contains("known: collection, file, generator, kafka"), "{e}");
+        let e = load(OK, &["source.logs.kind=kafka"]).unwrap_err();
+        assert!(e.message.contains("kind = \"kafka\" needs `bootstrap`"), "{e}");
         let e = load(OK, &["sink.out.kind=file"]).unwrap_err();
         assert_eq!((e.field.as_str(), e.message.contains("kind = \"file\" needs `path`")), ("sink.out", true), "{e}");
     }
