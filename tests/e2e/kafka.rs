@@ -67,7 +67,15 @@ fn the_log_analyzer_over_a_three_partition_topic_gives_flinks_alerts() {
             assert!(sorted(read_jsonl(&alerts)) == flink_alerts, "{name} source ×{p}: alerts differ from Flink's");
             let dl = read_jsonl(&dead);
             assert_eq!(dl.len() as u64, malformed(&case), "{name} p{p}");
-            assert!(dl.iter().all(|d| d["source"] == "logs" && d["reason"].as_str().is_some_and(|r| !r.is_empty())), "{dl:?}");
+            // Each names where it was read: topic, partition and offset.
+            assert!(
+                dl.iter().all(|d| d["source"] == "logs"
+                    && d["topic"] == topic.as_str()
+                    && d["partition"].as_u64().is_some_and(|p| p < 3)
+                    && d["position"].is_u64()
+                    && d["reason"].as_str().is_some_and(|r| !r.is_empty())),
+                "{dl:?}"
+            );
         }
     }
 }

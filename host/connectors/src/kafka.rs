@@ -162,7 +162,31 @@ impl crate::SourceConfig for KafkaSourceConfig {
     fn timestamps(&self) -> bool {
         true
     }
+
+    fn describe_split(&self) -> Option<weir_core::operator::DescribeSplit> {
+        let topics = self.topic.list();
+        Some(std::sync::Arc::new(move |split| {
+            let (topic, partition) = split_parts(split);
+            let mut m = serde_json::Map::new();
+            m.insert("topic".into(), topics.get(topic).cloned().unwrap_or_default().into());
+            m.insert("partition".into(), partition.into());
+            m
+        }))
+    }
 }
+
+/// A split's id: the topic's index in the source's `topic` list and the partition.
+fn split_id(topic: usize, partition: i32) -> u32 {
+    ((topic as u32) << PARTITION_BITS) | (partition as u32 & ((1 << PARTITION_BITS) - 1))
+}
+
+/// `(topic index, partition)` of a split id.
+fn split_parts(split: u32) -> (usize, i32) {
+    ((split >> PARTITION_BITS) as usize, (split & ((1 << PARTITION_BITS) - 1)) as i32)
+}
+
+/// Bits of a split id that hold the partition (topics have fewer than a million).
+const PARTITION_BITS: u32 = 20;
 
 /// One partition a source subtask reads.
 #[derive(Debug, Clone)]
@@ -217,7 +241,7 @@ impl KafkaSource {
             .with_context(|| format!("kafka source `{}`: cannot make a consumer", at.name))?;
         // Every partition of every topic, in one order all subtasks agree on.
         let mut all = Vec::new();
-        for topic in cfg.topic.list() {
+        for (ti, topic) in cfg.topic.list().into_iter().enumerate() {
             let meta = consumer.fetch_metadata(Some(&topic), timeout).map_err(|e| {
                 anyhow::anyhow!(
                     "kafka source `{}`: no broker at {} answered within {timeout:?} (`connect-timeout`): {e}",
@@ -232,10 +256,10 @@ impl KafkaSource {
             }
             let mut partitions = partitions;
             partitions.sort_unstable();
-            all.extend(partitions.into_iter().map(|p| (topic.clone(), p)));
+            all.extend(partitions.into_iter().map(|p| (ti, topic.clone(), p)));
         }
         let mut splits = Vec::new();
-        for (i, (topic, partition)) in all.into_iter().enumerate() {
+        for (i, (ti, topic, partition)) in all.into_iter().enumerate() {
             if i % at.parallelism != at.subtask {
                 continue;
             }
@@ -266,7 +290,8 @@ impl KafkaSource {
                 }
             };
             let end = cfg.bounded.then_some(high);
-            splits.push(Split { id: i as u32, topic, partition, next, end, ended: end.is_some_and(|e| next >= e) });
+            let id = split_id(ti, partition);
+            splits.push(Split { id, topic, partition, next, end, ended: end.is_some_and(|e| next >= e) });
         }
         let mut source = KafkaSource {
             consumer,
@@ -592,6 +617,9 @@ mod tests {
         assert_eq!(source("bootstrap = 'h:1'\ntopic = ''").unwrap_err().field, "topic");
         assert_eq!(source("bootstrap = 'h:1'\ntopic = 't'\nproperties = { 'bootstrap.servers' = 'x' }").unwrap_err().field, "properties");
         assert!(source("bootstrap = 'h:1'\ntopic = 't'\nstart = 'soon'").is_err());
+        // Dead letters name a split's topic and partition.
+        let describe = crate::SourceConfig::describe_split(&ok).expect("kafka names its splits");
+        assert_eq!(serde_json::Value::Object(describe(split_id(1, 7))), serde_json::json!({ "topic": "b", "partition": 7 }));
         let sink = |t: &str| weir_core::config::checked::<KafkaSinkConfig>(t.parse().expect("a table"));
         assert!(sink("bootstrap = 'h:1'\ntopic = 't'\nkey = 'user_id'").is_ok());
         assert!(sink("bootstrap = 'h:1'\ntopic = 't'\ndelivery = 'at-most-once'").is_err());

@@ -64,6 +64,10 @@ pub trait SourceConfig: Check + std::fmt::Debug + Send + Sync {
     fn requires_json(&self) -> bool {
         false
     }
+    /// What names the splits of this source's records in dead letters, when it reads several.
+    fn describe_split(&self) -> Option<weir_core::operator::DescribeSplit> {
+        None
+    }
     /// Whether records come with a time of their own (Kafka's record timestamp), which
     /// `event-time = { kafka = true }` takes as event time.
     fn timestamps(&self) -> bool {

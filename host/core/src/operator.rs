@@ -157,6 +157,10 @@ pub trait Source: Send {
     }
 }
 
+/// Names the part of a source a record came from (`Origin::split`), as fields of its dead
+/// letter: a Kafka record's `topic` and `partition`.
+pub type DescribeSplit = std::sync::Arc<dyn Fn(u32) -> serde_json::Map<String, serde_json::Value> + Send + Sync>;
+
 /// What a source task stores in a checkpoint.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct SourceSnapshot {

@@ -35,8 +35,8 @@ pub struct Chain {
     pub links: Vec<ChainLink>,
     /// Where dead letters go (dead-letter sink node).
     pub dead_letter: Option<Route>,
-    /// Source index → name, for dead-letter positions.
-    pub source_names: Arc<Vec<String>>,
+    /// Source index → its name and what names its splits, for dead letters.
+    pub sources: Arc<Vec<(String, Option<weir_core::operator::DescribeSplit>)>>,
     /// This chain's subtask index.
     pub subtask: usize,
     /// Where checkpoint acknowledgements go (none without checkpoints).
@@ -57,11 +57,16 @@ impl Chain {
             .map(|(r, reason)| {
                 let mut entry = serde_json::json!({
                     "operator": node,
-                    "source": self.source_names.get(usize::from(r.origin.source)).cloned().unwrap_or_default(),
+                    "source": self.sources.get(usize::from(r.origin.source)).map(|s| s.0.clone()).unwrap_or_default(),
                     "position": r.origin.position,
                     "reason": reason,
                     "value": String::from_utf8_lossy(&r.value),
                 });
+                if let Some(describe) = self.sources.get(usize::from(r.origin.source)).and_then(|s| s.1.as_ref()) {
+                    if let Some(entry) = entry.as_object_mut() {
+                        entry.extend(describe(r.origin.split));
+                    }
+                }
                 if std::str::from_utf8(&r.value).is_err() {
                     // `value` had its invalid bytes replaced: the original stays recoverable.
                     entry["value_base64"] = base64::engine::general_purpose::STANDARD.encode(&r.value).into();

@@ -170,7 +170,7 @@ impl Planned {
         acks: Option<&Sender<Ack>>,
         steering: &mut Steering,
     ) -> anyhow::Result<Vec<Task>> {
-        let source_names: Arc<Vec<String>> = Arc::new(self.job.sources.keys().cloned().collect());
+        let sources = Arc::new(self.job.sources.iter().map(|(n, s)| (n.clone(), s.connector.describe_split())).collect::<Vec<_>>());
         let dead_letter = self.nodes.len() - 1;
         let mut tasks = Vec::new();
         for (hi, h) in self.nodes.iter().enumerate() {
@@ -193,7 +193,7 @@ impl Planned {
                     }
                     rx
                 });
-                let chain = Chain { links, dead_letter, source_names: source_names.clone(), subtask: s, acks: acks.cloned() };
+                let chain = Chain { links, dead_letter, sources: sources.clone(), subtask: s, acks: acks.cloned() };
                 let rx = if h.kind == NodeKind::Source { None } else { w.rxs[hi][s].take() };
                 tasks.push(Task { name: format!("{}#{s}", h.name), chain, rx, head: hi, subtask: s, control });
             }
