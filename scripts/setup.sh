@@ -9,7 +9,9 @@ for component in rustfmt clippy; do
   rustup component list --installed | grep -q "^$component" || rustup component add "$component"
 done
 need=()
-for pkg in clang libclang-dev; do
+# clang/libclang-dev: RocksDB's bindings; make, pkg-config, zlib1g-dev: librdkafka, which
+# rdkafka builds from source with its own configure and make.
+for pkg in clang libclang-dev make pkg-config zlib1g-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
