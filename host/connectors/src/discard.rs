@@ -13,7 +13,7 @@ pub struct Config {}
 impl Check for Config {}
 
 impl crate::SinkConfig for Config {
-    fn open(&self, _at: crate::SinkAt<'_>) -> anyhow::Result<Box<dyn Operator>> {
+    fn open(&self, _at: crate::SinkAt) -> anyhow::Result<Box<dyn Operator>> {
         Ok(Box::new(DiscardSink))
     }
 }

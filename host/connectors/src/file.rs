@@ -73,7 +73,7 @@ pub struct FileSinkConfig {
 impl Check for FileSinkConfig {}
 
 impl crate::SinkConfig for FileSinkConfig {
-    fn open(&self, at: crate::SinkAt<'_>) -> anyhow::Result<Box<dyn Operator>> {
+    fn open(&self, at: crate::SinkAt) -> anyhow::Result<Box<dyn Operator>> {
         Ok(Box::new(match at.transactional {
             true => FileSink::transactional(&self.path, at.subtask)?,
             false => FileSink::create(&self.path)?,

@@ -484,7 +484,7 @@ impl Check for KafkaSinkConfig {
 }
 
 impl crate::SinkConfig for KafkaSinkConfig {
-    fn open(&self, _at: crate::SinkAt<'_>) -> anyhow::Result<Box<dyn Operator>> {
+    fn open(&self, _at: crate::SinkAt) -> anyhow::Result<Box<dyn Operator>> {
         Ok(Box::new(KafkaSink::open(self)?))
     }
 }

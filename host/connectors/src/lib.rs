@@ -89,11 +89,7 @@ pub struct SourceKind {
 
 /// How a sink runs.
 #[derive(Debug, Clone, Copy)]
-pub struct SinkAt<'a> {
-    /// The job's name.
-    pub job: &'a str,
-    /// The sink's name in the job.
-    pub name: &'a str,
+pub struct SinkAt {
     /// This subtask.
     pub subtask: usize,
     /// The job's dead-letter output (print writes to standard error).
@@ -105,7 +101,7 @@ pub struct SinkAt<'a> {
 /// The checked settings of one sink, which open it.
 pub trait SinkConfig: Check + std::fmt::Debug + Send + Sync {
     /// The sink, as the operator at the end of a route.
-    fn open(&self, at: SinkAt<'_>) -> anyhow::Result<Box<dyn Operator>>;
+    fn open(&self, at: SinkAt) -> anyhow::Result<Box<dyn Operator>>;
 }
 
 /// A sink kind.

@@ -23,7 +23,7 @@ pub struct Config {
 impl Check for Config {}
 
 impl crate::SinkConfig for Config {
-    fn open(&self, at: crate::SinkAt<'_>) -> anyhow::Result<Box<dyn Operator>> {
+    fn open(&self, at: crate::SinkAt) -> anyhow::Result<Box<dyn Operator>> {
         Ok(Box::new(match at.dead_letter {
             true => PrintSink::new(Some(self.prefix.clone().unwrap_or_else(|| "dead-letter".into())), Stream::Stderr),
             false => PrintSink::new(self.prefix.clone(), Stream::Stdout),

@@ -342,11 +342,6 @@ impl Job {
     pub fn error(&self, field: &str, message: impl Into<String>) -> JobError {
         self.origin.error(field, message)
     }
-
-    /// The job file.
-    pub fn file(&self) -> &Path {
-        &self.origin.file
-    }
 }
 
 #[cfg(test)]

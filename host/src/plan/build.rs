@@ -69,13 +69,7 @@ impl Planned {
         match node.kind {
             NodeKind::Source => Ok(Box::new(Identity)),
             NodeKind::Sink | NodeKind::DeadLetter => {
-                let at = SinkAt {
-                    job: &self.job.name,
-                    name: &node.name,
-                    subtask,
-                    dead_letter: node.kind == NodeKind::DeadLetter,
-                    transactional,
-                };
+                let at = SinkAt { subtask, dead_letter: node.kind == NodeKind::DeadLetter, transactional };
                 match node.kind {
                     NodeKind::Sink => self.job.sinks[&node.name].connector.open(at),
                     _ => self.job.dead_letter.open(at),
