@@ -342,7 +342,7 @@ impl Source for KafkaSource {
                 Err(KafkaError::MessageConsumption(code)) if !is_fatal(code) => break,
                 Err(e) => return Err(anyhow::anyhow!("kafka source `{}`: {e}", self.name)),
             };
-            let Some(at) = self.splits.iter().position(|s| s.topic == m.topic() && s.partition == m.partition()) else { continue };
+            let Some(at) = self.splits.iter().position(|s| s.partition == m.partition() && s.topic == m.topic()) else { continue };
             let split = &mut self.splits[at];
             if split.ended || m.offset() < split.next {
                 continue;
@@ -363,8 +363,11 @@ impl Source for KafkaSource {
             let done = split.end.is_some_and(|e| split.next >= e);
             out.push(r);
             if done {
+                // Stop fetching it; the other partitions keep what librdkafka has fetched.
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(&self.splits[at].topic, self.splits[at].partition);
+                self.consumer.pause(&tpl).with_context(|| format!("kafka source `{}`: pausing an ended partition", self.name))?;
                 self.end_split(at);
-                self.assign()?;
             }
             if started.elapsed() > Duration::from_millis(200) {
                 break;
@@ -555,11 +558,11 @@ impl KafkaSink {
     }
 
     /// The Kafka key of `r`: the configured field's text, or the record's key.
-    fn key_of(&self, r: &Record) -> Option<Vec<u8>> {
-        let Some(path) = &self.key else { return r.key.as_ref().map(|k| k.to_vec()) };
+    fn key_of<'r>(&self, r: &'r Record) -> Option<std::borrow::Cow<'r, [u8]>> {
+        let Some(path) = &self.key else { return r.key.as_deref().map(std::borrow::Cow::Borrowed) };
         let mut found = json::Found::new();
         json::extract(&r.value, std::slice::from_ref(path), &mut found).ok()?;
-        json::non_null(found[0]).map(|v| weir_core::keys::key_bytes(&[v]).to_vec())
+        json::non_null(found[0]).map(|v| std::borrow::Cow::Owned(weir_core::keys::key_bytes(&[v]).to_vec()))
     }
 }
 
@@ -568,14 +571,15 @@ impl Operator for KafkaSink {
         self.failed()?;
         for r in &batch.records {
             let key = self.key_of(r);
-            let mut headers = OwnedHeaders::new();
-            for (k, v) in &r.headers {
-                headers = headers.insert(Header { key: k, value: Some(v) });
-            }
+            let headers = (!r.headers.is_empty())
+                .then(|| r.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| h.insert(Header { key: k, value: Some(v) })));
             loop {
-                let mut rec = BaseRecord::to(&self.topic).payload(&r.value).headers(headers.clone());
+                let mut rec = BaseRecord::to(&self.topic).payload(&r.value);
+                if let Some(h) = &headers {
+                    rec = rec.headers(h.clone());
+                }
                 if let Some(k) = &key {
-                    rec = rec.key(k);
+                    rec = rec.key(k.as_ref());
                 }
                 if let Some(ts) = r.timestamp {
                     rec = rec.timestamp(ts);

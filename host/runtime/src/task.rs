@@ -210,7 +210,8 @@ fn split_progress(
     }
     if let Some(t) = idle_timeout {
         for (s, last) in seen.iter() {
-            if now.duration_since(*last) >= t && !records.iter().any(|r| r.origin.split == *s) {
+            // A split in this poll was seen just now, so only quiet ones pass.
+            if now.duration_since(*last) >= t {
                 g.set_split_active(*s, false);
             }
         }
