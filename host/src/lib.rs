@@ -11,6 +11,7 @@
 
 pub mod operators;
 pub mod plan;
+pub mod reload;
 
 pub use weir_connectors as connectors;
 pub use weir_core::{config, json, keys, operator, record, status, time};

@@ -66,6 +66,10 @@ enum Command {
         /// a checkpoint or savepoint folder.
         #[arg(long, value_name = "latest|PATH")]
         restore: Option<String>,
+        /// Hot-reload an operator's plugin when its file changes (once the file stays the
+        /// same for half a second; a version that does not compile or init is refused).
+        #[arg(long)]
+        watch: bool,
     },
     /// Check a job without running it: fields, inputs, and that every plugin exists and
     /// exports the world its operator needs.
@@ -93,6 +97,34 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
     },
+    /// Swap one operator's plugin in a running job for another version, keeping its keyed
+    /// state, timers and windows (at a checkpoint barrier; rolled back by itself if the new
+    /// version fails during its probation).
+    Reload {
+        /// The operator (its name in the job file).
+        operator: String,
+        /// The new version of its plugin (.wasm).
+        plugin: PathBuf,
+        /// The job's control endpoint (its `control` field), e.g. 127.0.0.1:7070.
+        #[arg(long)]
+        control: std::net::SocketAddr,
+        /// The job's control token file (default: the one the job wrote for this address).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
+    /// Show a running job's operators: plugin version, when it was loaded, the last
+    /// reload's outcome, and records in and out.
+    Status {
+        /// The job's control endpoint (its `control` field), e.g. 127.0.0.1:7070.
+        #[arg(long)]
+        control: std::net::SocketAddr,
+        /// The job's control token file (default: the one the job wrote for this address).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a plugin's world, exports and imports.
     Inspect {
         /// The component (.wasm).
@@ -100,42 +132,67 @@ enum Command {
     },
 }
 
-fn load(job: &std::path::Path, mut sets: Vec<String>, parallelism: Option<usize>, restore: Option<String>) -> anyhow::Result<Planned> {
+fn load(
+    job: &std::path::Path,
+    mut sets: Vec<String>,
+    parallelism: Option<usize>,
+    restore: Option<String>,
+    watch: bool,
+) -> anyhow::Result<Planned> {
     if let Some(p) = parallelism {
         sets.push(format!("parallelism={p}"));
     }
     let job = Job::load(job, &sets)?;
-    Planned::new(job, RunOptions { clock: Arc::new(SystemClock), restore })
+    Planned::new(job, RunOptions { clock: Arc::new(SystemClock), restore, watch })
 }
 
 /// Runs a job, restarting it from its latest checkpoint as its restart strategy allows.
+/// A rollback of a hot reload restarts the job at once from the checkpoint of the swap,
+/// whatever the restart strategy (it is no failure of the job's own).
 fn run_with_restarts(
     job: &std::path::Path,
     sets: Vec<String>,
     parallelism: Option<usize>,
     restore: Option<String>,
+    watch: bool,
 ) -> anyhow::Result<weir_host::plan::RunReport> {
-    let planned = load(job, sets.clone(), parallelism, restore)?;
+    let mut planned = load(job, sets.clone(), parallelism, restore, watch)?;
     let restart = planned.job().restart;
     let can_resume = planned.job().checkpoint_dir.is_some();
-    let mut result = planned.run();
-    if restart.strategy == weir_host::job::RestartStrategy::FixedDelay {
-        let delay = restart.delay;
-        for attempt in 1..=restart.attempts {
-            let Err(e) = &result else { break };
-            eprintln!("weir: job failed: {e:#}; restart {attempt} in {delay:?}");
-            std::thread::sleep(delay);
-            // `latest` starts from the beginning when no checkpoint completed.
-            result = load(job, sets.clone(), parallelism, can_resume.then(|| "latest".into()))?.run();
+    let mut attempt = 0;
+    loop {
+        let reloads = planned.reloads();
+        let checkpoints = planned.job().checkpoint.as_ref().map(|c| c.dir.clone());
+        let result = planned.run();
+        let Err(e) = &result else { return result };
+        if let Some(rb) = reloads.rollback() {
+            let from = checkpoints.as_deref().and_then(|d| weir_host::checkpoint::completed(d).first().map(|c| c.1.clone()));
+            eprintln!(
+                "weir: rolled back `{}`: {}; restarting from {}",
+                rb.operator,
+                rb.reason,
+                from.as_ref().map_or("the beginning".into(), |p| p.display().to_string())
+            );
+            planned = load(job, sets.clone(), parallelism, from.map(|p| p.display().to_string()), watch)?;
+            planned.reloads().note_rollback(&rb);
+            continue;
         }
+        if restart.strategy != weir_host::job::RestartStrategy::FixedDelay || attempt >= restart.attempts {
+            return result;
+        }
+        attempt += 1;
+        let delay = restart.delay;
+        eprintln!("weir: job failed: {e:#}; restart {attempt} in {delay:?}");
+        std::thread::sleep(delay);
+        // `latest` starts from the beginning when no checkpoint completed.
+        planned = load(job, sets.clone(), parallelism, can_resume.then(|| "latest".into()), watch)?;
     }
-    result
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { job, sets, parallelism, metrics, restore } => {
-            let report = run_with_restarts(&job, sets, parallelism, restore)?;
+        Command::Run { job, sets, parallelism, metrics, restore, watch } => {
+            let report = run_with_restarts(&job, sets, parallelism, restore, watch)?;
             let m = &report.metrics;
             let json = m.to_json();
             if let Some(path) = metrics {
@@ -167,7 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Validate { job, sets } => {
-            let p = load(&job, sets, None, None)?;
+            let p = load(&job, sets, None, None, false)?;
             println!("ok: {} is a valid job", job.display());
             println!("tasks (×subtasks, a thread each; → operators chained into the task):");
             for t in p.tasks() {
@@ -178,6 +235,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Savepoint { control, dir, stop, token_file } => {
             let path = weir_host::control::request_savepoint(control, &dir, stop, token_file.as_deref())?;
             println!("savepoint written to {}{}", path.display(), if stop { "; the job is stopping" } else { "" });
+            Ok(())
+        }
+        Command::Reload { operator, plugin, control, token_file } => {
+            let v = weir_host::control::request_reload(control, &operator, &plugin, token_file.as_deref())?;
+            println!(
+                "reloaded `{operator}`: version {} (was {}) from checkpoint {}; on probation for {} ms (rolled back by itself if it fails more records than `reload.max-failures`)",
+                v["version"].as_str().unwrap_or("?"),
+                v["previous"].as_str().unwrap_or("?"),
+                v["checkpoint"],
+                v["probation_ms"]
+            );
+            Ok(())
+        }
+        Command::Status { control, token_file, json } => {
+            let v = weir_host::control::request_status(control, token_file.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            print_status(&v);
             Ok(())
         }
         Command::Inspect { plugin } => {
@@ -198,6 +275,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `weir status` as a table: per operator, its plugin version and records in and out.
+fn print_status(v: &serde_json::Value) {
+    println!("job: {}", v["job"].as_str().unwrap_or("?"));
+    let nodes = &v["metrics"]["nodes"];
+    println!("{:<16} {:>12} {:>12} {:>8}  {:<16} {:<8} last reload", "operator", "in", "out", "dead", "plugin version", "loaded");
+    let ops = v["operators"].as_object().cloned().unwrap_or_default();
+    for (name, m) in nodes.as_object().into_iter().flatten() {
+        let (version, loaded, last) = match ops.get(name) {
+            Some(o) => {
+                let at = o["loaded_at_ms"].as_i64().unwrap_or(0);
+                let ago = (now_ms() - at).max(0) / 1000;
+                let last = match &o["last_reload"] {
+                    serde_json::Value::Null => "-".to_string(),
+                    l => {
+                        let mut s = l["outcome"].as_str().unwrap_or("?").to_string();
+                        if let Some(r) = l["reason"].as_str() {
+                            s += &format!(": {r}");
+                        }
+                        s
+                    }
+                };
+                (o["version"].as_str().unwrap_or("?").to_string(), format!("{ago}s ago"), last)
+            }
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let n = |k: &str| m[k].as_u64().unwrap_or(0);
+        println!("{name:<16} {:>12} {:>12} {:>8}  {version:<16} {loaded:<8} {last}", n("records_in"), n("records_out"), n("dead_letters"));
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn main() -> ExitCode {

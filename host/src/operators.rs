@@ -87,6 +87,10 @@ impl Operator for Stamped {
     fn notify_checkpoint_complete(&mut self, id: u64) -> anyhow::Result<()> {
         self.inner.notify_checkpoint_complete(id)
     }
+
+    fn plugin_instance(&mut self) -> Option<&mut dyn std::any::Any> {
+        self.inner.plugin_instance()
+    }
 }
 
 /// Which stateless call an operator makes.
@@ -157,6 +161,10 @@ impl StatelessOp {
 }
 
 impl Operator for StatelessOp {
+    fn plugin_instance(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self.inst.as_mut())
+    }
+
     fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
         let Batch { mut records, marks } = batch;
         let (before, overruns) = (self.inst.restarts, self.inst.overruns());
@@ -261,6 +269,10 @@ impl ProcessOp {
 }
 
 impl Operator for ProcessOp {
+    fn plugin_instance(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self.inst.as_mut())
+    }
+
     fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
         let Batch { mut records, marks } = batch;
         let n = records.len();

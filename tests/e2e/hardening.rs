@@ -384,10 +384,6 @@ fn long_lines_and_invalid_utf8_reach_the_dead_letters_recoverably() {
     refused_set(&job, "source.in.max-line-bytes=0", "source.in.max-line-bytes");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// One request line to the endpoint; the answer line (empty when the connection closed).
 fn ask(addr: &str, line: &[u8]) -> String {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
@@ -415,11 +411,7 @@ fn the_control_endpoint_wants_the_token_and_bounds_requests() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the control endpoint never came up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_listener(&addr, Duration::from_secs(60));
     let token_file = control_dir.join(format!("control-127.0.0.1-{}.token", addr.rsplit(':').next().expect("port")));
     let result = std::panic::catch_unwind(|| {
         use std::os::unix::fs::PermissionsExt as _;

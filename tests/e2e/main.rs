@@ -8,6 +8,7 @@ mod layout;
 mod log_analyzer;
 mod processing_time;
 mod recovery;
+mod reload;
 mod seed;
 mod support;
 mod windows;

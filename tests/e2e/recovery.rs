@@ -317,10 +317,6 @@ fn rocksdb_state_larger_than_its_caches_gives_the_memory_backends_results() {
     assert!(sorted(rows.clone()) == sorted(read_jsonl(&mem_out)), "RocksDB and memory backends disagree");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 #[test]
 fn savepoint_against_a_running_job_stops_it_and_restores_at_another_parallelism() {
     let (_, case) = cases().remove(0);
@@ -329,11 +325,8 @@ fn savepoint_against_a_running_job_stops_it_and_restores_at_another_parallelism(
     let args = f.args_with("rocksdb", 2, 3_000, None, &[format!("control={addr}")]);
     let mut child =
         Command::new(env!("CARGO_BIN_EXE_weir")).args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+    wait_for_listener(&addr, Duration::from_secs(120));
     let started = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(120), "the control endpoint never came up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     // The savepoint comes once some results are committed (an event, not a time).
     while std::fs::metadata(f.path("metrics.jsonl")).map(|m| m.len()).unwrap_or(0) == 0 {
         assert!(started.elapsed() < Duration::from_secs(120), "no results were committed");

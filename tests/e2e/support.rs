@@ -34,6 +34,20 @@ pub fn plugin(name: &str) -> PathBuf {
     p
 }
 
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Waits until something listens on `addr` (a job's control endpoint).
+pub fn wait_for_listener(addr: &str, limit: std::time::Duration) {
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(started.elapsed() < limit, "nothing listens on {addr} after {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Runs `weir` with arguments.
 pub fn weir(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weir")).args(args).current_dir(root()).output().expect("run weir")

@@ -116,6 +116,12 @@ pub trait Operator: Send {
     fn notify_checkpoint_complete(&mut self, _id: u64) -> anyhow::Result<()> {
         Ok(())
     }
+
+    /// The plugin instance this operator calls, for a hot reload to swap its plugin (as
+    /// `Any`: this crate does not know plugins); `None` for operators without one.
+    fn plugin_instance(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 /// A source: produces records until it ends.

@@ -19,8 +19,8 @@ use crate::file::{
     WatermarkStrategy,
 };
 use crate::{
-    EventTime, Function, Input, Job, JobError, KeyBy, OperatorDef, PluginDef, Restart, SinkDef, SourceDef, Stamp, StateDef, TimeField, Ttl,
-    Watermarks, WindowDef, WindowFunction, MAX_BATCH_SIZE,
+    EventTime, Function, Input, Job, JobError, KeyBy, OperatorDef, PluginDef, Reload, Restart, SinkDef, SourceDef, Stamp, StateDef,
+    TimeField, Ttl, Watermarks, WindowDef, WindowFunction, MAX_BATCH_SIZE,
 };
 
 /// Checks one job file.
@@ -112,6 +112,10 @@ impl Checker<'_> {
             attempts: s.restart.attempts.unwrap_or(3),
             delay: duration(self.origin, "restart.delay", &s.restart.delay)?.unwrap_or(Duration::from_secs(1)),
         };
+        let reload = Reload {
+            probation: duration(self.origin, "reload.probation", &s.reload.probation)?.unwrap_or(Duration::from_secs(10)),
+            max_failures: s.reload.max_failures.unwrap_or(10),
+        };
         Ok(Job {
             name: s.name.clone().unwrap_or_else(|| "job".into()),
             parallelism: s.parallelism,
@@ -125,6 +129,7 @@ impl Checker<'_> {
             checkpoint,
             checkpoint_dir,
             restart,
+            reload,
             control,
             plugin_deadline,
             plugin_deadline_budget: s.plugin_deadline_budget.unwrap_or(DEFAULT_DEADLINE_BUDGET),
@@ -291,7 +296,7 @@ impl Checker<'_> {
         Ok(Some(CheckpointConfig {
             interval,
             mode: c.mode,
-            dir: dir.unwrap_or_else(|| std::env::temp_dir().join(format!("weir-checkpoints-{}", std::process::id()))),
+            dir: dir.unwrap_or_else(|| CheckpointConfig::on_demand().dir),
             min_pause: min_pause.unwrap_or_default(),
             max_concurrent: c.max_concurrent.unwrap_or(1),
             timeout: timeout.unwrap_or(Duration::from_secs(600)),

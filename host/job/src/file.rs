@@ -43,6 +43,9 @@ pub struct JobFile {
     /// What happens when the job fails.
     #[serde(default)]
     pub restart: RestartSpec,
+    /// How a hot-reloaded plugin is watched after its swap.
+    #[serde(default)]
+    pub reload: ReloadSpec,
     /// Loopback address of the control endpoint (`weir savepoint`), e.g. `127.0.0.1:7070`.
     #[serde(default)]
     pub control: Option<String>,
@@ -119,6 +122,19 @@ pub struct RestartSpec {
     /// Pause before a restart (default 1s).
     #[serde(default)]
     pub delay: Option<String>,
+}
+
+/// `[reload]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReloadSpec {
+    /// How long a new version is on probation after its swap (default 10s).
+    #[serde(default)]
+    pub probation: Option<String>,
+    /// Records the new version may fail during probation before weir rolls it back
+    /// (default 10).
+    #[serde(default)]
+    pub max_failures: Option<u32>,
 }
 
 /// A source: the fields every source has, and its kind's own (`fields`), which the kind's

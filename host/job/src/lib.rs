@@ -52,6 +52,8 @@ pub struct Job {
     pub checkpoint_dir: Option<PathBuf>,
     /// What happens when the job fails.
     pub restart: Restart,
+    /// Probation of hot-reloaded plugins.
+    pub reload: Reload,
     /// Loopback address of the control endpoint.
     pub control: Option<SocketAddr>,
     /// How long a plugin call may run (`None`: no limit).
@@ -289,6 +291,18 @@ pub enum Backend {
     Memory,
     /// Embedded RocksDB on local disk.
     Rocksdb,
+}
+
+/// `[reload]`: after a hot reload the new version is on probation; failing more than
+/// `max_failures` records in it rolls the operator back to the previous version, from the
+/// checkpoint taken at the swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reload {
+    /// How long the probation lasts (no checkpoint completes meanwhile, so nothing the new
+    /// version writes to a transactional sink is committed before it passes).
+    pub probation: Duration,
+    /// Failed records (errors or traps) the new version may have during probation.
+    pub max_failures: u32,
 }
 
 /// `[restart]`.

@@ -146,6 +146,11 @@ impl PluginEngine {
     }
 }
 
+/// The hash a plugin version is known by: xxHash64 of the component's bytes, hex.
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    format!("{:016x}", twox_hash::XxHash64::oneshot(0, bytes))
+}
+
 /// A compiled plugin.
 pub struct Plugin {
     /// Where it was loaded from.
@@ -193,14 +198,19 @@ impl Plugin {
     /// Reads and compiles a component and finds its world.
     pub fn load(engine: &Arc<PluginEngine>, path: &Path) -> Result<Plugin, PluginError> {
         let bytes = std::fs::read(path).map_err(|cause| PluginError::Read { path: path.to_path_buf(), cause })?;
+        Self::from_bytes(engine, path, &bytes)
+    }
+
+    /// Compiles the component `bytes` read from `path` and finds its world.
+    pub fn from_bytes(engine: &Arc<PluginEngine>, path: &Path, bytes: &[u8]) -> Result<Plugin, PluginError> {
         let invalid = |reason: String| PluginError::Invalid { path: path.to_path_buf(), reason };
         if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
             return Err(invalid(
                 "this is a core Wasm module, not a component; build for `wasm32-wasip2` (or run `wasm-tools component new`)".into(),
             ));
         }
-        let component = Component::new(&engine.engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
-        let hash = format!("{:016x}", twox_hash::XxHash64::oneshot(0, &bytes));
+        let component = Component::new(&engine.engine, bytes).map_err(|e| invalid(format!("{e:#}")))?;
+        let hash = hash_bytes(bytes);
         let mut p = Plugin { path: path.to_path_buf(), world: World::Map, hash, component, engine: engine.clone(), pre: None };
         p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
             path: path.to_path_buf(),
@@ -450,6 +460,18 @@ impl std::fmt::Debug for Instance {
     }
 }
 
+/// Why an instance could not start, and the host data it was given (boxed: it is large).
+type NotStarted = Box<(String, HostCtx)>;
+
+/// Moves what outlives an instance (state, timers, TTLs, records emitted) from `from` to `to`.
+fn hand_over(from: &mut HostCtx, to: &mut HostCtx) {
+    std::mem::swap(&mut to.state, &mut from.state);
+    std::mem::swap(&mut to.event_timers, &mut from.event_timers);
+    std::mem::swap(&mut to.processing_timers, &mut from.processing_timers);
+    std::mem::swap(&mut to.ttl, &mut from.ttl);
+    std::mem::swap(&mut to.emitted, &mut from.emitted);
+}
+
 fn instantiate(plugin: &Plugin, store: &mut Store<HostCtx>) -> wasmtime::Result<Bound> {
     plugin.engine.arm(store);
     let Some(pre) = &plugin.pre else { return Err(wasmtime::Error::msg("plugin was not pre-instantiated")) };
@@ -466,10 +488,10 @@ impl Instance {
     /// Instantiates `plugin` for subtask `subtask` of `operator` and runs `init(config)`.
     pub fn new(plugin: Arc<Plugin>, operator: &str, subtask: u32, config: String) -> Result<Instance, PluginError> {
         let ctx = HostCtx::new(Arc::from(operator), subtask, DEFAULT_MEMORY_LIMIT);
-        let (store, bound) = Self::start(&plugin, ctx, &config).map_err(|reason| PluginError::Init {
+        let (store, bound) = Self::start(&plugin, ctx, &config).map_err(|failed| PluginError::Init {
             path: plugin.path.clone(),
             operator: operator.to_string(),
-            reason,
+            reason: failed.0,
         })?;
         Ok(Instance {
             plugin,
@@ -485,15 +507,65 @@ impl Instance {
         })
     }
 
-    fn start(plugin: &Plugin, ctx: HostCtx, config: &str) -> Result<(Store<HostCtx>, Bound), String> {
+    /// A store with `ctx` and an instance of `plugin` in it, `init(config)` run; on failure
+    /// why, and `ctx` back (its state and timers are not lost).
+    fn start(plugin: &Plugin, ctx: HostCtx, config: &str) -> Result<(Store<HostCtx>, Bound), NotStarted> {
         let mut store = Store::new(&plugin.engine.engine, ctx);
         store.limiter(|s| &mut s.limits);
-        let bound = instantiate(plugin, &mut store).map_err(|e| format!("instantiation failed: {e:#}"))?;
+        let bound = match instantiate(plugin, &mut store) {
+            Ok(b) => b,
+            Err(e) => return Err(Box::new((format!("instantiation failed: {e:#}"), store.into_data()))),
+        };
         plugin.engine.arm(&mut store);
-        match bound.call_init(&mut store, config) {
-            Ok(Ok(())) => Ok((store, bound)),
-            Ok(Err(e)) => Err(guest(e).to_string()),
-            Err(e) => Err(format!("trapped: {}", trap_reason(&plugin.engine, &e, store.data(), false))),
+        let why = match bound.call_init(&mut store, config) {
+            Ok(Ok(())) => return Ok((store, bound)),
+            Ok(Err(e)) => guest(e).to_string(),
+            Err(e) => format!("trapped: {}", trap_reason(&plugin.engine, &e, store.data(), false)),
+        };
+        Err(Box::new((why, store.into_data())))
+    }
+
+    /// The host data of this instance moved into a fresh context, for a new instance that
+    /// keeps the state, timers and emitted records of this one.
+    fn carry_over(&mut self) -> HostCtx {
+        let old = self.store.data_mut();
+        let mut ctx = HostCtx::new(old.name.clone(), old.subtask, DEFAULT_MEMORY_LIMIT);
+        hand_over(old, &mut ctx);
+        ctx.call = old.call.clone();
+        ctx
+    }
+
+    /// Gives the host data back to this instance after a new one could not start.
+    fn give_back(&mut self, mut ctx: HostCtx) {
+        hand_over(&mut ctx, self.store.data_mut());
+    }
+
+    /// Hot reload: runs `plugin` from now on, with this operator's config, keyed state,
+    /// timers and TTLs carried over. On failure (`init` errs or traps) this instance keeps
+    /// its plugin and all of its data, and the error says why.
+    pub fn swap(&mut self, plugin: Arc<Plugin>) -> Result<(), String> {
+        if plugin.world != self.plugin.world {
+            return Err(format!(
+                "{} exports world `{}`, the running version `{}`",
+                plugin.path.display(),
+                plugin.world.name(),
+                self.plugin.world.name()
+            ));
+        }
+        let ctx = self.carry_over();
+        match Self::start(&plugin, ctx, &self.config) {
+            Ok((store, bound)) => {
+                self.store = store;
+                self.bound = bound;
+                self.plugin = plugin;
+                self.overruns = 0;
+                Ok(())
+            }
+            Err(failed) => {
+                let (why, ctx) = *failed;
+                self.give_back(ctx);
+                Err(format!("{}: init failed: {why}", plugin.path.display()))
+            }
         }
     }
 
@@ -549,21 +621,20 @@ impl Instance {
         if is_deadline(e) {
             self.overruns += 1;
         }
-        let old = self.store.data_mut();
-        let mut ctx = HostCtx::new(old.name.clone(), old.subtask, DEFAULT_MEMORY_LIMIT);
-        std::mem::swap(&mut ctx.state, &mut old.state);
-        std::mem::swap(&mut ctx.event_timers, &mut old.event_timers);
-        std::mem::swap(&mut ctx.processing_timers, &mut old.processing_timers);
-        std::mem::swap(&mut ctx.ttl, &mut old.ttl);
-        std::mem::swap(&mut ctx.emitted, &mut old.emitted);
-        ctx.call = old.call.clone();
+        let ctx = self.carry_over();
         match Self::start(&self.plugin, ctx, &self.config) {
             Ok((store, bound)) => {
                 self.store = store;
                 self.bound = bound;
                 self.restarts += 1;
             }
-            Err(why) => eprintln!("weir: operator `{}`: could not restart plugin after a trap: {why}", self.operator),
+            Err(failed) => {
+                let (why, ctx) = *failed;
+                // The trapped store keeps serving (wasmtime lets a trapped instance be called
+                // again), with its state.
+                self.give_back(ctx);
+                eprintln!("weir: operator `{}`: could not restart plugin after a trap: {why}", self.operator)
+            }
         }
         Failure::Trap(reason)
     }

@@ -51,6 +51,23 @@ pub struct CheckpointConfig {
     pub tolerable_failures: u32,
 }
 
+impl CheckpointConfig {
+    /// No periodic checkpoints, only those asked for (savepoints, hot reloads), into a
+    /// folder of this process in the temporary directory.
+    pub fn on_demand() -> CheckpointConfig {
+        CheckpointConfig {
+            interval: None,
+            mode: Mode::ExactlyOnce,
+            dir: std::env::temp_dir().join(format!("weir-checkpoints-{}", std::process::id())),
+            min_pause: Duration::ZERO,
+            max_concurrent: 1,
+            timeout: Duration::from_secs(600),
+            retain: 3,
+            tolerable_failures: 0,
+        }
+    }
+}
+
 /// A request for a savepoint from the control endpoint.
 #[derive(Debug)]
 pub struct SavepointRequest {
@@ -67,6 +84,8 @@ struct Pending {
     acks: usize,
     dir: PathBuf,
     savepoint: Option<(bool, Sender<Result<PathBuf, String>>)>,
+    /// A swap checkpoint's requester.
+    swap: Option<Sender<Result<u64, String>>>,
 }
 
 /// One file of a checkpoint.
@@ -95,10 +114,37 @@ pub struct Metadata {
     pub parallelism: BTreeMap<String, usize>,
     /// Plugin path → hash of the component that wrote the state.
     pub plugins: BTreeMap<String, String>,
+    /// Operator → the plugin version it ran when the checkpoint was taken (hot reloads
+    /// change it); a restore runs these versions.
+    #[serde(default)]
+    pub versions: BTreeMap<String, PluginVersion>,
     /// Whether it is a savepoint (kept until removed by hand).
     pub savepoint: bool,
     /// Every file with size and hash.
     pub files: Vec<FileEntry>,
+}
+
+/// The plugin an operator runs: where it was loaded from and the hash of its bytes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PluginVersion {
+    /// The file it was loaded from.
+    pub path: String,
+    /// xxHash64 of the component, hex.
+    pub hash: String,
+}
+
+/// A request to swap plugins at a checkpoint barrier (a hot reload).
+pub struct SwapRequest {
+    /// Called with the id of the checkpoint whose barrier swaps, before it is triggered.
+    pub arm: Box<dyn FnOnce(u64) + Send>,
+    /// The checkpoint id once it completed, or why it failed.
+    pub reply: Sender<Result<u64, String>>,
+}
+
+impl std::fmt::Debug for SwapRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SwapRequest")
+    }
 }
 
 /// Hash of a file's contents.
@@ -253,6 +299,8 @@ pub struct JobFacts {
     pub parallelism: BTreeMap<String, usize>,
     /// Plugin → hash.
     pub plugins: BTreeMap<String, String>,
+    /// Operator → the plugin version it runs now (hot reloads change it).
+    pub versions: std::sync::Arc<std::sync::Mutex<BTreeMap<String, PluginVersion>>>,
 }
 
 /// Triggers checkpoints and savepoints, collects acknowledgements, completes and retains
@@ -268,6 +316,11 @@ pub struct Coordinator {
     pub acks: Receiver<Ack>,
     /// Savepoint requests from the control endpoint.
     pub requests: Receiver<SavepointRequest>,
+    /// Swap requests of hot reloads.
+    pub swaps: Receiver<SwapRequest>,
+    /// While set, no periodic checkpoint starts (a reloaded plugin on probation: nothing it
+    /// writes may be committed before it passes).
+    pub hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Number of tasks that must acknowledge.
     pub expected: usize,
     /// Facts for metadata.
@@ -299,6 +352,9 @@ impl Coordinator {
 
     fn failed(&self, failures: &mut u32, id: u64, p: Pending, why: String) {
         let _ = std::fs::remove_dir_all(&p.dir);
+        if let Some(reply) = p.swap {
+            let _ = reply.send(Err(format!("checkpoint {id} of the swap failed: {why}")));
+        }
         if let Some((_, reply)) = p.savepoint {
             let _ = reply.send(Err(format!("savepoint {id} failed: {why}")));
             return;
@@ -348,11 +404,27 @@ impl Coordinator {
                     continue;
                 }
                 self.trigger(next_id, &req.dir);
-                pending.insert(next_id, Pending { started: now, acks: 0, dir: req.dir, savepoint: Some((req.stop, req.reply)) });
+                pending
+                    .insert(next_id, Pending { started: now, acks: 0, dir: req.dir, savepoint: Some((req.stop, req.reply)), swap: None });
+                next_id += 1;
+            }
+            while let Ok(req) = self.swaps.try_recv() {
+                if ended {
+                    let _ = req.reply.send(Err("the job's sources have ended; no barrier can pass any more".into()));
+                    continue;
+                }
+                // A checkpoint like the periodic ones, whenever asked: the swap happens at its
+                // barrier, and it is the point a rollback restores.
+                let dir = chk_dir(&self.cfg.dir, next_id);
+                std::fs::create_dir_all(&dir)?;
+                (req.arm)(next_id);
+                self.trigger(next_id, &dir);
+                pending.insert(next_id, Pending { started: now, acks: 0, dir, savepoint: None, swap: Some(req.reply) });
                 next_id += 1;
             }
             let periodic = pending.values().filter(|p| p.savepoint.is_none()).count();
             let can_start = self.cfg.interval.is_some()
+                && !self.hold.load(Ordering::SeqCst)
                 && periodic < self.cfg.max_concurrent
                 && now >= next_trigger
                 && now.duration_since(last_end) >= self.cfg.min_pause;
@@ -360,7 +432,7 @@ impl Coordinator {
                 let dir = chk_dir(&self.cfg.dir, next_id);
                 std::fs::create_dir_all(&dir)?;
                 self.trigger(next_id, &dir);
-                pending.insert(next_id, Pending { started: now, acks: 0, dir, savepoint: None });
+                pending.insert(next_id, Pending { started: now, acks: 0, dir, savepoint: None, swap: None });
                 next_id += 1;
                 next_trigger = now + self.cfg.interval.unwrap_or(far);
             }
@@ -392,6 +464,9 @@ impl Coordinator {
                         for t in self.tasks.iter().chain(self.sources.iter()) {
                             let _ = t.send(Control::Complete(id));
                         }
+                        if let Some(reply) = p.swap {
+                            let _ = reply.send(Ok(id));
+                        }
                         if let Some((stop, reply)) = p.savepoint {
                             if stop {
                                 self.stop.store(true, Ordering::SeqCst);
@@ -408,6 +483,9 @@ impl Coordinator {
         for (id, p) in pending {
             if let Some((_, reply)) = &p.savepoint {
                 let _ = reply.send(Err(format!("the job ended before savepoint {id} completed")));
+            }
+            if let Some(reply) = &p.swap {
+                let _ = reply.send(Err(format!("the job ended before checkpoint {id} of the swap completed")));
             }
             let _ = std::fs::remove_dir_all(&p.dir);
         }
@@ -427,6 +505,7 @@ impl Coordinator {
             max_parallelism: f.max_parallelism,
             parallelism: f.parallelism.clone(),
             plugins: f.plugins.clone(),
+            versions: f.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
             savepoint,
             files,
         };
@@ -459,6 +538,7 @@ mod tests {
             max_parallelism: 128,
             parallelism: BTreeMap::new(),
             plugins: BTreeMap::new(),
+            versions: BTreeMap::new(),
             savepoint: false,
             files: list_files(&chk, &chk).unwrap(),
         };

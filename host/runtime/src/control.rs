@@ -11,6 +11,11 @@
 //! DIR and answers `{"ok":true,"path":"DIR"}`; with `"stop": true` the job also stops once
 //! the savepoint is complete (Flink's stop with savepoint: no final watermark, nothing fires
 //! that the savepoint holds).
+//!
+//! `{"token": T, "command": "reload", "operator": OP, "path": PATH}` hot-reloads operator
+//! OP's plugin from PATH (see weir-host's `reload`) and answers what happened;
+//! `{"token": T, "command": "status"}` answers the job's state: each operator's plugin
+//! version, when it was loaded, the last reload's outcome, and the job's counters.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,9 +88,22 @@ impl Endpoint {
     }
 }
 
+/// What the endpoint asks of the job besides savepoints (weir-host answers).
+pub trait Commands: Send + Sync {
+    /// Hot-reloads `operator`'s plugin from `path`: the answer's JSON, or why not.
+    fn reload(&self, operator: &str, path: &Path) -> Result<serde_json::Value, String>;
+    /// The job's state, as JSON.
+    fn status(&self) -> serde_json::Value;
+}
+
 /// Binds `addr` (before the job starts, so a taken port is a clear error), writes the
 /// token file, and serves until `done` is set.
-pub fn serve(addr: SocketAddr, requests: Sender<SavepointRequest>, done: Arc<AtomicBool>) -> anyhow::Result<Endpoint> {
+pub fn serve(
+    addr: SocketAddr,
+    requests: Sender<SavepointRequest>,
+    commands: Arc<dyn Commands>,
+    done: Arc<AtomicBool>,
+) -> anyhow::Result<Endpoint> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("control endpoint: cannot listen on {addr}"))?;
     listener.set_nonblocking(true)?;
     let token_file = token_path(addr);
@@ -104,9 +122,9 @@ pub fn serve(addr: SocketAddr, requests: Sender<SavepointRequest>, done: Arc<Ato
                 let Ok(Ok((mut stream, _))) = accepted else { continue };
                 match slots.clone().try_acquire_owned() {
                     Ok(slot) => {
-                        let (requests, token) = (requests.clone(), token.clone());
+                        let (requests, commands, token) = (requests.clone(), commands.clone(), token.clone());
                         tokio::spawn(async move {
-                            handle(stream, requests, token).await;
+                            handle(stream, requests, commands, token).await;
                             drop(slot);
                         });
                     }
@@ -121,12 +139,20 @@ pub fn serve(addr: SocketAddr, requests: Sender<SavepointRequest>, done: Arc<Ato
     Ok(Endpoint { thread, token_file })
 }
 
+/// An answer that says it succeeded.
+fn accepted(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("ok".into(), true.into());
+    }
+    v
+}
+
 /// The answer to a request refused, or to one that failed.
 fn refusal(message: &str) -> serde_json::Value {
     serde_json::json!({"ok": false, "error": message})
 }
 
-async fn handle(stream: tokio::net::TcpStream, requests: Sender<SavepointRequest>, token: Arc<str>) {
+async fn handle(stream: tokio::net::TcpStream, requests: Sender<SavepointRequest>, commands: Arc<dyn Commands>, token: Arc<str>) {
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     loop {
@@ -146,7 +172,7 @@ async fn handle(stream: tokio::net::TcpStream, requests: Sender<SavepointRequest
             let _ = w.write_all(too_long.as_bytes()).await;
             return;
         }
-        let answer = answer(&line, &requests, &token).await;
+        let answer = answer(&line, &requests, &commands, &token).await;
         if w.write_all(format!("{answer}\n").as_bytes()).await.is_err() {
             return;
         }
@@ -162,20 +188,48 @@ struct Request {
     dir: Option<PathBuf>,
     #[serde(default)]
     stop: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<PathBuf>,
 }
 
-async fn answer(line: &[u8], requests: &Sender<SavepointRequest>, token: &str) -> serde_json::Value {
+impl Request {
+    fn new(token: String, command: &str) -> Request {
+        Request { token, command: command.into(), dir: None, stop: false, operator: None, path: None }
+    }
+}
+
+async fn answer(line: &[u8], requests: &Sender<SavepointRequest>, commands: &Arc<dyn Commands>, token: &str) -> serde_json::Value {
     // Errors describe the request's shape, never its content.
     let Ok(req) = serde_json::from_slice::<Request>(line) else {
-        return refusal("not a request: send one JSON object a line, {\"token\", \"command\": \"savepoint\", \"dir\", \"stop\"}");
+        return refusal(
+            "not a request: send one JSON object a line, {\"token\", \"command\": \"savepoint\" | \"reload\" | \"status\", ...}",
+        );
     };
     if !same(&req.token, token) {
-        return refusal("wrong token: use the one in the token file the job wrote at start (`weir savepoint` reads it)");
+        return refusal(
+            "wrong token: use the one in the token file the job wrote at start (`weir savepoint`, `weir reload` and `weir status` read it)",
+        );
     }
     let (dir, stop) = match (req.command.as_str(), req.dir) {
         ("savepoint", Some(dir)) => (dir, req.stop),
         ("savepoint", None) => return refusal("`savepoint` needs `dir`"),
-        _ => return refusal("unknown command; the one command is `savepoint`"),
+        ("status", _) => {
+            let commands = commands.clone();
+            return tokio::task::spawn_blocking(move || commands.status()).await.map(accepted).unwrap_or_else(|_| refusal("status failed"));
+        }
+        ("reload", _) => {
+            let (Some(operator), Some(path)) = (req.operator, req.path) else { return refusal("`reload` needs `operator` and `path`") };
+            let commands = commands.clone();
+            // Compiling a component takes a while: off the endpoint's thread.
+            return match tokio::task::spawn_blocking(move || commands.reload(&operator, &path)).await {
+                Ok(Ok(v)) => accepted(v),
+                Ok(Err(e)) => refusal(&e),
+                Err(_) => refusal("the reload failed unexpectedly"),
+            };
+        }
+        _ => return refusal("unknown command; the commands are `savepoint`, `reload` and `status`"),
     };
     let (reply, rx) = crossbeam_channel::bounded(1);
     if requests.send(SavepointRequest { dir, stop, reply }).is_err() {
@@ -188,9 +242,14 @@ async fn answer(line: &[u8], requests: &Sender<SavepointRequest>, token: &str) -
     }
 }
 
-/// Client side of `weir savepoint`: asks the job at `addr` for a savepoint into `dir`,
-/// with the token read from `token_file` (default: [`token_path`] of `addr`).
-pub fn request_savepoint(addr: SocketAddr, dir: &Path, stop: bool, token_file: Option<&Path>) -> anyhow::Result<PathBuf> {
+/// Sends one request to the job at `addr`, with the token read from `token_file` (default:
+/// [`token_path`] of `addr`), and returns its answer when it is `ok`.
+fn request(
+    addr: SocketAddr,
+    token_file: Option<&Path>,
+    command: &str,
+    fill: impl FnOnce(&mut Request),
+) -> anyhow::Result<serde_json::Value> {
     use std::io::{BufRead, Write};
     let token_file = token_file.map(Path::to_path_buf).unwrap_or_else(|| token_path(addr));
     let token = std::fs::read_to_string(&token_file).with_context(|| {
@@ -201,14 +260,40 @@ pub fn request_savepoint(addr: SocketAddr, dir: &Path, stop: bool, token_file: O
     })?;
     let mut s = std::net::TcpStream::connect(addr)
         .with_context(|| format!("no job answers on {addr} (is it running with `control = \"{addr}\"`?)"))?;
-    let req = Request { token: token.trim().to_string(), command: "savepoint".into(), dir: Some(std::path::absolute(dir)?), stop };
+    let mut req = Request::new(token.trim().to_string(), command);
+    fill(&mut req);
     writeln!(s, "{}", serde_json::to_string(&req)?)?;
     let mut line = String::new();
     std::io::BufReader::new(s).read_line(&mut line)?;
     let v: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("unexpected answer `{}`", line.trim()))?;
     if v["ok"] == true {
-        Ok(PathBuf::from(v["path"].as_str().unwrap_or_default()))
+        Ok(v)
     } else {
-        anyhow::bail!("savepoint failed: {}", v["error"].as_str().unwrap_or("unknown error"))
+        anyhow::bail!("{command} failed: {}", v["error"].as_str().unwrap_or("unknown error"))
     }
+}
+
+/// Client side of `weir savepoint`: asks the job at `addr` for a savepoint into `dir`.
+pub fn request_savepoint(addr: SocketAddr, dir: &Path, stop: bool, token_file: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let dir = std::path::absolute(dir)?;
+    let v = request(addr, token_file, "savepoint", |r| {
+        r.dir = Some(dir);
+        r.stop = stop;
+    })?;
+    Ok(PathBuf::from(v["path"].as_str().unwrap_or_default()))
+}
+
+/// Client side of `weir reload`: asks the job at `addr` to swap `operator`'s plugin for the
+/// component at `path`; the answer says at which checkpoint, and the version.
+pub fn request_reload(addr: SocketAddr, operator: &str, path: &Path, token_file: Option<&Path>) -> anyhow::Result<serde_json::Value> {
+    let path = std::path::absolute(path)?;
+    request(addr, token_file, "reload", |r| {
+        r.operator = Some(operator.to_string());
+        r.path = Some(path);
+    })
+}
+
+/// Client side of `weir status`: the job's state.
+pub fn request_status(addr: SocketAddr, token_file: Option<&Path>) -> anyhow::Result<serde_json::Value> {
+    request(addr, token_file, "status", |_| {})
 }

@@ -17,6 +17,7 @@ use weir_window::{WindowConfig, WindowFn, WindowOp};
 
 use super::{NodeKind, Planned};
 use crate::operators::{ProcessOp, Stamped, Stateless, StatelessOp};
+use crate::reload::Reloadable;
 
 impl Planned {
     pub(super) fn key_extractor(&self, node: usize) -> anyhow::Result<KeyExtractor> {
@@ -57,8 +58,11 @@ impl Planned {
     }
 
     /// An instance of plugin `p` for subtask `subtask` of operator `name`, `init` run.
+    /// The plugin is the version the operator runs now (a restore may run another than the
+    /// job file's: see `Reloads::restore_versions`).
     fn instance(&self, p: &PluginDef, name: &str, subtask: usize) -> anyhow::Result<Instance> {
-        let mut inst = Instance::new(self.plugin(p), name, subtask as u32, p.config.clone())?;
+        let plugin = self.reloads.slot(name).map(|s| s.current()).unwrap_or_else(|| self.plugin(p));
+        let mut inst = Instance::new(plugin, name, subtask as u32, p.config.clone())?;
         inst.set_deadline_budget(self.job.plugin_deadline_budget);
         Ok(inst)
     }
@@ -76,6 +80,20 @@ impl Planned {
                 }
             }
             NodeKind::Operator => {
+                let op = self.make_function(i, subtask)?;
+                Ok(match self.reloads.slot(&node.name) {
+                    Some(slot) => Box::new(Reloadable::new(op, slot.clone())),
+                    None => op,
+                })
+            }
+        }
+    }
+
+    /// The operator of node `i`'s function (a plugin's, a window's), as subtask `subtask`.
+    fn make_function(&self, i: usize, subtask: usize) -> anyhow::Result<Box<dyn Operator>> {
+        let node = &self.nodes[i];
+        {
+            {
                 let op = &self.job.operators[&node.name];
                 let clock = self.opts.clock.clone();
                 let stateless = |kind, p: &PluginDef| -> anyhow::Result<Box<dyn Operator>> {

@@ -14,6 +14,8 @@ use weir_job::{Function, Job, KeyBy, PluginDef, WindowFunction};
 use weir_plugin::{Plugin, PluginEngine, World};
 use weir_window::LATE_OUTPUT;
 
+use crate::reload::Reloads;
+
 mod build;
 mod run;
 
@@ -24,6 +26,8 @@ pub struct RunOptions {
     pub clock: Arc<dyn Clock>,
     /// `latest` or a checkpoint/savepoint folder to resume from.
     pub restore: Option<String>,
+    /// Hot-reload a plugin when its file changes (`weir run --watch`).
+    pub watch: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,6 +61,8 @@ pub struct Planned {
     metrics: Arc<JobMetrics>,
     /// Each node's counters, by node index.
     node_metrics: Vec<Arc<NodeMetrics>>,
+    /// Hot reloads: the plugin version each operator runs.
+    reloads: Arc<Reloads>,
 }
 
 impl std::fmt::Debug for Planned {
@@ -156,7 +162,23 @@ impl Planned {
         }
         let mut metrics = JobMetrics::default();
         let node_metrics = nodes.iter().map(|n| metrics.node(&n.name)).collect();
-        Ok(Planned { job, nodes, plugins, opts, metrics: Arc::new(metrics), node_metrics })
+        let metrics = Arc::new(metrics);
+        // Every operator that calls a plugin can be reloaded (a key selector cannot: it
+        // decides where state lives).
+        let reloadable = nodes
+            .iter()
+            .filter_map(|n| {
+                let p = job.operators.get(&n.name)?.function.plugin()?;
+                Some((n.name.clone(), plugins[&p.path].clone(), p.config.clone(), n.parallelism))
+            })
+            .collect();
+        let mut job = job;
+        if opts.watch && job.checkpoint.is_none() {
+            // Swaps happen at checkpoint barriers: `--watch` needs a coordinator.
+            job.checkpoint = Some(weir_runtime::checkpoint::CheckpointConfig::on_demand());
+        }
+        let reloads = Arc::new(Reloads::new(&job, engine, reloadable, metrics.clone()));
+        Ok(Planned { job, nodes, plugins, opts, metrics, node_metrics, reloads })
     }
 
     /// The job.
@@ -172,6 +194,12 @@ impl Planned {
 
     fn plugin(&self, p: &PluginDef) -> Arc<Plugin> {
         self.plugins[&p.path].clone()
+    }
+
+    /// The hot reloads of this run (its operators' plugin versions, `weir reload`,
+    /// `--watch`, rollbacks).
+    pub fn reloads(&self) -> Arc<Reloads> {
+        self.reloads.clone()
     }
 
     fn operator(&self, i: usize) -> Option<&weir_job::OperatorDef> {
@@ -291,7 +319,7 @@ mod tests {
         let path = dir.path().join("job.toml");
         std::fs::write(&path, text).expect("job written");
         let job = Job::load(&path, &[]).expect("a valid job");
-        Planned::new(job, RunOptions { clock: Arc::new(SystemClock), restore: None }).expect("planned")
+        Planned::new(job, RunOptions { clock: Arc::new(SystemClock), restore: None, watch: false }).expect("planned")
     }
 
     fn node(planned: &Planned, name: &str) -> usize {

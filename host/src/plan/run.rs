@@ -20,6 +20,9 @@ use weir_state::key_groups_of;
 
 use super::{NodeKind, Planned, RunReport};
 
+/// How often `--watch` looks at the plugin files.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The channels of a run and the routes into them, before tasks take them.
 struct Wiring {
     /// Per node, one sender per subtask of a task head (none for chained nodes and sources).
@@ -60,14 +63,18 @@ impl Planned {
             m.max_parallelism,
             self.job.max_parallelism
         );
-        for (path, hash) in &m.plugins {
-            if let Some(now) = self.plugins.get(&PathBuf::from(path)) {
-                if now.hash != *hash {
-                    eprintln!("weir: plugin {path} changed since checkpoint {} (hash {hash} → {}); its state is kept", m.id, now.hash);
+        eprintln!("weir: restoring from {}", p.display());
+        if m.versions.is_empty() {
+            // A checkpoint of a weir without versions per operator: say what changed.
+            for (path, hash) in &m.plugins {
+                if let Some(now) = self.plugins.get(&PathBuf::from(path)) {
+                    if now.hash != *hash {
+                        eprintln!("weir: plugin {path} changed since checkpoint {} (hash {hash} → {}); its state is kept", m.id, now.hash);
+                    }
                 }
             }
         }
-        eprintln!("weir: restoring from {}", p.display());
+        self.reloads.restore_versions(&m, &p)?;
         Ok(Some((m, p)))
     }
 
@@ -286,17 +293,25 @@ impl Planned {
         let handles = self.start(tasks, &inputs, restore.as_ref(), &run, &sources_ended, &stop)?;
         let done = Arc::new(AtomicBool::new(false));
         let mut control = None;
+        let mut watch = None;
         let coordinator = match self.job.checkpoint.clone() {
             Some(cfg) => {
+                let (swaps_tx, swaps) = crossbeam_channel::unbounded();
+                let hold = Arc::new(AtomicBool::new(false));
+                let versions = self.reloads.link(swaps_tx, hold.clone(), &cfg.dir);
                 let facts = JobFacts {
                     job: self.job.name.clone(),
                     max_parallelism: self.job.max_parallelism,
                     parallelism: self.nodes.iter().map(|n| (n.name.clone(), n.parallelism)).collect(),
                     plugins: self.plugins.iter().map(|(p, pl)| (p.display().to_string(), pl.hash.clone())).collect(),
+                    versions,
                 };
                 let (req_tx, requests) = crossbeam_channel::unbounded();
                 if let Some(addr) = self.job.control {
-                    control = Some(weir_runtime::control::serve(addr, req_tx, done.clone())?);
+                    control = Some(weir_runtime::control::serve(addr, req_tx, self.reloads.clone(), done.clone())?);
+                }
+                if self.opts.watch {
+                    watch = Some(self.reloads.clone().watch(done.clone(), WATCH_EVERY)?);
                 }
                 let c = Coordinator {
                     cfg,
@@ -304,6 +319,8 @@ impl Planned {
                     tasks: steering.tasks,
                     acks: ack_rx,
                     requests,
+                    swaps,
+                    hold,
                     expected,
                     facts,
                     done: done.clone(),
@@ -324,6 +341,9 @@ impl Planned {
         done.store(true, Ordering::SeqCst);
         if let Some(c) = control {
             c.join();
+        }
+        if let Some(w) = watch {
+            let _ = w.join();
         }
         if let Some(c) = coordinator {
             match c.join() {

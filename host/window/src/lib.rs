@@ -961,6 +961,13 @@ impl WindowOp {
 }
 
 impl Operator for WindowOp {
+    fn plugin_instance(&mut self) -> Option<&mut dyn std::any::Any> {
+        match &mut self.cfg.function {
+            WindowFn::Aggregate(inst) | WindowFn::Process(inst) => Some(inst.as_mut()),
+            WindowFn::Builtin(_) => None,
+        }
+    }
+
     fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
         let mut marks = batch.marks.into_iter().peekable();
         for (i, r) in batch.records.into_iter().enumerate() {
