@@ -7,7 +7,7 @@
 //! `{"key", "count", "n", "version"}` and must be exactly `count = n / 7 + 1` for its key:
 //! nothing lost, nothing doubled, no count repeated or skipped across a swap.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -292,4 +292,45 @@ fn watch_follows_the_plugin() {
     assert_eq!(stderr.matches("rolled back `counter`").count(), 1, "the trapping version was not loaded again:\n{stderr}");
     let counted = check_counts(&rows, records, &["v1", "v2"]);
     assert!(counted.contains_key("v2"), "{counted:?}");
+}
+
+/// Compiled plugins are cached on disk: a second start finds them; an entry that was
+/// tampered with is compiled again and replaced, never loaded.
+#[test]
+fn compiled_plugins_are_cached_and_a_corrupt_entry_is_compiled_again() {
+    plugins();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let validate = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["validate", "plugins/log-analyzer/job.toml"])
+            .current_dir(root())
+            .env("WEIR_CACHE_DIR", cache.path())
+            .output()
+            .expect("validate");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let entries = || {
+        let mut v: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(cache.path())
+            .expect("cache folder")
+            .map(|e| e.expect("entry").path())
+            .map(|p| (p.clone(), std::fs::read(&p).expect("read")))
+            .collect();
+        v.sort();
+        v
+    };
+    validate();
+    let first = entries();
+    assert_eq!(first.len(), 2, "one entry per plugin of the log-analyzer (parse, detect)");
+    let written = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).expect("mtime");
+    let times: Vec<_> = first.iter().map(|(p, _)| written(p)).collect();
+    std::thread::sleep(Duration::from_millis(20));
+    validate();
+    assert_eq!(entries(), first);
+    assert_eq!(first.iter().map(|(p, _)| written(p)).collect::<Vec<_>>(), times, "a second start reads the entries and writes none");
+    // A flipped byte in the code: refused, compiled again, the entry written anew.
+    let (path, mut bytes) = first[0].clone();
+    *bytes.last_mut().expect("bytes") ^= 0xff;
+    std::fs::write(&path, &bytes).expect("tamper");
+    validate();
+    assert_eq!(entries(), first, "the entry was replaced by a whole one");
 }

@@ -209,8 +209,8 @@ impl Plugin {
                 "this is a core Wasm module, not a component; build for `wasm32-wasip2` (or run `wasm-tools component new`)".into(),
             ));
         }
-        let component = Component::new(&engine.engine, bytes).map_err(|e| invalid(format!("{e:#}")))?;
         let hash = hash_bytes(bytes);
+        let component = super::cache::component(&engine.engine, bytes, &hash).map_err(|e| invalid(format!("{e:#}")))?;
         let mut p = Plugin { path: path.to_path_buf(), world: World::Map, hash, component, engine: engine.clone(), pre: None };
         p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
             path: path.to_path_buf(),

@@ -5,6 +5,7 @@
 //! recreated with nothing lost but the call that trapped.
 
 pub mod bindings;
+pub mod cache;
 mod fault;
 mod host;
 mod instance;
