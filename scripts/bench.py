@@ -266,12 +266,105 @@ def checkpoints(table, keys):
                       ms["restore_ms"], f"{size / 1e6:.0f}", meta.get("id", done[-1][0]))
 
 
+RELOAD_JOB = """
+name = "reload-bench"
+control = "{addr}"
+
+[source.events]
+kind = "file"
+path = "{input}"
+rate = {rate}
+
+[operator.counter]
+kind = "process"
+input = "events"
+key-by = ["key"]
+plugin = "{root}/plugins/dist/counter.wasm"
+
+[sink.out]
+kind = "print"
+input = "counter"
+"""
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reload_pause(table, rate, cached):
+    """Runs the counter job at `rate` events/s with a print sink read here as it comes, swaps
+    in counter_v2 after 2 s, and reports the longest gap in the output around the swap
+    against the longest gap before it. `cached`: v2's compiled code is in the cache."""
+    import select
+    with tempfile.TemporaryDirectory() as d:
+        events = rate * 6
+        inp = os.path.join(d, "events.jsonl")
+        with open(inp, "w") as f:
+            f.writelines(f'{{"key": "k{n % 1000}", "n": {n}}}\n' for n in range(events))
+        addr = f"127.0.0.1:{free_port()}"
+        job = os.path.join(d, "job.toml")
+        with open(job, "w") as f:
+            f.write(RELOAD_JOB.format(addr=addr, input=inp, rate=rate, root=ROOT))
+        v2 = os.path.join(ROOT, "plugins", "dist", "counter_v2.wasm")
+        env = dict(os.environ, WEIR_CONTROL_DIR=os.path.join(d, "control"), WEIR_CACHE_DIR=os.path.join(d, "cache"))
+        if cached:
+            subprocess.check_call([WEIR, "inspect", v2], env=env, stdout=subprocess.DEVNULL)
+        p = subprocess.Popen([WEIR, "run", job], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+        fd = p.stdout.fileno()
+        t0 = time.monotonic()
+        arrivals, reload_at, reloader, first_v2, tail = [], None, None, None, b""
+        while True:
+            now = time.monotonic()
+            if reload_at is None and now - t0 > 2.0:
+                reload_at = now
+                reloader = subprocess.Popen([WEIR, "reload", "counter", v2, "--control", addr], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            t = time.monotonic()
+            arrivals.append(t)
+            if first_v2 is None and b'"v2"' in tail + chunk:
+                first_v2 = t
+            tail = chunk[-64:]
+        p.wait()
+        said = reloader.communicate()[0].decode(errors="replace").strip() if reloader else ""
+        if first_v2 is None:
+            sys.exit(f"bench: the reload did not happen: {said}")
+        gaps = lambda lo, hi: max((b - a for a, b in zip(arrivals, arrivals[1:]) if lo <= a and b <= hi), default=0.0)
+        before = gaps(t0 + 0.5, reload_at)
+        around = gaps(reload_at, first_v2 + 1.0)
+        table.add(f"{rate:,} events/s, v2 {'cached' if cached else 'not cached'}", f"{before * 1000:.0f}", f"{around * 1000:.0f}",
+                  f"{(first_v2 - reload_at) * 1000:.0f}")
+
+
+def start_time(table, runs):
+    """Wall time of a short job (the log-analyzer over 1,000 generated events) with its
+    plugins' compiled code cached and with an empty cache."""
+    args = [WEIR, "run", "plugins/log-analyzer/job.toml", "--set", "source.logs.count=1000", "--set", "source.logs.rate=1e9",
+            "--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard"]
+    with tempfile.TemporaryDirectory() as d:
+        cold, warm = [], []
+        for i in range(runs):
+            cold.append(run(args, env=dict(os.environ, WEIR_CACHE_DIR=os.path.join(d, f"cold-{i}")))[0])
+            warm.append(run(args, env=dict(os.environ, WEIR_CACHE_DIR=os.path.join(d, "warm")))[0])
+        # The first warm run filled the cache: it was a cold one.
+        warm = warm[1:] + [run(args, env=dict(os.environ, WEIR_CACHE_DIR=os.path.join(d, "warm")))[0]]
+        for name, xs in [("plugins not cached", cold), ("plugins cached", warm)]:
+            table.add(name, f"{statistics.median(xs):.3f}", ", ".join(f"{x:.3f}" for x in xs))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--keys", type=int, default=1_000_000)
-    ap.add_argument("--skip", default="", help="comma list of: flagship,flink,flink-sql,latency,checkpoints,criterion")
+    ap.add_argument("--skip", default="", help="comma list of: flagship,flink,flink-sql,latency,checkpoints,reload,criterion")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     work = os.environ.get("WEIR_BENCH_DIR", "/tmp/weir-bench")
@@ -355,6 +448,20 @@ def main():
         print("backend | keys | checkpoints | last ms | max ms | last MB | restore ms | restored checkpoint MB | restored id")
         print("--- | --- | --- | --- | --- | --- | --- | --- | ---")
         checkpoints(Table(), a.keys)
+        print()
+
+    if "reload" not in skip:
+        print("## Hot reload: output pauses while the counter plugin is swapped (print sink read as it comes)\n")
+        print("case | longest gap before, ms | longest gap around the swap, ms | reload asked → first v2 row, ms")
+        print("--- | --- | --- | ---")
+        t = Table()
+        for cached in [True, False]:
+            reload_pause(t, 100_000, cached)
+        print()
+        print("## Start time: a short job with its plugins' compiled code cached or not\n")
+        print("case | median s | runs (s)")
+        print("--- | --- | ---")
+        start_time(Table(), a.runs)
         print()
 
     if "criterion" not in skip:

@@ -13,7 +13,7 @@ for f in "$target"/wasm32-wasip2/release/*.wasm; do
 done
 # Other builds of the counter (hot-reload tests): one per feature, as counter_FEATURE.wasm
 # (each build writes counter.wasm anew: copied at once).
-for feature in v2 trap bad-init; do
+for feature in v2 v3 trap bad-init; do
   (cd "$root/plugins" && cargo build --quiet --release --target wasm32-wasip2 --target-dir "$target" -p counter --features "$feature")
   cp "$target/wasm32-wasip2/release/counter.wasm" "$root/plugins/dist/counter_${feature//-/_}.wasm"
 done

@@ -101,6 +101,19 @@ pub trait Process: Sized + 'static {
     }
 }
 
+/// State migration on a hot reload: a new version of a process operator whose state layout
+/// changed implements this too, and is exported with `#[weir_sdk::process(migrate)]`. The
+/// host calls [`Migrate::migrate`] after [`Process::open`], at the swap, once for each entry
+/// the previous version left: a [`ValueState`]'s value, one element of a [`ListState`], or
+/// the value under a [`MapState`] key (`map_key`), as the bytes the previous version's state
+/// types wrote (JSON with this SDK). It answers the bytes in the new layout (encode them with
+/// [`migrate::encode`], which the state types read back), `None` to drop the entry, or an
+/// error, which refuses the reload and leaves the previous version running with its state.
+pub trait Migrate: Process {
+    /// One entry of state `state`.
+    fn migrate(&mut self, state: &str, map_key: Option<&[u8]>, value: &[u8]) -> Result<Option<Vec<u8>>>;
+}
+
 /// An incremental window aggregate (Flink's AggregateFunction). Export with
 /// `#[weir_sdk::aggregate]`.
 pub trait Aggregate: Sized + 'static {

@@ -282,6 +282,15 @@ pub fn process_window<T: WindowProcess>(window: Window, elements: Vec<Record>) -
     with_op::<T, _>(|op| op.process_window(window, elements))?
 }
 
+/// `migrate-state` of the optional `migrate` interface (`#[weir_sdk::process(migrate)]`).
+pub fn migrate_state<T: crate::Migrate>(
+    name: String,
+    map_key: Option<Vec<u8>>,
+    value: Vec<u8>,
+) -> std::result::Result<Option<Vec<u8>>, String> {
+    with_op::<T, _>(|op| op.migrate(&name, map_key.as_deref(), &value)).and_then(|r| r).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,22 @@ fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Other(format!("state `{name}`: stored value does not decode: {e}")))
 }
 
+/// The bytes of state values, for a [`crate::Migrate`] implementation: the encoding every
+/// state type of this SDK reads and writes.
+pub mod migrate {
+    use serde::{de::DeserializeOwned, Serialize};
+
+    /// A value as a state type stores it.
+    pub fn encode<T: Serialize + ?Sized>(v: &T) -> crate::Result<Vec<u8>> {
+        super::encode(v)
+    }
+
+    /// A stored value of state `name`, decoded.
+    pub fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> crate::Result<T> {
+        super::decode(name, bytes)
+    }
+}
+
 /// One value per key (Flink's `ValueState<T>`).
 #[derive(Debug, Clone)]
 pub struct ValueState<T> {

@@ -27,7 +27,8 @@ use crossbeam_channel::Sender;
 use weir_core::operator::{Operator, Output};
 use weir_core::record::Batch;
 use weir_core::status::JobMetrics;
-use weir_plugin::{hash_bytes, Instance, Plugin, PluginEngine};
+use weir_job::PluginDef;
+use weir_plugin::{hash_bytes, Grants, Instance, Plugin, PluginEngine};
 use weir_runtime::checkpoint::{PluginVersion, SwapRequest};
 use weir_state::Deferred;
 
@@ -68,6 +69,7 @@ fn version_of(p: &Plugin) -> PluginVersion {
 pub struct Slot {
     operator: String,
     config: String,
+    grants: Arc<Grants>,
     subtasks: usize,
     current: Mutex<(Arc<Plugin>, i64)>,
     /// `(checkpoint id, version)`: swap when that barrier passes.
@@ -143,20 +145,21 @@ pub struct Rollback {
 }
 
 impl Reloads {
-    /// Reloads of `job`'s operators `(name, plugin, config, subtasks)`.
+    /// Reloads of `job`'s operators `(name, plugin running, its definition, subtasks)`.
     pub fn new(
         job: &weir_job::Job,
         engine: Arc<PluginEngine>,
-        operators: Vec<(String, Arc<Plugin>, String, usize)>,
+        operators: Vec<(String, Arc<Plugin>, &PluginDef, usize)>,
         metrics: Arc<JobMetrics>,
     ) -> Reloads {
         let started = now_ms();
         let slots = operators
             .into_iter()
-            .map(|(operator, plugin, config, subtasks)| {
+            .map(|(operator, plugin, def, subtasks)| {
                 let slot = Slot {
                     operator: operator.clone(),
-                    config,
+                    config: def.config.clone(),
+                    grants: Arc::new(def.grants.clone()),
                     subtasks,
                     current: Mutex::new((plugin, started)),
                     due: Mutex::new(None),
@@ -321,7 +324,7 @@ impl Reloads {
             return Err(format!("`{}` already runs this version ({})", slot.operator, plugin.hash));
         }
         let plugin = Arc::new(plugin);
-        Instance::new(plugin.clone(), &slot.operator, 0, slot.config.clone()).map_err(|e| e.to_string())?;
+        Instance::with_grants(plugin.clone(), &slot.operator, 0, slot.config.clone(), slot.grants.clone()).map_err(|e| e.to_string())?;
         Ok(plugin)
     }
 

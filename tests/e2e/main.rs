@@ -2,6 +2,7 @@
 
 mod conformance;
 mod errors;
+mod grants;
 mod hardening;
 mod kafka;
 mod layout;

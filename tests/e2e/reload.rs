@@ -246,6 +246,22 @@ fn a_swap_at_parallelism_4_keeps_every_count() {
     swap_under_load(4, false);
 }
 
+/// v3 keeps its count in another layout and migrates the state v1 left at the swap: counts
+/// go on with no gap and no repeat at parallelism 2. (Without the migration v3 could not
+/// read v1's counts: every record would fail and the reload would be rolled back.)
+#[test]
+fn a_version_that_migrates_its_state_takes_over_every_count() {
+    let records = 16_000;
+    let mut job = Counting::start(2, records, 2_000, None, &[]);
+    job.counted(2_000);
+    let out = job.reload(&plugin("counter_v3"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    job.until("v3 passes its probation", |s| s["operators"]["counter"]["last_reload"]["outcome"] == "ok");
+    let (rows, _) = job.finish();
+    let counted = check_counts(&rows, records, &["v1", "v3"]);
+    assert!(counted.get("v1").is_some_and(|&n| n >= 2_000) && counted.get("v3").is_some_and(|&n| n > 0), "{counted:?}");
+}
+
 /// A version that traps on every record is rolled back by itself: the output is that of a
 /// run that never reloaded (all of it counted by v1, each input once).
 #[test]

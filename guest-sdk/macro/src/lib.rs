@@ -120,8 +120,9 @@ impl Kind {
 }
 
 /// The export glue. `owned`: the operator is the function form on an owned `Record`, so its
-/// `map` is called directly rather than through `map_view`.
-fn guest_impl(kind: Kind, ty: &TokenStream2, owned: bool) -> TokenStream2 {
+/// `map` is called directly rather than through `map_view`. `migrate`: a process operator
+/// that also exports the `migrate` interface (world `process-migrating`).
+fn guest_impl(kind: Kind, ty: &TokenStream2, owned: bool, migrate: bool) -> TokenStream2 {
     let kind_trait = syn::Ident::new(kind.trait_name(), Span::call_site());
     let init = quote! {
         fn init(config: ::std::string::String) -> ::std::result::Result<(), ::weir_sdk::Error> {
@@ -163,7 +164,17 @@ fn guest_impl(kind: Kind, ty: &TokenStream2, owned: bool) -> TokenStream2 {
             fn process_window(window: ::weir_sdk::Window, elements: #vec<#rec>) -> #res<(), #err> { ::weir_sdk::rt::process_window::<#ty>(window, elements) }
         },
     };
-    let world = kind.world();
+    let world = if migrate { qualified("process-migrating") } else { kind.world() };
+    let migrate_glue = migrate.then(|| {
+        quote! {
+            impl exports::weir::plugin::migrate::Guest for Glue {
+                fn migrate_state(name: ::std::string::String, map_key: ::std::option::Option<#vec<u8>>, value: #vec<u8>)
+                    -> #res<::std::option::Option<#vec<u8>>, ::std::string::String> {
+                    ::weir_sdk::rt::migrate_state::<#ty>(name, map_key, value)
+                }
+            }
+        }
+    });
     let with_key = |iface: &str| syn::LitStr::new(&qualified(iface), Span::call_site());
     let interfaces = ["types", "log", "context"].iter().chain(kind.row().imports).map(|iface| {
         let (key, module) = (with_key(iface), syn::Ident::new(iface, Span::call_site()));
@@ -186,14 +197,15 @@ fn guest_impl(kind: Kind, ty: &TokenStream2, owned: bool) -> TokenStream2 {
                 #init
                 #body
             }
+            #migrate_glue
             export!(Glue);
         }
     }
 }
 
-fn expand(kind: Kind, item: Item) -> syn::Result<TokenStream2> {
+fn expand(kind: Kind, item: Item, migrate: bool) -> syn::Result<TokenStream2> {
     match item {
-        Item::Impl(imp) => expand_impl(kind, imp),
+        Item::Impl(imp) => expand_impl(kind, imp, migrate),
         Item::Fn(f) => expand_fn(kind, f),
         other => Err(syn::Error::new_spanned(
             other,
@@ -217,7 +229,7 @@ fn hint_inline(attrs: &mut Vec<syn::Attribute>) {
     }
 }
 
-fn expand_impl(kind: Kind, mut imp: ItemImpl) -> syn::Result<TokenStream2> {
+fn expand_impl(kind: Kind, mut imp: ItemImpl, migrate: bool) -> syn::Result<TokenStream2> {
     let want = kind.trait_name();
     let ok = imp.trait_.as_ref().and_then(|(_, path, _)| path.segments.last()).is_some_and(|s| s.ident == want);
     if !ok {
@@ -235,7 +247,7 @@ fn expand_impl(kind: Kind, mut imp: ItemImpl) -> syn::Result<TokenStream2> {
         }
     }
     let ty = &imp.self_ty;
-    let glue = guest_impl(kind, &quote!(super::#ty), false);
+    let glue = guest_impl(kind, &quote!(super::#ty), false, migrate);
     Ok(quote! { #imp #glue })
 }
 
@@ -296,7 +308,7 @@ fn expand_fn(kind: Kind, mut f: ItemFn) -> syn::Result<TokenStream2> {
         quote! { fn #method(&mut self, rec: #arg_ty) -> #ret { #name(rec) } }
     };
     hint_inline(&mut f.attrs);
-    let glue = guest_impl(kind, &quote!(super::__WeirFnOperator), !view);
+    let glue = guest_impl(kind, &quote!(super::__WeirFnOperator), !view, false);
     Ok(quote! {
         #f
         #[doc(hidden)]
@@ -317,14 +329,20 @@ fn is_view(ty: &syn::Type) -> bool {
 
 fn run(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
     let original: TokenStream2 = item.clone().into();
-    if !attr.is_empty() {
-        let attr2: TokenStream2 = attr.into();
-        let e = syn::Error::new_spanned(attr2, format!("#[weir_sdk::{}] takes no arguments", kind.macro_name())).to_compile_error();
+    let attr2: TokenStream2 = attr.into();
+    // `#[weir_sdk::process(migrate)]`: the process world with the `migrate` interface.
+    let migrate = kind == Kind::Process && attr2.to_string() == "migrate";
+    if !attr2.is_empty() && !migrate {
+        let hint = match kind {
+            Kind::Process => "takes no arguments but `migrate` (state migration on a hot reload, with `impl weir_sdk::Migrate`)",
+            _ => "takes no arguments",
+        };
+        let e = syn::Error::new_spanned(attr2, format!("#[weir_sdk::{}] {hint}", kind.macro_name())).to_compile_error();
         return quote!(#e #original).into();
     }
     let item = parse_macro_input!(item as Item);
     // On error the item is kept as written, so the only message is ours.
-    expand(kind, item)
+    expand(kind, item, migrate)
         .unwrap_or_else(|e| {
             let e = e.into_compile_error();
             quote!(#e #original)
@@ -360,7 +378,9 @@ pub fn key_selector(attr: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::KeySelector, attr, item)
 }
 
-/// Exports a keyed process function: on `impl Process for T`.
+/// Exports a keyed process function: on `impl Process for T`. `#[weir_sdk::process(migrate)]`
+/// also exports the `migrate` interface through `impl Migrate for T` (state migration on a
+/// hot reload, world `process-migrating`).
 #[proc_macro_attribute]
 pub fn process(attr: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::Process, attr, item)

@@ -15,8 +15,8 @@ use weir_window::AggSpec;
 
 use crate::error::Origin;
 use crate::file::{
-    EventTimeSpec, Inputs, JobFile, KeyBySpec, OperatorKind, OperatorSpec, SourceSpec, TimeKind, TtlSpec, TtlUpdate, WatermarkSpec,
-    WatermarkStrategy,
+    EventTimeSpec, GrantsSpec, Inputs, JobFile, KeyBySpec, OperatorKind, OperatorSpec, SourceSpec, TimeKind, TtlSpec, TtlUpdate,
+    WatermarkSpec, WatermarkStrategy,
 };
 use crate::{
     EventTime, Function, Input, Job, JobError, KeyBy, OperatorDef, PluginDef, Reload, Restart, SinkDef, SourceDef, Stamp, StateDef,
@@ -380,9 +380,50 @@ impl Checker<'_> {
 
     fn plugin(&self, path: &Path, config: &Option<toml::Value>) -> PluginDef {
         PluginDef {
-            path: if path.is_absolute() { path.to_path_buf() } else { self.dir.join(path) },
+            path: self.resolve(path),
             config: config.as_ref().map(toml_to_json).unwrap_or_else(|| serde_json::json!({})).to_string(),
+            grants: weir_plugin::Grants::none(),
         }
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.dir.join(path)
+        }
+    }
+
+    /// An operator's `grants`: directories that exist, variable names that can be set.
+    fn grants(&self, f: &str, spec: &GrantsSpec) -> Checked<weir_plugin::Grants> {
+        let mut read = Vec::new();
+        for (i, dir) in spec.read.iter().enumerate() {
+            let field = format!("{f}.grants.read[{i}]");
+            let host = self.resolve(dir);
+            if !host.is_dir() {
+                return Err(self.error(
+                    &field,
+                    match host == *dir {
+                        true => format!("`{}` is not a directory; grant a directory that exists (relative to the job file)", dir.display()),
+                        false => format!(
+                            "`{}` ({}) is not a directory; grant a directory that exists (relative to the job file)",
+                            dir.display(),
+                            host.display()
+                        ),
+                    },
+                ));
+            }
+            // The plugin opens it by the path as written, without `./` or a trailing `/`.
+            let written = dir.to_string_lossy();
+            let guest = written.trim_start_matches("./").trim_end_matches('/');
+            read.push((host, if guest.is_empty() { ".".to_string() } else { guest.to_string() }));
+        }
+        for (i, name) in spec.env.iter().enumerate() {
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                return Err(self.error(&format!("{f}.grants.env[{i}]"), format!("`{name}` is not an environment variable's name")));
+            }
+        }
+        Ok(weir_plugin::Grants { read, env: spec.env.clone(), clock: spec.clock })
     }
 
     /// An operator's own event time and watermarks.
@@ -421,13 +462,22 @@ impl Checker<'_> {
         let stamp = self.stamp(&f, op)?;
         let inputs = self.inputs(&f, op.input.as_ref())?;
         self.check_parallelism(&f, op.parallelism)?;
-        let plugin = match (&op.plugin, op.kind) {
+        let mut plugin = match (&op.plugin, op.kind) {
             (Some(p), _) => Some(self.plugin(p, &op.config)),
             (None, OperatorKind::Window) => None,
             (None, kind) => {
                 return Err(self.error(&f, format!("kind = \"{}\" needs `plugin = \"path/to/component.wasm\"`", kind.name())));
             }
         };
+        if let Some(spec) = &op.grants {
+            let Some(p) = plugin.as_mut() else {
+                return Err(self.error(
+                    &format!("{f}.grants"),
+                    "only a plugin is granted anything, and this window runs built-in aggregates; remove `grants`",
+                ));
+            };
+            p.grants = self.grants(&f, spec)?;
+        }
         let keyed = matches!(op.kind, OperatorKind::Process | OperatorKind::Window);
         if keyed && op.key_by.is_none() {
             return Err(self.error(&f, "a keyed operator needs `key-by = \"field\"` (or a list of fields, or { plugin = ... })"));

@@ -61,10 +61,19 @@ impl Origin {
         let mut item = doc.as_item();
         let mut span = None;
         for k in field.split('.') {
+            // `read[1]`: the key, then an element of its array.
+            let (k, index) = match k.split_once('[') {
+                Some((k, i)) => (k, i.strip_suffix(']').and_then(|i| i.parse::<usize>().ok())),
+                None => (k, None),
+            };
             let tbl = item.as_table_like()?;
             let (key, it) = tbl.get_key_value(k)?;
             span = key.span().or(it.span()).or(span);
             item = it;
+            if let Some(element) = index.and_then(|i| item.as_array()?.get(i)) {
+                span = element.span().or(span);
+                break;
+            }
         }
         span.map(|s| line_at(&self.text, s.start))
     }

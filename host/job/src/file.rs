@@ -318,6 +318,24 @@ pub struct OperatorSpec {
     /// process: time-to-live per state name, `"300s"` or `{ ttl = "1d", update = "on-read-and-write" }`.
     #[serde(default)]
     pub state_ttl: IndexMap<String, TtlSpec>,
+    /// What the operator's plugin may reach besides weir's interfaces (nothing by default).
+    #[serde(default)]
+    pub grants: Option<GrantsSpec>,
+}
+
+/// An operator's capability grants: `grants = { read = ["data/geo"], env = ["GEO_REGION"], clock = true }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GrantsSpec {
+    /// Directories the plugin may read (relative to the job file), by the path as written.
+    #[serde(default)]
+    pub read: Vec<PathBuf>,
+    /// Environment variables it sees (weir's values).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// The wall clock runs (else it reads the epoch).
+    #[serde(default)]
+    pub clock: bool,
 }
 
 /// TTL of one state.

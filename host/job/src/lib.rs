@@ -206,6 +206,8 @@ pub struct PluginDef {
     pub path: PathBuf,
     /// The config passed to `init`, as JSON text (`{}` without one).
     pub config: String,
+    /// What the plugin may reach besides weir's interfaces (`grants`; nothing by default).
+    pub grants: weir_plugin::Grants,
 }
 
 /// How long a state value lives.

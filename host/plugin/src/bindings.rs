@@ -77,9 +77,15 @@ macro_rules! worlds {
                 Ok(match world { $( World::$variant => Prepared::$variant($module::$pre::new(pre)?), )* })
             }
 
-            /// A new instance in `store`.
-            pub fn instantiate(&self, store: &mut Store<HostCtx>) -> wasmtime::Result<Bound> {
-                Ok(match self { $( Prepared::$variant(p) => Bound::$variant(p.instantiate(&mut *store)?), )* })
+            /// A new instance in `store`: typed, and as it is (for optional exports such as
+            /// `migrate`).
+            pub fn instantiate(&self, store: &mut Store<HostCtx>) -> wasmtime::Result<(Bound, wasmtime::component::Instance)> {
+                Ok(match self {
+                    $( Prepared::$variant(p) => {
+                        let raw = p.instance_pre().instantiate(&mut *store)?;
+                        (Bound::$variant($module::$bound::new(&mut *store, &raw)?), raw)
+                    } )*
+                })
             }
         }
 

@@ -106,6 +106,20 @@ pub struct Ttl {
     pub refresh_on_read: bool,
 }
 
+/// One stored entry of keyed state, as a state migration sees it.
+pub(crate) struct Cell {
+    /// The state's name.
+    pub name: String,
+    /// The key inside a map state.
+    pub map_key: Option<Vec<u8>>,
+    /// A list state (`values` are its elements, in order).
+    pub list: bool,
+    /// `(expiry when the state has a TTL, value)`.
+    pub values: Vec<(Option<i64>, Vec<u8>)>,
+    /// Where it is stored.
+    pub key: Vec<u8>,
+}
+
 /// Values of a state with TTL carry their expiry time (8 bytes, big-endian) in front.
 fn stamp(expires: i64, v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + v.len());
@@ -129,14 +143,15 @@ impl std::fmt::Debug for HostCtx {
 }
 
 impl HostCtx {
-    /// A fresh context with an empty memory state backend and `memory_limit` bytes of
-    /// linear memory per instance.
-    pub fn new(name: Arc<str>, subtask: u32, memory_limit: usize) -> HostCtx {
+    /// A fresh context with an empty memory state backend, `memory_limit` bytes of linear
+    /// memory per instance, and what `grants` lets the plugin reach.
+    pub fn new(name: Arc<str>, subtask: u32, memory_limit: usize, grants: &super::Grants) -> HostCtx {
         let stderr = super::fault::StderrTail::default();
         HostCtx {
-            // No files, no network, no environment: a plugin sees only what weir hands it.
-            // Its standard error is kept (the tail) to name the cause of a trap.
-            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+            // No files, no network, no environment, no wall clock unless granted: a plugin
+            // sees only what weir hands it. Its standard error is kept (the tail) to name
+            // the cause of a trap.
+            wasi: grants.wasi(&name, stderr.clone()),
             table: ResourceTable::new(),
             limits: super::fault::Limits::new(memory_limit),
             stderr,
@@ -213,6 +228,47 @@ impl HostCtx {
                 self.state.delete(&k);
             }
         }
+    }
+
+    /// Every stored entry of keyed state, for a migration: a value state's value, a list
+    /// state's elements, a map state's entry; values without their TTL stamps.
+    pub(crate) fn state_cells(&mut self) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for (key, v) in self.state.scan_prefix(&[]) {
+            let Some((name, ns)) = parse_state_key(&key) else { continue };
+            let ttl = self.ttl.contains_key(name);
+            let open = |v: &[u8]| match ttl {
+                true => {
+                    let (exp, v) = unstamp(v);
+                    (Some(exp), v.to_vec())
+                }
+                false => (None, v.to_vec()),
+            };
+            let (list, map_key, values) = match ns {
+                LIST_NS => (true, None, decode_list(&v).iter().map(|e| open(e)).collect()),
+                [MAP_NS, k @ ..] => (false, Some(k.to_vec()), vec![open(&v)]),
+                _ => (false, None, vec![open(&v)]),
+            };
+            cells.push(Cell { name: name.to_string(), map_key, list, values, key });
+        }
+        cells
+    }
+
+    /// Stores a cell's migrated values (stamped again with their expiry) under its storage
+    /// key; none left deletes it.
+    pub(crate) fn put_cell(&mut self, key: Vec<u8>, list: bool, values: Vec<(Option<i64>, Vec<u8>)>) {
+        let seal = |(exp, v): (Option<i64>, Vec<u8>)| match exp {
+            Some(e) => stamp(e, &v),
+            None => v,
+        };
+        if values.is_empty() {
+            return self.state.delete(&key);
+        }
+        let v = match list {
+            true => encode_list(&values.into_iter().map(seal).collect::<Vec<_>>()),
+            false => values.into_iter().next().map(seal).unwrap_or_default(),
+        };
+        self.state.put(key, v)
     }
 
     fn key(&self) -> &[u8] {

@@ -9,6 +9,7 @@ use wasmtime::{Config, Engine, Store};
 
 pub use super::bindings::World;
 use super::bindings::{self, Bound, FlatBatch, GuestError, Prepared, WitFailure, WitHeader, WitRecord};
+use super::grants::Grants;
 use super::host::{to_wit, CallCtx, HostCtx, ProcessCall};
 use weir_core::record::{Key, Record};
 
@@ -159,6 +160,8 @@ pub struct Plugin {
     pub world: World,
     /// xxHash64 of the file, hex (recorded in checkpoints).
     pub hash: String,
+    /// It exports the optional `migrate` interface (state migration on a hot reload).
+    pub migrates: bool,
     component: Component,
     engine: Arc<PluginEngine>,
     /// Imports resolved and exports looked up once; instantiating is then cheap.
@@ -211,7 +214,8 @@ impl Plugin {
         }
         let hash = hash_bytes(bytes);
         let component = super::cache::component(&engine.engine, bytes, &hash).map_err(|e| invalid(format!("{e:#}")))?;
-        let mut p = Plugin { path: path.to_path_buf(), world: World::Map, hash, component, engine: engine.clone(), pre: None };
+        let mut p =
+            Plugin { path: path.to_path_buf(), world: World::Map, hash, migrates: false, component, engine: engine.clone(), pre: None };
         p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
             path: path.to_path_buf(),
             reason: format!(
@@ -221,6 +225,8 @@ impl Plugin {
                 p.describe().exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
             ),
         })?;
+        let migrate = bindings::qualified("migrate");
+        p.migrates = p.describe().exports.iter().any(|(n, _)| *n == migrate);
         p.pre = Some(
             p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match {}: {e:#}", bindings::wit_package())))?,
         );
@@ -442,6 +448,8 @@ pub struct Instance {
     bound: Bound,
     config: String,
     operator: String,
+    /// What the plugin may reach (every new store of this instance gets the same).
+    grants: Arc<Grants>,
     /// Times the instance was recreated after a trap.
     pub restarts: u64,
     /// Calls that ran past the deadline.
@@ -463,6 +471,9 @@ impl std::fmt::Debug for Instance {
 /// Why an instance could not start, and the host data it was given (boxed: it is large).
 type NotStarted = Box<(String, HostCtx)>;
 
+/// A started instance: its store, its typed exports, and the instance as it is.
+type Started = (Store<HostCtx>, Bound, wasmtime::component::Instance);
+
 /// Moves what outlives an instance (state, timers, TTLs, records emitted) from `from` to `to`.
 fn hand_over(from: &mut HostCtx, to: &mut HostCtx) {
     std::mem::swap(&mut to.state, &mut from.state);
@@ -472,10 +483,45 @@ fn hand_over(from: &mut HostCtx, to: &mut HostCtx) {
     std::mem::swap(&mut to.emitted, &mut from.emitted);
 }
 
-fn instantiate(plugin: &Plugin, store: &mut Store<HostCtx>) -> wasmtime::Result<Bound> {
+fn instantiate(plugin: &Plugin, store: &mut Store<HostCtx>) -> wasmtime::Result<(Bound, wasmtime::component::Instance)> {
     plugin.engine.arm(store);
     let Some(pre) = &plugin.pre else { return Err(wasmtime::Error::msg("plugin was not pre-instantiated")) };
     pre.instantiate(store)
+}
+
+/// State migration at a swap: every entry of the keyed state `store` holds through the new
+/// version's `migrate-state` (the optional `migrate` interface). All answers are gathered
+/// before anything is written, so on an error the state is as it was.
+fn migrate(plugin: &Plugin, store: &mut Store<HostCtx>, raw: wasmtime::component::Instance) -> Result<(), String> {
+    let iface =
+        raw.get_export_index(&mut *store, None, &bindings::qualified("migrate")).ok_or("the component exports no `migrate` interface")?;
+    let f = raw.get_export_index(&mut *store, Some(&iface), "migrate-state").ok_or("its `migrate` interface has no `migrate-state`")?;
+    type Args<'a> = (&'a str, Option<&'a [u8]>, &'a [u8]);
+    let func = raw
+        .get_typed_func::<Args<'_>, (Result<Option<Vec<u8>>, String>,)>(&mut *store, f)
+        .map_err(|e| format!("its `migrate-state` has another type than weir's: {e:#}"))?;
+    let cells = store.data_mut().state_cells();
+    let mut answers = Vec::with_capacity(cells.len());
+    for cell in cells {
+        let mut values = Vec::with_capacity(cell.values.len());
+        for (expires, value) in cell.values {
+            plugin.engine.arm(store);
+            let (answer,) = func
+                .call(&mut *store, (&cell.name, cell.map_key.as_deref(), &value))
+                .map_err(|e| format!("trapped on state `{}`: {}", cell.name, trap_reason(&plugin.engine, &e, store.data(), false)))?;
+            match answer {
+                Ok(Some(v)) => values.push((expires, v)),
+                Ok(None) => {}
+                Err(e) => return Err(format!("on state `{}`: {e}", cell.name)),
+            }
+        }
+        answers.push((cell.key, cell.list, values));
+    }
+    let host = store.data_mut();
+    for (key, list, values) in answers {
+        host.put_cell(key, list, values);
+    }
+    Ok(())
 }
 
 impl weir_core::keys::KeySelector for Instance {
@@ -485,10 +531,22 @@ impl weir_core::keys::KeySelector for Instance {
 }
 
 impl Instance {
-    /// Instantiates `plugin` for subtask `subtask` of `operator` and runs `init(config)`.
+    /// Instantiates `plugin` for subtask `subtask` of `operator` and runs `init(config)`;
+    /// the plugin is granted nothing.
     pub fn new(plugin: Arc<Plugin>, operator: &str, subtask: u32, config: String) -> Result<Instance, PluginError> {
-        let ctx = HostCtx::new(Arc::from(operator), subtask, DEFAULT_MEMORY_LIMIT);
-        let (store, bound) = Self::start(&plugin, ctx, &config).map_err(|failed| PluginError::Init {
+        Self::with_grants(plugin, operator, subtask, config, Arc::new(Grants::none()))
+    }
+
+    /// [`Instance::new`] with what the operator's `grants` let the plugin reach.
+    pub fn with_grants(
+        plugin: Arc<Plugin>,
+        operator: &str,
+        subtask: u32,
+        config: String,
+        grants: Arc<Grants>,
+    ) -> Result<Instance, PluginError> {
+        let ctx = HostCtx::new(Arc::from(operator), subtask, DEFAULT_MEMORY_LIMIT, &grants);
+        let (store, bound, _) = Self::start(&plugin, ctx, &config).map_err(|failed| PluginError::Init {
             path: plugin.path.clone(),
             operator: operator.to_string(),
             reason: failed.0,
@@ -499,6 +557,7 @@ impl Instance {
             bound,
             config,
             operator: operator.to_string(),
+            grants,
             restarts: 0,
             overruns: 0,
             budget: DEFAULT_DEADLINE_BUDGET,
@@ -509,16 +568,16 @@ impl Instance {
 
     /// A store with `ctx` and an instance of `plugin` in it, `init(config)` run; on failure
     /// why, and `ctx` back (its state and timers are not lost).
-    fn start(plugin: &Plugin, ctx: HostCtx, config: &str) -> Result<(Store<HostCtx>, Bound), NotStarted> {
+    fn start(plugin: &Plugin, ctx: HostCtx, config: &str) -> Result<Started, NotStarted> {
         let mut store = Store::new(&plugin.engine.engine, ctx);
         store.limiter(|s| &mut s.limits);
-        let bound = match instantiate(plugin, &mut store) {
+        let (bound, raw) = match instantiate(plugin, &mut store) {
             Ok(b) => b,
             Err(e) => return Err(Box::new((format!("instantiation failed: {e:#}"), store.into_data()))),
         };
         plugin.engine.arm(&mut store);
         let why = match bound.call_init(&mut store, config) {
-            Ok(Ok(())) => return Ok((store, bound)),
+            Ok(Ok(())) => return Ok((store, bound, raw)),
             Ok(Err(e)) => guest(e).to_string(),
             Err(e) => format!("trapped: {}", trap_reason(&plugin.engine, &e, store.data(), false)),
         };
@@ -529,7 +588,7 @@ impl Instance {
     /// keeps the state, timers and emitted records of this one.
     fn carry_over(&mut self) -> HostCtx {
         let old = self.store.data_mut();
-        let mut ctx = HostCtx::new(old.name.clone(), old.subtask, DEFAULT_MEMORY_LIMIT);
+        let mut ctx = HostCtx::new(old.name.clone(), old.subtask, DEFAULT_MEMORY_LIMIT, &self.grants);
         hand_over(old, &mut ctx);
         ctx.call = old.call.clone();
         ctx
@@ -553,20 +612,26 @@ impl Instance {
             ));
         }
         let ctx = self.carry_over();
-        match Self::start(&plugin, ctx, &self.config) {
-            Ok((store, bound)) => {
-                self.store = store;
-                self.bound = bound;
-                self.plugin = plugin;
-                self.overruns = 0;
-                Ok(())
-            }
+        let (mut store, bound, raw) = match Self::start(&plugin, ctx, &self.config) {
+            Ok(started) => started,
             Err(failed) => {
                 let (why, ctx) = *failed;
                 self.give_back(ctx);
-                Err(format!("{}: init failed: {why}", plugin.path.display()))
+                return Err(format!("{}: init failed: {why}", plugin.path.display()));
+            }
+        };
+        if plugin.migrates {
+            if let Err(why) = migrate(&plugin, &mut store, raw) {
+                // Nothing was changed: the old version takes its data back as it was.
+                self.give_back(store.into_data());
+                return Err(format!("{}: state migration failed: {why}", plugin.path.display()));
             }
         }
+        self.store = store;
+        self.bound = bound;
+        self.plugin = plugin;
+        self.overruns = 0;
+        Ok(())
     }
 
     /// The plugin.
@@ -623,7 +688,7 @@ impl Instance {
         }
         let ctx = self.carry_over();
         match Self::start(&self.plugin, ctx, &self.config) {
-            Ok((store, bound)) => {
+            Ok((store, bound, _)) => {
                 self.store = store;
                 self.bound = bound;
                 self.restarts += 1;

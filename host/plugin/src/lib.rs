@@ -7,8 +7,10 @@
 pub mod bindings;
 pub mod cache;
 mod fault;
+mod grants;
 mod host;
 mod instance;
 
+pub use grants::Grants;
 pub use host::{CallCtx, HostCtx, ProcessCall, Ttl};
 pub use instance::*;

@@ -2,6 +2,7 @@
 //! time and watermarks, state backends, and the walk that reads event time and keys ahead.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use weir_connectors::{SinkAt, SourceAt};
 use weir_core::json;
@@ -62,7 +63,7 @@ impl Planned {
     /// job file's: see `Reloads::restore_versions`).
     fn instance(&self, p: &PluginDef, name: &str, subtask: usize) -> anyhow::Result<Instance> {
         let plugin = self.reloads.slot(name).map(|s| s.current()).unwrap_or_else(|| self.plugin(p));
-        let mut inst = Instance::new(plugin, name, subtask as u32, p.config.clone())?;
+        let mut inst = Instance::with_grants(plugin, name, subtask as u32, p.config.clone(), Arc::new(p.grants.clone()))?;
         inst.set_deadline_budget(self.job.plugin_deadline_budget);
         Ok(inst)
     }

@@ -163,20 +163,20 @@ impl Planned {
         let mut metrics = JobMetrics::default();
         let node_metrics = nodes.iter().map(|n| metrics.node(&n.name)).collect();
         let metrics = Arc::new(metrics);
+        let mut job = job;
+        if opts.watch && job.checkpoint.is_none() {
+            // Swaps happen at checkpoint barriers: `--watch` needs a coordinator.
+            job.checkpoint = Some(weir_runtime::checkpoint::CheckpointConfig::on_demand());
+        }
         // Every operator that calls a plugin can be reloaded (a key selector cannot: it
         // decides where state lives).
         let reloadable = nodes
             .iter()
             .filter_map(|n| {
                 let p = job.operators.get(&n.name)?.function.plugin()?;
-                Some((n.name.clone(), plugins[&p.path].clone(), p.config.clone(), n.parallelism))
+                Some((n.name.clone(), plugins[&p.path].clone(), p, n.parallelism))
             })
             .collect();
-        let mut job = job;
-        if opts.watch && job.checkpoint.is_none() {
-            // Swaps happen at checkpoint barriers: `--watch` needs a coordinator.
-            job.checkpoint = Some(weir_runtime::checkpoint::CheckpointConfig::on_demand());
-        }
         let reloads = Arc::new(Reloads::new(&job, engine, reloadable, metrics.clone()));
         Ok(Planned { job, nodes, plugins, opts, metrics, node_metrics, reloads })
     }
