@@ -10,7 +10,8 @@
 //! 3. asks the checkpoint coordinator for a checkpoint whose barrier swaps the plugin in every
 //!    subtask of the operator ([`Reloadable::snapshot`]): each record is processed by the old
 //!    version or the new one, exactly once; state, timers and windows stay in the host and
-//!    carry over as they are;
+//!    carry over as they are, or, when the new version exports `migrate`, its state is
+//!    rewritten entry by entry at the swap (`weir_plugin::Instance::swap`);
 //! 4. puts the new version on probation (`[reload] probation`): no periodic checkpoint
 //!    completes meanwhile, so a transactional sink commits nothing the new version wrote. If
 //!    it fails more than `max-failures` records (errors or traps), the job stops and
