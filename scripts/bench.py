@@ -266,27 +266,6 @@ def checkpoints(table, keys):
                       ms["restore_ms"], f"{size / 1e6:.0f}", meta.get("id", done[-1][0]))
 
 
-RELOAD_JOB = """
-name = "reload-bench"
-control = "{addr}"
-
-[source.events]
-kind = "file"
-path = "{input}"
-rate = {rate}
-
-[operator.counter]
-kind = "process"
-input = "events"
-key-by = ["key"]
-plugin = "{root}/plugins/dist/counter.wasm"
-
-[sink.out]
-kind = "print"
-input = "counter"
-"""
-
-
 def free_port():
     import socket
     with socket.socket() as s:
@@ -295,24 +274,20 @@ def free_port():
 
 
 def reload_pause(table, rate, cached):
-    """Runs the counter job at `rate` events/s with a print sink read here as it comes, swaps
-    in counter_v2 after 2 s, and reports the longest gap in the output around the swap
-    against the longest gap before it. `cached`: v2's compiled code is in the cache."""
+    """Runs the hot-reload walkthrough's counter job (plugins/examples/counter/job.toml) at
+    `rate` generated events/s with its print sink read here as it comes, swaps in counter_v2
+    after 2 s, and reports the longest gap in the output around the swap against the longest
+    gap before it. `cached`: v2's compiled code is in the cache."""
     import select
     with tempfile.TemporaryDirectory() as d:
-        events = rate * 6
-        inp = os.path.join(d, "events.jsonl")
-        with open(inp, "w") as f:
-            f.writelines(f'{{"key": "k{n % 1000}", "n": {n}}}\n' for n in range(events))
         addr = f"127.0.0.1:{free_port()}"
-        job = os.path.join(d, "job.toml")
-        with open(job, "w") as f:
-            f.write(RELOAD_JOB.format(addr=addr, input=inp, rate=rate, root=ROOT))
+        job = ["plugins/examples/counter/job.toml", "--set", f"control={addr}", "--set", f"source.logs.rate={rate}",
+               "--set", f"source.logs.count={rate * 6}", "--set", "source.logs.users=1000"]
         v2 = os.path.join(ROOT, "plugins", "dist", "counter_v2.wasm")
         env = dict(os.environ, WEIR_CONTROL_DIR=os.path.join(d, "control"), WEIR_CACHE_DIR=os.path.join(d, "cache"))
         if cached:
             subprocess.check_call([WEIR, "inspect", v2], env=env, stdout=subprocess.DEVNULL)
-        p = subprocess.Popen([WEIR, "run", job], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+        p = subprocess.Popen([WEIR, "run", *job], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
         fd = p.stdout.fileno()
         t0 = time.monotonic()
         arrivals, reload_at, reloader, first_v2, tail = [], None, None, None, b""
