@@ -66,21 +66,33 @@ path = "{out}"
             plugin = plugin.display(),
             out = dir.path().join("out.jsonl").display(),
         );
-        let job_path = dir.path().join("job.toml");
-        std::fs::write(&job_path, job).expect("job");
-        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
+        std::fs::write(dir.path().join("job.toml"), job).expect("job");
+        let child = Self::spawn(dir.path(), &addr, args);
+        Counting { dir, addr, child }
+    }
+
+    /// `weir run` of the job in `dir` with `args`, its standard error appended to
+    /// `stderr.log`; returns once the control endpoint listens.
+    fn spawn(dir: &Path, addr: &str, args: &[&str]) -> Child {
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr.log")).expect("stderr file");
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("run")
-            .arg(&job_path)
+            .arg(dir.join("job.toml"))
             .args(args)
-            .env("WEIR_CONTROL_DIR", dir.path().join("control"))
+            .env("WEIR_CONTROL_DIR", dir.join("control"))
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("spawn weir");
-        let c = Counting { dir, addr, child };
-        wait_for_listener(&c.addr, Duration::from_secs(120));
-        c
+        wait_for_listener(addr, Duration::from_secs(120));
+        child
+    }
+
+    /// Kills the job (SIGKILL) and starts it again with `args`.
+    fn kill_and_run(&mut self, args: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.dir.path(), &self.addr, args);
     }
 
     /// `weir ARGS --control ADDR` with this job's token.
@@ -260,6 +272,33 @@ fn a_version_that_migrates_its_state_takes_over_every_count() {
     let (rows, _) = job.finish();
     let counted = check_counts(&rows, records, &["v1", "v3"]);
     assert!(counted.get("v1").is_some_and(|&n| n >= 2_000) && counted.get("v3").is_some_and(|&n| n > 0), "{counted:?}");
+}
+
+/// A checkpoint names the versions it was taken with, and `--restore` runs them: v3 swapped
+/// in from a file that is gone by the restart runs again from the version store
+/// (`CHECKPOINT_DIR/plugins/`), not the job file's v1 (which could not read v3's counts), and
+/// every count goes on across the kill.
+#[test]
+fn restore_runs_the_versions_of_the_checkpoint() {
+    let records = 16_000;
+    let mut job = Counting::start(2, records, 2_000, None, &[]);
+    let v3 = job.dir.path().join("counter_v3.wasm");
+    std::fs::copy(plugin("counter_v3"), &v3).expect("copy v3");
+    job.counted(2_000);
+    let out = job.reload(&v3);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = job.until("v3 passes its probation", |s| s["operators"]["counter"]["last_reload"]["outcome"] == "ok");
+    let hash = s["operators"]["counter"]["version"].as_str().expect("version").to_string();
+    // Checkpoints complete again after the probation: wait for one taken with v3.
+    let counted = s["metrics"]["nodes"]["counter"]["records_in"].as_u64().expect("records_in");
+    job.counted(counted + 2_000);
+    std::fs::remove_file(&v3).expect("remove v3");
+    job.kill_and_run(&["--restore", "latest"]);
+    job.logged(&format!("runs plugin version {hash}"), 1);
+    let (rows, stderr) = job.finish();
+    assert!(stderr.contains("as checkpoint") && stderr.contains("counter_v3.wasm"), "{stderr}");
+    let counted = check_counts(&rows, records, &["v1", "v3"]);
+    assert!(counted.get("v3").is_some_and(|&n| n > 2_000), "{counted:?}");
 }
 
 /// A version that traps on every record is rolled back by itself: the output is that of a
