@@ -80,6 +80,45 @@ fn the_log_analyzer_over_a_three_partition_topic_gives_flinks_alerts() {
     }
 }
 
+/// `topic = { pattern = ... }` reads every topic whose whole name matches when the job
+/// starts, and no other: `pat-a` (empty) and `pat-b` (the case), not `pat-bb` (the case
+/// again, which would double every alert). Dead letters name the topic they came from.
+#[test]
+fn a_topic_pattern_reads_the_topics_whose_names_match() {
+    plugins();
+    let broker = Broker::start();
+    let (name, case) = cases().remove(0);
+    broker.create_topic("pat-a", 1);
+    for topic in ["pat-b", "pat-bb"] {
+        broker.create_topic(topic, 3);
+        produce(&broker, &case, topic);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (alerts, dead) = (dir.path().join("alerts.jsonl"), dir.path().join("dead.jsonl"));
+    let mut sets = from_topic(&broker, "x");
+    sets.extend([
+        "source.logs.topic={ pattern = \"pat-[ab]\" }".to_string(),
+        "sink.alerts.kind=file".into(),
+        format!("sink.alerts.path={}", alerts.display()),
+        "sink.metrics.kind=discard".into(),
+        "dead-letter.kind=file".into(),
+        format!("dead-letter.path={}", dead.display()),
+    ]);
+    let (_, _, m) = run_job(&root().join("plugins/log-analyzer/job.toml"), &sets);
+    let lines = std::fs::read_to_string(case.join("logs.jsonl")).expect("logs").lines().count() as u64;
+    assert_eq!(m["nodes"]["logs"]["records_in"].as_u64(), Some(lines), "{name}: the case once, from pat-b");
+    assert!(sorted(read_jsonl(&alerts)) == sorted(read_jsonl(&case.join("flink-alerts.jsonl"))), "{name}: alerts differ from Flink's");
+    let dl = read_jsonl(&dead);
+    assert_eq!(dl.len() as u64, malformed(&case), "{name}");
+    assert!(dl.iter().all(|d| d["topic"] == "pat-b"), "{dl:?}");
+
+    let (_d, job) = job_file(&format!(
+        "[source.in]\nkind = \"kafka\"\nbootstrap = \"{}\"\ntopic = {{ pattern = \"nothing-.*\" }}\n\n[sink.out]\nkind = \"discard\"\ninput = \"in\"\n",
+        broker.addr
+    ));
+    fails_with(&["run", &job.display().to_string()], &["no topic on", "matches `nothing-.*`", "topic.pattern"]);
+}
+
 #[test]
 fn window_jobs_over_a_one_partition_topic_give_flinks_rows() {
     plugins();

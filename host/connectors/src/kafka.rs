@@ -7,7 +7,7 @@
 //! every weir source does, and a sink is an operator on its task's thread.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -34,7 +34,7 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[("fetch.queue.backoff.ms", "10")];
 /// How long a source or sink waits for a broker to answer at start, unless the job says.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One topic or several.
+/// One topic, several, or every topic whose name matches a pattern.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Topics {
@@ -42,13 +42,41 @@ pub enum Topics {
     One(String),
     /// Several topics.
     Many(Vec<String>),
+    /// `{ pattern = "logs-.*" }`: the topics whose whole name matches, when the job starts.
+    Pattern {
+        /// A regular expression (Rust's `regex` syntax), matched against whole names.
+        pattern: String,
+    },
 }
 
 impl Topics {
+    /// The topics named (none for a pattern: see [`Topics::matching`]).
     fn list(&self) -> Vec<String> {
         match self {
             Topics::One(t) => vec![t.clone()],
             Topics::Many(v) => v.clone(),
+            Topics::Pattern { .. } => Vec::new(),
+        }
+    }
+
+    /// A pattern's regular expression, anchored to whole names.
+    fn regex(&self) -> Option<Result<regex::Regex, regex::Error>> {
+        match self {
+            Topics::Pattern { pattern } => Some(regex::Regex::new(&format!("^(?:{pattern})$"))),
+            _ => None,
+        }
+    }
+
+    /// The topics to read among `existing` (a broker's), sorted: those named, or those a
+    /// pattern matches (internal topics, `__...`, left out as Kafka's own consumers do).
+    fn matching(&self, existing: &[String]) -> Vec<String> {
+        match self.regex() {
+            Some(Ok(re)) => {
+                let mut names: Vec<String> = existing.iter().filter(|t| !t.starts_with("__") && re.is_match(t)).cloned().collect();
+                names.sort();
+                names
+            }
+            _ => self.list(),
         }
     }
 }
@@ -86,8 +114,11 @@ pub enum StartAt {
 pub struct KafkaSourceConfig {
     /// `host:port[,host:port...]`.
     pub bootstrap: String,
-    /// The topic, or a list of topics.
+    /// The topic, a list of topics, or `{ pattern = "..." }`.
     pub topic: Topics,
+    /// The topics read, in split-id order, once a subtask has opened (the same in all).
+    #[serde(skip)]
+    resolved: Arc<OnceLock<Vec<String>>>,
     /// The consumer group offsets are committed to (default: the job's name).
     #[serde(default)]
     pub group: Option<String>,
@@ -143,8 +174,13 @@ fn check_common(bootstrap: &str, properties: &BTreeMap<String, toml::Value>) -> 
 impl Check for KafkaSourceConfig {
     fn check(&self) -> Result<(), FieldError> {
         check_common(&self.bootstrap, &self.properties)?;
-        if self.topic.list().iter().any(|t| t.is_empty()) || self.topic.list().is_empty() {
-            return Err(FieldError::new("topic", "name a topic, or a list of topics"));
+        match self.topic.regex() {
+            Some(Err(e)) => return Err(FieldError::new("topic.pattern", format!("not a regular expression: {e}"))),
+            Some(Ok(_)) => {}
+            None if self.topic.list().iter().any(|t| t.is_empty()) || self.topic.list().is_empty() => {
+                return Err(FieldError::new("topic", "name a topic, a list of topics, or { pattern = \"REGEX\" }"));
+            }
+            None => {}
         }
         Ok(())
     }
@@ -164,11 +200,12 @@ impl crate::SourceConfig for KafkaSourceConfig {
     }
 
     fn describe_split(&self) -> Option<weir_core::operator::DescribeSplit> {
-        let topics = self.topic.list();
+        let (resolved, named) = (self.resolved.clone(), self.topic.list());
         Some(std::sync::Arc::new(move |split| {
             let (topic, partition) = split_parts(split);
             let mut m = serde_json::Map::new();
-            m.insert("topic".into(), topics.get(topic).cloned().unwrap_or_default().into());
+            let name = resolved.get().unwrap_or(&named).get(topic).cloned().unwrap_or_default();
+            m.insert("topic".into(), name.into());
             m.insert("partition".into(), partition.into());
             m
         }))
@@ -240,8 +277,30 @@ impl KafkaSource {
             .create()
             .with_context(|| format!("kafka source `{}`: cannot make a consumer", at.name))?;
         // Every partition of every topic, in one order all subtasks agree on.
+        let topics = match &cfg.topic {
+            Topics::Pattern { pattern } => {
+                let meta = consumer.fetch_metadata(None, timeout).map_err(|e| {
+                    anyhow::anyhow!(
+                        "kafka source `{}`: no broker at {} answered within {timeout:?} (`connect-timeout`): {e}",
+                        at.name,
+                        cfg.bootstrap
+                    )
+                })?;
+                let existing: Vec<String> = meta.topics().iter().map(|t| t.name().to_string()).collect();
+                let topics = cfg.topic.matching(&existing);
+                anyhow::ensure!(
+                    !topics.is_empty(),
+                    "kafka source `{}`: no topic on {} matches `{pattern}` (create one first, or change `topic.pattern`)",
+                    at.name,
+                    cfg.bootstrap
+                );
+                topics
+            }
+            _ => cfg.topic.list(),
+        };
+        let _ = cfg.resolved.set(topics.clone());
         let mut all = Vec::new();
-        for (ti, topic) in cfg.topic.list().into_iter().enumerate() {
+        for (ti, topic) in topics.into_iter().enumerate() {
             let meta = consumer.fetch_metadata(Some(&topic), timeout).map_err(|e| {
                 anyhow::anyhow!(
                     "kafka source `{}`: no broker at {} answered within {timeout:?} (`connect-timeout`): {e}",
@@ -624,6 +683,11 @@ mod tests {
         // Dead letters name a split's topic and partition.
         let describe = crate::SourceConfig::describe_split(&ok).expect("kafka names its splits");
         assert_eq!(serde_json::Value::Object(describe(split_id(1, 7))), serde_json::json!({ "topic": "b", "partition": 7 }));
+        // A pattern matches whole names, leaves internal topics out, and sorts what it finds.
+        let pattern = source("bootstrap = 'h:1'\ntopic = { pattern = 'logs-[ab]|__.*' }").expect("valid");
+        let existing = ["logs-b", "logs-bb", "x-logs-a", "logs-a", "__consumer_offsets"].map(String::from);
+        assert_eq!(pattern.topic.matching(&existing), ["logs-a", "logs-b"]);
+        assert_eq!(source("bootstrap = 'h:1'\ntopic = { pattern = 'logs-(' }").unwrap_err().field, "topic.pattern");
         let sink = |t: &str| weir_core::config::checked::<KafkaSinkConfig>(t.parse().expect("a table"));
         assert!(sink("bootstrap = 'h:1'\ntopic = 't'\nkey = 'user_id'").is_ok());
         assert!(sink("bootstrap = 'h:1'\ntopic = 't'\ndelivery = 'at-most-once'").is_err());
