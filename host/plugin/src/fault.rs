@@ -115,9 +115,11 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Linear memory up to `memory` bytes, a few instances (a component has several).
+    /// Linear memory up to `memory` bytes, and enough instances for any component: one built by
+    /// componentize-py or componentize-js links a dozen or more core modules (libc, the
+    /// interpreter, adapters), each an instance; memories and tables stay capped by `memory`.
     pub fn new(memory: usize) -> Limits {
-        Limits { inner: wasmtime::StoreLimitsBuilder::new().memory_size(memory).instances(4).build(), memory, refused: false }
+        Limits { inner: wasmtime::StoreLimitsBuilder::new().memory_size(memory).instances(64).build(), memory, refused: false }
     }
 
     /// Whether a memory growth was refused since the last [`Limits::clear`].
