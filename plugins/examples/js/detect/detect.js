@@ -1,0 +1,53 @@
+// The log-analyzer's alert rules in JavaScript, exactly those of the Rust `detect` plugin
+// (plugins/log-analyzer/detect): five failed logins within 300 s since the last success or
+// alert -> security_alert; view/purchase/download more than 86,400 s after the last
+// login_success -> anomaly_alert, once per login.
+import { ListState, Record, ValueState, emit } from './weir.js';
+
+export class Detect {
+  open(config) {
+    this.threshold = config.threshold ?? 5;
+    this.windowSeconds = config.window_seconds ?? 300;
+    this.idleSeconds = config.idle_seconds ?? 86400;
+    this.fails = new ListState('fails');
+    this.lastLogin = new ValueState('last_login');
+    this.flagged = new ValueState('flagged');
+  }
+
+  process(rec) {
+    const e = rec.json();
+    const ts = e.timestamp;
+    switch (e.action) {
+      case 'login_failed': {
+        const recent = this.fails.get().filter((t) => t >= ts - this.windowSeconds);
+        recent.push(ts);
+        if (recent.length >= this.threshold) {
+          this.fails.clear();
+          emit(Record.fromJson({ type: 'security_alert', user_id: e.user_id, timestamp: ts, failed_attempts: recent.length }));
+        } else {
+          this.fails.update(recent);
+        }
+        break;
+      }
+      case 'login_success':
+        this.fails.clear();
+        this.lastLogin.set(ts);
+        this.flagged.set(false);
+        break;
+      case 'view':
+      case 'purchase':
+      case 'download': {
+        const last = this.lastLogin.get();
+        if (last !== undefined) {
+          const idle = ts - last;
+          if (idle > this.idleSeconds && !this.flagged.get(false)) {
+            this.flagged.set(true);
+            emit(Record.fromJson({ type: 'anomaly_alert', user_id: e.user_id, timestamp: ts, action: e.action, idle_seconds: idle }));
+          }
+        }
+        break;
+      }
+      default:
+    }
+  }
+}
