@@ -19,3 +19,18 @@ for feature in v2 v3 trap bad-init; do
 done
 # The default build last, so counter.wasm in the target folder is v1 again.
 (cd "$root/plugins" && cargo build --quiet --release --target wasm32-wasip2 --target-dir "$target" -p counter)
+# With --languages, the plugins in other languages too, each by its own build.sh, as
+# plugins/dist/LANG_NAME.wasm (python_detect.wasm, js_detect.wasm, c_detect.wasm, ...);
+# they need the toolchains of `scripts/setup.sh --languages`.
+if [[ " $* " == *" --languages "* ]]; then
+  for build in "$root"/plugins/examples/{python,js,c}/*/build.sh; do
+    dir=$(dirname "$build")
+    out="$root/plugins/dist/$(basename "$(dirname "$dir")")_$(basename "$dir").wasm"
+    # Rebuilt only when a source (or the SDK) is newer than the component.
+    if [ -f "$out" ] && [ -z "$(find "$dir" "$root/guest-sdk" "$root/wit" -newer "$out" -type f -print -quit)" ]; then
+      continue
+    fi
+    bash "$build" "$out" 2>&1 | grep -v '^Generating' || true
+    [ -f "$out" ] || { echo "build-plugins: $build made no $out" >&2; exit 1; }
+  done
+fi

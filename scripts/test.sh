@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
 # Sets up and runs every check CI runs: formatting, clippy, the host's unit and end-to-end
-# tests (real binary, real components, Flink conformance cases), the SDK's tests and the
-# plugins' native unit tests.
+# tests (real binary, real components, Flink conformance cases), the SDKs' tests (Rust,
+# Python, JavaScript, C) and the plugins' native unit tests.
 set -euo pipefail
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
-bash scripts/setup.sh --test-broker
+bash scripts/setup.sh --test-broker --languages
 echo "== format"
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path plugins/Cargo.toml -- --check
-echo "== plugins (wasm32-wasip2)"
-bash scripts/build-plugins.sh
+echo "== plugins (wasm32-wasip2; Rust, Python, JavaScript, C)"
+bash scripts/build-plugins.sh --languages
 echo "== plugins: native unit tests"
 cargo test --quiet --release --manifest-path plugins/Cargo.toml --target-dir "$HOME/.cache/weir/plugins-native" 2>&1 | tee -a "$log"
+echo "== SDKs and plugins in Python (pytest), JavaScript (node --test), C (native, ASan)"
+python3 -m pytest -q -p no:cacheprovider guest-sdk/python/tests
+(cd guest-sdk/js && node --test test/)
+for t in plugins/examples/{python,js,c}/*/test.sh; do
+  echo "-- $t"
+  bash "$t"
+done
 echo "== clippy"
 cargo clippy --quiet --release --workspace --all-targets -- -D warnings
 cargo clippy --quiet --release --all-targets --manifest-path plugins/Cargo.toml --target-dir "$HOME/.cache/weir/plugins-native" -- -D warnings

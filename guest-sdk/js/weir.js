@@ -38,7 +38,9 @@ export function bytes(b) {
 }
 
 function dumps(v) {
-  return encoder.encode(JSON.stringify(v));
+  const text = JSON.stringify(v);
+  if (text === undefined) throw new TypeError(`${typeof v} has no JSON form`);
+  return encoder.encode(text);
 }
 
 function loads(b) {

@@ -5,6 +5,7 @@ mod errors;
 mod grants;
 mod hardening;
 mod kafka;
+mod languages;
 mod layout;
 mod log_analyzer;
 mod processing_time;

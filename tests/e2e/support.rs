@@ -15,12 +15,18 @@ pub fn shared() -> PathBuf {
     std::env::var_os("WEIR_SHARED").map(PathBuf::from).unwrap_or_else(|| root().join("../shared"))
 }
 
-/// Builds every component in plugins/ into plugins/dist (once per test run).
+/// Builds every component in plugins/ (Rust, and the other languages' examples) into
+/// plugins/dist (once per test run).
 pub fn plugins() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let status = Command::new("bash").arg(root().join("scripts/build-plugins.sh")).status().expect("run scripts/build-plugins.sh");
+            // With the plugins in Python, JavaScript and C (tests/e2e/languages.rs).
+            let status = Command::new("bash")
+                .arg(root().join("scripts/build-plugins.sh"))
+                .arg("--languages")
+                .status()
+                .expect("run scripts/build-plugins.sh");
             assert!(status.success(), "building plugins failed");
             root().join("plugins/dist")
         })

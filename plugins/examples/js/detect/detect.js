@@ -2,7 +2,17 @@
 // (plugins/log-analyzer/detect): five failed logins within 300 s since the last success or
 // alert -> security_alert; view/purchase/download more than 86,400 s after the last
 // login_success -> anomaly_alert, once per login.
-import { ListState, Record, ValueState, emit } from './weir.js';
+import { InvalidInput, ListState, Record, ValueState, emit } from './weir.js';
+
+/** The fields the rules read; a record without them is refused with the reason. */
+function event(rec) {
+  const e = rec.json();
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new InvalidInput('not a JSON object');
+  for (const [name, ok, what] of [['user_id', (v) => typeof v === 'string', 'a string'], ['action', (v) => typeof v === 'string', 'a string'], ['timestamp', Number.isInteger, 'an integer']]) {
+    if (!ok(e[name])) throw new InvalidInput(`field \`${name}\`: ${what} is required`);
+  }
+  return e;
+}
 
 export class Detect {
   open(config) {
@@ -15,7 +25,7 @@ export class Detect {
   }
 
   process(rec) {
-    const e = rec.json();
+    const e = event(rec);
     const ts = e.timestamp;
     switch (e.action) {
       case 'login_failed': {

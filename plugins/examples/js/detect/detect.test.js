@@ -49,3 +49,14 @@ test('keys do not share state', () => {
   h.process('a', ev('a', 'login_failed', 3));
   assert.deepEqual(alerts(h).map((a) => a.user_id), ['a']);
 });
+
+test('records without the fields are refused', () => {
+  const h = new ProcessHarness(Detect, {});
+  for (const [value, reason] of [
+    ['{"user_id": "u", "action": "view"}', 'field `timestamp`: an integer is required'],
+    ['{"user_id": "u", "action": 7, "timestamp": 1}', 'field `action`: a string is required'],
+    ['[1]', 'not a JSON object'],
+  ]) {
+    assert.throws(() => h.process('u', new Record(value)), (e) => e.message === reason);
+  }
+});

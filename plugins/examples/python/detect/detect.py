@@ -11,6 +11,17 @@
 import weir
 
 
+def event(rec):
+    """The fields the rules read; a record without them is refused with the reason."""
+    e = rec.json()
+    if not isinstance(e, dict):
+        raise weir.InvalidInput("not a JSON object")
+    for name, kind, what in (("user_id", str, "a string"), ("action", str, "a string"), ("timestamp", int, "an integer")):
+        if type(e.get(name)) is not kind:
+            raise weir.InvalidInput(f"field `{name}`: {what} is required")
+    return e
+
+
 class Detect(weir.Process):
     def open(self, config):
         self.threshold = int(config.get("threshold", 5))
@@ -21,7 +32,7 @@ class Detect(weir.Process):
         self.flagged = weir.ValueState("flagged")
 
     def process(self, rec):
-        e = rec.json()
+        e = event(rec)
         action, ts = e["action"], e["timestamp"]
         if action == "login_failed":
             recent = [t for t in self.fails.get() if t >= ts - self.window_seconds]

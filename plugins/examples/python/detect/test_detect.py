@@ -57,3 +57,16 @@ def test_keys_do_not_share_state():
     assert alerts(h) == []
     h.process("a", ev("a", "login_failed", 3))
     assert [a["user_id"] for a in alerts(h)] == ["a"]
+
+
+def test_records_without_the_fields_are_refused():
+    h = ProcessHarness(Detect, {})
+    for value, reason in ((b'{"user_id": "u", "action": "view"}', "field `timestamp`: an integer is required"),
+                          (b'{"user_id": "u", "action": 7, "timestamp": 1}', "field `action`: a string is required"),
+                          (b'[1]', "not a JSON object")):
+        try:
+            h.process("u", weir.Record(value))
+        except weir.InvalidInput as e:
+            assert str(e) == reason
+        else:
+            raise AssertionError(f"{value} was accepted")

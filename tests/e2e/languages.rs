@@ -1,0 +1,135 @@
+//! Operators in Python, JavaScript and C through the real host: each language's failed-login
+//! detector gives exactly Flink's alerts; the log-analyzer with its plugins in Python gives
+//! exactly Flink's alerts and window rows at parallelism 1 and 4; components of any language
+//! get the same clear errors and dead letters as Rust ones.
+
+use crate::support::*;
+
+/// The detectors built from plugins/examples/{python,js,c}/detect, and the Rust one.
+const DETECTORS: [&str; 4] = ["python_detect", "js_detect", "c_detect", "log_analyzer_detect"];
+
+/// Runs the log-analyzer (`job`) on a case with file sinks; returns (alerts, metrics, dead
+/// letters, metrics JSON).
+fn run_case(
+    job: &std::path::Path,
+    case: &std::path::Path,
+    extra: &[String],
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>, Vec<serde_json::Value>, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (alerts, metrics, dead) = (dir.path().join("alerts.jsonl"), dir.path().join("metrics.jsonl"), dir.path().join("dead.jsonl"));
+    let mut sets = vec![
+        "source.logs.kind=file".to_string(),
+        format!("source.logs.path={}", case.join("logs.jsonl").display()),
+        "source.logs.rate=1e9".into(),
+        "sink.alerts.kind=file".into(),
+        format!("sink.alerts.path={}", alerts.display()),
+        "sink.metrics.kind=file".into(),
+        format!("sink.metrics.path={}", metrics.display()),
+        "dead-letter.kind=file".into(),
+        format!("dead-letter.path={}", dead.display()),
+    ];
+    sets.extend(extra.iter().cloned());
+    let (_, _, m) = run_job(job, &sets);
+    (read_jsonl(&alerts), read_jsonl(&metrics), read_jsonl(&dead), m)
+}
+
+#[test]
+fn every_languages_detector_gives_flinks_security_alerts() {
+    let job = root().join("plugins/log-analyzer/job.toml");
+    for (name, case) in cases() {
+        let flink = read_jsonl(&case.join("flink-alerts.jsonl"));
+        let security = |rows: &[serde_json::Value]| sorted(rows.iter().filter(|r| r["type"] == "security_alert").cloned());
+        assert!(!security(&flink).is_empty(), "{name}: the case has security alerts");
+        for detector in DETECTORS {
+            let (alerts, _, _, m) = run_case(&job, &case, &[format!("operator.detect.plugin={}", plugin(detector).display()), "parallelism=2".into()]);
+            assert!(security(&alerts) == security(&flink), "{name}: {detector}'s security alerts differ from Flink's");
+            // And the anomaly alerts too: the whole rule set, in every language.
+            assert!(sorted(alerts) == sorted(flink.clone()), "{name}: {detector}'s alerts differ from Flink's");
+            assert_eq!(m["nodes"]["detect"]["dead_letters"].as_u64().unwrap_or(0), 0, "{name}: {detector}: {}", m["nodes"]["detect"]);
+        }
+    }
+}
+
+#[test]
+fn the_python_log_analyzer_equals_flink_at_parallelism_1_and_4() {
+    let job = root().join("plugins/log-analyzer-py/job.toml");
+    let text = std::fs::read_to_string(&job).expect("job");
+    assert!(text.contains("python_parse.wasm") && text.contains("python_detect.wasm"), "both plugins are the Python ones");
+    for (name, case) in cases() {
+        let flink_alerts = sorted(read_jsonl(&case.join("flink-alerts.jsonl")));
+        let flink_windows = sorted(
+            read_jsonl(&case.join("flink-windows.jsonl")).into_iter().filter(|r| r["kind"] == "tumble10s" || r["kind"] == "actions60s"),
+        );
+        for p in [1, 4] {
+            let (alerts, metrics, dead, m) = run_case(&job, &case, &[format!("parallelism={p}")]);
+            assert!(sorted(alerts) == flink_alerts, "{name} p{p}: alerts differ from Flink's");
+            assert!(sorted(metrics) == flink_windows, "{name} p{p}: window rows differ from Flink's");
+            assert_eq!(dead.len() as u64, malformed(&case), "{name} p{p}: {dead:?}");
+            assert_eq!(dead_letters(&m), malformed(&case), "{name} p{p}");
+            // The lines the source reads as JSON but the Python parser refuses carry its reason.
+            for d in dead.iter().filter(|d| d["operator"] == "parse") {
+                let reason = d["reason"].as_str().unwrap_or_default();
+                assert!(reason.starts_with("invalid input: ") || reason.contains("field `") || reason.contains("not"), "{d}");
+            }
+        }
+    }
+}
+
+/// A job in `dir`: file `in.jsonl` → `operator` (a process plugin keyed by field `user_id`,
+/// with `config`) → file `out.jsonl`, dead letters to `dead.jsonl`.
+fn process_job(dir: &std::path::Path, plugin_name: &str, config: &str) -> std::path::PathBuf {
+    let text = format!(
+        "[source.in]\nkind = \"file\"\npath = \"{dir}/in.jsonl\"\n\n[operator.detect]\nkind = \"process\"\ninput = \"in\"\nkey-by = \"user_id\"\nplugin = \"{}\"\nconfig = {config}\n\n[sink.out]\nkind = \"file\"\ninput = \"detect\"\npath = \"{dir}/out.jsonl\"\n\n[dead-letter]\nkind = \"file\"\npath = \"{dir}/dead.jsonl\"\n",
+        plugin(plugin_name).display(),
+        dir = dir.display()
+    );
+    let job = dir.join("job.toml");
+    std::fs::write(&job, text).expect("job");
+    job
+}
+
+#[test]
+fn records_a_plugin_refuses_go_to_dead_letter_with_its_reason_in_every_language() {
+    // JSON the source accepts, but not an event the detector can read.
+    let lines = [
+        r#"{"user_id": "u1", "action": "login_failed", "timestamp": 1}"#,
+        r#"{"user_id": "u1", "action": "login_failed"}"#,
+        r#"{"user_id": "u1", "action": 7, "timestamp": 2}"#,
+        r#"{"user_id": "u1", "action": "login_failed", "timestamp": 3}"#,
+    ];
+    for name in ["python_detect", "js_detect", "c_detect"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("in.jsonl"), lines.join("\n") + "\n").expect("input");
+        let job = process_job(dir.path(), name, "{ threshold = 3 }");
+        let (_, _, m) = run_job(&job, &[]);
+        let dead = read_jsonl(&dir.path().join("dead.jsonl"));
+        let out = read_jsonl(&dir.path().join("out.jsonl"));
+        assert_eq!(dead_letters(&m), 2, "{name}: {dead:?}");
+        let reasons: Vec<&str> = dead.iter().map(|d| d["reason"].as_str().unwrap_or_default()).collect();
+        assert_eq!(
+            reasons,
+            ["plugin error: invalid input: field `timestamp`: an integer is required", "plugin error: invalid input: field `action`: a string is required"],
+            "{name}: the same reasons in every language"
+        );
+        assert!(dead.iter().all(|d| d["operator"] == "detect" && d["position"].as_u64().is_some()), "{name}: {dead:?}");
+        assert!(out.is_empty(), "{name}: two good failures are below the threshold of 3: {out:?}");
+    }
+}
+
+#[test]
+fn wrong_worlds_and_refused_configs_stop_the_job_with_a_clear_error_in_every_language() {
+    plugins();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.jsonl"), "{}\n").expect("input");
+    // The Python parser is a `map`: a process operator cannot run it.
+    let job = process_job(dir.path(), "python_parse", "{}");
+    fails_with(&["validate", &job.display().to_string()], &["operator `detect` needs a plugin of world `process`", "exports world `map`"]);
+    // A config each detector refuses in `init`: the reason comes through, naming the operator.
+    for (name, config, reason) in [
+        ("python_detect", "{ threshold = \"many\" }", "ValueError"),
+        ("c_detect", "{ threshold = 0 }", "`threshold` must be at least 1"),
+    ] {
+        let job = process_job(dir.path(), name, config);
+        fails_with(&["run", &job.display().to_string()], &["operator `detect`", "init failed", reason]);
+    }
+}
