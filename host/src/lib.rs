@@ -12,6 +12,7 @@
 pub mod operators;
 pub mod plan;
 pub mod reload;
+pub mod scaffold;
 
 pub use weir_connectors as connectors;
 pub use weir_core::{config, json, keys, operator, record, status, time};

@@ -125,6 +125,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create a plugin folder that builds and runs as it is: the operator (a keyed process
+    /// function counting the records of each key), `build.sh`, `test.sh` (its unit tests,
+    /// without weir and without Wasm) and `job.toml`.
+    New {
+        /// The plugin's name (lowercase letters, digits, `-`, `_`).
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: weir_host::scaffold::Lang,
+        /// The folder to create (default: ./NAME).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The Rust SDK crate's folder, for `--lang rust` (default: the guest-sdk this weir
+        /// was built from).
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
+    },
     /// Show a plugin's world, exports and imports.
     Inspect {
         /// The component (.wasm).
@@ -255,6 +272,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             print_status(&v);
+            Ok(())
+        }
+        Command::New { name, lang, dir, sdk } => {
+            let dir = weir_host::scaffold::create(&name, lang, dir, sdk)?;
+            let d = dir.display();
+            println!("created {d}: a {} process operator, build.sh, test.sh and job.toml", lang.label());
+            println!("  bash {d}/test.sh                  # its unit tests");
+            println!("  bash {d}/build.sh                 # {d}/{name}.wasm");
+            println!("  weir run {d}/job.toml             # the generator through it");
             Ok(())
         }
         Command::Inspect { plugin } => {

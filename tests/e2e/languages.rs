@@ -41,7 +41,8 @@ fn every_languages_detector_gives_flinks_security_alerts() {
         let security = |rows: &[serde_json::Value]| sorted(rows.iter().filter(|r| r["type"] == "security_alert").cloned());
         assert!(!security(&flink).is_empty(), "{name}: the case has security alerts");
         for detector in DETECTORS {
-            let (alerts, _, _, m) = run_case(&job, &case, &[format!("operator.detect.plugin={}", plugin(detector).display()), "parallelism=2".into()]);
+            let (alerts, _, _, m) =
+                run_case(&job, &case, &[format!("operator.detect.plugin={}", plugin(detector).display()), "parallelism=2".into()]);
             assert!(security(&alerts) == security(&flink), "{name}: {detector}'s security alerts differ from Flink's");
             // And the anomaly alerts too: the whole rule set, in every language.
             assert!(sorted(alerts) == sorted(flink.clone()), "{name}: {detector}'s alerts differ from Flink's");
@@ -108,7 +109,10 @@ fn records_a_plugin_refuses_go_to_dead_letter_with_its_reason_in_every_language(
         let reasons: Vec<&str> = dead.iter().map(|d| d["reason"].as_str().unwrap_or_default()).collect();
         assert_eq!(
             reasons,
-            ["plugin error: invalid input: field `timestamp`: an integer is required", "plugin error: invalid input: field `action`: a string is required"],
+            [
+                "plugin error: invalid input: field `timestamp`: an integer is required",
+                "plugin error: invalid input: field `action`: a string is required"
+            ],
             "{name}: the same reasons in every language"
         );
         assert!(dead.iter().all(|d| d["operator"] == "detect" && d["position"].as_u64().is_some()), "{name}: {dead:?}");
@@ -125,11 +129,52 @@ fn wrong_worlds_and_refused_configs_stop_the_job_with_a_clear_error_in_every_lan
     let job = process_job(dir.path(), "python_parse", "{}");
     fails_with(&["validate", &job.display().to_string()], &["operator `detect` needs a plugin of world `process`", "exports world `map`"]);
     // A config each detector refuses in `init`: the reason comes through, naming the operator.
-    for (name, config, reason) in [
-        ("python_detect", "{ threshold = \"many\" }", "ValueError"),
-        ("c_detect", "{ threshold = 0 }", "`threshold` must be at least 1"),
-    ] {
+    for (name, config, reason) in
+        [("python_detect", "{ threshold = \"many\" }", "ValueError"), ("c_detect", "{ threshold = 0 }", "`threshold` must be at least 1")]
+    {
         let job = process_job(dir.path(), name, config);
         fails_with(&["run", &job.display().to_string()], &["operator `detect`", "init failed", reason]);
     }
+}
+
+#[test]
+fn a_scaffolded_plugin_builds_passes_its_test_and_runs_in_every_language() {
+    plugins(); // the toolchains: scripts/setup.sh --languages
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for lang in ["rust", "python", "js", "c"] {
+        let name = format!("hello-{lang}");
+        let dir = tmp.path().join(&name);
+        let out = weir(&["new", &name, "--lang", lang, "--dir", &dir.display().to_string()]);
+        assert!(out.status.success(), "weir new --lang {lang}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("build.sh"), "it says what to run next");
+        // The Rust plugin's dependencies are compiled once for every run of this test.
+        let cache = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default().join(".cache/weir/scaffold-target");
+        for script in ["test.sh", "build.sh"] {
+            let run = std::process::Command::new("bash").arg(dir.join(script)).env("CARGO_TARGET_DIR", &cache).output().expect("bash");
+            assert!(
+                run.status.success(),
+                "{lang}: {script} failed:\n{}{}",
+                String::from_utf8_lossy(&run.stdout),
+                String::from_utf8_lossy(&run.stderr)
+            );
+        }
+        let wasm = dir.join(format!("{name}.wasm"));
+        assert!(wasm.exists(), "{lang}: build.sh made {}", wasm.display());
+        let (stdout, _, m) = run_job(&dir.join("job.toml"), &[]);
+        let rows = printed(&stdout, &name);
+        assert_eq!(rows.len(), 1000, "{lang}: one row per generated event");
+        // Per key the counts run 1, 2, 3, ... in order, whatever the language.
+        let mut last = std::collections::BTreeMap::new();
+        for r in &rows {
+            let key = r["key"].as_str().expect("key").to_string();
+            let n = r["count"].as_u64().expect("count");
+            assert_eq!(n, last.get(&key).copied().unwrap_or(0) + 1, "{lang}: {r}");
+            last.insert(key, n);
+        }
+        assert_eq!(last.values().sum::<u64>(), 1000, "{lang}");
+        assert_eq!(dead_letters(&m), 0, "{lang}");
+    }
+    // A bad name or a folder in the way is refused before anything is written.
+    fails_with(&["new", "Bad Name", "--lang", "python"], &["plugin name `Bad Name`", "lowercase"]);
+    fails_with(&["new", "x", "--dir", &tmp.path().display().to_string()], &["exists and is not empty"]);
 }
