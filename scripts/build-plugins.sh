@@ -20,10 +20,11 @@ done
 # The default build last, so counter.wasm in the target folder is v1 again.
 (cd "$root/plugins" && cargo build --quiet --release --target wasm32-wasip2 --target-dir "$target" -p counter)
 # With --languages, the plugins in other languages too, each by its own build.sh, as
-# plugins/dist/LANG_NAME.wasm (python_detect.wasm, js_detect.wasm, c_detect.wasm, ...);
+# plugins/dist/LANG_NAME.wasm (python_detect.wasm, js_detect.wasm, c_detect.wasm,
+# go_detect.wasm, ...);
 # they need the toolchains of `scripts/setup.sh --languages`.
 if [[ " $* " == *" --languages "* ]]; then
-  for build in "$root"/plugins/examples/{python,js,c}/*/build.sh; do
+  for build in "$root"/plugins/examples/{python,js,c,go}/*/build.sh; do
     dir=$(dirname "$build")
     out="$root/plugins/dist/$(basename "$(dirname "$dir")")_$(basename "$dir").wasm"
     # Rebuilt only when a source (or the SDK) is newer than the component.

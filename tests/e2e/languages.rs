@@ -1,12 +1,12 @@
-//! Operators in Python, JavaScript and C through the real host: each language's failed-login
+//! Operators in Python, JavaScript, C and Go through the real host: each language's failed-login
 //! detector gives exactly Flink's alerts; the log-analyzer with its plugins in Python gives
 //! exactly Flink's alerts and window rows at parallelism 1 and 4; components of any language
 //! get the same clear errors and dead letters as Rust ones.
 
 use crate::support::*;
 
-/// The detectors built from plugins/examples/{python,js,c}/detect, and the Rust one.
-const DETECTORS: [&str; 4] = ["python_detect", "js_detect", "c_detect", "log_analyzer_detect"];
+/// The detectors built from plugins/examples/{python,js,c,go}/detect, and the Rust one.
+const DETECTORS: [&str; 5] = ["python_detect", "js_detect", "c_detect", "go_detect", "log_analyzer_detect"];
 
 /// Runs the log-analyzer (`job`) on a case with file sinks; returns (alerts, metrics, dead
 /// letters, metrics JSON).
@@ -98,7 +98,7 @@ fn records_a_plugin_refuses_go_to_dead_letter_with_its_reason_in_every_language(
         r#"{"user_id": "u1", "action": 7, "timestamp": 2}"#,
         r#"{"user_id": "u1", "action": "login_failed", "timestamp": 3}"#,
     ];
-    for name in ["python_detect", "js_detect", "c_detect"] {
+    for name in ["python_detect", "js_detect", "c_detect", "go_detect"] {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("in.jsonl"), lines.join("\n") + "\n").expect("input");
         let job = process_job(dir.path(), name, "{ threshold = 3 }");

@@ -2,7 +2,7 @@
 // (plugins/log-analyzer/detect): five failed logins within 300 s since the last success or
 // alert -> security_alert; view/purchase/download more than 86,400 s after the last
 // login_success -> anomaly_alert, once per login.
-import { InvalidInput, ListState, Record, ValueState, emit } from './weir.js';
+import { InvalidConfig, InvalidInput, ListState, Record, ValueState, emit } from './weir.js';
 
 /** The fields the rules read; a record without them is refused with the reason. */
 function event(rec) {
@@ -19,6 +19,10 @@ export class Detect {
     this.threshold = config.threshold ?? 5;
     this.windowSeconds = config.window_seconds ?? 300;
     this.idleSeconds = config.idle_seconds ?? 86400;
+    for (const [name, v] of [['threshold', this.threshold], ['window_seconds', this.windowSeconds], ['idle_seconds', this.idleSeconds]]) {
+      if (!Number.isInteger(v)) throw new InvalidConfig(`\`${name}\` must be an integer`);
+    }
+    if (this.threshold < 1) throw new InvalidConfig('`threshold` must be at least 1');
     this.fails = new ListState('fails');
     this.lastLogin = new ValueState('last_login');
     this.flagged = new ValueState('flagged');

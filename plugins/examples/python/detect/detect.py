@@ -27,6 +27,8 @@ class Detect(weir.Process):
         self.threshold = int(config.get("threshold", 5))
         self.window_seconds = int(config.get("window_seconds", 300))
         self.idle_seconds = int(config.get("idle_seconds", 86400))
+        if self.threshold < 1:
+            raise weir.InvalidConfig("`threshold` must be at least 1")
         self.fails = weir.ListState("fails")
         self.last_login = weir.ValueState("last_login")
         self.flagged = weir.ValueState("flagged")
