@@ -334,18 +334,68 @@ def start_time(table, runs):
             table.add(name, f"{statistics.median(xs):.3f}", ", ".join(f"{x:.3f}" for x in xs))
 
 
+DETECTORS = [("Rust", "log_analyzer_detect"), ("C", "c_detect"), ("Go", "go_detect"), ("JavaScript", "js_detect"), ("Python", "python_detect")]
+
+
+def languages(table, runs, work):
+    """Each language's detector behind the Rust parser (200,000 lines, p=1): whole-process
+    wall time, and what it adds per record to the Rust detector's run."""
+    data = os.path.join(work, "logs-200000.jsonl")
+    ensure_input(data, 200_000)
+    base = None
+    for lang, name in DETECTORS:
+        args = [WEIR, "run", "bench/jobs/detect.toml", "--set", f"source.logs.path={data}", "--set", f"operator.detect.plugin={ROOT}/plugins/dist/{name}.wasm"]
+        run(args)  # fills the compiled-plugin cache and the page cache
+        walls = [run(args)[0] for _ in range(runs)]
+        med = statistics.median(walls)
+        base = med if base is None else base
+        table.add(lang, f"{med:.2f}", f"{(med - base) / 200_000 * 1e9:,.0f}", " ".join(f"{w:.2f}" for w in walls))
+
+
+def language_start(table, runs):
+    """A job of 1,000 generated events through each language's detector, its compiled code
+    cached or not: what a user waits for before the first record."""
+    for lang, name in DETECTORS:
+        args = [WEIR, "run", "plugins/log-analyzer/job.toml", "--set", "source.logs.count=1000", "--set", "source.logs.rate=1e9",
+                "--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard", "--set", f"operator.detect.plugin={ROOT}/plugins/dist/{name}.wasm"]
+        with tempfile.TemporaryDirectory() as d:
+            cold = [run(args, env=dict(os.environ, WEIR_CACHE_DIR=os.path.join(d, f"cold-{i}")))[0] for i in range(runs)]
+            run(args, env=dict(os.environ, WEIR_CACHE_DIR=os.path.join(d, "warm")))
+            warm = [run(args, env=dict(os.environ, WEIR_CACHE_DIR=os.path.join(d, "warm")))[0] for _ in range(runs)]
+        size = os.path.getsize(os.path.join(ROOT, "plugins", "dist", f"{name}.wasm")) / 1e6
+        table.add(lang, f"{size:.1f}", f"{statistics.median(cold):.2f}", f"{statistics.median(warm):.2f}")
+
+
+def python_log_analyzer(table, runs, work, lines):
+    """The log-analyzer with its plugins in Python: weir (plugins/log-analyzer-py/job.toml)
+    against PyFlink with Python functions (shared/bench/pyflink_log_analyzer.py), p=2, whole
+    processes, on the same file."""
+    py, _ = flink_lib()
+    for n in lines:
+        data = os.path.join(work, f"logs-{n}.jsonl")
+        ensure_input(data, n)
+        args = [WEIR, "run", "plugins/log-analyzer-py/job.toml", "-p", "2", "--set", "source.logs.kind=file", "--set", f"source.logs.path={data}",
+                "--set", "source.logs.rate=1e9", "--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard"]
+        weir_s, weir_rss, _ = throughput(f"weir, Python plugins, {n:,} lines", args, runs, n, lambda _: None, table)  # whole-process wall time
+        if py and n <= 50_000:
+            env = dict(os.environ, PATH=os.path.join(FLINK_VENV, "bin") + ":" + os.environ["PATH"])
+            wall, _, text = run([py, os.path.join(SHARED, "bench", "pyflink_log_analyzer.py"), data, "2"], env=env)
+            table.add(f"PyFlink 2.3, Python functions, {n:,} lines", f"{wall:.2f}", f"{n / wall:,.0f}", "not measured", f"{wall:.2f}")
+            print(f"weir / PyFlink, {n:,} lines, whole processes: {wall / weir_s:.0f}x", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--keys", type=int, default=1_000_000)
-    ap.add_argument("--skip", default="", help="comma list of: flagship,flink,flink-sql,latency,checkpoints,reload,criterion")
+    ap.add_argument("--skip", default="", help="comma list of: flagship,flink,flink-sql,latency,checkpoints,reload,languages,pyflink,criterion")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     work = os.environ.get("WEIR_BENCH_DIR", "/tmp/weir-bench")
     os.makedirs(work, exist_ok=True)
     subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "weir-host", "-p", "weir-bench", "--bins"], cwd=ROOT)
-    subprocess.check_call([os.path.join(ROOT, "scripts", "build-plugins.sh")], cwd=ROOT)
+    subprocess.check_call([os.path.join(ROOT, "scripts", "build-plugins.sh"), "--languages"], cwd=ROOT)
     cpu = subprocess.check_output(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], text=True).strip()
     print(f"# machine: {os.cpu_count()} cores, {cpu}; {time.strftime('%Y-%m-%d %H:%M')}\n")
 
@@ -437,6 +487,23 @@ def main():
         print("case | median s | runs (s)")
         print("--- | --- | ---")
         start_time(Table(), a.runs)
+        print()
+
+    if "languages" not in skip:
+        print("## Plugin languages: the log-analyzer's detector behind the Rust parser, 200,000 lines, p=1\n")
+        print("detector | median s | ns per record more than Rust | runs (s)")
+        print("--- | --- | --- | ---")
+        languages(Table(), a.runs, work)
+        print()
+        print("## Plugin languages: start time of a 1,000-event job, compiled plugins cached or not\n")
+        print("detector | component MB | not cached, s | cached, s")
+        print("--- | --- | --- | ---")
+        language_start(Table(), a.runs)
+        print()
+        print("## The log-analyzer in Python: weir against PyFlink with Python functions, p=2, whole processes\n")
+        print("case | median s | lines/s | peak RSS MB | runs (s)")
+        print("--- | --- | --- | --- | ---")
+        python_log_analyzer(Table(), a.runs, work, [20_000, 200_000] if "pyflink" not in skip else [200_000])
         print()
 
     if "criterion" not in skip:

@@ -256,13 +256,22 @@ impl Plugin {
         Err(PluginError::WrongWorld {
             path: self.path.clone(),
             reason: format!(
-                "operator `{operator}` needs a plugin of world {}, but this one exports world `{}`; use a plugin built with #[weir_sdk::{}] or change the operator's `kind`",
+                "operator `{operator}` needs a plugin of world {}, but this one exports world `{}`; use a plugin built for it (Rust: #[weir_sdk::{}]; Python: weir.{}_world; JavaScript: {}World; C and Go: the process SDK) or change the operator's `kind`",
                 want.iter().map(|w| format!("`{}`", w.name())).collect::<Vec<_>>().join(" or "),
                 self.world.name(),
-                want[0].name().replace('-', "_")
+                want[0].name().replace('-', "_"),
+                want[0].name().replace('-', "_"),
+                camel(want[0].name()),
             ),
         })
     }
+}
+
+/// `flat-map` as JavaScript names it: `flatMap`.
+fn camel(name: &str) -> String {
+    let mut parts = name.split('-');
+    let first = parts.next().unwrap_or_default().to_string();
+    parts.fold(first, |acc, p| acc + &p[..1].to_ascii_uppercase() + &p[1..])
 }
 
 /// Why one record (or call) failed inside a plugin.
