@@ -26,7 +26,8 @@ done
 if [[ " $* " == *" --languages "* ]]; then
   for build in "$root"/plugins/examples/{python,js,c,go}/*/build.sh; do
     dir=$(dirname "$build")
-    out="$root/plugins/dist/$(basename "$(dirname "$dir")")_$(basename "$dir").wasm"
+    name="$(basename "$(dirname "$dir")")_$(basename "$dir")"
+    out="$root/plugins/dist/${name//-/_}.wasm"
     # Rebuilt only when a source (or the SDK) is newer than the component.
     if [ -f "$out" ] && [ -z "$(find "$dir" "$root/guest-sdk" "$root/wit" -newer "$out" -type f -print -quit)" ]; then
       continue

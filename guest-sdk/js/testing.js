@@ -205,3 +205,24 @@ export function runSelectKey(Cls, config, records) {
   const h = new Harness(Cls, config);
   return each(h, records, (rec) => bytes(h.op.selectKey(rec)));
 }
+
+/** Opens an aggregate, adds `records` to a fresh accumulator and answers `getResult`; with
+ * `split = i` the first `i` and the rest go to two accumulators that are then merged.
+ * Accumulators pass through JSON, as in weir. */
+export function runAggregate(Cls, config, records, split = undefined) {
+  const h = new Harness(Cls, config);
+  const json = (v) => JSON.parse(JSON.stringify(v));
+  const fold = (recs) => recs.reduce((acc, r) => json(h.op.add(acc, r)), json(h.op.createAccumulator()));
+  const acc = split === undefined ? fold(records) : json(h.op.merge(fold(records.slice(0, split)), fold(records.slice(split))));
+  return h.op.getResult(acc);
+}
+
+/** Opens a window-process operator and fires one window ({ start, end }) of `key` with
+ * `records`; answers the records it emitted. */
+export function runWindowProcess(Cls, config, window, records, key = undefined) {
+  const h = new Harness(Cls, config);
+  h.host.key = bytes(key);
+  h.host.currentTs = window.end - 1;
+  h.op.processWindow(window, records);
+  return h.takeOutput();
+}

@@ -397,3 +397,48 @@ export function processWorld(Cls, imports) {
     },
   });
 }
+
+/** A record of the contract's `record` type (aggregate and window-process calls). */
+function fromWire(r) {
+  return new Record(r.value, { key: r.key, timestamp: r.timestamp === undefined ? undefined : Number(r.timestamp), headers: r.headers ?? [] });
+}
+
+/** Runs `call`; its value, or the contract's error thrown as a `result`'s err. */
+function result(call) {
+  try {
+    return call();
+  } catch (e) {
+    throw fail(toError(e));
+  }
+}
+
+/** The `aggregate` world of a class with `createAccumulator()`, `add(acc, rec)` (the new
+ * accumulator), `merge(a, b)` and `getResult(acc)` (an object whose fields join the window's
+ * result row). Accumulators are stored as JSON. */
+export function aggregateWorld(Cls, imports) {
+  return world(Cls, imports, {
+    createAccumulator: (op) => () => dumps(op().createAccumulator()),
+    add: (op) => (accumulator, batch) =>
+      result(() => {
+        let acc = loads(accumulator);
+        for (const r of batch) acc = op().add(acc, fromWire(r));
+        return dumps(acc);
+      }),
+    merge: (op) => (a, b) => result(() => dumps(op().merge(loads(a), loads(b)))),
+    getResult: (op) => (accumulator) =>
+      result(() => {
+        const out = op().getResult(loads(accumulator));
+        if (typeof out !== 'object' || out === null || Array.isArray(out)) throw new TypeError('getResult must answer an object (its fields join the result row)');
+        return dumps(out);
+      }),
+  });
+}
+
+/** The `window-process` world of a class with `processWindow(window, elements)`, which emits
+ * its rows with `emit` (`window.start` inclusive, `window.end` exclusive, epoch ms). */
+export function windowProcessWorld(Cls, imports) {
+  return world(Cls, imports, {
+    processWindow: (op) => (window, elements) =>
+      result(() => op().processWindow({ start: Number(window.start), end: Number(window.end) }, elements.map(fromWire))),
+  });
+}

@@ -178,3 +178,37 @@ fn a_scaffolded_plugin_builds_passes_its_test_and_runs_in_every_language() {
     fails_with(&["new", "Bad Name", "--lang", "python"], &["plugin name `Bad Name`", "lowercase"]);
     fails_with(&["new", "x", "--dir", &tmp.path().display().to_string()], &["exists and is not empty"]);
 }
+
+#[test]
+fn window_aggregates_in_python_and_javascript_give_flinks_rows_also_where_sessions_merge() {
+    for (lang, query, kind) in [
+        ("python_window_count", "tumble10s", "tumble10s"),
+        ("python_window_count", "session300s", "session300s"),
+        ("js_window_count", "session300s", "session300s"),
+    ] {
+        let plugin_path = plugin(lang);
+        // The conformance query with the Python aggregate in place of the built-in count.
+        let text = std::fs::read_to_string(root().join(format!("tests/conformance/{query}.toml"))).expect("query");
+        assert!(text.contains("aggregates = { count = \"count\" }"), "{query}");
+        let text = text
+            .replace("aggregates = { count = \"count\" }", &format!("plugin = \"{}\"", plugin_path.display()))
+            .replace("../../plugins/dist", &plugins().display().to_string());
+        let (_d, job) = job_file(&text);
+        for (name, case) in cases() {
+            let want = sorted(read_jsonl(&case.join("flink-windows.jsonl")).into_iter().filter(|r| r["kind"] == kind));
+            for p in [1, 4] {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let out = dir.path().join("out.jsonl");
+                let sets = [
+                    format!("source.logs.path={}", case.join("logs.jsonl").display()),
+                    format!("sink.out.path={}", out.display()),
+                    format!("parallelism={p}"),
+                ];
+                run_job(&job, &sets);
+                let got = sorted(read_jsonl(&out));
+                assert_eq!(got.len(), want.len(), "{lang}: {name} {query} p{p}: row count");
+                assert!(got == want, "{lang}: {name} {query} p{p}: rows differ from Flink's");
+            }
+        }
+    }
+}

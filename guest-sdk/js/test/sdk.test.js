@@ -137,3 +137,42 @@ test('init refuses a bad config with its reason', () => {
   const w = weir.mapWorld(Strict, new TestHost().imports());
   assert.throws(() => w.init('{"m": 1}'), (e) => e.payload.tag === 'invalid-config' && e.payload.val === '`n` is required');
 });
+
+class Sum {
+  createAccumulator() { return 0; }
+  add(acc, rec) { return acc + rec.json().n; }
+  merge(a, b) { return a + b; }
+  getResult(acc) { return acc < 100 ? { sum: acc } : acc; }
+}
+
+class Top {
+  processWindow(window, elements) {
+    const best = Math.max(...elements.map((r) => r.json().n));
+    weir.emit(weir.Record.fromJson({ start: window.start, end: window.end, top: best, of: elements.length }));
+  }
+}
+
+test('window functions run natively and through their worlds', async () => {
+  const { runAggregate, runWindowProcess } = await import('../testing.js');
+  const recs = [3, 1, 2].map((n) => weir.Record.fromJson({ n }));
+  assert.deepEqual(runAggregate(Sum, {}, recs), { sum: 6 });
+  assert.deepEqual(runAggregate(Sum, {}, recs, 1), { sum: 6 });
+  const [out] = runWindowProcess(Top, {}, { start: 0, end: 10 }, recs, 'k');
+  assert.deepEqual([out.json(), out.timestamp], [{ start: 0, end: 10, top: 3, of: 3 }, 9]);
+
+  const w = weir.aggregateWorld(Sum, new TestHost().imports());
+  w.init('{}');
+  const wire = (v) => ({ key: undefined, value: enc(v), timestamp: undefined, headers: [] });
+  const acc = w.add(w.createAccumulator(), [wire('{"n": 2}'), wire('{"n": 5}')]);
+  assert.equal(new TextDecoder().decode(acc), '7');
+  assert.equal(new TextDecoder().decode(w.merge(acc, enc('3'))), '10');
+  assert.equal(new TextDecoder().decode(w.getResult(acc)), '{"sum":7}');
+  assert.throws(() => w.add(acc, [wire('{')]), (e) => e.payload.tag === 'invalid-input');
+  assert.throws(() => w.getResult(enc('100')), (e) => e.payload.val.includes('must answer an object'));
+
+  const host = new TestHost();
+  const t = weir.windowProcessWorld(Top, host.imports());
+  t.init('{}');
+  t.processWindow({ start: 0n, end: 10n }, [{ key: enc('k'), value: enc('{"n": 4}'), timestamp: 3n, headers: [] }]);
+  assert.deepEqual(host.outputs.get(undefined).map((r) => r.json()), [{ start: 0, end: 10, top: 4, of: 1 }]);
+});

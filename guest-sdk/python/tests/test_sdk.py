@@ -231,3 +231,72 @@ def test_init_refuses_a_bad_config(wit):
     with pytest.raises(Exception) as e:
         weir.map_world(Strict)().init('{"m": 1}')
     assert e.value.value == wit.Error_InvalidConfig("`n` is required")
+
+
+class Top(weir.WindowProcess):
+    def process_window(self, window, elements):
+        best = max(elements, key=lambda r: r.json()["n"])
+        weir.emit(weir.Record.from_json({"start": window.start, "end": window.end, "top": best.json()["n"], "of": len(elements)}))
+
+
+def test_window_functions_run_natively():
+    from weir.testing import run_aggregate, run_window_process
+
+    class Sum(weir.Aggregate):
+        def create_accumulator(self):
+            return 0
+
+        def add(self, acc, rec):
+            return acc + rec.json()["n"]
+
+        def merge(self, a, b):
+            return a + b
+
+        def get_result(self, acc):
+            return {"sum": acc}
+
+    recs = [ev(n) for n in (3, 1, 2)]
+    assert run_aggregate(Sum, {}, recs) == {"sum": 6}
+    assert run_aggregate(Sum, {}, recs, split=1) == {"sum": 6}
+    [out] = run_window_process(Top, {}, (0, 10), recs, key="k")
+    assert out.json() == {"start": 0, "end": 10, "top": 3, "of": 3} and out.timestamp == 9
+
+
+def test_aggregate_and_window_worlds_answer_as_the_contract_says(wit):
+    class Sum(weir.Aggregate):
+        def create_accumulator(self):
+            return 0
+
+        def add(self, acc, rec):
+            return acc + rec.json()["n"]
+
+        def merge(self, a, b):
+            return a + b
+
+        def get_result(self, acc):
+            return {"sum": acc} if acc < 100 else acc
+
+    w = weir.aggregate_world(Sum)()
+    w.init("{}")
+    acc = w.create_accumulator()
+    acc = w.add(acc, [wit.Record(None, b'{"n": 2}', None, []), wit.Record(None, b'{"n": 5}', None, [])])
+    assert acc == b"7" and w.merge(acc, b"3") == b"10" and w.get_result(acc) == b'{"sum":7}'
+    with pytest.raises(Exception) as e:
+        w.add(acc, [wit.Record(None, b"{", None, [])])
+    assert isinstance(e.value.value, wit.Error_InvalidInput)
+    with pytest.raises(Exception) as e:
+        w.get_result(b"100")
+    assert "must answer a dict" in e.value.value.value
+    emitted = []
+    monkey = _host.current
+    try:
+        class Rec:
+            def emit(self, output, rec):
+                emitted.append(rec)
+        _host.current = Rec()
+        t = weir.window_process_world(Top)()
+        t.init("{}")
+        t.process_window(pytypes.SimpleNamespace(start=0, end=10), [wit.Record(b"k", b'{"n": 4}', 3, [])])
+    finally:
+        _host.current = monkey
+    assert emitted[0].json() == {"start": 0, "end": 10, "top": 4, "of": 1}

@@ -34,12 +34,13 @@ from . import _host
 
 __all__ = [
     "Record", "Timer", "EVENT_TIME", "PROCESSING_TIME", "InvalidInput", "InvalidConfig",
-    "Map", "Filter", "FlatMap", "KeySelector", "Process", "UNCHANGED", "same_value",
+    "Map", "Filter", "FlatMap", "KeySelector", "Process", "Aggregate", "WindowProcess", "Window",
+    "UNCHANGED", "same_value",
     "ValueState", "ListState", "MapState", "emit", "emit_to", "current_key",
     "current_watermark", "current_processing_time", "subtask_index",
     "register_event_timer", "delete_event_timer", "register_processing_timer",
     "delete_processing_timer", "log", "map_world", "filter_world", "flat_map_world",
-    "key_selector_world", "process_world",
+    "key_selector_world", "process_world", "aggregate_world", "window_process_world",
 ]
 
 #: The two clocks of `Timer.domain`.
@@ -194,6 +195,50 @@ class KeySelector(Operator):
     """A key per record (Flink's KeySelector): `select_key(rec)` returns bytes or text."""
 
     def select_key(self, rec):
+        raise NotImplementedError
+
+
+class Window:
+    """A window of a window operator: `start` (inclusive) and `end` (exclusive), epoch ms."""
+
+    __slots__ = ("start", "end")
+
+    def __init__(self, start, end):
+        self.start = start
+        self.end = end
+
+    def __eq__(self, other):
+        return isinstance(other, Window) and (self.start, self.end) == (other.start, other.end)
+
+    def __repr__(self):
+        return f"Window({self.start}, {self.end})"
+
+
+class Aggregate(Operator):
+    """An incremental window aggregate (Flink's AggregateFunction). The accumulator is any
+    value `json` writes (weir stores it between calls); `get_result` answers a dict whose
+    fields join the window's result row."""
+
+    def create_accumulator(self):
+        raise NotImplementedError
+
+    def add(self, acc, rec):
+        """The accumulator with `rec` added (records of one key and window)."""
+        raise NotImplementedError
+
+    def merge(self, a, b):
+        """Two accumulators as one (session windows merge)."""
+        raise NotImplementedError
+
+    def get_result(self, acc):
+        raise NotImplementedError
+
+
+class WindowProcess(Operator):
+    """Sees all elements of a window when it fires (Flink's ProcessWindowFunction):
+    `process_window(window, elements)` emits its rows with `weir.emit`."""
+
+    def process_window(self, window, elements):
         raise NotImplementedError
 
 
@@ -352,4 +397,12 @@ class _Log:
 
 log = _Log()
 
-from ._worlds import map_world, filter_world, flat_map_world, key_selector_world, process_world  # noqa: E402
+from ._worlds import (  # noqa: E402
+    aggregate_world,
+    filter_world,
+    flat_map_world,
+    key_selector_world,
+    map_world,
+    process_world,
+    window_process_world,
+)

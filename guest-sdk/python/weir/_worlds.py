@@ -5,7 +5,7 @@ contract's errors. Only used inside a component (the bindings come from `_host.W
 import json
 
 from . import _host
-from . import EVENT_TIME, PROCESSING_TIME, UNCHANGED, InvalidConfig, InvalidInput, Record, Timer, _bytes, _SameValue
+from . import EVENT_TIME, PROCESSING_TIME, UNCHANGED, InvalidConfig, InvalidInput, Record, Timer, Window, _bytes, _dumps, _SameValue
 
 
 def _types():
@@ -237,3 +237,73 @@ def process_world(cls):
         return on_timer
 
     return _world(cls, {"process": make_process, "on_timer": make_on_timer})
+
+
+def _record(r):
+    """A `weir.Record` of the contract's `record` (aggregate and window-process calls)."""
+    return Record(r.value, r.key, r.timestamp, r.headers)
+
+
+def _result(call):
+    """Runs `call`; its value, or the contract's error raised as componentize-py's `Err`."""
+    try:
+        return call()
+    except Exception as e:
+        raise _host.Err(_error(_types(), e))
+
+
+def aggregate_world(cls):
+    """The `aggregate` world of a `weir.Aggregate` class (accumulators stored as JSON)."""
+
+    def make_create(holder):
+        def create_accumulator(self):
+            return _dumps(holder["op"].create_accumulator())
+
+        return create_accumulator
+
+    def make_add(holder):
+        def add(self, accumulator, batch):
+            def go():
+                op = holder["op"]
+                acc = json.loads(accumulator)
+                for r in batch:
+                    acc = op.add(acc, _record(r))
+                return _dumps(acc)
+
+            return _result(go)
+
+        return add
+
+    def make_merge(holder):
+        def merge(self, a, b):
+            return _result(lambda: _dumps(holder["op"].merge(json.loads(a), json.loads(b))))
+
+        return merge
+
+    def make_get_result(holder):
+        def get_result(self, accumulator):
+            def go():
+                out = holder["op"].get_result(json.loads(accumulator))
+                if not isinstance(out, dict):
+                    raise TypeError(f"get_result must answer a dict (its fields join the result row), not {type(out).__name__}")
+                return _dumps(out)
+
+            return _result(go)
+
+        return get_result
+
+    return _world(
+        cls, {"create_accumulator": make_create, "add": make_add, "merge": make_merge, "get_result": make_get_result}
+    )
+
+
+def window_process_world(cls):
+    """The `window-process` world of a `weir.WindowProcess` class."""
+
+    def make(holder):
+        def process_window(self, window, elements):
+            return _result(lambda: holder["op"].process_window(Window(window.start, window.end), [_record(r) for r in elements]))
+
+        return process_window
+
+    return _world(cls, {"process_window": make})

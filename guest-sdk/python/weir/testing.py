@@ -13,7 +13,7 @@ clock in time order, side outputs and log lines. The same abilities as the Rust 
 
 import json
 
-from . import EVENT_TIME, PROCESSING_TIME, UNCHANGED, Record, Timer, _bytes, _host, _SameValue
+from . import EVENT_TIME, PROCESSING_TIME, UNCHANGED, Record, Timer, Window, _bytes, _host, _SameValue
 
 MIN_WATERMARK = -(2**63)
 
@@ -236,3 +236,30 @@ def run_select_key(cls, config, records):
     """Opens a `weir.KeySelector`; one answer per record: the key bytes, or the exception."""
     h = _Harness(cls, config)
     return _each(h, records, lambda rec: _bytes(h.op.select_key(rec)))
+
+
+def run_aggregate(cls, config, records, split=None):
+    """Opens a `weir.Aggregate`, adds `records` to a fresh accumulator and answers
+    `get_result`. With `split = i`, the first `i` and the rest go to two accumulators that are
+    then merged (as session windows merge). Accumulators pass through JSON, as in weir."""
+    h = _Harness(cls, config)
+
+    def fold(recs):
+        acc = json.loads(json.dumps(h.op.create_accumulator()))
+        for r in recs:
+            acc = json.loads(json.dumps(h.op.add(acc, r)))
+        return acc
+
+    acc = fold(records) if split is None else json.loads(json.dumps(h.op.merge(fold(records[:split]), fold(records[split:]))))
+    return h.op.get_result(acc)
+
+
+def run_window_process(cls, config, window, records, key=None):
+    """Opens a `weir.WindowProcess` and fires one window (`(start, end)` or a `weir.Window`)
+    of `key` with `records`; answers the records it emitted."""
+    h = _Harness(cls, config)
+    h.host.key = _bytes(key)
+    h.host.current_ts = (window.end if isinstance(window, Window) else window[1]) - 1
+    w = window if isinstance(window, Window) else Window(*window)
+    h.op.process_window(w, list(records))
+    return h.take_output()
