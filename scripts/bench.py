@@ -384,12 +384,42 @@ def python_log_analyzer(table, runs, work, lines):
             print(f"weir / PyFlink, {n:,} lines, whole processes: {wall / weir_s:.0f}x", flush=True)
 
 
+def scrape_cost(table, runs, events, work):
+    """The flagship job with the Prometheus endpoint off, and on with a scrape every second
+    (a thread of this script, as Prometheus would)."""
+    import threading
+    import urllib.request
+    data = os.path.join(work, f"logs-{events}.jsonl")
+    ensure_input(data, events)
+    job = [WEIR, "run", "tests/conformance/tumble10s.toml", "-p", "2", "--set", f"source.logs.path={data}", "--set", "sink.out.kind=discard"]
+    off, _, _ = throughput("endpoint off", job, runs, events, job_seconds, table)
+    for every, label in [(1.0, "every second"), (0.1, "every 100 ms (ten times Prometheus's fastest usual rate)")]:
+        port = free_port()
+        stop, scrapes = threading.Event(), []
+
+        def scraper():
+            while not stop.wait(every):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
+                        scrapes.append(len(r.read()))
+                except OSError:
+                    pass
+
+        t = threading.Thread(target=scraper, daemon=True)
+        t.start()
+        on, _, _ = throughput(f"endpoint on, scraped {label}", [*job, "--metrics-addr", f"127.0.0.1:{port}"], runs, events, job_seconds, table)
+        stop.set()
+        t.join()
+        print(f"scrapes answered {label}: {len(scrapes)}; endpoint on / off: {on / off:.3f}", flush=True)
+
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--keys", type=int, default=1_000_000)
-    ap.add_argument("--skip", default="", help="comma list of: flagship,flink,flink-sql,latency,checkpoints,reload,languages,pyflink,criterion")
+    ap.add_argument("--skip", default="", help="comma list of: flagship,flink,flink-sql,latency,checkpoints,reload,languages,pyflink,scrape,criterion")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     work = os.environ.get("WEIR_BENCH_DIR", "/tmp/weir-bench")
@@ -487,6 +517,13 @@ def main():
         print("case | median s | runs (s)")
         print("--- | --- | ---")
         start_time(Table(), a.runs)
+        print()
+
+    if "scrape" not in skip:
+        print(f"## Prometheus endpoint: the flagship job ({a.events:,} lines, p=2) with it off, and on and scraped every second\n")
+        print("case | median s | events/s | peak RSS MB | runs (s)")
+        print("--- | --- | --- | --- | ---")
+        scrape_cost(Table(), a.runs, a.events, work)
         print()
 
     if "languages" not in skip:

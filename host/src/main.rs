@@ -62,6 +62,10 @@ enum Command {
         /// Write the job's counters as JSON to this file when it ends.
         #[arg(long, value_name = "FILE")]
         metrics: Option<PathBuf>,
+        /// Serve the job's Prometheus metrics at http://ADDR/metrics while it runs (same as
+        /// `--set metrics.addr=ADDR`).
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<String>,
         /// Resume from `latest` (the newest complete checkpoint in `checkpoint.dir`) or from
         /// a checkpoint or savepoint folder.
         #[arg(long, value_name = "latest|PATH")]
@@ -208,7 +212,10 @@ fn run_with_restarts(
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { job, sets, parallelism, metrics, restore, watch } => {
+        Command::Run { job, mut sets, parallelism, metrics, metrics_addr, restore, watch } => {
+            if let Some(addr) = metrics_addr {
+                sets.push(format!("metrics.addr={addr}"));
+            }
             let report = run_with_restarts(&job, sets, parallelism, restore, watch)?;
             let m = &report.metrics;
             let json = m.to_json();

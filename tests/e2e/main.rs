@@ -8,6 +8,7 @@ mod kafka;
 mod languages;
 mod layout;
 mod log_analyzer;
+mod observability;
 mod processing_time;
 mod recovery;
 mod reload;

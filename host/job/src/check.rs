@@ -19,8 +19,8 @@ use crate::file::{
     WatermarkSpec, WatermarkStrategy,
 };
 use crate::{
-    EventTime, Function, Input, Job, JobError, KeyBy, OperatorDef, PluginDef, Reload, Restart, SinkDef, SourceDef, Stamp, StateDef,
-    TimeField, Ttl, Watermarks, WindowDef, WindowFunction, MAX_BATCH_SIZE,
+    EventTime, Function, Input, Job, JobError, KeyBy, MetricsEndpoint, OperatorDef, PluginDef, Reload, Restart, SinkDef, SourceDef, Stamp,
+    StateDef, TimeField, Ttl, Watermarks, WindowDef, WindowFunction, MAX_BATCH_SIZE,
 };
 
 /// Checks one job file.
@@ -105,6 +105,22 @@ impl Checker<'_> {
                 Some(addr)
             }
         };
+        let metrics = match &s.metrics.addr {
+            None => {
+                if s.metrics.linger.is_some() {
+                    return Err(
+                        self.error("metrics.linger", "there is no endpoint to keep: set `metrics.addr` too (e.g. \"127.0.0.1:9249\")")
+                    );
+                }
+                None
+            }
+            Some(a) => Some(MetricsEndpoint {
+                addr: a.parse().map_err(|_| {
+                    self.error("metrics.addr", format!("`{a}` is not an address; write e.g. \"127.0.0.1:9249\" (port 0: any free port)"))
+                })?,
+                linger: duration(self.origin, "metrics.linger", &s.metrics.linger)?.unwrap_or(Duration::ZERO),
+            }),
+        };
         let checkpoint_dir = s.checkpoint.dir.as_deref().map(|d| PathBuf::from(d.strip_prefix("file://").unwrap_or(d)));
         let checkpoint = self.checkpoint(checkpoint_dir.clone(), control.is_some())?;
         let restart = Restart {
@@ -131,6 +147,7 @@ impl Checker<'_> {
             restart,
             reload,
             control,
+            metrics,
             plugin_deadline,
             plugin_deadline_budget: s.plugin_deadline_budget.unwrap_or(DEFAULT_DEADLINE_BUDGET),
             dir: self.dir.clone(),

@@ -49,6 +49,9 @@ pub struct JobFile {
     /// Loopback address of the control endpoint (`weir savepoint`), e.g. `127.0.0.1:7070`.
     #[serde(default)]
     pub control: Option<String>,
+    /// The HTTP endpoint with the job's Prometheus metrics.
+    #[serde(default)]
+    pub metrics: MetricsSpec,
     /// Longest a plugin call may run before it is stopped as a trap (`10s`), or `off`.
     #[serde(default)]
     pub plugin_deadline: Option<String>,
@@ -135,6 +138,18 @@ pub struct ReloadSpec {
     /// (default 10).
     #[serde(default)]
     pub max_failures: Option<u32>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MetricsSpec {
+    /// Address of the HTTP endpoint (`/metrics`), e.g. `127.0.0.1:9249`; none: no endpoint.
+    #[serde(default)]
+    pub addr: Option<String>,
+    /// How long the endpoint keeps answering after the job ends (default 0s).
+    #[serde(default)]
+    pub linger: Option<String>,
 }
 
 /// A source: the fields every source has, and its kind's own (`fields`), which the kind's

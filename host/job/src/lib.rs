@@ -56,6 +56,8 @@ pub struct Job {
     pub reload: Reload,
     /// Loopback address of the control endpoint.
     pub control: Option<SocketAddr>,
+    /// The Prometheus metrics endpoint, when `[metrics] addr` is set.
+    pub metrics: Option<MetricsEndpoint>,
     /// How long a plugin call may run (`None`: no limit).
     pub plugin_deadline: Option<Duration>,
     /// Calls of one operator subtask that may exceed the deadline before the job fails.
@@ -64,6 +66,15 @@ pub struct Job {
     pub dir: PathBuf,
     /// Where the values came from, for errors found later (when a plugin is loaded).
     pub origin: error::Origin,
+}
+
+/// `[metrics]`: where the job's counters are served while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsEndpoint {
+    /// The HTTP address (`/metrics`).
+    pub addr: SocketAddr,
+    /// How long it keeps answering after the job ends.
+    pub linger: Duration,
 }
 
 /// A source.

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod control;
 pub mod route;
 pub mod task;
+pub mod web;
 
 pub use chain::{Chain, ChainLink};
 pub use route::{Envelope, KeyExtractor, Partitioner, Route, CHANNEL_CAPACITY};

@@ -290,6 +290,11 @@ impl Planned {
         let run = Arc::new(RunState::default());
         let sources_ended = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        // The metrics endpoint answers from before the first record to after the last.
+        let web = match &self.job.metrics {
+            Some(m) => Some((weir_runtime::web::serve(m.addr, self.job.name.clone(), self.metrics.clone())?, m.linger)),
+            None => None,
+        };
         let handles = self.start(tasks, &inputs, restore.as_ref(), &run, &sources_ended, &stop)?;
         let done = Arc::new(AtomicBool::new(false));
         let mut control = None;
@@ -351,6 +356,9 @@ impl Planned {
                 Err(_) => run.fail("checkpoint coordinator", &anyhow::anyhow!("panicked")),
                 Ok(Ok(())) => {}
             }
+        }
+        if let Some((endpoint, linger)) = web {
+            endpoint.finish(linger);
         }
         if self.job.state.backend == Backend::Rocksdb && self.job.state.dir.is_none() {
             let _ = std::fs::remove_dir_all(self.state_dir());

@@ -1,0 +1,208 @@
+//! The job's HTTP endpoint (`[metrics] addr`, `weir run --metrics-addr`): its counters in
+//! the Prometheus text format at `/metrics`, read from the job's live `JobMetrics` at each
+//! scrape. Served by hyper on a small tokio runtime of its own, beside the task threads, so
+//! a scrape never waits for a task and a task never waits for a scrape.
+//!
+//! Names follow Prometheus's conventions: the `weir_` prefix, base units, `_total` on
+//! counters (prometheus-client adds it), labels `job` and `operator` (names from the job
+//! file, so the label values are bounded). After the job ends the endpoint keeps answering
+//! for `[metrics] linger`, with `weir_job_running` 0, so that a scraper's last look at a
+//! bounded job sees its final counts.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use weir_core::status::JobMetrics;
+
+/// The content type of `/metrics` (what prometheus-client writes).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A running endpoint; [`Endpoint::finish`] stops it.
+#[derive(Debug)]
+pub struct Endpoint {
+    thread: std::thread::JoinHandle<()>,
+    running: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    /// The address it listens on (the port the OS chose when the job asked for port 0).
+    pub addr: SocketAddr,
+}
+
+impl Endpoint {
+    /// Marks the job ended (`weir_job_running` 0), keeps answering for `linger`, then stops.
+    pub fn finish(self, linger: Duration) {
+        self.running.store(false, Ordering::SeqCst);
+        std::thread::sleep(linger);
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts serving `metrics` of job `job` on `addr`.
+pub fn serve(addr: SocketAddr, job: String, metrics: Arc<JobMetrics>) -> anyhow::Result<Endpoint> {
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("metrics endpoint: cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let (running, stop) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
+    let (r, s) = (running.clone(), stop.clone());
+    let thread = std::thread::Builder::new().name("weir-http".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return eprintln!("weir: metrics endpoint: {e}"),
+        };
+        rt.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+            let job: Arc<str> = job.into();
+            while !s.load(Ordering::Relaxed) {
+                let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await else { continue };
+                let (job, metrics, running) = (job.clone(), metrics.clone(), r.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let answer = respond(&req, &job, &metrics, running.load(Ordering::SeqCst));
+                        async move { Ok::<_, std::convert::Infallible>(answer) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+                });
+            }
+        });
+    })?;
+    Ok(Endpoint { thread, running, stop, addr: local })
+}
+
+fn respond(req: &Request<hyper::body::Incoming>, job: &str, metrics: &JobMetrics, running: bool) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, kind: &str, body: String| {
+        Response::builder().status(status).header("content-type", kind).body(Full::new(Bytes::from(body))).unwrap_or_default()
+    };
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => reply(StatusCode::OK, CONTENT_TYPE, encode(job, metrics, running)),
+        (&Method::GET, "/") => {
+            reply(StatusCode::OK, "text/plain; charset=utf-8", format!("weir job `{job}`: Prometheus metrics at /metrics\n"))
+        }
+        (&Method::GET, _) => reply(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found: weir serves /metrics\n".into()),
+        _ => reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "only GET\n".into()),
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabel {
+    job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperatorLabels {
+    job: String,
+    operator: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    job: String,
+    operator: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckpointLabels {
+    job: String,
+    outcome: String,
+}
+
+/// The job's counters in the OpenMetrics text format (what Prometheus scrapes).
+pub fn encode(job: &str, metrics: &JobMetrics, running: bool) -> String {
+    let mut reg = Registry::default();
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut per_node = |name: &str, help: &str, read: &dyn Fn(&weir_core::status::NodeMetrics) -> u64| {
+        let family = Family::<OperatorLabels, Counter>::default();
+        for (n, m) in &metrics.nodes {
+            family.get_or_create(&OperatorLabels { job: job.into(), operator: n.clone() }).inc_by(read(m));
+        }
+        reg.register(name, help, family);
+    };
+    per_node("weir_records_in", "Records that entered the operator (source: records read)", &|m| g(&m.records_in));
+    per_node("weir_records_out", "Records the operator emitted on its main output", &|m| g(&m.records_out));
+    per_node("weir_dead_letters", "Records the operator sent to the dead-letter output (malformed input, plugin failures)", &|m| {
+        g(&m.dead_letters)
+    });
+    per_node("weir_unrouted_records", "Records emitted to side outputs the job does not route anywhere", &|m| g(&m.unrouted));
+    per_node("weir_plugin_restarts", "Plugin instances recreated after a trap", &|m| g(&m.restarts));
+    let late = Family::<OutcomeLabels, Counter>::default();
+    for (n, m) in &metrics.nodes {
+        for (outcome, v) in [("dropped", g(&m.late_dropped)), ("side_output", g(&m.late_side))] {
+            late.get_or_create(&OutcomeLabels { job: job.into(), operator: n.clone(), outcome: outcome.into() }).inc_by(v);
+        }
+    }
+    reg.register("weir_late_records", "Records behind the watermark past allowed lateness: dropped, or sent to the late side output", late);
+    let c = &metrics.checkpoints;
+    let checkpoints = Family::<CheckpointLabels, Counter>::default();
+    for (outcome, v) in [("completed", g(&c.completed)), ("failed", g(&c.failed))] {
+        checkpoints.get_or_create(&CheckpointLabels { job: job.into(), outcome: outcome.into() }).inc_by(v);
+    }
+    reg.register("weir_checkpoints", "Checkpoints completed, and failed or timed out", checkpoints);
+    let seconds = |ms: u64| ms as f64 / 1000.0;
+    let mut gauge = |name: &str, help: &str, unit: Option<Unit>, v: f64| {
+        let family = Family::<JobLabel, Gauge<f64, AtomicU64>>::default();
+        family.get_or_create(&JobLabel { job: job.into() }).set(v);
+        match unit {
+            Some(u) => reg.register_with_unit(name, help, u, family),
+            None => reg.register(name, help, family),
+        }
+    };
+    gauge(
+        "weir_checkpoint_last_duration",
+        "Trigger to metadata of the last completed checkpoint",
+        Some(Unit::Seconds),
+        seconds(g(&c.last_duration_ms)),
+    );
+    gauge("weir_checkpoint_max_duration", "The longest checkpoint so far", Some(Unit::Seconds), seconds(g(&c.max_duration_ms)));
+    gauge("weir_checkpoint_last_size", "Files of the last completed checkpoint", Some(Unit::Bytes), g(&c.last_bytes) as f64);
+    gauge(
+        "weir_job_running",
+        "1 while the job runs, 0 once it ended (the endpoint lingers for `[metrics] linger`)",
+        None,
+        f64::from(u8::from(running)),
+    );
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_carry_their_job_and_operator_and_units() {
+        let mut m = JobMetrics::default();
+        m.node("logs").records_in.store(7, Ordering::Relaxed);
+        m.node("parse").dead_letters.store(2, Ordering::Relaxed);
+        m.node("parse").late_side.store(1, Ordering::Relaxed);
+        m.checkpoints.completed.store(3, Ordering::Relaxed);
+        m.checkpoints.last_duration_ms.store(1500, Ordering::Relaxed);
+        let text = encode("j", &m, true);
+        for line in [
+            "weir_records_in_total{job=\"j\",operator=\"logs\"} 7",
+            "weir_dead_letters_total{job=\"j\",operator=\"parse\"} 2",
+            "weir_late_records_total{job=\"j\",operator=\"parse\",outcome=\"side_output\"} 1",
+            "weir_checkpoints_total{job=\"j\",outcome=\"completed\"} 3",
+            "weir_checkpoint_last_duration_seconds{job=\"j\"} 1.5",
+            "weir_job_running{job=\"j\"} 1.0",
+            "# TYPE weir_records_in counter",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        assert!(encode("j", &m, false).contains("weir_job_running{job=\"j\"} 0.0"));
+    }
+}

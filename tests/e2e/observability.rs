@@ -1,0 +1,105 @@
+//! Seeing a running job: the Prometheus endpoint (`[metrics] addr`, `--metrics-addr`)
+//! scraped during a run and after it, against the job's real counts.
+
+use std::io::{Read, Write};
+
+use crate::support::*;
+
+/// `GET path` on `addr`: (status line, content type, body); None when nothing answers.
+fn get(addr: &str, path: &str) -> Option<(String, String, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.lines().next()?.to_string();
+    let kind = head.lines().find_map(|l| l.strip_prefix("content-type: ")).unwrap_or_default().to_string();
+    Some((status, kind, body.to_string()))
+}
+
+/// The value of the sample `name{labels}` in a scrape.
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_scraped_during_and_after_a_run_equal_the_jobs_counts() {
+    plugins();
+    let (name, case) = cases().into_iter().next().expect("a case");
+    let flink_alerts = read_jsonl(&case.join("flink-alerts.jsonl")).len() as f64;
+    let lines = std::fs::read_to_string(case.join("logs.jsonl")).expect("logs").lines().count() as f64;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("metrics.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "plugins/log-analyzer/job.toml", "--metrics-addr", &addr, "--metrics", &json.display().to_string()])
+        .args(["--set", "source.logs.kind=file", "--set", &format!("source.logs.path={}", case.join("logs.jsonl").display())])
+        // About 3 s of input, and the endpoint kept 3 s after the end for the last look.
+        .args(["--set", "source.logs.rate=3000", "--set", "metrics.linger=3s"])
+        .args(["--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard", "--set", "dead-letter.kind=discard"])
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn weir");
+    let started = std::time::Instant::now();
+    let records_in = "weir_records_in_total{job=\"log-analyzer\",operator=\"logs\"}";
+    let running = "weir_job_running{job=\"log-analyzer\"}";
+    // Two looks while it runs: the count is under way and moves.
+    let mut seen = Vec::new();
+    let mut last = String::new();
+    while started.elapsed() < std::time::Duration::from_secs(60) {
+        if let Some((status, kind, body)) = get(&addr, "/metrics") {
+            assert_eq!(status, "HTTP/1.1 200 OK");
+            assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+            let n = sample(&body, records_in).expect("records in of the source");
+            if sample(&body, running) == Some(1.0) && n > 0.0 && n < lines && seen.last() != Some(&n) {
+                seen.push(n);
+            }
+            if sample(&body, running) == Some(0.0) {
+                last = body;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "weir failed");
+    assert!(seen.len() >= 2, "{name}: the count moved between two looks during the run: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    // The last look, after the end, gives the job's real counts, the same the summary gives.
+    assert!(!last.is_empty(), "no look after the job ended (linger)");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("metrics file")).expect("JSON");
+    for (node, key, metric) in [
+        ("logs", "records_in", "weir_records_in_total"),
+        ("parse", "records_out", "weir_records_out_total"),
+        ("detect", "records_out", "weir_records_out_total"),
+        ("alerts", "records_in", "weir_records_in_total"),
+        ("parse", "dead_letters", "weir_dead_letters_total"),
+        ("tumble10s", "late_dropped", "weir_late_records_total"),
+    ] {
+        let labels = match metric {
+            "weir_late_records_total" => format!("{{job=\"log-analyzer\",operator=\"{node}\",outcome=\"dropped\"}}"),
+            _ => format!("{{job=\"log-analyzer\",operator=\"{node}\"}}"),
+        };
+        let scraped = sample(&last, &format!("{metric}{labels}")).unwrap_or_else(|| panic!("no {metric}{labels} in:\n{last}"));
+        assert_eq!(scraped, m["nodes"][node][key].as_f64().expect("count"), "{node} {key}");
+    }
+    assert_eq!(sample(&last, records_in), Some(lines), "every line read");
+    assert_eq!(sample(&last, "weir_records_in_total{job=\"log-analyzer\",operator=\"alerts\"}"), Some(flink_alerts), "every alert");
+    let dead: f64 =
+        last.lines().filter(|l| l.starts_with("weir_dead_letters_total{")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();
+    assert_eq!(dead, malformed(&case) as f64, "dead letters over all operators");
+    // Only /metrics is served; the endpoint is gone once the job's process ends.
+    assert!(get(&addr, "/metrics").is_none(), "nothing listens after the process ended");
+}
+
+#[test]
+fn a_bad_metrics_address_is_refused_with_the_field() {
+    plugins();
+    let job = root().join("plugins/log-analyzer/job.toml").display().to_string();
+    fails_with(&["validate", &job, "--set", "metrics.addr=nowhere"], &["metrics.addr", "`nowhere` is not an address", "127.0.0.1:9249"]);
+    fails_with(&["validate", &job, "--set", "metrics.linger=5s"], &["metrics.linger", "set `metrics.addr` too"]);
+    fails_with(&["validate", &job, "--set", "metrics.port=1"], &["metrics.port", "unknown field"]);
+}
