@@ -3,6 +3,8 @@
 # and the C toolchain pieces some crates build with. Safe to run again.
 #   --test-broker  also the Kafka-compatible broker the tests start (tansu)
 #   --languages    also the toolchains of plugins in Python, JavaScript, C and Go
+#   --browser      also headless Chromium (Debian's package) and playwright-core (npm) for
+#                  the dashboard's browser test
 # (scripts/test.sh asks for both).
 set -euo pipefail
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
@@ -92,4 +94,16 @@ if [[ " $* " == *" --languages "* ]]; then
     fi
     rm -rf "$tools/go-wit-pkg" && cp -r "$src" "$tools/go-wit-pkg"
   fi
+fi
+
+# The dashboard's browser test: Debian's Chromium (a browser download is not possible here)
+# driven by playwright-core, which is installed into weir's cache, not the project.
+if [[ " $* " == *" --browser "* ]]; then
+  if [ ! -x /usr/bin/chromium ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  [ -d "$HOME/.cache/weir/browser/node_modules/playwright-core" ] ||
+    npm install --silent --no-audit --no-fund --prefix "$HOME/.cache/weir/browser" playwright-core@1.65
 fi

@@ -8,7 +8,7 @@ trap 'rm -f "$log"' EXIT
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
-bash scripts/setup.sh --test-broker --languages
+bash scripts/setup.sh --test-broker --languages --browser
 echo "== format"
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path plugins/Cargo.toml -- --check

@@ -103,3 +103,39 @@ fn a_bad_metrics_address_is_refused_with_the_field() {
     fails_with(&["validate", &job, "--set", "metrics.linger=5s"], &["metrics.linger", "set `metrics.addr` too"]);
     fails_with(&["validate", &job, "--set", "metrics.port=1"], &["metrics.port", "unknown field"]);
 }
+
+#[test]
+fn the_dashboard_shows_every_operator_and_its_counts_advance_in_a_real_browser() {
+    plugins();
+    let (_, case) = cases().into_iter().next().expect("a case");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "plugins/log-analyzer/job.toml", "--metrics-addr", &addr])
+        .args(["--set", "source.logs.kind=file", "--set", &format!("source.logs.path={}", case.join("logs.jsonl").display())])
+        // About 7 s of input: long enough for two looks a second and a half apart.
+        .args(["--set", "source.logs.rate=1500"])
+        .args(["--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard", "--set", "dead-letter.kind=discard"])
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn weir");
+    wait_for_listener(&addr, std::time::Duration::from_secs(30));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shot = dir.path().join("dashboard.png");
+    let nodes = "logs,parse,detect,tumble10s,actions60s,alerts,metrics,dead-letter";
+    let look = std::process::Command::new("node")
+        .arg(root().join("tests/browser/dashboard.mjs"))
+        .args([&format!("http://{addr}/"), nodes, &shot.display().to_string()])
+        .output()
+        .expect("node");
+    let _ = child.kill();
+    let _ = child.wait();
+    let said = String::from_utf8_lossy(&look.stdout);
+    assert!(look.status.success(), "the browser's look failed:\n{said}{}", String::from_utf8_lossy(&look.stderr));
+    let seen: serde_json::Value = serde_json::from_str(said.trim()).expect("a JSON line");
+    assert_eq!(seen["job"], "log-analyzer");
+    assert_eq!(seen["state"], "running");
+    assert!(seen["second"].as_u64() > seen["first"].as_u64(), "{seen}");
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false), "a screenshot was taken");
+}

@@ -1,6 +1,7 @@
 //! The job's HTTP endpoint (`[metrics] addr`, `weir run --metrics-addr`): its counters in
-//! the Prometheus text format at `/metrics`, read from the job's live `JobMetrics` at each
-//! scrape. Served by hyper on a small tokio runtime of its own, beside the task threads, so
+//! the Prometheus text format at `/metrics`, the same as JSON with the job graph at
+//! `/api/job`, and a dashboard at `/` (one page built into the binary, no other resources),
+//! all read from the job's live `JobMetrics` at each request. Served by hyper on a small tokio runtime of its own, beside the task threads, so
 //! a scrape never waits for a task and a task never waits for a scrape.
 //!
 //! Names follow Prometheus's conventions: the `weir_` prefix, base units, `_total` on
@@ -28,6 +29,35 @@ use weir_core::status::JobMetrics;
 /// The content type of `/metrics` (what prometheus-client writes).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// One node of the job graph, as the dashboard draws it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GraphNode {
+    /// Its name in the job file.
+    pub name: String,
+    /// `source`, `operator`, `sink` or `dead-letter`.
+    pub kind: &'static str,
+    /// Parallel subtasks.
+    pub parallelism: usize,
+    /// Upstream nodes, as `name` or `name.side-output`.
+    pub inputs: Vec<String>,
+}
+
+/// What the endpoint serves: the job's name, graph and live counters.
+#[derive(Debug)]
+pub struct Job {
+    /// Its name.
+    pub name: String,
+    /// The graph, sources first.
+    pub graph: Vec<GraphNode>,
+    /// The counters, live.
+    pub metrics: Arc<JobMetrics>,
+    /// When the run started.
+    pub started: std::time::Instant,
+}
+
+/// The dashboard page.
+const DASHBOARD: &str = include_str!("web/dashboard.html");
+
 /// A running endpoint; [`Endpoint::finish`] stops it.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -48,8 +78,8 @@ impl Endpoint {
     }
 }
 
-/// Starts serving `metrics` of job `job` on `addr`.
-pub fn serve(addr: SocketAddr, job: String, metrics: Arc<JobMetrics>) -> anyhow::Result<Endpoint> {
+/// Starts serving `job` on `addr`.
+pub fn serve(addr: SocketAddr, job: Job) -> anyhow::Result<Endpoint> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("metrics endpoint: cannot listen on {addr}"))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
@@ -62,13 +92,13 @@ pub fn serve(addr: SocketAddr, job: String, metrics: Arc<JobMetrics>) -> anyhow:
         };
         rt.block_on(async move {
             let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-            let job: Arc<str> = job.into();
+            let job = Arc::new(job);
             while !s.load(Ordering::Relaxed) {
                 let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await else { continue };
-                let (job, metrics, running) = (job.clone(), metrics.clone(), r.clone());
+                let (job, running) = (job.clone(), r.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let answer = respond(&req, &job, &metrics, running.load(Ordering::SeqCst));
+                        let answer = respond(&req, &job, running.load(Ordering::SeqCst));
                         async move { Ok::<_, std::convert::Infallible>(answer) }
                     });
                     let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service);
@@ -80,18 +110,48 @@ pub fn serve(addr: SocketAddr, job: String, metrics: Arc<JobMetrics>) -> anyhow:
     Ok(Endpoint { thread, running, stop, addr: local })
 }
 
-fn respond(req: &Request<hyper::body::Incoming>, job: &str, metrics: &JobMetrics, running: bool) -> Response<Full<Bytes>> {
+fn respond(req: &Request<hyper::body::Incoming>, job: &Job, running: bool) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, kind: &str, body: String| {
-        Response::builder().status(status).header("content-type", kind).body(Full::new(Bytes::from(body))).unwrap_or_default()
+        Response::builder()
+            .status(status)
+            .header("content-type", kind)
+            .header("cache-control", "no-store")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_default()
     };
+    let text = "text/plain; charset=utf-8";
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => reply(StatusCode::OK, CONTENT_TYPE, encode(job, metrics, running)),
-        (&Method::GET, "/") => {
-            reply(StatusCode::OK, "text/plain; charset=utf-8", format!("weir job `{job}`: Prometheus metrics at /metrics\n"))
-        }
-        (&Method::GET, _) => reply(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found: weir serves /metrics\n".into()),
-        _ => reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "only GET\n".into()),
+        (&Method::GET, "/metrics") => reply(StatusCode::OK, CONTENT_TYPE, encode(&job.name, &job.metrics, running)),
+        (&Method::GET, "/api/job") => reply(StatusCode::OK, "application/json", api(job, running).to_string()),
+        (&Method::GET, "/") => reply(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.to_string()),
+        // Browsers ask; there is none.
+        (&Method::GET, "/favicon.ico") => reply(StatusCode::NO_CONTENT, text, String::new()),
+        (&Method::GET, _) => reply(StatusCode::NOT_FOUND, text, "not found: weir serves /, /api/job and /metrics\n".into()),
+        _ => reply(StatusCode::METHOD_NOT_ALLOWED, text, "only GET\n".into()),
     }
+}
+
+/// `/api/job`: the graph with each node's counters, the checkpoints, and the clock of the
+/// run (the dashboard computes rates from two answers).
+fn api(job: &Job, running: bool) -> serde_json::Value {
+    let counters = job.metrics.to_json();
+    let nodes: Vec<serde_json::Value> = job
+        .graph
+        .iter()
+        .map(|n| {
+            let mut v = serde_json::to_value(n).unwrap_or_default();
+            v["counters"] = counters["nodes"][&n.name].clone();
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "job": job.name,
+        "running": running,
+        "elapsed_ms": job.started.elapsed().as_millis() as u64,
+        "nodes": nodes,
+        "checkpoints": counters["checkpoints"],
+        "dead_letters": counters["dead_letters"],
+    })
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -270,6 +270,33 @@ impl Planned {
     }
 
     /// Runs the job to its end.
+    /// What the HTTP endpoint shows of this run: the graph and the live counters.
+    fn web_job(&self, started: Instant) -> weir_runtime::web::Job {
+        let graph = self
+            .nodes
+            .iter()
+            .map(|n| weir_runtime::web::GraphNode {
+                name: n.name.clone(),
+                kind: match n.kind {
+                    NodeKind::Source => "source",
+                    NodeKind::Operator => "operator",
+                    NodeKind::Sink => "sink",
+                    NodeKind::DeadLetter => "dead-letter",
+                },
+                parallelism: n.parallelism,
+                inputs: n
+                    .inputs
+                    .iter()
+                    .map(|(i, side)| match side {
+                        Some(side) => format!("{}.{side}", self.nodes[*i].name),
+                        None => self.nodes[*i].name.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        weir_runtime::web::Job { name: self.job.name.clone(), graph, metrics: self.metrics.clone(), started }
+    }
+
     pub fn run(self) -> anyhow::Result<RunReport> {
         let started = Instant::now();
         let restore = self.restore_point()?;
@@ -292,7 +319,7 @@ impl Planned {
         let stop = Arc::new(AtomicBool::new(false));
         // The metrics endpoint answers from before the first record to after the last.
         let web = match &self.job.metrics {
-            Some(m) => Some((weir_runtime::web::serve(m.addr, self.job.name.clone(), self.metrics.clone())?, m.linger)),
+            Some(m) => Some((weir_runtime::web::serve(m.addr, self.web_job(started))?, m.linger)),
             None => None,
         };
         let handles = self.start(tasks, &inputs, restore.as_ref(), &run, &sources_ended, &stop)?;

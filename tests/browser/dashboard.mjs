@@ -1,0 +1,46 @@
+// Looks at a running job's dashboard in headless Chromium (Debian's package, driven by
+// playwright-core; no browser download):
+//   node tests/browser/dashboard.mjs http://ADDR/ NODE,NODE,... [SCREENSHOT.png]
+// Passes when the page loads, shows every named operator (in the graph and in the table),
+// and the source's count advances between two looks a second and a half apart. Prints what
+// it saw as one JSON line.
+import { createRequire } from 'node:module';
+import assert from 'node:assert/strict';
+import os from 'node:os';
+import path from 'node:path';
+
+const [url, names, shot] = process.argv.slice(2);
+const tools = process.env.WEIR_BROWSER_TOOLS ?? path.join(os.homedir(), '.cache/weir/browser');
+const { chromium } = createRequire(path.join(tools, 'node_modules') + '/')('playwright-core');
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  await page.goto(url);
+  const nodes = names.split(',');
+  for (const n of nodes) {
+    await page.waitForSelector(`g[data-node="${n}"]`, { timeout: 10000 });
+    await page.waitForSelector(`tr[data-node="${n}"]`, { timeout: 10000 });
+  }
+  const source = nodes[0];
+  const count = async () => Number((await page.textContent(`tr[data-node="${source}"] .in`)).replace(/[^0-9]/g, '') || 0);
+  await page.waitForFunction((s) => /[1-9]/.test(document.querySelector(`tr[data-node="${s}"] .in`)?.textContent ?? ''), source, { timeout: 10000 });
+  const first = await count();
+  await page.waitForTimeout(1500);
+  const second = await count();
+  assert.ok(second > first, `the count of ${source} did not advance: ${first} then ${second}`);
+  const state = await page.textContent('#state');
+  const job = await page.textContent('#job');
+  if (shot) await page.screenshot({ path: shot, fullPage: true });
+  assert.deepEqual(errors, [], 'no errors on the page');
+  console.log(JSON.stringify({ job, state, source, first, second, nodes: nodes.length }));
+} finally {
+  await browser.close();
+}
