@@ -18,6 +18,22 @@ fn get(addr: &str, path: &str) -> Option<(String, String, String)> {
     Some((status, kind, body.to_string()))
 }
 
+/// Starts the log-analyzer on `case` at `rate` lines/s with its endpoint on `addr`, sinks
+/// discarding, and `extra` arguments.
+fn start(addr: &str, case: &std::path::Path, rate: u32, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "plugins/log-analyzer/job.toml", "--metrics-addr", addr])
+        .args(["--set", "source.logs.kind=file", "--set", &format!("source.logs.path={}", case.join("logs.jsonl").display())])
+        .args(["--set", &format!("source.logs.rate={rate}")])
+        .args(["--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard", "--set", "dead-letter.kind=discard"])
+        .args(extra)
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn weir")
+}
+
 /// The value of the sample `name{labels}` in a scrape.
 fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
@@ -32,17 +48,8 @@ fn metrics_scraped_during_and_after_a_run_equal_the_jobs_counts() {
     let addr = format!("127.0.0.1:{}", free_port());
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("metrics.json");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["run", "plugins/log-analyzer/job.toml", "--metrics-addr", &addr, "--metrics", &json.display().to_string()])
-        .args(["--set", "source.logs.kind=file", "--set", &format!("source.logs.path={}", case.join("logs.jsonl").display())])
-        // About 3 s of input, and the endpoint kept 3 s after the end for the last look.
-        .args(["--set", "source.logs.rate=3000", "--set", "metrics.linger=3s"])
-        .args(["--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard", "--set", "dead-letter.kind=discard"])
-        .current_dir(root())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn weir");
+    // About 3 s of input, and the endpoint kept 3 s after the end for the last look.
+    let mut child = start(&addr, &case, 3000, &["--metrics", &json.display().to_string(), "--set", "metrics.linger=3s"]);
     let started = std::time::Instant::now();
     let records_in = "weir_records_in_total{job=\"log-analyzer\",operator=\"logs\"}";
     let running = "weir_job_running{job=\"log-analyzer\"}";
@@ -109,17 +116,8 @@ fn the_dashboard_shows_every_operator_and_its_counts_advance_in_a_real_browser()
     plugins();
     let (_, case) = cases().into_iter().next().expect("a case");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["run", "plugins/log-analyzer/job.toml", "--metrics-addr", &addr])
-        .args(["--set", "source.logs.kind=file", "--set", &format!("source.logs.path={}", case.join("logs.jsonl").display())])
-        // About 7 s of input: long enough for two looks a second and a half apart.
-        .args(["--set", "source.logs.rate=1500"])
-        .args(["--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard", "--set", "dead-letter.kind=discard"])
-        .current_dir(root())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn weir");
+    // About 7 s of input: long enough for two looks a second and a half apart.
+    let mut child = start(&addr, &case, 1500, &[]);
     wait_for_listener(&addr, std::time::Duration::from_secs(30));
     let dir = tempfile::tempdir().expect("tempdir");
     let shot = dir.path().join("dashboard.png");
