@@ -6,6 +6,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
 bash scripts/setup.sh
+# Each stage says what it builds and what it costs the first time (2 cores); cargo shows its
+# own progress. Later runs take seconds: everything is cached under ~/.cache/weir.
+echo "run: building the plugins (Rust, wasm32-wasip2; the first time about 3 minutes)" >&2
 bash scripts/build-plugins.sh
-cargo build --quiet --release -p weir-host
+echo "run: building weir (the first time about 27 minutes: wasmtime, RocksDB and librdkafka are compiled from source)" >&2
+cargo build --release -p weir-host
+echo "run: starting plugins/log-analyzer/job.toml" >&2
 exec "$WEIR_BIN" run plugins/log-analyzer/job.toml "$@"

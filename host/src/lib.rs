@@ -11,6 +11,7 @@
 
 pub mod operators;
 pub mod plan;
+pub mod progress;
 pub mod reload;
 pub mod scaffold;
 

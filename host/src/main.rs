@@ -62,10 +62,14 @@ enum Command {
         /// Write the job's counters as JSON to this file when it ends.
         #[arg(long, value_name = "FILE")]
         metrics: Option<PathBuf>,
-        /// Serve the job's Prometheus metrics at http://ADDR/metrics while it runs (same as
-        /// `--set metrics.addr=ADDR`).
+        /// Serve the job's Prometheus metrics at http://ADDR/metrics and a dashboard at
+        /// http://ADDR/ while it runs (same as `--set metrics.addr=ADDR`).
         #[arg(long, value_name = "ADDR")]
         metrics_addr: Option<String>,
+        /// On a terminal: no status line while the job runs and no table at the end, only
+        /// the one summary line (what `weir run` prints when stderr is not a terminal).
+        #[arg(long, short = 'q')]
+        quiet: bool,
         /// Resume from `latest` (the newest complete checkpoint in `checkpoint.dir`) or from
         /// a checkpoint or savepoint folder.
         #[arg(long, value_name = "latest|PATH")]
@@ -176,6 +180,7 @@ fn run_with_restarts(
     parallelism: Option<usize>,
     restore: Option<String>,
     watch: bool,
+    progress: Option<&weir_host::progress::Progress>,
 ) -> anyhow::Result<weir_host::plan::RunReport> {
     let mut planned = load(job, sets.clone(), parallelism, restore, watch)?;
     let restart = planned.job().restart;
@@ -184,6 +189,10 @@ fn run_with_restarts(
     loop {
         let reloads = planned.reloads();
         let checkpoints = planned.job().checkpoint.as_ref().map(|c| c.dir.clone());
+        if let Some(p) = progress {
+            let j = planned.job();
+            p.follow(planned.metrics(), j.sources.keys().cloned().collect(), j.sinks.keys().cloned().collect());
+        }
         let result = planned.run();
         let Err(e) = &result else { return result };
         if let Some(rb) = reloads.rollback() {
@@ -212,11 +221,20 @@ fn run_with_restarts(
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { job, mut sets, parallelism, metrics, metrics_addr, restore, watch } => {
+        Command::Run { job, mut sets, parallelism, metrics, metrics_addr, quiet, restore, watch } => {
+            use std::io::IsTerminal as _;
             if let Some(addr) = metrics_addr {
                 sets.push(format!("metrics.addr={addr}"));
             }
-            let report = run_with_restarts(&job, sets, parallelism, restore, watch)?;
+            // On a terminal a status line while it runs (unless print sinks write to the same
+            // terminal) and a table at the end; otherwise exactly the one summary line.
+            let terminal = !quiet && std::io::stderr().is_terminal();
+            let progress = (terminal && !std::io::stdout().is_terminal()).then(weir_host::progress::Progress::start);
+            let result = run_with_restarts(&job, sets, parallelism, restore, watch, progress.as_ref());
+            if let Some(p) = progress {
+                p.finish();
+            }
+            let report = result?;
             let m = &report.metrics;
             let json = m.to_json();
             if let Some(path) = metrics {
@@ -244,7 +262,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 parts.push(s);
             }
-            eprintln!("weir: job finished in {:.2?}; dead letters: {}; {}", report.elapsed, m.dead_letters(), parts.join("; "));
+            if terminal {
+                eprintln!("weir: job finished\n{}", weir_host::progress::table(m, report.elapsed));
+            } else {
+                eprintln!("weir: job finished in {:.2?}; dead letters: {}; {}", report.elapsed, m.dead_letters(), parts.join("; "));
+            }
             Ok(())
         }
         Command::Validate { job, sets } => {

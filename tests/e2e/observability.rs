@@ -137,3 +137,55 @@ fn the_dashboard_shows_every_operator_and_its_counts_advance_in_a_real_browser()
     assert!(seen["second"].as_u64() > seen["first"].as_u64(), "{seen}");
     assert!(std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false), "a screenshot was taken");
 }
+
+/// Runs `weir ARGS` under a pseudo-terminal (util-linux's `script`), stdout to `stdout_to`
+/// when given; returns what the terminal showed.
+fn on_a_terminal(args: &str, stdout_to: Option<&std::path::Path>) -> String {
+    let redirect = stdout_to.map(|p| format!(" > {}", p.display())).unwrap_or_default();
+    let cmd = format!("{} {args}{redirect}", env!("CARGO_BIN_EXE_weir"));
+    let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).current_dir(root()).output().expect("script");
+    assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_terminal_gets_a_status_line_and_a_table_and_scripts_get_the_one_line() {
+    plugins();
+    let job = "plugins/log-analyzer/job.toml --set source.logs.count=20000 --set source.logs.rate=10000";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stdout = dir.path().join("stdout.txt");
+    let shown = on_a_terminal(&format!("run {job}"), Some(&stdout));
+    // The status line, redrawn in place while it runs (about 2 s).
+    let status = regex_lite(&shown, " records in (", "/s) · ");
+    assert!(status >= 2, "the status line was drawn at least twice:\n{shown}");
+    assert!(shown.contains("dead letters 0 · "), "{shown}");
+    // The table at the end, a row per node.
+    let table: Vec<&str> = shown.lines().map(|l| l.trim_end_matches('\r')).skip_while(|l| !l.ends_with("weir: job finished")).collect();
+    assert!(table.len() >= 10, "{shown}");
+    assert_eq!(table[1].split_whitespace().collect::<Vec<_>>(), ["node", "in", "out", "dead", "late", "restarts"]);
+    assert_eq!(table[2].split_whitespace().take(3).collect::<Vec<_>>(), ["logs", "20,000", "20,000"]);
+    assert!(
+        table.iter().any(|l| l.starts_with("checkpoints: 0 completed, 0 failed · wall time ") && l.contains(" · peak memory ")),
+        "{shown}"
+    );
+    // The print sinks' stdout has only their rows.
+    let rows = std::fs::read_to_string(&stdout).expect("stdout");
+    assert!(
+        !rows.is_empty() && rows.lines().all(|l| l.starts_with("Security Alerts> ") || l.starts_with("User Metrics> ")),
+        "stdout mixed"
+    );
+    // `-q`, or no terminal: the one summary line, as always.
+    let quiet = on_a_terminal(&format!("run -q {job}"), Some(&stdout));
+    assert!(quiet.contains("weir: job finished in ") && !quiet.contains("records in ("), "{quiet}");
+    let out = weir(&["run", "plugins/log-analyzer/job.toml", "--set", "source.logs.count=2000", "--set", "source.logs.rate=1e9"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().last().unwrap_or_default().starts_with("weir: job finished in "), "{err}");
+    assert!(!err.contains("records in (") && !err.contains("restarts"), "{err}");
+}
+
+/// How many times `a`, then digits and commas, then `b` occur in `text`.
+fn regex_lite(text: &str, a: &str, b: &str) -> usize {
+    text.match_indices(a)
+        .filter(|(i, _)| text[i + a.len()..].trim_start_matches(|c: char| c.is_ascii_digit() || c == ',').starts_with(b))
+        .count()
+}
