@@ -55,6 +55,7 @@ fn metrics_scraped_during_and_after_a_run_equal_the_jobs_counts() {
     let running = "weir_job_running{job=\"log-analyzer\"}";
     // Two looks while it runs: the count is under way and moves.
     let mut seen = Vec::new();
+    let mut watermarks = std::collections::BTreeSet::new();
     let mut last = String::new();
     while started.elapsed() < std::time::Duration::from_secs(60) {
         if let Some((status, kind, body)) = get(&addr, "/metrics") {
@@ -63,6 +64,16 @@ fn metrics_scraped_during_and_after_a_run_equal_the_jobs_counts() {
             let n = sample(&body, records_in).expect("records in of the source");
             if sample(&body, running) == Some(1.0) && n > 0.0 && n < lines && seen.last() != Some(&n) {
                 seen.push(n);
+                // Event time per subtask of the keyed operators (p=2): the conformance data's
+                // 2025 timestamps, and the wall clock ahead of them.
+                for subtask in ["0", "1"] {
+                    let labels = format!("{{job=\"log-analyzer\",operator=\"tumble10s\",subtask=\"{subtask}\"}}");
+                    if let Some(w) = sample(&body, &format!("weir_watermark_seconds{labels}")) {
+                        assert!((1.7e9..1.8e9).contains(&w), "{labels}: {w}");
+                        assert!(sample(&body, &format!("weir_watermark_lag_seconds{labels}")).is_some_and(|l| l > 0.0), "{body}");
+                        watermarks.insert(subtask);
+                    }
+                }
             }
             if sample(&body, running) == Some(0.0) {
                 last = body;
@@ -75,6 +86,7 @@ fn metrics_scraped_during_and_after_a_run_equal_the_jobs_counts() {
     assert!(status.success(), "weir failed");
     assert!(seen.len() >= 2, "{name}: the count moved between two looks during the run: {seen:?}");
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(watermarks.len(), 2, "both subtasks of tumble10s reported their watermark during the run");
     // The last look, after the end, gives the job's real counts, the same the summary gives.
     assert!(!last.is_empty(), "no look after the job ended (linger)");
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("metrics file")).expect("JSON");

@@ -25,9 +25,26 @@ pub struct NodeMetrics {
     pub restarts: AtomicU64,
     /// Sinks: time from a record entering the job to reaching this sink, µs.
     pub latency: Mutex<Option<hdrhistogram::Histogram<u64>>>,
+    /// The event-time watermark each subtask last saw arrive (epoch ms; `i64::MIN` before
+    /// the first), by subtask index.
+    pub watermarks: Mutex<Vec<i64>>,
 }
 
 impl NodeMetrics {
+    /// Notes that subtask `subtask` saw the watermark reach `watermark`.
+    pub fn note_watermark(&self, subtask: usize, watermark: i64) {
+        let mut w = self.watermarks.lock().unwrap_or_else(|e| e.into_inner());
+        if w.len() <= subtask {
+            w.resize(subtask + 1, i64::MIN);
+        }
+        w[subtask] = w[subtask].max(watermark);
+    }
+
+    /// The watermarks by subtask (`i64::MIN`: none yet).
+    pub fn watermarks(&self) -> Vec<i64> {
+        self.watermarks.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Adds the latency of records that know when they entered the job.
     pub fn record_latency(&self, records: &[Record]) {
         let now = crate::time::mono_ns();
@@ -107,6 +124,11 @@ impl JobMetrics {
             });
             if let Some(l) = m.latency_json() {
                 node["latency"] = l;
+            }
+            let w = m.watermarks();
+            if !w.is_empty() {
+                // null: no watermark yet in that subtask.
+                node["watermarks_ms"] = w.iter().map(|w| (*w != i64::MIN).then_some(*w)).collect();
             }
             nodes.insert(n.clone(), node);
         }

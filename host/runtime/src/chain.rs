@@ -129,6 +129,9 @@ impl Chain {
             return Ok(());
         }
         self.links[i].metrics.records_in.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+        if let Some(w) = batch.last_watermark() {
+            self.links[i].metrics.note_watermark(self.subtask, w);
+        }
         let terminal = i + 1 == self.links.len() && self.links[i].main.is_empty() && self.links[i].sides.is_empty();
         if terminal {
             self.links[i].metrics.record_latency(&batch.records);

@@ -173,6 +173,13 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubtaskLabels {
+    job: String,
+    operator: String,
+    subtask: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CheckpointLabels {
     job: String,
     outcome: String,
@@ -202,6 +209,20 @@ pub fn encode(job: &str, metrics: &JobMetrics, running: bool) -> String {
             late.get_or_create(&OutcomeLabels { job: job.into(), operator: n.clone(), outcome: outcome.into() }).inc_by(v);
         }
     }
+    // Event time per subtask: absent before its first watermark and after the end of input
+    // (the final watermark is "forever").
+    let (watermark, lag) =
+        (Family::<SubtaskLabels, Gauge<f64, AtomicU64>>::default(), Family::<SubtaskLabels, Gauge<f64, AtomicU64>>::default());
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    for (n, m) in &metrics.nodes {
+        for (subtask, w) in m.watermarks().into_iter().enumerate().filter(|(_, w)| *w != i64::MIN && *w != i64::MAX) {
+            let labels = SubtaskLabels { job: job.into(), operator: n.clone(), subtask: subtask.to_string() };
+            watermark.get_or_create(&labels).set(w as f64 / 1000.0);
+            lag.get_or_create(&labels).set(now_ms.saturating_sub(w) as f64 / 1000.0);
+        }
+    }
+    reg.register_with_unit("weir_watermark", "The event-time watermark a subtask last saw arrive, as epoch time", Unit::Seconds, watermark);
+    reg.register_with_unit("weir_watermark_lag", "Wall-clock time minus the subtask's watermark", Unit::Seconds, lag);
     reg.register("weir_late_records", "Records behind the watermark past allowed lateness: dropped, or sent to the late side output", late);
     let c = &metrics.checkpoints;
     let checkpoints = Family::<CheckpointLabels, Counter>::default();
@@ -249,6 +270,7 @@ mod tests {
         m.node("parse").dead_letters.store(2, Ordering::Relaxed);
         m.node("parse").late_side.store(1, Ordering::Relaxed);
         m.checkpoints.completed.store(3, Ordering::Relaxed);
+        m.node("parse").note_watermark(1, 1_735_689_600_500);
         m.checkpoints.last_duration_ms.store(1500, Ordering::Relaxed);
         let text = encode("j", &m, true);
         for line in [
@@ -258,6 +280,7 @@ mod tests {
             "weir_checkpoints_total{job=\"j\",outcome=\"completed\"} 3",
             "weir_checkpoint_last_duration_seconds{job=\"j\"} 1.5",
             "weir_job_running{job=\"j\"} 1.0",
+            "weir_watermark_seconds{job=\"j\",operator=\"parse\",subtask=\"1\"} 1735689600.5",
             "# TYPE weir_records_in counter",
             "# EOF",
         ] {
