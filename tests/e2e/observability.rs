@@ -106,6 +106,20 @@ fn metrics_scraped_during_and_after_a_run_equal_the_jobs_counts() {
         assert_eq!(scraped, m["nodes"][node][key].as_f64().expect("count"), "{node} {key}");
     }
     assert_eq!(sample(&last, records_in), Some(lines), "every line read");
+    // Each subtask of a keyed task says where its time went: a run at 3,000 lines/s keeps it
+    // mostly waiting for input, and busy some of the time.
+    for subtask in ["0", "1"] {
+        let labels = format!("{{job=\"log-analyzer\",operator=\"tumble10s\",subtask=\"{subtask}\"}}");
+        let (busy, idle) = (
+            sample(&last, &format!("weir_task_busy_seconds_total{labels}")),
+            sample(&last, &format!("weir_task_idle_seconds_total{labels}")),
+        );
+        let bp = sample(&last, &format!("weir_task_backpressured_seconds_total{labels}"));
+        assert!(
+            busy.is_some_and(|b| b > 0.0) && idle.is_some_and(|i| i > busy.unwrap_or(0.0)) && bp.is_some_and(|p| p >= 0.0),
+            "{labels}: busy {busy:?} idle {idle:?} backpressured {bp:?}"
+        );
+    }
     assert_eq!(sample(&last, "weir_records_in_total{job=\"log-analyzer\",operator=\"alerts\"}"), Some(flink_alerts), "every alert");
     let dead: f64 =
         last.lines().filter(|l| l.starts_with("weir_dead_letters_total{")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();

@@ -28,6 +28,9 @@ pub struct NodeMetrics {
     /// The event-time watermark each subtask last saw arrive (epoch ms; `i64::MIN` before
     /// the first), by subtask index.
     pub watermarks: Mutex<Vec<i64>>,
+    /// For the head node of a task: per subtask, ns the task spent busy (processing),
+    /// idle (waiting for input) and backpressured (waiting for room downstream).
+    pub task_ns: Mutex<Vec<[u64; 3]>>,
 }
 
 impl NodeMetrics {
@@ -38,6 +41,22 @@ impl NodeMetrics {
             w.resize(subtask + 1, i64::MIN);
         }
         w[subtask] = w[subtask].max(watermark);
+    }
+
+    /// Adds busy, idle and backpressured ns to subtask `subtask`'s task time.
+    pub fn note_task_time(&self, subtask: usize, busy: u64, idle: u64, backpressured: u64) {
+        let mut t = self.task_ns.lock().unwrap_or_else(|e| e.into_inner());
+        if t.len() <= subtask {
+            t.resize(subtask + 1, [0; 3]);
+        }
+        t[subtask][0] += busy;
+        t[subtask][1] += idle;
+        t[subtask][2] += backpressured;
+    }
+
+    /// Busy, idle and backpressured ns by subtask (empty unless the node heads a task).
+    pub fn task_time(&self) -> Vec<[u64; 3]> {
+        self.task_ns.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The watermarks by subtask (`i64::MIN`: none yet).
@@ -124,6 +143,13 @@ impl JobMetrics {
             });
             if let Some(l) = m.latency_json() {
                 node["latency"] = l;
+            }
+            let t = m.task_time();
+            if !t.is_empty() {
+                node["task_ms"] = t
+                    .iter()
+                    .map(|[b, i, p]| serde_json::json!({"busy": b / 1_000_000, "idle": i / 1_000_000, "backpressured": p / 1_000_000}))
+                    .collect();
             }
             let w = m.watermarks();
             if !w.is_empty() {

@@ -11,6 +11,17 @@ use weir_core::keys::{key_bytes, key_text_in_key, KeySelector};
 use weir_core::record::{Batch, BatchBuilder, Key, Message, Record};
 use weir_state::{key_group, subtask_of};
 
+thread_local! {
+    /// Nanoseconds this thread spent blocked on full channels since the last take.
+    static BACKPRESSURED_NS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The time this thread spent waiting for room in a full downstream channel since the last
+/// call (backpressure), in ns.
+pub fn take_backpressured_ns() -> u64 {
+    BACKPRESSURED_NS.with(|b| b.replace(0))
+}
+
 /// Bounded channel capacity, in batches.
 pub const CHANNEL_CAPACITY: usize = 16;
 
@@ -171,7 +182,18 @@ impl Route {
     }
 
     fn send(&self, to: usize, m: Message) -> Result<(), Disconnected> {
-        self.senders[to].send((self.channel, m)).map_err(|_| Disconnected)
+        // A full channel is backpressure: the time spent waiting for room is counted for the
+        // sending thread's task (`take_backpressured_ns`).
+        match self.senders[to].try_send((self.channel, m)) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(Disconnected),
+            Err(crossbeam_channel::TrySendError::Full(m)) => {
+                let started = std::time::Instant::now();
+                let sent = self.senders[to].send(m).map_err(|_| Disconnected);
+                BACKPRESSURED_NS.with(|b| b.set(b.get() + started.elapsed().as_nanos() as u64));
+                sent
+            }
+        }
     }
 
     fn broadcast(&self, m: impl Fn() -> Message) -> Result<(), Disconnected> {
@@ -273,6 +295,24 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waiting_for_room_in_a_full_channel_counts_as_backpressure() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut route = Route { senders: vec![tx], channel: 0, partitioner: Partitioner::Forward, drop_values: false };
+        let batch = || Batch::of(vec![Record { value: b"x".to_vec(), ..Record::default() }]);
+        take_backpressured_ns();
+        route.send_batch(batch()).expect("room");
+        assert_eq!(take_backpressured_ns(), 0, "room in the channel: no wait");
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(60));
+            (rx.recv().is_ok(), rx)
+        });
+        route.send_batch(batch()).expect("room after the reader took one");
+        let waited = take_backpressured_ns();
+        assert!(waited >= 40_000_000, "waited {waited} ns");
+        assert!(reader.join().expect("reader").0);
+    }
     use crossbeam_channel::Receiver;
 
     #[test]

@@ -40,6 +40,52 @@ struct Alignment {
     seen: Vec<bool>,
 }
 
+/// Where a task thread's time goes: busy (everything but waiting), idle (waiting for input),
+/// backpressured (waiting for room downstream, measured by the routes), added to the head
+/// node's counters about ten times a second.
+struct TaskTime {
+    subtask: usize,
+    since: std::time::Instant,
+    idle_ns: u64,
+}
+
+/// Counts the time until it is dropped as idle.
+struct Idle<'a>(&'a mut u64, std::time::Instant);
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        *self.0 += self.1.elapsed().as_nanos() as u64;
+    }
+}
+
+impl TaskTime {
+    fn new(chain: &Chain) -> TaskTime {
+        crate::route::take_backpressured_ns();
+        TaskTime { subtask: chain.subtask, since: std::time::Instant::now(), idle_ns: 0 }
+    }
+
+    fn idle(&mut self) -> Idle<'_> {
+        Idle(&mut self.idle_ns, std::time::Instant::now())
+    }
+
+    /// Adds the time since the last flush to the head node, at most ten times a second.
+    fn flush_now_and_then(&mut self, chain: &Chain) {
+        let wall = self.since.elapsed();
+        if wall < Duration::from_millis(100) {
+            return;
+        }
+        let wall = wall.as_nanos() as u64;
+        let backpressured = crate::route::take_backpressured_ns();
+        let idle = self.idle_ns.min(wall);
+        let busy = wall.saturating_sub(idle).saturating_sub(backpressured);
+        if let Some(head) = chain.links.first() {
+            head.metrics.note_task_time(self.subtask, busy, idle, backpressured.min(wall - idle));
+        }
+        self.since = std::time::Instant::now();
+        self.idle_ns = 0;
+    }
+}
+
 /// Runs a task that reads channels: combines watermarks, aligns checkpoint barriers, feeds
 /// the chain, fires processing time, and closes at the end of every input.
 pub fn run_input_task(mut chain: Chain, task: InputTask, clock: Arc<dyn Clock>, run: Arc<RunState>) -> anyhow::Result<()> {
@@ -52,7 +98,9 @@ pub fn run_input_task(mut chain: Chain, task: InputTask, clock: Arc<dyn Clock>, 
     // and messages to replay (in order) once alignment completes.
     let mut held: VecDeque<Envelope> = VecDeque::new();
     let mut replay: VecDeque<Envelope> = VecDeque::new();
+    let mut time = TaskTime::new(&chain);
     loop {
+        time.flush_now_and_then(&chain);
         if run.failed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -67,7 +115,9 @@ pub fn run_input_task(mut chain: Chain, task: InputTask, clock: Arc<dyn Clock>, 
                 chain.on_processing_time(clock.now_ms())?;
                 continue;
             }
-            let tick = crossbeam_channel::after(timeout.unwrap_or(Duration::from_secs(3600)));
+            // At least once a second around the loop, so that an idle task's time is counted.
+            let tick = crossbeam_channel::after(timeout.unwrap_or(Duration::from_secs(1)));
+            let _waiting = time.idle();
             crossbeam_channel::select! {
                 recv(rx) -> m => m.map_err(|_| UpstreamGone)?,
                 recv(control) -> c => {

@@ -221,6 +221,25 @@ pub fn encode(job: &str, metrics: &JobMetrics, running: bool) -> String {
             lag.get_or_create(&labels).set(now_ms.saturating_sub(w) as f64 / 1000.0);
         }
     }
+    // Where each task's thread spends its time (Flink's busy / idle / backpressured time),
+    // by the node at the head of the task.
+    for (i, (name, help)) in [
+        ("weir_task_busy", "Time the subtask's task spent processing (counted by the node heading the task)"),
+        ("weir_task_idle", "Time the subtask's task spent waiting for input"),
+        ("weir_task_backpressured", "Time the subtask's task spent waiting for room in a full downstream channel"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let family = Family::<SubtaskLabels, Counter<f64, AtomicU64>>::default();
+        for (n, m) in &metrics.nodes {
+            for (subtask, t) in m.task_time().into_iter().enumerate() {
+                let labels = SubtaskLabels { job: job.into(), operator: n.clone(), subtask: subtask.to_string() };
+                family.get_or_create(&labels).inc_by(t[i] as f64 / 1e9);
+            }
+        }
+        reg.register_with_unit(name, help, Unit::Seconds, family);
+    }
     reg.register_with_unit("weir_watermark", "The event-time watermark a subtask last saw arrive, as epoch time", Unit::Seconds, watermark);
     reg.register_with_unit("weir_watermark_lag", "Wall-clock time minus the subtask's watermark", Unit::Seconds, lag);
     reg.register("weir_late_records", "Records behind the watermark past allowed lateness: dropped, or sent to the late side output", late);
@@ -271,6 +290,7 @@ mod tests {
         m.node("parse").late_side.store(1, Ordering::Relaxed);
         m.checkpoints.completed.store(3, Ordering::Relaxed);
         m.node("parse").note_watermark(1, 1_735_689_600_500);
+        m.node("parse").note_task_time(0, 2_500_000_000, 1_000_000_000, 500_000_000);
         m.checkpoints.last_duration_ms.store(1500, Ordering::Relaxed);
         let text = encode("j", &m, true);
         for line in [
@@ -281,6 +301,8 @@ mod tests {
             "weir_checkpoint_last_duration_seconds{job=\"j\"} 1.5",
             "weir_job_running{job=\"j\"} 1.0",
             "weir_watermark_seconds{job=\"j\",operator=\"parse\",subtask=\"1\"} 1735689600.5",
+            "weir_task_busy_seconds_total{job=\"j\",operator=\"parse\",subtask=\"0\"} 2.5",
+            "weir_task_backpressured_seconds_total{job=\"j\",operator=\"parse\",subtask=\"0\"} 0.5",
             "# TYPE weir_records_in counter",
             "# EOF",
         ] {
