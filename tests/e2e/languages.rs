@@ -8,31 +8,6 @@ use crate::support::*;
 /// The detectors built from plugins/examples/{python,js,c,go}/detect, and the Rust one.
 const DETECTORS: [&str; 5] = ["python_detect", "js_detect", "c_detect", "go_detect", "log_analyzer_detect"];
 
-/// Runs the log-analyzer (`job`) on a case with file sinks; returns (alerts, metrics, dead
-/// letters, metrics JSON).
-fn run_case(
-    job: &std::path::Path,
-    case: &std::path::Path,
-    extra: &[String],
-) -> (Vec<serde_json::Value>, Vec<serde_json::Value>, Vec<serde_json::Value>, serde_json::Value) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (alerts, metrics, dead) = (dir.path().join("alerts.jsonl"), dir.path().join("metrics.jsonl"), dir.path().join("dead.jsonl"));
-    let mut sets = vec![
-        "source.logs.kind=file".to_string(),
-        format!("source.logs.path={}", case.join("logs.jsonl").display()),
-        "source.logs.rate=1e9".into(),
-        "sink.alerts.kind=file".into(),
-        format!("sink.alerts.path={}", alerts.display()),
-        "sink.metrics.kind=file".into(),
-        format!("sink.metrics.path={}", metrics.display()),
-        "dead-letter.kind=file".into(),
-        format!("dead-letter.path={}", dead.display()),
-    ];
-    sets.extend(extra.iter().cloned());
-    let (_, _, m) = run_job(job, &sets);
-    (read_jsonl(&alerts), read_jsonl(&metrics), read_jsonl(&dead), m)
-}
-
 #[test]
 fn every_languages_detector_gives_flinks_security_alerts() {
     let job = root().join("plugins/log-analyzer/job.toml");
@@ -41,8 +16,8 @@ fn every_languages_detector_gives_flinks_security_alerts() {
         let security = |rows: &[serde_json::Value]| sorted(rows.iter().filter(|r| r["type"] == "security_alert").cloned());
         assert!(!security(&flink).is_empty(), "{name}: the case has security alerts");
         for detector in DETECTORS {
-            let (alerts, _, _, m) =
-                run_case(&job, &case, &[format!("operator.detect.plugin={}", plugin(detector).display()), "parallelism=2".into()]);
+            let CaseRun { alerts, counters: m, .. } =
+                run_log_analyzer(&job, &case, &[format!("operator.detect.plugin={}", plugin(detector).display()), "parallelism=2".into()]);
             assert!(security(&alerts) == security(&flink), "{name}: {detector}'s security alerts differ from Flink's");
             // And the anomaly alerts too: the whole rule set, in every language.
             assert!(sorted(alerts) == sorted(flink.clone()), "{name}: {detector}'s alerts differ from Flink's");
@@ -62,7 +37,7 @@ fn the_python_log_analyzer_equals_flink_at_parallelism_1_and_4() {
             read_jsonl(&case.join("flink-windows.jsonl")).into_iter().filter(|r| r["kind"] == "tumble10s" || r["kind"] == "actions60s"),
         );
         for p in [1, 4] {
-            let (alerts, metrics, dead, m) = run_case(&job, &case, &[format!("parallelism={p}")]);
+            let CaseRun { alerts, metrics, dead, counters: m } = run_log_analyzer(&job, &case, &[format!("parallelism={p}")]);
             assert!(sorted(alerts) == flink_alerts, "{name} p{p}: alerts differ from Flink's");
             assert!(sorted(metrics) == flink_windows, "{name} p{p}: window rows differ from Flink's");
             assert_eq!(dead.len() as u64, malformed(&case), "{name} p{p}: {dead:?}");

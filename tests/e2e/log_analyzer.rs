@@ -13,34 +13,19 @@ fn alerts_and_metrics_equal_flink_at_parallelism_1_and_4() {
         );
         // The last run takes the parse plugin out of the source's task (`chain = false`).
         for (p, chain) in [(1, true), (4, true), (4, false)] {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let (alerts, metrics, dead) =
-                (dir.path().join("alerts.jsonl"), dir.path().join("metrics.jsonl"), dir.path().join("dead.jsonl"));
-            let sets = vec![
-                "source.logs.kind=file".to_string(),
-                format!("source.logs.path={}", case.join("logs.jsonl").display()),
-                "source.logs.rate=1e9".into(),
-                "sink.alerts.kind=file".into(),
-                format!("sink.alerts.path={}", alerts.display()),
-                "sink.metrics.kind=file".into(),
-                format!("sink.metrics.path={}", metrics.display()),
-                "dead-letter.kind=file".into(),
-                format!("dead-letter.path={}", dead.display()),
-                format!("parallelism={p}"),
-                format!("operator.parse.chain={chain}"),
-            ];
-            let (_, _, m) = run_job(&job, &sets);
+            let run = run_log_analyzer(&job, &case, &[format!("parallelism={p}"), format!("operator.parse.chain={chain}")]);
+            let m = &run.counters;
             // Every alert is traced from its input event at the source to the sink.
             let lat = &m["nodes"]["alerts"]["latency"];
             assert_eq!(lat["count"].as_u64(), Some(flink_alerts.len() as u64), "{name} p{p}: {lat}");
             let (p50, p99, max) =
                 (lat["p50_us"].as_u64().unwrap_or(0), lat["p99_us"].as_u64().unwrap_or(0), lat["max_us"].as_u64().unwrap_or(0));
             assert!(0 < p50 && p50 <= p99 && p99 <= max, "{name} p{p}: {lat}");
-            assert!(sorted(read_jsonl(&alerts)) == flink_alerts, "{name} p{p}: alerts differ from Flink's");
-            assert!(sorted(read_jsonl(&metrics)) == flink_metrics, "{name} p{p}: metrics differ from Flink's");
-            let dl = read_jsonl(&dead);
+            assert!(sorted(run.alerts) == flink_alerts, "{name} p{p}: alerts differ from Flink's");
+            assert!(sorted(run.metrics) == flink_metrics, "{name} p{p}: metrics differ from Flink's");
+            let dl = run.dead;
             assert_eq!(dl.len() as u64, malformed(&case), "{name} p{p}");
-            assert_eq!(dead_letters(&m), malformed(&case));
+            assert_eq!(dead_letters(m), malformed(&case));
             assert!(
                 dl.iter().all(|d| d["position"].as_u64().unwrap_or(0) > 0
                     && d["source"] == "logs"
