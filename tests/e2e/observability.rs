@@ -142,7 +142,7 @@ fn the_dashboard_shows_every_operator_and_its_counts_advance_in_a_real_browser()
     plugins();
     let (_, case) = cases().into_iter().next().expect("a case");
     let addr = format!("127.0.0.1:{}", free_port());
-    // About 7 s of input: long enough for two looks a second and a half apart.
+    // About 7 s of input: long enough for two looks at the page.
     let mut child = start(&addr, &case, 1500, &[]);
     wait_for_listener(&addr, std::time::Duration::from_secs(30));
     let dir = tempfile::tempdir().expect("tempdir");

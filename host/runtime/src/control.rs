@@ -19,7 +19,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,38 +104,25 @@ pub fn serve(
     commands: Arc<dyn Commands>,
     done: Arc<AtomicBool>,
 ) -> anyhow::Result<Endpoint> {
-    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("control endpoint: cannot listen on {addr}"))?;
-    listener.set_nonblocking(true)?;
+    // The token first: a client may connect as soon as the port listens.
     let token_file = token_path(addr);
     let token: Arc<str> = new_token()?.into();
     write_token(&token_file, &token).with_context(|| format!("control endpoint: cannot write its token to {}", token_file.display()))?;
-    let thread = std::thread::Builder::new().name("weir-control".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => return eprintln!("weir: control endpoint: {e}"),
-        };
-        rt.block_on(async move {
-            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-            let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-            while !done.load(Ordering::Relaxed) {
-                let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
-                let Ok(Ok((mut stream, _))) = accepted else { continue };
-                match slots.clone().try_acquire_owned() {
-                    Ok(slot) => {
-                        let (requests, commands, token) = (requests.clone(), commands.clone(), token.clone());
-                        tokio::spawn(async move {
-                            handle(stream, requests, commands, token).await;
-                            drop(slot);
-                        });
-                    }
-                    Err(_) => {
-                        let busy = format!("{}\n", refusal(&format!("too many connections (at most {MAX_CONNECTIONS})")));
-                        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(busy.as_bytes())).await;
-                    }
-                }
-            }
-        });
-    })?;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("control endpoint: cannot listen on {addr}"));
+    let listener = match listener {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_file(&token_file);
+            return Err(e);
+        }
+    };
+    listener.set_nonblocking(true)?;
+    let serve = move |stream| handle(stream, requests.clone(), commands.clone(), token.clone());
+    let refuse = |mut stream: tokio::net::TcpStream| async move {
+        let busy = format!("{}\n", refusal(&format!("too many connections (at most {MAX_CONNECTIONS})")));
+        let _ = stream.write_all(busy.as_bytes()).await;
+    };
+    let thread = crate::listen::spawn("weir-control", listener, MAX_CONNECTIONS, done, serve, refuse)?;
     Ok(Endpoint { thread, token_file })
 }
 

@@ -58,6 +58,9 @@ pub struct Job {
 /// The dashboard page.
 const DASHBOARD: &str = include_str!("web/dashboard.html");
 
+/// Connections served at once (a scraper and a few dashboards); more are answered 503.
+pub const MAX_CONNECTIONS: usize = 16;
+
 /// A running endpoint; [`Endpoint::finish`] stops it.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -85,28 +88,24 @@ pub fn serve(addr: SocketAddr, job: Job) -> anyhow::Result<Endpoint> {
     let local = listener.local_addr()?;
     let (running, stop) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
     let (r, s) = (running.clone(), stop.clone());
-    let thread = std::thread::Builder::new().name("weir-http".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => return eprintln!("weir: metrics endpoint: {e}"),
-        };
-        rt.block_on(async move {
-            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-            let job = Arc::new(job);
-            while !s.load(Ordering::Relaxed) {
-                let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await else { continue };
-                let (job, running) = (job.clone(), r.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let answer = respond(&req, &job, running.load(Ordering::SeqCst));
-                        async move { Ok::<_, std::convert::Infallible>(answer) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                    let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
-                });
-            }
-        });
-    })?;
+    let job = Arc::new(job);
+    let serve = move |stream| {
+        let (job, running) = (job.clone(), r.clone());
+        async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let answer = respond(&req, &job, running.load(Ordering::SeqCst));
+                async move { Ok::<_, std::convert::Infallible>(answer) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+        }
+    };
+    let refuse = |mut stream: tokio::net::TcpStream| async move {
+        use tokio::io::AsyncWriteExt as _;
+        let busy = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\nconnection: close\r\n\r\n";
+        let _ = stream.write_all(busy).await;
+    };
+    let thread = crate::listen::spawn("weir-http", listener, MAX_CONNECTIONS, s, serve, refuse)?;
     Ok(Endpoint { thread, running, stop, addr: local })
 }
 
