@@ -19,6 +19,11 @@ cargo test --quiet --release --manifest-path plugins/Cargo.toml --target-dir "$H
 echo "== SDKs and plugins in Python (pytest), JavaScript (node --test), C (native, ASan), Go (go test)"
 python3 -m pytest -q -p no:cacheprovider guest-sdk/python/tests
 (cd guest-sdk/js && node --test test/)
+json_test=$(mktemp)
+cc -std=c11 -Wall -Wextra -Werror -fsanitize=address,undefined -I guest-sdk/c guest-sdk/c/tests/json_test.c guest-sdk/c/weir.c guest-sdk/c/weir_testing.c -o "$json_test"
+"$json_test"
+rm -f "$json_test"
+(cd guest-sdk/go && GOTOOLCHAIN=local GOPROXY=off PATH="$HOME/.cache/weir/tools/go/go/bin:$PATH" go vet ./...)
 for t in plugins/examples/{python,js,c,go}/*/test.sh; do
   echo "-- $t"
   bash "$t"

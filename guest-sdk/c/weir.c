@@ -222,34 +222,56 @@ bool weir_json_is_object(weir_bytes json) {
   return s.p == s.end;
 }
 
-/* Finds `field` in the top-level object; leaves s at its value. The last of repeated keys
- * wins, as in the other SDKs' JSON readers. */
+/* Whether the object key at s->p (at its opening quote) is `name`, reading past it; -1 when
+ * it is not a well-formed string. Keys without escapes (nearly all) are compared in place;
+ * one with escapes is unescaped first. */
+static int key_is(scan *s, const char *name, size_t n) {
+  const uint8_t *start = s->p + 1;
+  if (!string(s, NULL)) return -1;
+  size_t raw = (size_t)(s->p - 1 - start);
+  if (memchr(start, '\\', raw) == NULL) return raw == n && memcmp(start, name, n) == 0;
+  scan again = {start - 1, s->p};
+  weir_buf key = {0};
+  string(&again, &key);
+  int match = key.len == n && memcmp(key.ptr, name, n) == 0;
+  weir_buf_free(&key);
+  return match;
+}
+
+/* Finds `field` in the top-level object, checking the whole text is one well-formed object
+ * in the same walk; leaves `at` at the field's value. The last of repeated keys wins, as in
+ * the other SDKs' JSON readers. */
 static bool field(weir_bytes json, const char *name, scan *at) {
-  if (!weir_json_is_object(json)) return false;
   scan s = {json.ptr, json.ptr + json.len};
   size_t n = strlen(name);
   bool found = false;
   ws(&s);
-  s.p++;
+  if (s.p >= s.end || *s.p++ != '{') return false;
   ws(&s);
-  if (*s.p == '}') return false;
-  for (;;) {
-    ws(&s);
-    weir_buf key = {0};
-    string(&s, &key);
-    bool match = key.len == n && memcmp(key.ptr, name, n) == 0;
-    weir_buf_free(&key);
-    ws(&s);
-    s.p++; /* ':' */
-    ws(&s);
-    if (match) {
-      *at = s;
-      found = true;
+  if (s.p < s.end && *s.p == '}') {
+    s.p++;
+  } else {
+    for (;;) {
+      ws(&s);
+      int match = key_is(&s, name, n);
+      if (match < 0) return false;
+      ws(&s);
+      if (s.p >= s.end || *s.p++ != ':') return false;
+      ws(&s);
+      if (match) {
+        *at = s;
+        found = true;
+      }
+      if (!value(&s, 1)) return false;
+      ws(&s);
+      if (s.p >= s.end) return false;
+      uint8_t c = *s.p++;
+      if (c == '}') break;
+      if (c != ',') return false;
     }
-    value(&s, 1);
-    ws(&s);
-    if (*s.p++ == '}') return found;
   }
+  ws(&s);
+  return found && s.p == s.end;
 }
 
 bool weir_json_string(weir_bytes json, const char *name, weir_buf *out) {
