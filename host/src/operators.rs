@@ -4,7 +4,6 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,6 +90,10 @@ impl Operator for Stamped {
     fn plugin_instance(&mut self) -> Option<&mut dyn std::any::Any> {
         self.inner.plugin_instance()
     }
+
+    fn state_size(&self) -> Option<weir_core::status::StateSize> {
+        self.inner.state_size()
+    }
 }
 
 /// Which stateless call an operator makes.
@@ -167,7 +170,7 @@ impl Operator for StatelessOp {
 
     fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()> {
         let Batch { mut records, marks } = batch;
-        let (before, overruns) = (self.inst.restarts, self.inst.overruns());
+        let overruns = self.inst.overruns();
         let mut results = if records.is_empty() { Vec::new() } else { self.call(&mut records) };
         if records.len() > 1 && results.iter().any(Outcome::trapped) {
             // A trap fails the whole call and changes no record. These operators are pure, so
@@ -178,7 +181,6 @@ impl Operator for StatelessOp {
             results = records.iter_mut().flat_map(|r| self.call(std::slice::from_mut(r))).collect();
             self.inst.set_retrying(false);
         }
-        out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
         self.inst.check_budget()?;
         if results.iter().all(|r| matches!(r, Outcome::Mapped(None) | Outcome::Keep(Ok(true)))) {
             // Every record goes on as it is (the usual case): the batch moves whole.
@@ -249,7 +251,6 @@ impl ProcessOp {
             let Some(due) = due else { break };
             let (ts, key) = (due.at, due.key());
             self.enter(key, Some(ts));
-            let before = self.inst.restarts;
             if let Err(f) = self.inst.on_timer(&[Timer { timestamp: ts, domain }]) {
                 let note = serde_json::json!({"timer": ts, "key": String::from_utf8_lossy(key)});
                 out.dead_letter(
@@ -262,13 +263,17 @@ impl ProcessOp {
                     format!("on-timer: {f}"),
                 );
             }
-            out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
             self.drain(out);
         }
     }
 }
 
 impl Operator for ProcessOp {
+    fn state_size(&self) -> Option<weir_core::status::StateSize> {
+        let state = &self.inst.host_data().state;
+        Some(weir_core::status::StateSize { entries: state.len() as u64, bytes: state.size_bytes() })
+    }
+
     fn plugin_instance(&mut self) -> Option<&mut dyn std::any::Any> {
         Some(self.inst.as_mut())
     }
@@ -306,9 +311,7 @@ impl Operator for ProcessOp {
                 }
                 ctxs.push(CallCtx::keyed(r.key.as_deref().unwrap_or_default(), self.max_parallelism, wm, now, r.timestamp));
             }
-            let before = self.inst.restarts;
             let (results, entered) = self.inst.process(&records[pos..end], ctxs, inner);
-            out.metrics().restarts.fetch_add(self.inst.restarts - before, Ordering::Relaxed);
             self.inst.check_budget()?;
             // Outputs in input order: each record's emits, the marks between records.
             // Every result stands for a record handled (at least one).

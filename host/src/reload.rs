@@ -38,10 +38,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 /// The folder of the version store beside checkpoints in `checkpoint_dir`.
 pub fn store_dir(checkpoint_dir: &Path) -> PathBuf {
     checkpoint_dir.join("plugins")
@@ -90,6 +86,8 @@ pub struct Slot {
     rejected: Mutex<Option<String>>,
     /// The version on probation.
     trying: Mutex<Option<String>>,
+    /// The operator's counters (`weir_plugin_reloads_total`).
+    node: Arc<weir_core::status::NodeMetrics>,
 }
 
 impl Slot {
@@ -105,6 +103,22 @@ impl Slot {
             *r = Some(why);
         }
         self.failing.store(true, Ordering::SeqCst);
+    }
+
+    /// Notes how a reload ended (`outcome` is `ok`, `refused` or `rolled back`; `fields`
+    /// say more), for `weir status` and the reload counters.
+    fn conclude(&self, outcome: &str, fields: serde_json::Value) {
+        let mut last = serde_json::json!({"outcome": outcome, "at_ms": weir_core::time::wall_ms()});
+        if let (Some(l), serde_json::Value::Object(f)) = (last.as_object_mut(), fields) {
+            l.extend(f);
+        }
+        *lock(&self.last) = Some(last);
+        let i = match outcome {
+            "ok" => 0,
+            "refused" => 1,
+            _ => 2,
+        };
+        self.node.reloads[i].fetch_add(1, Ordering::Relaxed);
     }
 
     fn rollback_error(&self) -> anyhow::Error {
@@ -132,6 +146,8 @@ pub struct Reloads {
     link: Mutex<Option<Link>>,
     busy: Mutex<()>,
     metrics: Arc<JobMetrics>,
+    /// When this run started, epoch ms.
+    started_ms: i64,
 }
 
 /// A rollback that ended a run: the operator, the version it returns to, and why.
@@ -153,7 +169,7 @@ impl Reloads {
         operators: Vec<(String, Arc<Plugin>, &PluginDef, usize)>,
         metrics: Arc<JobMetrics>,
     ) -> Reloads {
-        let started = now_ms();
+        let started = weir_core::time::wall_ms();
         let slots = operators
             .into_iter()
             .map(|(operator, plugin, def, subtasks)| {
@@ -174,6 +190,7 @@ impl Reloads {
                     last: Mutex::new(None),
                     rejected: Mutex::new(None),
                     trying: Mutex::new(None),
+                    node: metrics.get(&operator).unwrap_or_default(),
                 };
                 (operator, Arc::new(slot))
             })
@@ -186,6 +203,7 @@ impl Reloads {
             link: Mutex::new(None),
             busy: Mutex::new(()),
             metrics,
+            started_ms: started,
         }
     }
 
@@ -223,7 +241,7 @@ impl Reloads {
                         "weir: operator `{op}` runs plugin version {} ({}) as checkpoint {} did, not {} of {}; `weir reload` changes it",
                         want.hash, want.path, meta.id, now.hash, now.path.display()
                     );
-                    *lock(&slot.current) = (Arc::new(plugin), now_ms());
+                    *lock(&slot.current) = (Arc::new(plugin), weir_core::time::wall_ms());
                 }
                 None => eprintln!(
                     "weir: warning: operator `{op}` ran plugin version {} ({}) in checkpoint {}, which is no longer there; running {} ({}) with its state",
@@ -269,8 +287,7 @@ impl Reloads {
     /// Notes on `operator` that the previous run rolled it back (for `weir status`).
     pub fn note_rollback(&self, rb: &Rollback) {
         if let Some(s) = self.slots.get(&rb.operator) {
-            *lock(&s.last) =
-                Some(serde_json::json!({"outcome": "rolled back", "version": rb.version, "reason": rb.reason, "at_ms": now_ms()}));
+            s.conclude("rolled back", serde_json::json!({"version": rb.version, "reason": rb.reason}));
             *lock(&s.rejected) = Some(rb.version.clone());
         }
     }
@@ -300,7 +317,7 @@ impl Reloads {
         });
         if let Err(why) = &outcome {
             eprintln!("weir: reload of `{operator}` from {} refused: {why}", path.display());
-            *lock(&slot.last) = Some(serde_json::json!({"outcome": "refused", "reason": why, "path": path, "at_ms": now_ms()}));
+            slot.conclude("refused", serde_json::json!({"reason": why, "path": path}));
         }
         outcome
     }
@@ -378,7 +395,7 @@ impl Reloads {
                 return Err(format!("{} was swapped in and is being rolled back: {why}", plugin.hash));
             }
         };
-        *lock(&slot.current) = (plugin.clone(), now_ms());
+        *lock(&slot.current) = (plugin.clone(), weir_core::time::wall_ms());
         lock(versions).insert(slot.operator.clone(), version_of(&plugin));
         let probation = self.probation;
         eprintln!(
@@ -395,8 +412,9 @@ impl Reloads {
             "checkpoint": checkpoint,
             "probation_ms": probation.as_millis() as u64,
         });
-        *lock(&slot.last) =
-            Some(serde_json::json!({"outcome": "on probation", "at_ms": now_ms(), "version": plugin.hash, "checkpoint": checkpoint}));
+        *lock(&slot.last) = Some(
+            serde_json::json!({"outcome": "on probation", "at_ms": weir_core::time::wall_ms(), "version": plugin.hash, "checkpoint": checkpoint}),
+        );
         let (slot, hold) = (slot.clone(), hold.clone());
         let _ = std::thread::Builder::new().name("weir-probation".into()).spawn(move || {
             let end = Instant::now() + probation;
@@ -409,8 +427,11 @@ impl Reloads {
             slot.probation.store(false, Ordering::SeqCst);
             hold.store(false, Ordering::SeqCst);
             let failures = slot.failures.load(Ordering::SeqCst);
-            eprintln!("weir: operator `{}`: plugin version {} passed its probation ({failures} failed records)", slot.operator, plugin.hash);
-            *lock(&slot.last) = Some(serde_json::json!({"outcome": "ok", "at_ms": now_ms(), "version": plugin.hash, "checkpoint": checkpoint, "failures": failures}));
+            eprintln!(
+                "weir: operator `{}`: plugin version {} passed its probation ({failures} failed records)",
+                slot.operator, plugin.hash
+            );
+            slot.conclude("ok", serde_json::json!({"version": plugin.hash, "checkpoint": checkpoint, "failures": failures}));
         });
         Ok(note)
     }
@@ -433,7 +454,11 @@ impl Reloads {
                 (n.clone(), v)
             })
             .collect();
-        serde_json::json!({"job": self.job, "operators": operators, "metrics": self.metrics.to_json()})
+        let nodes: Vec<&str> = self.metrics.nodes.iter().map(|(n, _)| n.as_str()).collect();
+        serde_json::json!({
+            "job": self.job, "operators": operators, "metrics": self.metrics.to_json(), "nodes": nodes,
+            "elapsed_ms": weir_core::time::wall_ms() - self.started_ms, "peak_memory_kb": crate::progress::peak_memory(),
+        })
     }
 
     /// `--watch`: polls the plugin files of reloadable operators until `done`, and reloads
@@ -564,6 +589,10 @@ impl Operator for Reloadable {
 
     fn next_processing_timer(&self) -> Option<i64> {
         self.inner.next_processing_timer()
+    }
+
+    fn state_size(&self) -> Option<weir_core::status::StateSize> {
+        self.inner.state_size()
     }
 
     fn on_processing_time(&mut self, now: i64, out: &mut Output) -> anyhow::Result<()> {

@@ -37,12 +37,13 @@ pub struct CollectionSource {
     values: std::vec::IntoIter<serde_json::Value>,
     source: u16,
     next: u64,
+    total: u64,
 }
 
 impl CollectionSource {
     /// A source over `values`.
     pub fn new(values: Vec<serde_json::Value>, source: u16) -> Self {
-        CollectionSource { values: values.into_iter(), source, next: 1 }
+        CollectionSource { total: values.len() as u64, values: values.into_iter(), source, next: 1 }
     }
 }
 
@@ -59,6 +60,10 @@ impl Source for CollectionSource {
             })
             .collect();
         Ok((!batch.is_empty()).then_some((batch, Duration::ZERO)))
+    }
+
+    fn progress(&self) -> Option<weir_core::status::SourceProgress> {
+        Some(weir_core::status::SourceProgress { done: self.next - 1, total: Some(self.total), ..Default::default() })
     }
 
     fn position(&self) -> serde_json::Value {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use weir_core::config::{Check, FieldError};
 use weir_core::operator::{Operator, Output, Source};
 use weir_core::record::{Batch, Origin, Record};
+use weir_core::status::{ProgressUnit, SourceProgress};
 
 /// `kind = "file"` as a source.
 #[derive(Debug, Deserialize)]
@@ -98,6 +99,8 @@ pub struct FileSource {
     max_line: u64,
     /// Lines refused before they became records (too long), with the reason.
     refused: Vec<(Record, String)>,
+    /// The file's length at open, when it is a regular file (not a pipe).
+    len: Option<u64>,
 }
 
 /// A line read from a file.
@@ -169,8 +172,9 @@ impl FileSource {
     /// Opens `path`; lines longer than `max_line` bytes go to the dead letters.
     pub fn open(path: &Path, source: u16, max_line: u64) -> anyhow::Result<Self> {
         let f = File::open(path).with_context(|| format!("source file {}: cannot open it", path.display()))?;
+        let len = f.metadata().ok().filter(std::fs::Metadata::is_file).map(|m| m.len());
         let reader = BufReader::with_capacity(1 << 20, f);
-        Ok(FileSource { reader, path: path.to_path_buf(), source, line: 0, offset: 0, max_line, refused: Vec::new() })
+        Ok(FileSource { reader, path: path.to_path_buf(), source, line: 0, offset: 0, max_line, refused: Vec::new(), len })
     }
 }
 
@@ -210,6 +214,12 @@ impl Source for FileSource {
 
     fn take_refused(&mut self) -> Vec<(Record, String)> {
         std::mem::take(&mut self.refused)
+    }
+
+    fn progress(&self) -> Option<SourceProgress> {
+        // A file that grew since it was opened is read to its new end.
+        let total = self.len.map(|l| l.max(self.offset));
+        Some(SourceProgress { done: self.offset, total, unit: ProgressUnit::Bytes, lag: None })
     }
 
     fn position(&self) -> serde_json::Value {

@@ -198,6 +198,10 @@ impl Source for Generator {
         Ok(Some((out, Duration::ZERO)))
     }
 
+    fn progress(&self) -> Option<weir_core::status::SourceProgress> {
+        Some(weir_core::status::SourceProgress { done: self.made, total: self.cfg.count, ..Default::default() })
+    }
+
     fn position(&self) -> serde_json::Value {
         serde_json::json!({ "made": self.made })
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -29,7 +29,7 @@ use crate::file::Format;
 /// 2 waits `fetch.queue.backoff.ms` (1 s) before fetching again once its local queue was full:
 /// a pipeline that drains the queue faster than that sat idle the rest of each second
 /// (BENCHMARKS.md).
-const CONSUMER_DEFAULTS: &[(&str, &str)] = &[("fetch.queue.backoff.ms", "10")];
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[("fetch.queue.backoff.ms", "10"), ("statistics.interval.ms", "1000")];
 
 /// How long a source or sink waits for a broker to answer at start, unless the job says.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -236,11 +236,36 @@ struct Split {
     /// Bounded: the offset it ends at (the latest at start).
     end: Option<i64>,
     ended: bool,
+    /// Where this run started reading it (for progress).
+    first: i64,
+    /// The newest offset the broker reported at start.
+    high: i64,
 }
+
+/// The newest offset of each partition a consumer reads (`topic:partition`), as
+/// librdkafka's statistics report it every `statistics.interval.ms` (the source sets a
+/// second): what the consumer lag is measured against, without a request to the broker.
+#[derive(Debug, Clone, Default)]
+struct Highs(Arc<Mutex<BTreeMap<String, i64>>>);
+
+impl ClientContext for Highs {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut highs = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (name, topic) in statistics.topics {
+            for (partition, p) in topic.partitions.into_iter().filter(|(p, s)| *p >= 0 && s.hi_offset >= 0) {
+                highs.insert(split_key(&name, partition), p.hi_offset);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Highs {}
 
 /// A Kafka source subtask.
 pub struct KafkaSource {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Highs>,
+    /// The newest offset of each partition (`split_key`), from librdkafka's statistics.
+    highs: Highs,
     splits: Vec<Split>,
     index: u16,
     source_time: bool,
@@ -269,12 +294,13 @@ impl KafkaSource {
     fn open(cfg: &KafkaSourceConfig, at: crate::SourceAt<'_>) -> anyhow::Result<KafkaSource> {
         let timeout = cfg.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let group = cfg.group.clone().unwrap_or_else(|| at.job.to_string());
-        let consumer: BaseConsumer = client_config(&cfg.bootstrap, CONSUMER_DEFAULTS, &cfg.properties)
+        let highs = Highs::default();
+        let consumer: BaseConsumer<Highs> = client_config(&cfg.bootstrap, CONSUMER_DEFAULTS, &cfg.properties)
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("allow.auto.create.topics", "false")
-            .create()
+            .create_with_context(highs.clone())
             .with_context(|| format!("kafka source `{}`: cannot make a consumer", at.name))?;
         // Every partition of every topic, in one order all subtasks agree on.
         let topics = match &cfg.topic {
@@ -350,10 +376,11 @@ impl KafkaSource {
             };
             let end = cfg.bounded.then_some(high);
             let id = split_id(ti, partition);
-            splits.push(Split { id, topic, partition, next, end, ended: end.is_some_and(|e| next >= e) });
+            splits.push(Split { id, topic, partition, next, end, ended: end.is_some_and(|e| next >= e), first: next, high });
         }
         let mut source = KafkaSource {
             consumer,
+            highs,
             splits,
             index: at.index,
             source_time: at.source_time,
@@ -455,6 +482,7 @@ impl Source for KafkaSource {
             let s = &mut self.splits[at];
             if let Some(o) = offsets.get(&split_key(&s.topic, s.partition)).and_then(|o| o.as_i64()) {
                 s.next = o;
+                s.first = o;
                 s.ended = false;
                 if s.end.is_some_and(|e| o >= e) {
                     self.end_split(at);
@@ -462,6 +490,21 @@ impl Source for KafkaSource {
             }
         }
         self.assign()
+    }
+
+    /// Records read of what a bounded run reads, and the consumer lag: the newest offset
+    /// librdkafka last heard of (from its fetches; no request is made) minus the next one
+    /// to read, over this reader's partitions.
+    fn progress(&self) -> Option<weir_core::status::SourceProgress> {
+        let highs = self.highs.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut done, mut total, mut lag) = (0, Some(0u64), 0);
+        for s in &self.splits {
+            done += (s.next - s.first).max(0) as u64;
+            total = total.zip(s.end).map(|(t, e)| t + (e - s.first).max(0) as u64);
+            let high = highs.get(&split_key(&s.topic, s.partition)).map_or(s.high, |h| (*h).max(s.high));
+            lag += (high - s.next).max(0) as u64;
+        }
+        Some(weir_core::status::SourceProgress { done, total, lag: Some(lag), ..Default::default() })
     }
 
     fn splits(&self) -> Vec<u32> {
@@ -724,7 +767,10 @@ mod tests {
         let mut first = KafkaSource::open(&cfg, at(0)).expect("opened");
         let mut second = KafkaSource::open(&cfg, at(1)).expect("opened");
         assert_eq!((first.splits(), second.splits()), (vec![0, 2], vec![1]));
+        let progress = |s: &KafkaSource| s.progress().map(|p| (p.done, p.total, p.lag)).expect("progress");
+        assert_eq!(progress(&first), (0, Some(20), Some(20)), "nothing read: all of it is lag");
         let (a, b) = (drain(&mut first), drain(&mut second));
+        assert_eq!((progress(&first), progress(&second)), ((20, Some(20), Some(0)), (10, Some(10), Some(0))));
         assert_eq!((a.len(), b.len()), (20, 10));
         assert!(a.iter().chain(&b).all(|r| r.timestamp == Some(1000 + i64::from(r.value[1]))));
         assert!(b.iter().all(|r| r.origin.split == 1 && r.key.as_deref() == Some(&[b'k', r.value[1]][..])));
@@ -732,6 +778,7 @@ mod tests {
         // From a checkpoint's position: only what came after it.
         let mut again = KafkaSource::open(&cfg, at(0)).expect("opened");
         again.seek(&serde_json::json!({ "offsets": { "logs:0": 7, "logs:2": 10 } })).expect("sought");
+        assert_eq!(progress(&again), (0, Some(3), Some(3)), "a restored reader reads what is left");
         assert_eq!(drain(&mut again).len(), 3);
     }
 }

@@ -117,6 +117,12 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// The size of the keyed state this subtask holds (`None`: it keeps none). Asked about
+    /// ten times a second, so it must be cheap.
+    fn state_size(&self) -> Option<crate::status::StateSize> {
+        None
+    }
+
     /// The plugin instance this operator calls, for a hot reload to swap its plugin (as
     /// `Any`: this crate does not know plugins); `None` for operators without one.
     fn plugin_instance(&mut self) -> Option<&mut dyn std::any::Any> {
@@ -148,6 +154,12 @@ pub trait Source: Send {
     /// whose event time advances on its own (Kafka partitions): each gets its own watermark.
     fn splits(&self) -> Vec<u32> {
         Vec::new()
+    }
+    /// How far this reader read, of what there is to read (a file's bytes, a bounded
+    /// source's records), and how far it is behind the newest input it could read (Kafka's
+    /// consumer lag). Asked about ten times a second, so it must be cheap.
+    fn progress(&self) -> Option<crate::status::SourceProgress> {
+        None
     }
     /// Splits that ended since the last call (a bounded Kafka partition at its end offset):
     /// they hold the watermark back no more. Taken after each `poll`.

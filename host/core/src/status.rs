@@ -31,6 +31,67 @@ pub struct NodeMetrics {
     /// For the head node of a task: per subtask, ns the task spent busy (processing),
     /// idle (waiting for input) and backpressured (waiting for room downstream).
     pub task_ns: Mutex<Vec<[u64; 3]>>,
+    /// Time spent in the operator's calls (for a plugin operator: the plugin's calls with
+    /// the host calls they make), ns, over all subtasks.
+    pub operator_ns: AtomicU64,
+    /// Plugin calls that trapped (each fails its records into the dead letters).
+    pub traps: AtomicU64,
+    /// Hot reloads that ended: taken (`ok`), refused, and rolled back.
+    pub reloads: [AtomicU64; 3],
+    /// Keyed state per subtask: entries and bytes (estimates for RocksDB).
+    pub state: Mutex<Vec<StateSize>>,
+    /// Sources: per subtask, how far it read (`None` until it reports).
+    pub source: Mutex<Vec<Option<SourceProgress>>>,
+    /// The latest dead letters of the node (at most [`RECENT_DEAD_LETTERS`]), newest last.
+    pub recent_dead: Mutex<std::collections::VecDeque<serde_json::Value>>,
+}
+
+/// Dead letters each node keeps for the dashboard.
+pub const RECENT_DEAD_LETTERS: usize = 20;
+
+/// Bytes of a dead letter's `value` kept for the dashboard.
+pub const RECENT_VALUE_BYTES: usize = 300;
+
+/// The size of one subtask's keyed state.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StateSize {
+    /// Entries (keys with their namespaces).
+    pub entries: u64,
+    /// Bytes of keys and values.
+    pub bytes: u64,
+}
+
+/// What a source subtask read, of what there is.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SourceProgress {
+    /// Read so far, in `unit`s.
+    pub done: u64,
+    /// All it will read, when the source is bounded and knows it.
+    pub total: Option<u64>,
+    /// What `done` and `total` count.
+    pub unit: ProgressUnit,
+    /// Records available that it has not read yet (Kafka: consumer lag), when it knows.
+    pub lag: Option<u64>,
+}
+
+/// What a source's progress counts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgressUnit {
+    /// Records (or offsets).
+    #[default]
+    Records,
+    /// Bytes of input.
+    Bytes,
+}
+
+/// Sets `v[i]`, growing `v` with defaults.
+fn set_at<T: Default + Clone>(v: &Mutex<Vec<T>>, i: usize, value: T) {
+    let mut v = v.lock().unwrap_or_else(|e| e.into_inner());
+    if v.len() <= i {
+        v.resize(i + 1, T::default());
+    }
+    v[i] = value;
 }
 
 impl NodeMetrics {
@@ -52,6 +113,66 @@ impl NodeMetrics {
         t[subtask][0] += busy;
         t[subtask][1] += idle;
         t[subtask][2] += backpressured;
+    }
+
+    /// Notes the size of subtask `subtask`'s state.
+    pub fn note_state(&self, subtask: usize, size: StateSize) {
+        set_at(&self.state, subtask, size);
+    }
+
+    /// The state's size, over all subtasks (`None`: the node keeps no keyed state).
+    pub fn state_size(&self) -> Option<StateSize> {
+        let v = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        (!v.is_empty()).then(|| StateSize { entries: v.iter().map(|s| s.entries).sum(), bytes: v.iter().map(|s| s.bytes).sum() })
+    }
+
+    /// Notes how far source subtask `subtask` read.
+    pub fn note_source(&self, subtask: usize, p: SourceProgress) {
+        set_at(&self.source, subtask, Some(p));
+    }
+
+    /// How far the source read, over the subtasks that reported (`None`: none did). The
+    /// total is known only when every reporting subtask knows its own.
+    pub fn source_progress(&self) -> Option<SourceProgress> {
+        let v = self.source.lock().unwrap_or_else(|e| e.into_inner());
+        let all: Vec<&SourceProgress> = v.iter().flatten().collect();
+        let first = all.first()?;
+        let sum = |f: &dyn Fn(&SourceProgress) -> Option<u64>| all.iter().map(|p| f(p)).sum::<Option<u64>>();
+        Some(SourceProgress {
+            done: all.iter().map(|p| p.done).sum(),
+            total: sum(&|p| p.total),
+            unit: first.unit,
+            lag: all.iter().filter_map(|p| p.lag).reduce(|a, b| a + b),
+        })
+    }
+
+    /// The sources' lag by subtask (`None`: not known).
+    pub fn lags(&self) -> Vec<Option<u64>> {
+        self.source.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|p| p.and_then(|p| p.lag)).collect()
+    }
+
+    /// Keeps `entry` (a dead letter as the dead-letter output writes it) among the latest,
+    /// with its `value` cut to [`RECENT_VALUE_BYTES`].
+    pub fn note_dead_letter(&self, mut entry: serde_json::Value) {
+        if let Some(serde_json::Value::String(v)) = entry.get_mut("value") {
+            if v.len() > RECENT_VALUE_BYTES {
+                let mut cut = RECENT_VALUE_BYTES;
+                while !v.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                v.truncate(cut);
+                v.push('…');
+            }
+        }
+        if let Some(o) = entry.as_object_mut() {
+            o.remove("value_base64");
+            o.insert("at_ms".into(), crate::time::wall_ms().into());
+        }
+        let mut q = self.recent_dead.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() == RECENT_DEAD_LETTERS {
+            q.pop_front();
+        }
+        q.push_back(entry);
     }
 
     /// Busy, idle and backpressured ns by subtask (empty unless the node heads a task).
@@ -104,6 +225,43 @@ pub struct CheckpointMetrics {
     pub last_bytes: AtomicU64,
     /// Time spent restoring operator state at start (`--restore`), ms.
     pub restore_ms: AtomicU64,
+    /// When the last checkpoint completed, epoch ms (0: none yet).
+    pub last_completed_at_ms: AtomicU64,
+    /// The latest completed checkpoints (at most [`CHECKPOINT_HISTORY`]), newest last.
+    pub history: Mutex<std::collections::VecDeque<CheckpointDone>>,
+}
+
+/// Completed checkpoints [`CheckpointMetrics`] keeps.
+pub const CHECKPOINT_HISTORY: usize = 10;
+
+/// A completed checkpoint.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct CheckpointDone {
+    /// Its id.
+    pub id: u64,
+    /// When it completed, epoch ms.
+    pub at_ms: u64,
+    /// Trigger to metadata, ms.
+    pub duration_ms: u64,
+    /// Bytes of its files.
+    pub bytes: u64,
+}
+
+impl CheckpointMetrics {
+    /// Counts checkpoint `id` completed after `duration_ms`, with `bytes` of files.
+    pub fn note_completed(&self, id: u64, duration_ms: u64, bytes: u64) {
+        let at_ms = crate::time::wall_ms().max(0) as u64;
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        self.last_duration_ms.store(duration_ms, Ordering::Relaxed);
+        self.max_duration_ms.fetch_max(duration_ms, Ordering::Relaxed);
+        self.last_bytes.store(bytes, Ordering::Relaxed);
+        self.last_completed_at_ms.store(at_ms, Ordering::Relaxed);
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if h.len() == CHECKPOINT_HISTORY {
+            h.pop_front();
+        }
+        h.push_back(CheckpointDone { id, at_ms, duration_ms, bytes });
+    }
 }
 
 /// Metrics of a job, by node name in declaration order.
@@ -126,6 +284,20 @@ impl JobMetrics {
         m
     }
 
+    /// The counters of `name`, if it is a node.
+    pub fn get(&self, name: &str) -> Option<Arc<NodeMetrics>> {
+        self.nodes.iter().find(|(n, _)| n == name).map(|(_, m)| m.clone())
+    }
+
+    /// The latest dead letters over all nodes, newest first, at most `n`.
+    pub fn recent_dead_letters(&self, n: usize) -> Vec<serde_json::Value> {
+        let mut all: Vec<serde_json::Value> =
+            self.nodes.iter().flat_map(|(_, m)| m.recent_dead.lock().unwrap_or_else(|e| e.into_inner()).clone()).collect();
+        all.sort_by_key(|e| std::cmp::Reverse(e["at_ms"].as_i64().unwrap_or(0)));
+        all.truncate(n);
+        all
+    }
+
     /// Total dead letters over all nodes.
     pub fn dead_letters(&self) -> u64 {
         self.nodes.iter().map(|(_, m)| m.dead_letters.load(Ordering::Relaxed)).sum()
@@ -143,6 +315,18 @@ impl JobMetrics {
             });
             if let Some(l) = m.latency_json() {
                 node["latency"] = l;
+            }
+            node["operator_ms"] = (g(&m.operator_ns) / 1_000_000).into();
+            node["plugin_traps"] = g(&m.traps).into();
+            let r = &m.reloads;
+            if r.iter().any(|r| g(r) > 0) {
+                node["reloads"] = serde_json::json!({"ok": g(&r[0]), "refused": g(&r[1]), "rolled_back": g(&r[2])});
+            }
+            if let Some(s) = m.state_size() {
+                node["state"] = serde_json::json!({"entries": s.entries, "bytes": s.bytes});
+            }
+            if let Some(p) = m.source_progress() {
+                node["source"] = serde_json::to_value(p).unwrap_or_default();
             }
             let t = m.task_time();
             if !t.is_empty() {
@@ -163,6 +347,8 @@ impl JobMetrics {
         let checkpoints = serde_json::json!({
             "completed": g(&c.completed), "failed": g(&c.failed), "last_duration_ms": g(&c.last_duration_ms),
             "max_duration_ms": g(&c.max_duration_ms), "last_bytes": g(&c.last_bytes), "restore_ms": g(&c.restore_ms),
+            "last_completed_at_ms": g(&c.last_completed_at_ms),
+            "history": serde_json::to_value(&*c.history.lock().unwrap_or_else(|e| e.into_inner())).unwrap_or_default(),
         });
         serde_json::json!({"nodes": nodes, "dead_letters": self.dead_letters(), "checkpoints": checkpoints})
     }

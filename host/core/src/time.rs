@@ -31,6 +31,11 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock now, in epoch milliseconds.
+pub fn wall_ms() -> i64 {
+    SystemClock.now_ms()
+}
+
 /// A clock that only moves when told to: processing-time tests without sleeps.
 #[derive(Debug, Default, Clone)]
 pub struct ManualClock(Arc<AtomicI64>);

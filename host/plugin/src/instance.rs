@@ -459,8 +459,8 @@ pub struct Instance {
     operator: String,
     /// What the plugin may reach (every new store of this instance gets the same).
     grants: Arc<Grants>,
-    /// Times the instance was recreated after a trap.
-    pub restarts: u64,
+    /// Where its traps and restarts are counted (the operator's node).
+    faults: Arc<weir_core::status::NodeMetrics>,
     /// Calls that ran past the deadline.
     overruns: u32,
     /// Overruns tolerated before [`Instance::check_budget`] fails the job.
@@ -567,7 +567,7 @@ impl Instance {
             config,
             operator: operator.to_string(),
             grants,
-            restarts: 0,
+            faults: Arc::default(),
             overruns: 0,
             budget: DEFAULT_DEADLINE_BUDGET,
             retrying: false,
@@ -643,6 +643,12 @@ impl Instance {
         Ok(())
     }
 
+    /// Counts this instance's traps and restarts into `node` (`weir_plugin_traps_total`,
+    /// `weir_plugin_restarts_total`).
+    pub fn count_faults_into(&mut self, node: Arc<weir_core::status::NodeMetrics>) {
+        self.faults = node;
+    }
+
     /// The plugin.
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin
@@ -651,6 +657,11 @@ impl Instance {
     /// The host data: state, timers, call context, emitted records.
     pub fn host(&mut self) -> &mut HostCtx {
         self.store.data_mut()
+    }
+
+    /// The host data, to read.
+    pub fn host_data(&self) -> &HostCtx {
+        self.store.data()
     }
 
     /// Sets how many calls may run past the deadline before [`Instance::check_budget`]
@@ -692,6 +703,7 @@ impl Instance {
     /// After a trap: a fresh instance that keeps the state and timers of the old one.
     fn recover(&mut self, e: &wasmtime::Error) -> Failure {
         let reason = trap_reason(&self.plugin.engine, e, self.store.data(), self.retrying);
+        self.faults.traps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if is_deadline(e) {
             self.overruns += 1;
         }
@@ -700,7 +712,7 @@ impl Instance {
             Ok((store, bound, _)) => {
                 self.store = store;
                 self.bound = bound;
-                self.restarts += 1;
+                self.faults.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             Err(failed) => {
                 let (why, ctx) = *failed;

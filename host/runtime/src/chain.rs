@@ -50,9 +50,9 @@ impl Chain {
             return Ok(());
         }
         let node = self.links[i].name.clone();
-        self.links[i].metrics.dead_letters.fetch_add(dead.len() as u64, Ordering::Relaxed);
-        let Some(route) = &mut self.dead_letter else { return Ok(()) };
-        let recs = dead
+        let metrics = &self.links[i].metrics;
+        metrics.dead_letters.fetch_add(dead.len() as u64, Ordering::Relaxed);
+        let entries: Vec<serde_json::Value> = dead
             .into_iter()
             .map(|(r, reason)| {
                 let mut entry = serde_json::json!({
@@ -71,11 +71,37 @@ impl Chain {
                     // `value` had its invalid bytes replaced: the original stays recoverable.
                     entry["value_base64"] = base64::engine::general_purpose::STANDARD.encode(&r.value).into();
                 }
-                Record { value: entry.to_string().into_bytes(), ..Record::default() }
+                entry
             })
             .collect();
+        // The latest few stay in the metrics, for the dashboard.
+        for e in entries.iter().skip(entries.len().saturating_sub(weir_core::status::RECENT_DEAD_LETTERS)) {
+            metrics.note_dead_letter(e.clone());
+        }
+        let Some(route) = &mut self.dead_letter else { return Ok(()) };
+        let recs = entries.into_iter().map(|e| Record { value: e.to_string().into_bytes(), ..Record::default() }).collect();
         route.send_batch(Batch::of(recs))?;
         Ok(())
+    }
+
+    /// Runs `call` on link `i`'s operator with a fresh output, counting its time, then
+    /// routes what it produced.
+    fn call(&mut self, i: usize, call: impl FnOnce(&mut dyn Operator, &mut Output) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let mut out = self.output(i);
+        let started = std::time::Instant::now();
+        let result = call(self.links[i].op.as_mut(), &mut out);
+        self.links[i].metrics.operator_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        result?;
+        self.route(i, out)
+    }
+
+    /// Notes the size of each link's keyed state in its node's counters.
+    pub fn note_state_sizes(&self) {
+        for l in &self.links {
+            if let Some(size) = l.op.state_size() {
+                l.metrics.note_state(self.subtask, size);
+            }
+        }
     }
 
     /// Routes what link `i` produced; main output feeds link `i + 1` when chained.
@@ -136,9 +162,7 @@ impl Chain {
         if terminal {
             self.links[i].metrics.record_latency(&batch.records);
         }
-        let mut out = self.output(i);
-        self.links[i].op.process(batch, &mut out)?;
-        self.route(i, out)
+        self.call(i, |op, out| op.process(batch, out))
     }
 
     /// The earliest processing-time timer of any link.
@@ -150,9 +174,7 @@ impl Chain {
     pub fn on_processing_time(&mut self, now: i64) -> anyhow::Result<()> {
         for i in 0..self.links.len() {
             if self.links[i].op.next_processing_timer().is_some_and(|t| t <= now) {
-                let mut out = self.output(i);
-                self.links[i].op.on_processing_time(now, &mut out)?;
-                self.route(i, out)?;
+                self.call(i, |op, out| op.on_processing_time(now, out))?;
             }
         }
         Ok(())
@@ -161,9 +183,7 @@ impl Chain {
     /// End of input: close every link in order and send end-of-input downstream.
     pub fn close(&mut self) -> anyhow::Result<()> {
         for i in 0..self.links.len() {
-            let mut out = self.output(i);
-            self.links[i].op.close(&mut out)?;
-            self.route(i, out)?;
+            self.call(i, |op, out| op.close(out))?;
             let link = &self.links[i];
             for r in link.main.iter().chain(link.sides.iter().flat_map(|(_, rs)| rs.iter())) {
                 r.end()?;

@@ -450,12 +450,7 @@ impl Coordinator {
                         let p = pending.remove(&id).expect("present");
                         let bytes = self.complete(id, &p.dir, p.savepoint.is_some())?;
                         if p.savepoint.is_none() {
-                            let ms = p.started.elapsed().as_millis() as u64;
-                            let m = &self.metrics;
-                            m.completed.fetch_add(1, Ordering::Relaxed);
-                            m.last_duration_ms.store(ms, Ordering::Relaxed);
-                            m.max_duration_ms.fetch_max(ms, Ordering::Relaxed);
-                            m.last_bytes.store(bytes, Ordering::Relaxed);
+                            self.metrics.note_completed(id, p.started.elapsed().as_millis() as u64, bytes);
                         }
                         if p.savepoint.is_none() {
                             last_end = Instant::now();
@@ -497,7 +492,7 @@ impl Coordinator {
         let files = list_files(dir, dir)?;
         let bytes = files.iter().map(|f| f.size).sum();
         let f = &self.facts;
-        let completed_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let completed_ms = weir_core::time::wall_ms();
         let m = Metadata {
             id,
             job: f.job.clone(),

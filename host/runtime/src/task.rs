@@ -68,11 +68,12 @@ impl TaskTime {
         Idle(&mut self.idle_ns, std::time::Instant::now())
     }
 
-    /// Adds the time since the last flush to the head node, at most ten times a second.
-    fn flush_now_and_then(&mut self, chain: &Chain) {
+    /// Adds the time since the last flush to the head node, and notes the links' state
+    /// sizes, at most ten times a second; returns whether it did.
+    fn flush_now_and_then(&mut self, chain: &Chain) -> bool {
         let wall = self.since.elapsed();
         if wall < Duration::from_millis(100) {
-            return;
+            return false;
         }
         let wall = wall.as_nanos() as u64;
         let backpressured = crate::route::take_backpressured_ns();
@@ -81,8 +82,10 @@ impl TaskTime {
         if let Some(head) = chain.links.first() {
             head.metrics.note_task_time(self.subtask, busy, idle, backpressured.min(wall - idle));
         }
+        chain.note_state_sizes();
         self.since = std::time::Instant::now();
         self.idle_ns = 0;
+        true
     }
 }
 
@@ -293,7 +296,18 @@ pub fn run_source_task(
     if let (false, Some(g)) = (splits.is_empty(), time.generator.as_mut()) {
         g.set_splits(&splits);
     }
+    let mut task_time = TaskTime::new(&chain);
+    let subtask = chain.subtask;
+    let report = |source: &dyn Source| {
+        if let Some(p) = source.progress() {
+            metrics.note_source(subtask, p);
+        }
+    };
+    report(source.as_ref());
     loop {
+        if task_time.flush_now_and_then(&chain) {
+            report(source.as_ref());
+        }
         if run.failed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -315,6 +329,7 @@ pub fn run_source_task(
                     // rates each batch then carries a tick's records instead of one or two,
                     // which costs every downstream task a wake-up per batch.
                     let wait = Duration::from_secs_f64(1.0 / r).clamp(RATE_TICK, Duration::from_millis(50));
+                    let _waiting = task_time.idle();
                     std::thread::sleep(wait);
                     continue;
                 }
@@ -344,6 +359,7 @@ pub fn run_source_task(
                     chain.idle(true)?;
                 }
             }
+            let _waiting = task_time.idle();
             std::thread::sleep(wait);
             continue;
         }
@@ -370,6 +386,7 @@ pub fn run_source_task(
         // The source link itself is an identity operator; push through the chain.
         chain.push(0, Batch { records, marks })?;
     }
+    report(source.as_ref());
     if let Some(e) = &ctl.ended {
         e.fetch_add(1, Ordering::SeqCst);
     }

@@ -214,6 +214,11 @@ impl<B: StateBackend> StateBackend for Cached<B> {
         self.inner.len() + self.cache.new_values()
     }
 
+    /// The backend's bytes (values only in the cache are not counted until flushed).
+    fn size_bytes(&self) -> u64 {
+        self.inner.size_bytes()
+    }
+
     fn snapshot(&mut self, dir: &Path) -> anyhow::Result<Deferred> {
         self.cache.flush(&mut self.inner);
         self.inner.snapshot(dir)

@@ -55,6 +55,9 @@ pub trait StateBackend: Send {
     fn delete_prefix(&mut self, prefix: &[u8]);
     /// Number of entries (for metrics and tests).
     fn len(&self) -> usize;
+    /// Bytes of the keys and values held (an estimate where the store keeps no exact
+    /// count), for metrics.
+    fn size_bytes(&self) -> u64;
     /// Whether the store is empty.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -134,6 +137,16 @@ pub fn read_snapshot(dir: &Path, groups: Range<u16>) -> anyhow::Result<Vec<(Vec<
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
     map: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Bytes of the keys and values in `map`.
+    bytes: u64,
+}
+
+impl MemoryBackend {
+    fn removed(&mut self, key: &[u8], value: Option<Vec<u8>>) {
+        if let Some(v) = value {
+            self.bytes -= (key.len() + v.len()) as u64;
+        }
+    }
 }
 
 impl StateBackend for MemoryBackend {
@@ -141,10 +154,15 @@ impl StateBackend for MemoryBackend {
         self.map.get(key).cloned()
     }
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.map.insert(key, value);
+        self.bytes += (key.len() + value.len()) as u64;
+        let len = key.len();
+        if let Some(old) = self.map.insert(key, value) {
+            self.bytes -= (len + old.len()) as u64;
+        }
     }
     fn delete(&mut self, key: &[u8]) {
-        self.map.remove(key);
+        let old = self.map.remove(key);
+        self.removed(key, old);
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.map.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -153,11 +171,15 @@ impl StateBackend for MemoryBackend {
         let keys: Vec<Vec<u8>> =
             self.map.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect();
         for k in keys {
-            self.map.remove(&k);
+            let old = self.map.remove(&k);
+            self.removed(&k, old);
         }
     }
     fn len(&self) -> usize {
         self.map.len()
+    }
+    fn size_bytes(&self) -> u64 {
+        self.bytes
     }
     fn snapshot(&mut self, dir: &Path) -> anyhow::Result<Deferred> {
         // A copy at the barrier; the write happens off the task's thread.
@@ -270,6 +292,22 @@ mod tests {
         assert_eq!(b.scan_prefix(&p).len(), 2);
         b.delete_prefix(&p);
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn the_memory_backend_counts_the_bytes_it_holds() {
+        let mut m = MemoryBackend::default();
+        m.put(b"ab".to_vec(), b"1234".to_vec());
+        m.put(b"cd".to_vec(), b"1".to_vec());
+        assert_eq!(m.size_bytes(), 9);
+        m.put(b"ab".to_vec(), b"12".to_vec());
+        assert_eq!(m.size_bytes(), 7, "a value replaced counts once");
+        m.delete(b"cd");
+        m.delete(b"zz");
+        assert_eq!(m.size_bytes(), 4);
+        m.put(b"ax".to_vec(), b"9".to_vec());
+        m.delete_prefix(b"a");
+        assert_eq!((m.size_bytes(), m.len()), (0, 0));
     }
 
     #[test]

@@ -100,6 +100,11 @@ impl StateBackend for RocksBackend {
         // RocksDB keeps no exact count; this is an estimate for metrics.
         self.db.property_int_value("rocksdb.estimate-num-keys").ok().flatten().map(|n| n as usize).unwrap_or(self.len)
     }
+    fn size_bytes(&self) -> u64 {
+        // SST files' live data plus what the memtables hold (both RocksDB's estimates).
+        let p = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
+        p("rocksdb.estimate-live-data-size") + p("rocksdb.cur-size-all-mem-tables")
+    }
     fn snapshot(&mut self, dir: &Path) -> anyhow::Result<Deferred> {
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)?;

@@ -961,6 +961,10 @@ impl WindowOp {
 }
 
 impl Operator for WindowOp {
+    fn state_size(&self) -> Option<weir_core::status::StateSize> {
+        Some(weir_core::status::StateSize { entries: self.state.len() as u64, bytes: self.state.size_bytes() })
+    }
+
     fn plugin_instance(&mut self) -> Option<&mut dyn std::any::Any> {
         match &mut self.cfg.function {
             WindowFn::Aggregate(inst) | WindowFn::Process(inst) => Some(inst.as_mut()),
