@@ -68,8 +68,17 @@ fn write_token(path: &Path, token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A fresh token for the endpoint at `addr` (`what` names it in errors), written to its
+/// [`token_path`]: the file, and the token.
+pub(crate) fn issue_token(addr: SocketAddr, what: &str) -> anyhow::Result<(PathBuf, Arc<str>)> {
+    let token_file = token_path(addr);
+    let token: Arc<str> = new_token()?.into();
+    write_token(&token_file, &token).with_context(|| format!("{what}: cannot write its token to {}", token_file.display()))?;
+    Ok((token_file, token))
+}
+
 /// Compares in time independent of where the first difference is.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
@@ -105,9 +114,7 @@ pub fn serve(
     done: Arc<AtomicBool>,
 ) -> anyhow::Result<Endpoint> {
     // The token first: a client may connect as soon as the port listens.
-    let token_file = token_path(addr);
-    let token: Arc<str> = new_token()?.into();
-    write_token(&token_file, &token).with_context(|| format!("control endpoint: cannot write its token to {}", token_file.display()))?;
+    let (token_file, token) = issue_token(addr, "control endpoint")?;
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("control endpoint: cannot listen on {addr}"));
     let listener = match listener {
         Ok(l) => l,
@@ -208,13 +215,7 @@ async fn answer(line: &[u8], requests: &Sender<SavepointRequest>, commands: &Arc
         }
         ("reload", _) => {
             let (Some(operator), Some(path)) = (req.operator, req.path) else { return refusal("`reload` needs `operator` and `path`") };
-            let commands = commands.clone();
-            // Compiling a component takes a while: off the endpoint's thread.
-            return match tokio::task::spawn_blocking(move || commands.reload(&operator, &path)).await {
-                Ok(Ok(v)) => accepted(v),
-                Ok(Err(e)) => refusal(&e),
-                Err(_) => refusal("the reload failed unexpectedly"),
-            };
+            return reload(commands, operator, path).await;
         }
         _ => return refusal("unknown command; the commands are `savepoint`, `reload` and `status`"),
     };
@@ -226,6 +227,17 @@ async fn answer(line: &[u8], requests: &Sender<SavepointRequest>, commands: &Arc
         Ok(Ok(Ok(path))) => serde_json::json!({"ok": true, "path": path}),
         Ok(Ok(Err(e))) => refusal(&e),
         _ => refusal("the job ended before answering"),
+    }
+}
+
+/// Hot-reloads `operator` from `path` (compiling a component takes a while: off the
+/// endpoint's thread); the answer, `ok` or not.
+pub(crate) async fn reload(commands: &Arc<dyn Commands>, operator: String, path: PathBuf) -> serde_json::Value {
+    let commands = commands.clone();
+    match tokio::task::spawn_blocking(move || commands.reload(&operator, &path)).await {
+        Ok(Ok(v)) => accepted(v),
+        Ok(Err(e)) => refusal(&e),
+        Err(_) => refusal("the reload failed unexpectedly"),
     }
 }
 

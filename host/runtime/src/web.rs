@@ -43,7 +43,6 @@ pub struct GraphNode {
 }
 
 /// What the endpoint serves: the job's name, graph and live counters.
-#[derive(Debug)]
 pub struct Job {
     /// Its name.
     pub name: String,
@@ -53,6 +52,8 @@ pub struct Job {
     pub metrics: Arc<JobMetrics>,
     /// When the run started.
     pub started: std::time::Instant,
+    /// The job's plugin versions and hot reloads (none: the job cannot reload).
+    pub commands: Option<Arc<dyn crate::control::Commands>>,
 }
 
 /// The dashboard page.
@@ -60,6 +61,18 @@ const DASHBOARD: &str = include_str!("web/dashboard.html");
 
 /// Connections served at once (a scraper and a few dashboards); more are answered 503.
 pub const MAX_CONNECTIONS: usize = 16;
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("name", &self.name).field("graph", &self.graph).finish_non_exhaustive()
+    }
+}
+
+/// The longest request body (`POST /api/reload`), in bytes.
+pub const MAX_BODY: usize = 4096;
+
+/// Dead letters `/api/job` shows, newest first.
+pub const DEAD_LETTERS_SHOWN: usize = 20;
 
 /// A running endpoint; [`Endpoint::finish`] stops it.
 #[derive(Debug)]
@@ -69,6 +82,8 @@ pub struct Endpoint {
     stop: Arc<AtomicBool>,
     /// The address it listens on (the port the OS chose when the job asked for port 0).
     pub addr: SocketAddr,
+    /// The file holding the token that `POST /api/reload` needs (removed at the end).
+    pub token_file: std::path::PathBuf,
 }
 
 impl Endpoint {
@@ -78,6 +93,7 @@ impl Endpoint {
         std::thread::sleep(linger);
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.thread.join();
+        let _ = std::fs::remove_file(&self.token_file);
     }
 }
 
@@ -86,15 +102,17 @@ pub fn serve(addr: SocketAddr, job: Job) -> anyhow::Result<Endpoint> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("metrics endpoint: cannot listen on {addr}"))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
+    // The token of the one request that changes the job, written before anything is served.
+    let (token_file, token) = crate::control::issue_token(local, "metrics endpoint")?;
     let (running, stop) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
     let (r, s) = (running.clone(), stop.clone());
     let job = Arc::new(job);
     let serve = move |stream| {
-        let (job, running) = (job.clone(), r.clone());
+        let (job, running, token) = (job.clone(), r.clone(), token.clone());
         async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let answer = respond(&req, &job, running.load(Ordering::SeqCst));
-                async move { Ok::<_, std::convert::Infallible>(answer) }
+                let (job, running, token) = (job.clone(), running.load(Ordering::SeqCst), token.clone());
+                async move { Ok::<_, std::convert::Infallible>(respond(req, &job, running, &token).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
@@ -105,11 +123,59 @@ pub fn serve(addr: SocketAddr, job: Job) -> anyhow::Result<Endpoint> {
         let busy = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\nconnection: close\r\n\r\n";
         let _ = stream.write_all(busy).await;
     };
-    let thread = crate::listen::spawn("weir-http", listener, MAX_CONNECTIONS, s, serve, refuse)?;
-    Ok(Endpoint { thread, running, stop, addr: local })
+    let thread = crate::listen::spawn("weir-http", listener, MAX_CONNECTIONS, s, serve, refuse);
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = std::fs::remove_file(&token_file);
+            return Err(e.into());
+        }
+    };
+    Ok(Endpoint { thread, running, stop, addr: local, token_file })
 }
 
-fn respond(req: &Request<hyper::body::Incoming>, job: &Job, running: bool) -> Response<Full<Bytes>> {
+/// `POST /api/reload`: `{"operator": OP, "path": PATH}` (PATH defaults to the file the
+/// operator's plugin was loaded from, so a rebuilt plugin is one click away), with the
+/// endpoint's token as `Authorization: Bearer TOKEN`. Answers as `weir reload` does.
+async fn reload(req: Request<hyper::body::Incoming>, job: &Job, token: &str) -> (StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt as _;
+    let refused = |status, why: &str| (status, serde_json::json!({"ok": false, "error": why}));
+    let given = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|t| crate::control::same(t.trim(), token)) {
+        return refused(
+            StatusCode::UNAUTHORIZED,
+            "wrong or missing token: send `Authorization: Bearer TOKEN`, TOKEN from the file weir named at start",
+        );
+    }
+    let Some(commands) = &job.commands else {
+        return refused(StatusCode::CONFLICT, "this job cannot reload plugins (hot reloads need `[checkpoint]`)");
+    };
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return refused(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is longer than {MAX_BODY} bytes")),
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Ask {
+        operator: String,
+        #[serde(default)]
+        path: Option<std::path::PathBuf>,
+    }
+    let Ok(ask) = serde_json::from_slice::<Ask>(&body) else {
+        return refused(StatusCode::BAD_REQUEST, "send {\"operator\": OP} or {\"operator\": OP, \"path\": PATH}");
+    };
+    let path = match ask.path {
+        Some(p) => p,
+        None => match commands.status()["operators"][&ask.operator]["plugin"].as_str() {
+            Some(p) => p.into(),
+            None => return refused(StatusCode::NOT_FOUND, &format!("no operator `{}` runs a plugin that can be reloaded", ask.operator)),
+        },
+    };
+    let answer = crate::control::reload(commands, ask.operator, path).await;
+    (if answer["ok"] == true { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY }, answer)
+}
+
+async fn respond(req: Request<hyper::body::Incoming>, job: &Job, running: bool, token: &str) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, kind: &str, body: String| {
         Response::builder()
             .status(status)
@@ -119,14 +185,19 @@ fn respond(req: &Request<hyper::body::Incoming>, job: &Job, running: bool) -> Re
             .unwrap_or_default()
     };
     let text = "text/plain; charset=utf-8";
-    match (req.method(), req.uri().path()) {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    match (&method, path.as_str()) {
         (&Method::GET, "/metrics") => reply(StatusCode::OK, CONTENT_TYPE, encode(&job.name, &job.metrics, running)),
         (&Method::GET, "/api/job") => reply(StatusCode::OK, "application/json", api(job, running).to_string()),
         (&Method::GET, "/") => reply(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.to_string()),
         // Browsers ask; there is none.
         (&Method::GET, "/favicon.ico") => reply(StatusCode::NO_CONTENT, text, String::new()),
         (&Method::GET, _) => reply(StatusCode::NOT_FOUND, text, "not found: weir serves /, /api/job and /metrics\n".into()),
-        _ => reply(StatusCode::METHOD_NOT_ALLOWED, text, "only GET\n".into()),
+        (&Method::POST, "/api/reload") => {
+            let (status, answer) = reload(req, job, token).await;
+            reply(status, "application/json", answer.to_string())
+        }
+        _ => reply(StatusCode::METHOD_NOT_ALLOWED, text, "only GET, and POST to /api/reload\n".into()),
     }
 }
 
@@ -150,6 +221,9 @@ fn api(job: &Job, running: bool) -> serde_json::Value {
         "nodes": nodes,
         "checkpoints": counters["checkpoints"],
         "dead_letters": counters["dead_letters"],
+        "latest_dead_letters": job.metrics.recent_dead_letters(DEAD_LETTERS_SHOWN),
+        "plugins": job.commands.as_ref().map(|c| c.status()["operators"].clone()),
+        "can_reload": job.commands.is_some(),
     })
 }
 
@@ -202,6 +276,66 @@ pub fn encode(job: &str, metrics: &JobMetrics, running: bool) -> String {
     });
     per_node("weir_unrouted_records", "Records emitted to side outputs the job does not route anywhere", &|m| g(&m.unrouted));
     per_node("weir_plugin_restarts", "Plugin instances recreated after a trap", &|m| g(&m.restarts));
+    per_node("weir_plugin_traps", "Plugin calls that trapped (their records went to the dead letters)", &|m| g(&m.traps));
+    let family = Family::<OperatorLabels, Counter<f64, AtomicU64>>::default();
+    for (n, m) in &metrics.nodes {
+        family.get_or_create(&OperatorLabels { job: job.into(), operator: n.clone() }).inc_by(g(&m.operator_ns) as f64 / 1e9);
+    }
+    reg.register_with_unit(
+        "weir_operator_time",
+        "Time in the operator's calls, over its subtasks (a plugin operator's: the plugin's calls with the host calls they make)",
+        Unit::Seconds,
+        family,
+    );
+    let reloads = Family::<OutcomeLabels, Counter>::default();
+    for (n, m) in &metrics.nodes {
+        for (outcome, v) in ["ok", "refused", "rolled_back"].into_iter().zip(&m.reloads) {
+            reloads.get_or_create(&OutcomeLabels { job: job.into(), operator: n.clone(), outcome: outcome.into() }).inc_by(g(v));
+        }
+    }
+    reg.register("weir_plugin_reloads", "Hot reloads of the operator's plugin that ended: ok, refused, rolled back", reloads);
+    // Keyed state and sources, per subtask.
+    let (entries, bytes, lag, progress) = (
+        Family::<SubtaskLabels, Gauge>::default(),
+        Family::<SubtaskLabels, Gauge>::default(),
+        Family::<SubtaskLabels, Gauge>::default(),
+        Family::<OperatorLabels, Gauge<f64, AtomicU64>>::default(),
+    );
+    let labels = |n: &str, subtask: usize| SubtaskLabels { job: job.into(), operator: n.into(), subtask: subtask.to_string() };
+    for (n, m) in &metrics.nodes {
+        for (subtask, s) in m.state.lock().unwrap_or_else(|e| e.into_inner()).iter().enumerate() {
+            entries.get_or_create(&labels(n, subtask)).set(s.entries as i64);
+            bytes.get_or_create(&labels(n, subtask)).set(s.bytes as i64);
+        }
+        for (subtask, l) in m.lags().into_iter().enumerate() {
+            if let Some(l) = l {
+                lag.get_or_create(&labels(n, subtask)).set(l as i64);
+            }
+        }
+        if let Some(p) = m.source_progress() {
+            if let Some(total) = p.total {
+                let ratio = if total == 0 { 1.0 } else { p.done as f64 / total as f64 };
+                progress.get_or_create(&OperatorLabels { job: job.into(), operator: n.clone() }).set(ratio);
+            }
+        }
+    }
+    reg.register("weir_state_entries", "Entries of the subtask's keyed state (an estimate on RocksDB)", entries);
+    reg.register_with_unit(
+        "weir_state_size",
+        "Bytes of the subtask's keyed state, keys and values (an estimate on RocksDB)",
+        Unit::Bytes,
+        bytes,
+    );
+    reg.register(
+        "weir_source_lag_records",
+        "Records the source subtask could read and has not yet (Kafka: consumer lag over its partitions)",
+        lag,
+    );
+    reg.register(
+        "weir_source_progress_ratio",
+        "Share of a bounded source's input read so far (a file's bytes, a topic's records)",
+        progress,
+    );
     let late = Family::<OutcomeLabels, Counter>::default();
     for (n, m) in &metrics.nodes {
         for (outcome, v) in [("dropped", g(&m.late_dropped)), ("side_output", g(&m.late_side))] {
@@ -212,7 +346,7 @@ pub fn encode(job: &str, metrics: &JobMetrics, running: bool) -> String {
     // (the final watermark is "forever").
     let (watermark, lag) =
         (Family::<SubtaskLabels, Gauge<f64, AtomicU64>>::default(), Family::<SubtaskLabels, Gauge<f64, AtomicU64>>::default());
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now_ms = weir_core::time::wall_ms();
     for (n, m) in &metrics.nodes {
         for (subtask, w) in m.watermarks().into_iter().enumerate().filter(|(_, w)| *w != i64::MIN && *w != i64::MAX) {
             let labels = SubtaskLabels { job: job.into(), operator: n.clone(), subtask: subtask.to_string() };
@@ -291,6 +425,12 @@ mod tests {
         m.node("parse").note_watermark(1, 1_735_689_600_500);
         m.node("parse").note_task_time(0, 2_500_000_000, 1_000_000_000, 500_000_000);
         m.checkpoints.last_duration_ms.store(1500, Ordering::Relaxed);
+        m.node("parse").operator_ns.store(250_000_000, Ordering::Relaxed);
+        m.node("parse").reloads[2].store(1, Ordering::Relaxed);
+        m.node("parse").note_state(1, weir_core::status::StateSize { entries: 12, bytes: 3400 });
+        let progress = |done, total, lag| weir_core::status::SourceProgress { done, total, lag, ..Default::default() };
+        m.node("logs").note_source(0, progress(30, Some(100), Some(70)));
+        m.node("logs").note_source(1, progress(20, Some(100), None));
         let text = encode("j", &m, true);
         for line in [
             "weir_records_in_total{job=\"j\",operator=\"logs\"} 7",
@@ -302,6 +442,12 @@ mod tests {
             "weir_watermark_seconds{job=\"j\",operator=\"parse\",subtask=\"1\"} 1735689600.5",
             "weir_task_busy_seconds_total{job=\"j\",operator=\"parse\",subtask=\"0\"} 2.5",
             "weir_task_backpressured_seconds_total{job=\"j\",operator=\"parse\",subtask=\"0\"} 0.5",
+            "weir_operator_time_seconds_total{job=\"j\",operator=\"parse\"} 0.25",
+            "weir_plugin_reloads_total{job=\"j\",operator=\"parse\",outcome=\"rolled_back\"} 1",
+            "weir_state_entries{job=\"j\",operator=\"parse\",subtask=\"1\"} 12",
+            "weir_state_size_bytes{job=\"j\",operator=\"parse\",subtask=\"1\"} 3400",
+            "weir_source_lag_records{job=\"j\",operator=\"logs\",subtask=\"0\"} 70",
+            "weir_source_progress_ratio{job=\"j\",operator=\"logs\"} 0.25",
             "# TYPE weir_records_in counter",
             "# EOF",
         ] {

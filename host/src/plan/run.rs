@@ -294,7 +294,9 @@ impl Planned {
                     .collect(),
             })
             .collect();
-        weir_runtime::web::Job { name: self.job.name.clone(), graph, metrics: self.metrics.clone(), started }
+        // Reloads swap at a checkpoint barrier: without checkpoints there are none.
+        let commands = self.job.checkpoint.is_some().then(|| self.reloads.clone() as Arc<dyn weir_runtime::control::Commands>);
+        weir_runtime::web::Job { name: self.job.name.clone(), graph, metrics: self.metrics.clone(), started, commands }
     }
 
     pub fn run(self) -> anyhow::Result<RunReport> {
@@ -319,7 +321,15 @@ impl Planned {
         let stop = Arc::new(AtomicBool::new(false));
         // The metrics endpoint answers from before the first record to after the last.
         let web = match &self.job.metrics {
-            Some(m) => Some((weir_runtime::web::serve(m.addr, self.web_job(started))?, m.linger)),
+            Some(m) => {
+                let endpoint = weir_runtime::web::serve(m.addr, self.web_job(started))?;
+                eprintln!(
+                    "weir: dashboard at http://{0}/, metrics at http://{0}/metrics (the dashboard's reload asks for the token in {1})",
+                    endpoint.addr,
+                    endpoint.token_file.display()
+                );
+                Some((endpoint, m.linger))
+            }
             None => None,
         };
         let handles = self.start(tasks, &inputs, restore.as_ref(), &run, &sources_ended, &stop)?;
