@@ -332,38 +332,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// `weir status` as a table: per operator, its plugin version and records in and out.
+/// `weir status` as tables: the counters as `weir run` prints them at the end, then each
+/// reloadable operator's plugin version and last reload.
 fn print_status(v: &serde_json::Value) {
-    println!("job: {}", v["job"].as_str().unwrap_or("?"));
-    let nodes = &v["metrics"]["nodes"];
-    println!("{:<16} {:>12} {:>12} {:>8}  {:<16} {:<8} last reload", "operator", "in", "out", "dead", "plugin version", "loaded");
+    let elapsed = std::time::Duration::from_millis(v["elapsed_ms"].as_u64().unwrap_or(0));
+    println!("job: {} · running for {}", v["job"].as_str().unwrap_or("?"), weir_host::progress::span(elapsed));
+    let order: Vec<String> = v["nodes"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(String::from)).collect();
+    println!("{}", weir_host::progress::table_of(&v["metrics"], &order, elapsed, v["peak_memory_kb"].as_u64()));
     let ops = v["operators"].as_object().cloned().unwrap_or_default();
-    for (name, m) in nodes.as_object().into_iter().flatten() {
-        let (version, loaded, last) = match ops.get(name) {
-            Some(o) => {
-                let at = o["loaded_at_ms"].as_i64().unwrap_or(0);
-                let ago = (now_ms() - at).max(0) / 1000;
-                let last = match &o["last_reload"] {
-                    serde_json::Value::Null => "-".to_string(),
-                    l => {
-                        let mut s = l["outcome"].as_str().unwrap_or("?").to_string();
-                        if let Some(r) = l["reason"].as_str() {
-                            s += &format!(": {r}");
-                        }
-                        s
-                    }
-                };
-                (o["version"].as_str().unwrap_or("?").to_string(), format!("{ago}s ago"), last)
-            }
-            None => ("-".into(), "-".into(), "-".into()),
-        };
-        let n = |k: &str| m[k].as_u64().unwrap_or(0);
-        println!("{name:<16} {:>12} {:>12} {:>8}  {version:<16} {loaded:<8} {last}", n("records_in"), n("records_out"), n("dead_letters"));
+    if ops.is_empty() {
+        return;
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    println!("\n{:<16} {:<18} {:<10} last reload", "operator", "plugin version", "loaded");
+    for (name, o) in &ops {
+        let ago = (weir_core::time::wall_ms() - o["loaded_at_ms"].as_i64().unwrap_or(0)).max(0) as u64;
+        let last = match &o["last_reload"] {
+            serde_json::Value::Null => "-".to_string(),
+            l => {
+                let mut s = l["outcome"].as_str().unwrap_or("?").to_string();
+                if let Some(r) = l["reason"].as_str() {
+                    s += &format!(": {r}");
+                }
+                s
+            }
+        };
+        let loaded = format!("{} ago", weir_host::progress::span(std::time::Duration::from_millis(ago)));
+        println!("{name:<16} {:<18} {loaded:<10} {last}", o["version"].as_str().unwrap_or("?"));
+    }
 }
 
 fn main() -> ExitCode {
