@@ -3,7 +3,8 @@
 //   node tests/browser/dashboard.mjs http://ADDR/ NODE,NODE,... [SCREENSHOT.png]
 // Passes when the page loads, shows every named operator (in the graph and in the table),
 // and the source's count advances between two looks (within 15 s). Prints what
-// it saw as one JSON line.
+// it saw as one JSON line (with the latest dead letters' reasons, what the source read,
+// and the plugins section's note).
 import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
 import os from 'node:os';
@@ -41,11 +42,17 @@ try {
   ).catch(() => {});
   const second = await count();
   assert.ok(second > first, `the count of ${source} did not advance: ${first} then ${second}`);
+  // The latest dead letters with their reasons (the cases have malformed lines), and how
+  // much of its file the source read.
+  await page.waitForSelector('#dead-letters tbody tr', { timeout: 15000 });
+  const deadRows = await page.$$eval('#dead-letters tbody tr', (rows) => rows.map((r) => r.cells[4].textContent));
+  const read = await page.textContent(`tr[data-node="${source}"] .extent`);
+  const plugins = await page.textContent('#plugins-note');
   const state = await page.textContent('#state');
   const job = await page.textContent('#job');
   if (shot) await page.screenshot({ path: shot, fullPage: true });
   assert.deepEqual(errors, [], 'no errors on the page');
-  console.log(JSON.stringify({ job, state, source, first, second, nodes: nodes.length }));
+  console.log(JSON.stringify({ job, state, source, first, second, nodes: nodes.length, deadRows, read, plugins }));
 } finally {
   await browser.close();
 }

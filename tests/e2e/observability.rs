@@ -1,22 +1,7 @@
 //! Seeing a running job: the Prometheus endpoint (`[metrics] addr`, `--metrics-addr`)
 //! scraped during a run and after it, against the job's real counts.
 
-use std::io::{Read, Write};
-
 use crate::support::*;
-
-/// `GET path` on `addr`: (status line, content type, body); None when nothing answers.
-fn get(addr: &str, path: &str) -> Option<(String, String, String)> {
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.lines().next()?.to_string();
-    let kind = head.lines().find_map(|l| l.strip_prefix("content-type: ")).unwrap_or_default().to_string();
-    Some((status, kind, body.to_string()))
-}
 
 /// Starts the log-analyzer on `case` at `rate` lines/s with its endpoint on `addr`, sinks
 /// discarding, and `extra` arguments.
@@ -56,6 +41,7 @@ fn metrics_scraped_during_and_after_a_run_equal_the_jobs_counts() {
     // Two looks while it runs: the count is under way and moves.
     let mut seen = Vec::new();
     let mut watermarks = std::collections::BTreeSet::new();
+    let (mut shares, mut detect_state) = (Vec::new(), 0.0f64);
     let mut last = String::new();
     while started.elapsed() < std::time::Duration::from_secs(60) {
         if let Some((status, kind, body)) = get(&addr, "/metrics") {
@@ -73,7 +59,11 @@ fn metrics_scraped_during_and_after_a_run_equal_the_jobs_counts() {
                         assert!(sample(&body, &format!("weir_watermark_lag_seconds{labels}")).is_some_and(|l| l > 0.0), "{body}");
                         watermarks.insert(subtask);
                     }
+                    let labels = format!("{{job=\"log-analyzer\",operator=\"detect\",subtask=\"{subtask}\"}}");
+                    detect_state = detect_state.max(sample(&body, &format!("weir_state_entries{labels}")).unwrap_or(0.0));
                 }
+                // The file source's share read, by its bytes.
+                shares.extend(sample(&body, "weir_source_progress_ratio{job=\"log-analyzer\",operator=\"logs\"}"));
             }
             if sample(&body, running) == Some(0.0) {
                 last = body;
@@ -82,8 +72,29 @@ fn metrics_scraped_during_and_after_a_run_equal_the_jobs_counts() {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // The last look at the JSON, during `linger`: the latest dead letters with their reasons.
+    let api: serde_json::Value = serde_json::from_str(&get(&addr, "/api/job").expect("/api/job").2).expect("JSON");
     let status = child.wait().expect("wait");
     assert!(status.success(), "weir failed");
+    assert!(shares.windows(2).all(|w| w[0] <= w[1]) && shares.iter().any(|s| *s > 0.0 && *s < 1.0), "{shares:?}");
+    assert_eq!(sample(&last, "weir_source_progress_ratio{job=\"log-analyzer\",operator=\"logs\"}"), Some(1.0), "all read");
+    assert!(detect_state > 0.0, "detect keeps keyed state (a last login per user) during the run");
+    for op in ["parse", "detect", "tumble10s"] {
+        let t = sample(&last, &format!("weir_operator_time_seconds_total{{job=\"log-analyzer\",operator=\"{op}\"}}"));
+        assert!(t.is_some_and(|t| t > 0.0), "{op}: time in its calls {t:?}");
+        let traps = sample(&last, &format!("weir_plugin_traps_total{{job=\"log-analyzer\",operator=\"{op}\"}}"));
+        assert_eq!(traps, Some(0.0), "{op}");
+    }
+    let latest = api["latest_dead_letters"].as_array().expect("latest dead letters");
+    assert_eq!(latest.len() as u64, malformed(&case).min(20), "{api:#}");
+    assert!(
+        latest.iter().all(|d| (d["operator"] == "parse" || d["operator"] == "logs")
+            && d["source"] == "logs"
+            && !d["reason"].as_str().unwrap_or("").is_empty()),
+        "{latest:#?}"
+    );
+    assert!(latest.windows(2).all(|w| w[0]["at_ms"].as_i64() >= w[1]["at_ms"].as_i64()), "newest first");
+    assert_eq!(api["can_reload"], false, "no checkpoints, no reloads");
     assert!(seen.len() >= 2, "{name}: the count moved between two looks during the run: {seen:?}");
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
     assert_eq!(watermarks.len(), 2, "both subtasks of tumble10s reported their watermark during the run");
@@ -161,6 +172,10 @@ fn the_dashboard_shows_every_operator_and_its_counts_advance_in_a_real_browser()
     assert_eq!(seen["job"], "log-analyzer");
     assert_eq!(seen["state"], "running");
     assert!(seen["second"].as_u64() > seen["first"].as_u64(), "{seen}");
+    let reasons = seen["deadRows"].as_array().expect("dead letter rows");
+    assert!(!reasons.is_empty() && reasons.iter().all(|r| !r.as_str().unwrap_or("").is_empty()), "{seen}");
+    assert!(seen["read"].as_str().is_some_and(|r| r.contains(" % of ") && r.contains("MB") || r.contains("KB")), "{seen}");
+    assert!(seen["plugins"].as_str().is_some_and(|p| p.contains("no plugin operator can be reloaded")), "{seen}");
     assert!(std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false), "a screenshot was taken");
 }
 
@@ -181,14 +196,32 @@ fn a_terminal_gets_a_status_line_and_a_table_and_scripts_get_the_one_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let stdout = dir.path().join("stdout.txt");
     let shown = on_a_terminal(&format!("run {job}"), Some(&stdout));
-    // The status line, redrawn in place while it runs (about 2 s).
-    let status = regex_lite(&shown, " records in (", "/s) · ");
-    assert!(status >= 2, "the status line was drawn at least twice:\n{shown}");
-    assert!(shown.contains("dead letters 0 · "), "{shown}");
+    // A bounded source that knows its total (20,000 records) gets a bar with the ETA,
+    // redrawn in place while it runs (about 2 s).
+    let bar = shown.matches("/20,000 (").count();
+    assert!(bar >= 2 && shown.contains(" %) · ETA "), "the bar was drawn at least twice:\n{shown}");
+    assert!(shown.contains(" out (") && shown.contains("dead letters 0"), "{shown}");
+    // Input of unknown length (a named pipe): the status line, with rates.
+    let (_, case) = cases().into_iter().next().expect("a case");
+    let fifo = dir.path().join("logs.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let (from, to) = (case.join("logs.jsonl"), fifo.clone());
+    let writer = std::thread::spawn(move || std::fs::write(&to, std::fs::read(&from).expect("logs")));
+    let piped = on_a_terminal(
+        &format!(
+            "run plugins/log-analyzer/job.toml --set source.logs.kind=file --set source.logs.path={} \
+             --set source.logs.rate=4000 --set sink.alerts.kind=discard --set sink.metrics.kind=discard",
+            fifo.display()
+        ),
+        Some(&dir.path().join("piped-stdout.txt")),
+    );
+    writer.join().expect("writer").expect("written to the pipe");
+    let status = regex_lite(&piped, " records in (", "/s) · ");
+    assert!(status >= 2 && !piped.contains("ETA"), "the status line was drawn at least twice:\n{piped}");
     // The table at the end, a row per node.
     let table: Vec<&str> = shown.lines().map(|l| l.trim_end_matches('\r')).skip_while(|l| !l.ends_with("weir: job finished")).collect();
     assert!(table.len() >= 10, "{shown}");
-    assert_eq!(table[1].split_whitespace().collect::<Vec<_>>(), ["node", "in", "out", "dead", "late", "restarts"]);
+    assert_eq!(table[1].split_whitespace().collect::<Vec<_>>(), ["node", "in", "out", "dead", "late", "restarts", "time"]);
     assert_eq!(table[2].split_whitespace().take(3).collect::<Vec<_>>(), ["logs", "20,000", "20,000"]);
     assert!(
         table.iter().any(|l| l.starts_with("checkpoints: 0 completed, 0 failed · wall time ") && l.contains(" · peak memory ")),

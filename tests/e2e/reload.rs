@@ -389,3 +389,55 @@ fn compiled_plugins_are_cached_and_a_corrupt_entry_is_compiled_again() {
     validate();
     assert_eq!(entries(), first, "the entry was replaced by a whole one");
 }
+
+/// The dashboard's reload action: `POST /api/reload` on the HTTP endpoint swaps the plugin
+/// with the endpoint's token (and is refused without it), every count kept; `/api/job`
+/// and `/metrics` show the versions and the reload, and `weir status` prints the job's
+/// table and its plugins.
+#[test]
+fn the_dashboards_reload_action_swaps_the_plugin_with_the_endpoints_token() {
+    let records = 16_000;
+    let web = format!("127.0.0.1:{}", free_port());
+    let mut job = Counting::start(2, records, 2_000, None, &["--metrics-addr", &web]);
+    job.counted(2_000);
+    let api = || -> serde_json::Value { serde_json::from_str(&get(&web, "/api/job").expect("/api/job").2).expect("JSON") };
+    let before = api();
+    assert_eq!(before["can_reload"], true);
+    let v1 = before["plugins"]["counter"]["version"].as_str().expect("version").to_string();
+    let v2_path = plugin("counter_v2").display().to_string();
+    let body = serde_json::json!({"operator": "counter", "path": v2_path}).to_string();
+    let json = "content-type: application/json";
+    let (status, _, answer) = http(&web, "POST", "/api/reload", &[json], &body).expect("answer");
+    assert!(status.contains(" 401 ") && answer.contains("wrong or missing token"), "{status} {answer}");
+    let bad = format!("authorization: Bearer {}", "0".repeat(64));
+    assert!(http(&web, "POST", "/api/reload", &[json, &bad], &body).expect("answer").0.contains(" 401 "));
+    // The token is in the file weir named at start, beside the control endpoint's.
+    let file = job.dir.path().join("control").join(format!("control-127.0.0.1-{}.token", web.rsplit(':').next().expect("port")));
+    let token = std::fs::read_to_string(&file).expect("the endpoint's token file");
+    let auth = format!("authorization: Bearer {}", token.trim());
+    let unknown = serde_json::json!({"operator": "nosuch"}).to_string();
+    let (status, _, answer) = http(&web, "POST", "/api/reload", &[json, &auth], &unknown).expect("answer");
+    assert!(status.contains(" 404 ") && answer.contains("no operator `nosuch`"), "{status} {answer}");
+    let (status, _, answer) = http(&web, "POST", "/api/reload", &[json, &auth], &body).expect("answer");
+    assert!(status.contains(" 200 "), "{status} {answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!((answer["ok"].clone(), answer["previous"].as_str()), (serde_json::json!(true), Some(v1.as_str())), "{answer}");
+    job.until("v2 passes its probation", |s| s["operators"]["counter"]["last_reload"]["outcome"] == "ok");
+    let after = api();
+    assert_ne!(after["plugins"]["counter"]["version"], v1.as_str(), "{after:#}");
+    let scraped = get(&web, "/metrics").expect("/metrics").2;
+    assert!(scraped.lines().any(|l| l == "weir_plugin_reloads_total{job=\"counting\",operator=\"counter\",outcome=\"ok\"} 1"), "{scraped}");
+    // `weir status`: the counters as `weir run` ends with, then the plugin's version.
+    let out = job.weir(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.starts_with("job: counting · running for "), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["node", "in", "out", "dead", "late", "restarts", "time"], "{text}");
+    assert!(lines.iter().any(|l| l.starts_with("counter ") && l.split_whitespace().nth(1).is_some_and(|n| n != "0")), "{text}");
+    assert!(lines.iter().any(|l| l.starts_with("checkpoints: ") && l.contains(" completed")), "{text}");
+    let version = after["plugins"]["counter"]["version"].as_str().expect("version");
+    assert!(lines.iter().any(|l| l.starts_with("counter ") && l.contains(version) && l.ends_with(" ok")), "{text}");
+    let (rows, _) = job.finish();
+    check_counts(&rows, records, &["v1", "v2"]);
+    assert!(!file.exists(), "the token file is removed at the end");
+}

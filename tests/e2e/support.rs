@@ -315,3 +315,25 @@ impl Drop for Broker {
         self.stop();
     }
 }
+
+/// `METHOD path` on `addr` with `headers` (`"name: value"`) and `body`: (status line,
+/// content type, body); None when nothing answers.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[&str], body: &str) -> Option<(String, String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60))).ok()?;
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}content-length: {}\r\n\r\n{body}", body.len())
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.lines().next()?.to_string();
+    let kind = head.lines().find_map(|l| l.strip_prefix("content-type: ")).unwrap_or_default().to_string();
+    Some((status, kind, body.to_string()))
+}
+
+/// `GET path` on `addr` (see [`http`]).
+pub fn get(addr: &str, path: &str) -> Option<(String, String, String)> {
+    http(addr, "GET", path, &[], "")
+}
