@@ -220,8 +220,9 @@ pub fn group(n: u64) -> String {
     out
 }
 
-/// The end-of-run summary as a table: per node in, out, dead-lettered, late, restarts and
-/// time in its calls; then checkpoints, wall time and peak memory.
+/// The end-of-run summary as a table: per node in, out, dead-lettered, late, restarts, time
+/// in its calls, and the CPU time of the task threads it heads (`-` for a node chained
+/// behind another); then checkpoints, wall time and peak memory.
 pub fn table(m: &JobMetrics, wall: Duration) -> String {
     let order: Vec<String> = m.nodes.iter().map(|(n, _)| n.clone()).collect();
     table_of(&m.to_json(), &order, wall, peak_memory())
@@ -232,10 +233,13 @@ pub fn table(m: &JobMetrics, wall: Duration) -> String {
 pub fn table_of(json: &serde_json::Value, order: &[String], wall: Duration, peak_kb: Option<u64>) -> String {
     let get = |n: &str, k: &str| json["nodes"][n][k].as_u64().unwrap_or(0);
     let width = order.iter().map(String::len).max().unwrap_or(8).max(8);
-    let mut out = format!("{:<width$} {:>12} {:>12} {:>10} {:>8} {:>9} {:>9}\n", "node", "in", "out", "dead", "late", "restarts", "time");
+    let mut out = format!(
+        "{:<width$} {:>12} {:>12} {:>10} {:>8} {:>9} {:>9} {:>9}\n",
+        "node", "in", "out", "dead", "late", "restarts", "time", "cpu"
+    );
     for n in order {
         out += &format!(
-            "{:<width$} {:>12} {:>12} {:>10} {:>8} {:>9} {:>9}\n",
+            "{:<width$} {:>12} {:>12} {:>10} {:>8} {:>9} {:>9} {:>9}\n",
             n,
             group(get(n, "records_in")),
             group(get(n, "records_out")),
@@ -243,6 +247,10 @@ pub fn table_of(json: &serde_json::Value, order: &[String], wall: Duration, peak
             group(get(n, "late_dropped") + get(n, "late_side_output")),
             group(get(n, "plugin_restarts")),
             format!("{:.2} s", get(n, "operator_ms") as f64 / 1000.0),
+            match json["nodes"][n]["task_cpu_ms"].as_array() {
+                Some(cpu) => format!("{:.2} s", cpu.iter().filter_map(serde_json::Value::as_u64).sum::<u64>() as f64 / 1000.0),
+                None => "-".into(),
+            },
         );
     }
     let c = &json["checkpoints"];
@@ -303,11 +311,13 @@ mod tests {
         m.node("logs").records_out.store(300_000, Ordering::Relaxed);
         m.node("parse").dead_letters.store(7, Ordering::Relaxed);
         m.node("parse").operator_ns.store(1_250_000_000, Ordering::Relaxed);
+        m.node("logs").note_task_cpu(0, 700_000_000);
+        m.node("logs").note_task_cpu(1, 800_000_000);
         let t = table(&m, Duration::from_millis(1500));
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "node               in          out       dead     late  restarts      time");
-        assert_eq!(lines[1], "logs          300,000      300,000          0        0         0    0.00 s");
-        assert_eq!(lines[2], "parse               0            0          7        0         0    1.25 s");
+        assert_eq!(lines[0], "node               in          out       dead     late  restarts      time       cpu");
+        assert_eq!(lines[1], "logs          300,000      300,000          0        0         0    0.00 s    1.50 s");
+        assert_eq!(lines[2], "parse               0            0          7        0         0    1.25 s         -");
         assert!(lines[3].starts_with("checkpoints: 0 completed, 0 failed · wall time 1.50 s · peak memory "), "{}", lines[3]);
     }
 }

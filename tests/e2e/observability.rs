@@ -221,7 +221,7 @@ fn a_terminal_gets_a_status_line_and_a_table_and_scripts_get_the_one_line() {
     // The table at the end, a row per node.
     let table: Vec<&str> = shown.lines().map(|l| l.trim_end_matches('\r')).skip_while(|l| !l.ends_with("weir: job finished")).collect();
     assert!(table.len() >= 10, "{shown}");
-    assert_eq!(table[1].split_whitespace().collect::<Vec<_>>(), ["node", "in", "out", "dead", "late", "restarts", "time"]);
+    assert_eq!(table[1].split_whitespace().collect::<Vec<_>>(), ["node", "in", "out", "dead", "late", "restarts", "time", "cpu"]);
     assert_eq!(table[2].split_whitespace().take(3).collect::<Vec<_>>(), ["logs", "20,000", "20,000"]);
     assert!(
         table.iter().any(|l| l.starts_with("checkpoints: 0 completed, 0 failed · wall time ") && l.contains(" · peak memory ")),

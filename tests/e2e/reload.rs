@@ -432,7 +432,7 @@ fn the_dashboards_reload_action_swaps_the_plugin_with_the_endpoints_token() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.starts_with("job: counting · running for "), "{text}");
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["node", "in", "out", "dead", "late", "restarts", "time"], "{text}");
+    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["node", "in", "out", "dead", "late", "restarts", "time", "cpu"], "{text}");
     assert!(lines.iter().any(|l| l.starts_with("counter ") && l.split_whitespace().nth(1).is_some_and(|n| n != "0")), "{text}");
     assert!(lines.iter().any(|l| l.starts_with("checkpoints: ") && l.contains(" completed")), "{text}");
     let version = after["plugins"]["counter"]["version"].as_str().expect("version");

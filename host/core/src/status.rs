@@ -31,6 +31,9 @@ pub struct NodeMetrics {
     /// For the head node of a task: per subtask, ns the task spent busy (processing),
     /// idle (waiting for input) and backpressured (waiting for room downstream).
     pub task_ns: Mutex<Vec<[u64; 3]>>,
+    /// For the head node of a task: per subtask, CPU time of the task's thread, ns (Linux's
+    /// `/proc/thread-self/schedstat`).
+    pub task_cpu_ns: Mutex<Vec<u64>>,
     /// Time spent in the operator's calls (for a plugin operator: the plugin's calls with
     /// the host calls they make), ns, over all subtasks.
     pub operator_ns: AtomicU64,
@@ -85,6 +88,12 @@ pub enum ProgressUnit {
     Bytes,
 }
 
+/// CPU time the calling thread used so far, ns (`None` where the kernel does not say).
+pub fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
 /// Sets `v[i]`, growing `v` with defaults.
 fn set_at<T: Default + Clone>(v: &Mutex<Vec<T>>, i: usize, value: T) {
     let mut v = v.lock().unwrap_or_else(|e| e.into_inner());
@@ -113,6 +122,16 @@ impl NodeMetrics {
         t[subtask][0] += busy;
         t[subtask][1] += idle;
         t[subtask][2] += backpressured;
+    }
+
+    /// Notes the CPU time subtask `subtask`'s task thread used so far.
+    pub fn note_task_cpu(&self, subtask: usize, ns: u64) {
+        set_at(&self.task_cpu_ns, subtask, ns);
+    }
+
+    /// CPU time of the task threads this node heads, by subtask, ns (empty: it heads none).
+    pub fn task_cpu(&self) -> Vec<u64> {
+        self.task_cpu_ns.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Notes the size of subtask `subtask`'s state.
@@ -334,6 +353,10 @@ impl JobMetrics {
                     .iter()
                     .map(|[b, i, p]| serde_json::json!({"busy": b / 1_000_000, "idle": i / 1_000_000, "backpressured": p / 1_000_000}))
                     .collect();
+            }
+            let cpu = m.task_cpu();
+            if !cpu.is_empty() {
+                node["task_cpu_ms"] = cpu.iter().map(|ns| ns / 1_000_000).collect();
             }
             let w = m.watermarks();
             if !w.is_empty() {

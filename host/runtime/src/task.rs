@@ -71,16 +71,21 @@ impl TaskTime {
     /// Adds the time since the last flush to the head node, and notes the links' state
     /// sizes, at most ten times a second; returns whether it did.
     fn flush_now_and_then(&mut self, chain: &Chain) -> bool {
+        self.since.elapsed() >= Duration::from_millis(100) && self.flush(chain)
+    }
+
+    /// Adds the time since the last flush now (at the task's end, so that none is lost).
+    fn flush(&mut self, chain: &Chain) -> bool {
         let wall = self.since.elapsed();
-        if wall < Duration::from_millis(100) {
-            return false;
-        }
         let wall = wall.as_nanos() as u64;
         let backpressured = crate::route::take_backpressured_ns();
         let idle = self.idle_ns.min(wall);
         let busy = wall.saturating_sub(idle).saturating_sub(backpressured);
         if let Some(head) = chain.links.first() {
             head.metrics.note_task_time(self.subtask, busy, idle, backpressured.min(wall - idle));
+            if let Some(cpu) = weir_core::status::thread_cpu_ns() {
+                head.metrics.note_task_cpu(self.subtask, cpu);
+            }
         }
         chain.note_state_sizes();
         self.since = std::time::Instant::now();
@@ -184,6 +189,7 @@ pub fn run_input_task(mut chain: Chain, task: InputTask, clock: Arc<dyn Clock>, 
             while let Ok(Control::Complete(id)) = control.try_recv() {
                 chain.notify_complete(id)?;
             }
+            time.flush(&chain);
             return Ok(());
         }
     }
@@ -392,5 +398,7 @@ pub fn run_source_task(
     }
     // End of a bounded input: the final watermark fires everything.
     chain.push(0, Batch { records: Vec::new(), marks: vec![(0, weir_core::time::MAX_WATERMARK)] })?;
-    chain.close()
+    chain.close()?;
+    task_time.flush(&chain);
+    Ok(())
 }

@@ -373,6 +373,14 @@ pub fn encode(job: &str, metrics: &JobMetrics, running: bool) -> String {
         }
         reg.register_with_unit(name, help, Unit::Seconds, family);
     }
+    let cpu = Family::<SubtaskLabels, Counter<f64, AtomicU64>>::default();
+    for (n, m) in &metrics.nodes {
+        for (subtask, ns) in m.task_cpu().into_iter().enumerate() {
+            cpu.get_or_create(&SubtaskLabels { job: job.into(), operator: n.clone(), subtask: subtask.to_string() })
+                .inc_by(ns as f64 / 1e9);
+        }
+    }
+    reg.register_with_unit("weir_task_cpu", "CPU time of the subtask's task thread (by the node heading the task)", Unit::Seconds, cpu);
     reg.register_with_unit("weir_watermark", "The event-time watermark a subtask last saw arrive, as epoch time", Unit::Seconds, watermark);
     reg.register_with_unit("weir_watermark_lag", "Wall-clock time minus the subtask's watermark", Unit::Seconds, lag);
     reg.register("weir_late_records", "Records behind the watermark past allowed lateness: dropped, or sent to the late side output", late);
