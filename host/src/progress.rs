@@ -38,10 +38,13 @@ impl Progress {
         let watched: Arc<Mutex<Option<Watched>>> = Arc::default();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (m, d) = (watched.clone(), done.clone());
+        let bar = indicatif::ProgressBar::new_spinner();
+        // Dead letters printed to stderr clear the line and have it drawn again after.
+        let b = bar.clone();
+        weir_connectors::print::write_stderr_around(move |write| b.suspend(write));
         let thread = std::thread::Builder::new()
             .name("weir-progress".into())
             .spawn(move || {
-                let bar = indicatif::ProgressBar::new_spinner();
                 let mut shape = None;
                 let started = Instant::now();
                 let mut last: Option<(Instant, u64, u64)> = None;

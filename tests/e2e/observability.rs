@@ -218,6 +218,11 @@ fn a_terminal_gets_a_status_line_and_a_table_and_scripts_get_the_one_line() {
     writer.join().expect("writer").expect("written to the pipe");
     let status = regex_lite(&piped, " records in (", "/s) · ");
     assert!(status >= 2 && !piped.contains("ETA"), "the status line was drawn at least twice:\n{piped}");
+    // The case's malformed lines are printed as dead letters on stderr, each on a line of
+    // its own: the status line is cleared before and drawn again after.
+    let segments: Vec<&str> = piped.split(['\r', '\n']).collect();
+    assert!(segments.iter().filter(|l| l.contains("dead-letter> ")).count() as u64 == malformed(&case), "{piped}");
+    assert!(!segments.iter().any(|l| l.contains("dead-letter> ") && l.contains("records in (")), "mixed:\n{piped}");
     // The table at the end, a row per node.
     let table: Vec<&str> = shown.lines().map(|l| l.trim_end_matches('\r')).skip_while(|l| !l.ends_with("weir: job finished")).collect();
     assert!(table.len() >= 10, "{shown}");

@@ -10,6 +10,17 @@ use weir_core::config::Check;
 use weir_core::operator::{Operator, Output};
 use weir_core::record::Batch;
 
+/// Wraps writes to standard error when a live line is drawn there (`weir run`'s progress
+/// on a terminal): the line is cleared before the write and drawn again after it.
+type AroundStderr = Box<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
+static AROUND_STDERR: std::sync::OnceLock<AroundStderr> = std::sync::OnceLock::new();
+
+/// Has every print sink that writes to standard error (the dead letters) write through
+/// `around`, which runs the write it is given (once per process; later calls are ignored).
+pub fn write_stderr_around(around: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static) {
+    let _ = AROUND_STDERR.set(Box::new(around));
+}
+
 /// `kind = "print"`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -79,8 +90,16 @@ impl Operator for PrintSink {
                 (write_lines(&mut w, self.prefix.as_deref(), &batch, &mut self.written).and_then(|_| w.flush()), "standard output")
             }
             Stream::Stderr => {
-                let mut w = std::io::stderr().lock();
-                (write_lines(&mut w, self.prefix.as_deref(), &batch, &mut self.written).and_then(|_| w.flush()), "standard error")
+                let mut res = Ok(());
+                let mut write = || {
+                    let mut w = std::io::stderr().lock();
+                    res = write_lines(&mut w, self.prefix.as_deref(), &batch, &mut self.written).and_then(|_| w.flush());
+                };
+                match AROUND_STDERR.get() {
+                    Some(around) => around(&mut write),
+                    None => write(),
+                }
+                (res, "standard error")
             }
         };
         match res {
