@@ -82,8 +82,9 @@ pub struct Endpoint {
     stop: Arc<AtomicBool>,
     /// The address it listens on (the port the OS chose when the job asked for port 0).
     pub addr: SocketAddr,
-    /// The file holding the token that `POST /api/reload` needs (removed at the end).
-    pub token_file: std::path::PathBuf,
+    /// The file holding the token that `POST /api/reload` needs (removed at the end); none
+    /// when it could not be written (then the endpoint serves everything but reloads).
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 impl Endpoint {
@@ -93,7 +94,9 @@ impl Endpoint {
         std::thread::sleep(linger);
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.thread.join();
-        let _ = std::fs::remove_file(&self.token_file);
+        if let Some(f) = &self.token_file {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }
 
@@ -103,7 +106,14 @@ pub fn serve(addr: SocketAddr, job: Job) -> anyhow::Result<Endpoint> {
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     // The token of the one request that changes the job, written before anything is served.
-    let (token_file, token) = crate::control::issue_token(local, "metrics endpoint")?;
+    // Without it (no writable folder for it) the endpoint still serves what it reads.
+    let (token_file, token) = match crate::control::issue_token(local, "metrics endpoint") {
+        Ok((file, token)) => (Some(file), Some(token)),
+        Err(e) => {
+            eprintln!("weir: warning: {e:#}; the dashboard cannot reload plugins (set WEIR_CONTROL_DIR to a writable folder)");
+            (None, None)
+        }
+    };
     let (running, stop) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
     let (r, s) = (running.clone(), stop.clone());
     let job = Arc::new(job);
@@ -112,7 +122,7 @@ pub fn serve(addr: SocketAddr, job: Job) -> anyhow::Result<Endpoint> {
         async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let (job, running, token) = (job.clone(), running.load(Ordering::SeqCst), token.clone());
-                async move { Ok::<_, std::convert::Infallible>(respond(req, &job, running, &token).await) }
+                async move { Ok::<_, std::convert::Infallible>(respond(req, &job, running, token.as_deref()).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
@@ -127,7 +137,9 @@ pub fn serve(addr: SocketAddr, job: Job) -> anyhow::Result<Endpoint> {
     let thread = match thread {
         Ok(t) => t,
         Err(e) => {
-            let _ = std::fs::remove_file(&token_file);
+            if let Some(f) = &token_file {
+                let _ = std::fs::remove_file(f);
+            }
             return Err(e.into());
         }
     };
@@ -137,10 +149,16 @@ pub fn serve(addr: SocketAddr, job: Job) -> anyhow::Result<Endpoint> {
 /// `POST /api/reload`: `{"operator": OP, "path": PATH}` (PATH defaults to the file the
 /// operator's plugin was loaded from, so a rebuilt plugin is one click away), with the
 /// endpoint's token as `Authorization: Bearer TOKEN`. Answers as `weir reload` does.
-async fn reload(req: Request<hyper::body::Incoming>, job: &Job, token: &str) -> (StatusCode, serde_json::Value) {
+async fn reload(req: Request<hyper::body::Incoming>, job: &Job, token: Option<&str>) -> (StatusCode, serde_json::Value) {
     use http_body_util::BodyExt as _;
     let refused = |status, why: &str| (status, serde_json::json!({"ok": false, "error": why}));
     let given = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let Some(token) = token else {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this endpoint has no token (weir could not write it at start), so it reloads nothing",
+        );
+    };
     if !given.is_some_and(|t| crate::control::same(t.trim(), token)) {
         return refused(
             StatusCode::UNAUTHORIZED,
@@ -175,7 +193,7 @@ async fn reload(req: Request<hyper::body::Incoming>, job: &Job, token: &str) -> 
     (if answer["ok"] == true { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY }, answer)
 }
 
-async fn respond(req: Request<hyper::body::Incoming>, job: &Job, running: bool, token: &str) -> Response<Full<Bytes>> {
+async fn respond(req: Request<hyper::body::Incoming>, job: &Job, running: bool, token: Option<&str>) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, kind: &str, body: String| {
         Response::builder()
             .status(status)

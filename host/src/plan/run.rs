@@ -323,11 +323,11 @@ impl Planned {
         let web = match &self.job.metrics {
             Some(m) => {
                 let endpoint = weir_runtime::web::serve(m.addr, self.web_job(started))?;
-                eprintln!(
-                    "weir: dashboard at http://{0}/, metrics at http://{0}/metrics (the dashboard's reload asks for the token in {1})",
-                    endpoint.addr,
-                    endpoint.token_file.display()
-                );
+                let token = match &endpoint.token_file {
+                    Some(f) => format!(" (the dashboard's reload asks for the token in {})", f.display()),
+                    None => String::new(),
+                };
+                eprintln!("weir: dashboard at http://{0}/, metrics at http://{0}/metrics{token}", endpoint.addr);
                 Some((endpoint, m.linger))
             }
             None => None,
