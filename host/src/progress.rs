@@ -2,8 +2,9 @@
 //! bar when every source knows how much it will read (a file's bytes, a bounded generator's
 //! or topic's records; with the rate and ETA), else a status line (records in and out with
 //! their rates, dead letters, the sinks' watermark lag, the last checkpoint, time); and a
-//! table of the counters at the end. Nothing of it when stderr is not a terminal or with `--quiet`: then `weir run`
-//! prints the one summary line it always printed, so scripts keep working. The live line is
+//! table of the counters at the end. Nothing of it when stderr is not a terminal or with
+//! `--quiet`: then `weir run` prints the one summary line it always printed, so scripts
+//! keep working. The live line is
 //! also left out when stdout is the same terminal (print sinks write there, and the line
 //! would be drawn through their rows).
 

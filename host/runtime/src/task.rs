@@ -71,11 +71,15 @@ impl TaskTime {
     /// Adds the time since the last flush to the head node, and notes the links' state
     /// sizes, at most ten times a second; returns whether it did.
     fn flush_now_and_then(&mut self, chain: &Chain) -> bool {
-        self.since.elapsed() >= Duration::from_millis(100) && self.flush(chain)
+        let due = self.since.elapsed() >= Duration::from_millis(100);
+        if due {
+            self.flush(chain);
+        }
+        due
     }
 
     /// Adds the time since the last flush now (at the task's end, so that none is lost).
-    fn flush(&mut self, chain: &Chain) -> bool {
+    fn flush(&mut self, chain: &Chain) {
         let wall = self.since.elapsed();
         let wall = wall.as_nanos() as u64;
         let backpressured = crate::route::take_backpressured_ns();
@@ -90,7 +94,6 @@ impl TaskTime {
         chain.note_state_sizes();
         self.since = std::time::Instant::now();
         self.idle_ns = 0;
-        true
     }
 }
 

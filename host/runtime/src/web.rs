@@ -24,7 +24,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
-use weir_core::status::JobMetrics;
+use weir_core::status::{JobMetrics, NodeMetrics};
 
 /// The content type of `/metrics` (what prometheus-client writes).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -276,11 +276,15 @@ struct CheckpointLabels {
     outcome: String,
 }
 
+/// Reads one value per subtask (ns) from a node's counters.
+type PerSubtask<'a> = &'a dyn Fn(&NodeMetrics) -> Vec<u64>;
+
 /// The job's counters in the OpenMetrics text format (what Prometheus scrapes).
 pub fn encode(job: &str, metrics: &JobMetrics, running: bool) -> String {
     let mut reg = Registry::default();
+    let labels = |n: &str, subtask: usize| SubtaskLabels { job: job.into(), operator: n.into(), subtask: subtask.to_string() };
     let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let mut per_node = |name: &str, help: &str, read: &dyn Fn(&weir_core::status::NodeMetrics) -> u64| {
+    let mut per_node = |name: &str, help: &str, read: &dyn Fn(&NodeMetrics) -> u64| {
         let family = Family::<OperatorLabels, Counter>::default();
         for (n, m) in &metrics.nodes {
             family.get_or_create(&OperatorLabels { job: job.into(), operator: n.clone() }).inc_by(read(m));
@@ -319,7 +323,6 @@ pub fn encode(job: &str, metrics: &JobMetrics, running: bool) -> String {
         Family::<SubtaskLabels, Gauge>::default(),
         Family::<OperatorLabels, Gauge<f64, AtomicU64>>::default(),
     );
-    let labels = |n: &str, subtask: usize| SubtaskLabels { job: job.into(), operator: n.into(), subtask: subtask.to_string() };
     for (n, m) in &metrics.nodes {
         for (subtask, s) in m.state.lock().unwrap_or_else(|e| e.into_inner()).iter().enumerate() {
             entries.get_or_create(&labels(n, subtask)).set(s.entries as i64);
@@ -367,38 +370,32 @@ pub fn encode(job: &str, metrics: &JobMetrics, running: bool) -> String {
     let now_ms = weir_core::time::wall_ms();
     for (n, m) in &metrics.nodes {
         for (subtask, w) in m.watermarks().into_iter().enumerate().filter(|(_, w)| *w != i64::MIN && *w != i64::MAX) {
-            let labels = SubtaskLabels { job: job.into(), operator: n.clone(), subtask: subtask.to_string() };
+            let labels = labels(n, subtask);
             watermark.get_or_create(&labels).set(w as f64 / 1000.0);
             lag.get_or_create(&labels).set(now_ms.saturating_sub(w) as f64 / 1000.0);
         }
     }
-    // Where each task's thread spends its time (Flink's busy / idle / backpressured time),
-    // by the node at the head of the task.
-    for (i, (name, help)) in [
-        ("weir_task_busy", "Time the subtask's task spent processing (counted by the node heading the task)"),
-        ("weir_task_idle", "Time the subtask's task spent waiting for input"),
-        ("weir_task_backpressured", "Time the subtask's task spent waiting for room in a full downstream channel"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    // Where each task's thread spends its time (Flink's busy / idle / backpressured time)
+    // and the CPU it used, by the node at the head of the task.
+    let busy = |m: &NodeMetrics| m.task_time().iter().map(|t| t[0]).collect();
+    let idle = |m: &NodeMetrics| m.task_time().iter().map(|t| t[1]).collect();
+    let backpressured = |m: &NodeMetrics| m.task_time().iter().map(|t| t[2]).collect();
+    let cpu = |m: &NodeMetrics| m.task_cpu();
+    let per_task: [(&str, &str, PerSubtask<'_>); 4] = [
+        ("weir_task_busy", "Time the subtask's task spent processing (counted by the node heading the task)", &busy),
+        ("weir_task_idle", "Time the subtask's task spent waiting for input", &idle),
+        ("weir_task_backpressured", "Time the subtask's task spent waiting for room in a full downstream channel", &backpressured),
+        ("weir_task_cpu", "CPU time of the subtask's task thread (by the node heading the task)", &cpu),
+    ];
+    for (name, help, ns) in per_task {
         let family = Family::<SubtaskLabels, Counter<f64, AtomicU64>>::default();
         for (n, m) in &metrics.nodes {
-            for (subtask, t) in m.task_time().into_iter().enumerate() {
-                let labels = SubtaskLabels { job: job.into(), operator: n.clone(), subtask: subtask.to_string() };
-                family.get_or_create(&labels).inc_by(t[i] as f64 / 1e9);
+            for (subtask, ns) in ns(m).into_iter().enumerate() {
+                family.get_or_create(&labels(n, subtask)).inc_by(ns as f64 / 1e9);
             }
         }
         reg.register_with_unit(name, help, Unit::Seconds, family);
     }
-    let cpu = Family::<SubtaskLabels, Counter<f64, AtomicU64>>::default();
-    for (n, m) in &metrics.nodes {
-        for (subtask, ns) in m.task_cpu().into_iter().enumerate() {
-            cpu.get_or_create(&SubtaskLabels { job: job.into(), operator: n.clone(), subtask: subtask.to_string() })
-                .inc_by(ns as f64 / 1e9);
-        }
-    }
-    reg.register_with_unit("weir_task_cpu", "CPU time of the subtask's task thread (by the node heading the task)", Unit::Seconds, cpu);
     reg.register_with_unit("weir_watermark", "The event-time watermark a subtask last saw arrive, as epoch time", Unit::Seconds, watermark);
     reg.register_with_unit("weir_watermark_lag", "Wall-clock time minus the subtask's watermark", Unit::Seconds, lag);
     reg.register("weir_late_records", "Records behind the watermark past allowed lateness: dropped, or sent to the late side output", late);
@@ -452,6 +449,7 @@ mod tests {
         m.node("parse").note_task_time(0, 2_500_000_000, 1_000_000_000, 500_000_000);
         m.checkpoints.last_duration_ms.store(1500, Ordering::Relaxed);
         m.node("parse").operator_ns.store(250_000_000, Ordering::Relaxed);
+        m.node("parse").note_task_cpu(0, 1_500_000_000);
         m.node("parse").reloads[2].store(1, Ordering::Relaxed);
         m.node("parse").note_state(1, weir_core::status::StateSize { entries: 12, bytes: 3400 });
         let progress = |done, total, lag| weir_core::status::SourceProgress { done, total, lag, ..Default::default() };
@@ -469,6 +467,7 @@ mod tests {
             "weir_task_busy_seconds_total{job=\"j\",operator=\"parse\",subtask=\"0\"} 2.5",
             "weir_task_backpressured_seconds_total{job=\"j\",operator=\"parse\",subtask=\"0\"} 0.5",
             "weir_operator_time_seconds_total{job=\"j\",operator=\"parse\"} 0.25",
+            "weir_task_cpu_seconds_total{job=\"j\",operator=\"parse\",subtask=\"0\"} 1.5",
             "weir_plugin_reloads_total{job=\"j\",operator=\"parse\",outcome=\"rolled_back\"} 1",
             "weir_state_entries{job=\"j\",operator=\"parse\",subtask=\"1\"} 12",
             "weir_state_size_bytes{job=\"j\",operator=\"parse\",subtask=\"1\"} 3400",

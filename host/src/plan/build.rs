@@ -65,8 +65,8 @@ impl Planned {
         let plugin = self.reloads.slot(name).map(|s| s.current()).unwrap_or_else(|| self.plugin(p));
         let mut inst = Instance::with_grants(plugin, name, subtask as u32, p.config.clone(), Arc::new(p.grants.clone()))?;
         inst.set_deadline_budget(self.job.plugin_deadline_budget);
-        if let Some(i) = self.nodes.iter().position(|n| n.name == name) {
-            inst.count_faults_into(self.node_metrics[i].clone());
+        if let Some(node) = self.metrics.get(name) {
+            inst.count_faults_into(node);
         }
         Ok(inst)
     }
