@@ -35,7 +35,7 @@ fn main() {
         key_fields: vec![("user_id".into(), vec!["user_id".into()])],
         key_name: None,
         constants: vec![("kind".into(), serde_json::json!("tumble10s"))],
-        max_parallelism: 128,
+        groups: weir_host::keys::KeyGroups::whole(128),
     };
     let mut op = WindowOp::new(cfg, Arc::new(SystemClock));
     let mut out = Output::new(&[], Arc::new(NodeMetrics::default()));

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::keys::KeyGroups;
 use crate::operator::{emit_plugin_output, restore_keyed, snapshot_keyed, stamp_batch, Assign, Operator, Output};
 use crate::plugin::bindings::{TimeDomain, Timer};
 use crate::plugin::{CallCtx, Failure, Instance};
@@ -211,15 +212,15 @@ impl Operator for StatelessOp {
 #[derive(Debug)]
 pub struct ProcessOp {
     inst: Box<Instance>,
-    max_parallelism: u32,
+    groups: KeyGroups,
     watermark: i64,
     clock: Arc<dyn Clock>,
 }
 
 impl ProcessOp {
-    /// Wraps an instance.
-    pub fn new(inst: Instance, max_parallelism: u32, clock: Arc<dyn Clock>) -> Self {
-        ProcessOp { inst: Box::new(inst), max_parallelism, watermark: MIN_WATERMARK, clock }
+    /// Wraps an instance whose keys map to key groups as `groups` says.
+    pub fn new(inst: Instance, groups: KeyGroups, clock: Arc<dyn Clock>) -> Self {
+        ProcessOp { inst: Box::new(inst), groups, watermark: MIN_WATERMARK, clock }
     }
 
     /// Advances the watermark to `w`, firing the event-time timers it reaches.
@@ -232,7 +233,7 @@ impl ProcessOp {
     }
 
     fn enter(&mut self, key: &[u8], ts: Option<i64>) {
-        let call = CallCtx::keyed(key, self.max_parallelism, self.watermark, self.clock.now_ms(), ts);
+        let call = CallCtx::keyed(key, self.groups, self.watermark, self.clock.now_ms(), ts);
         self.inst.host().call = call;
     }
 
@@ -309,7 +310,7 @@ impl Operator for ProcessOp {
                     inner.push((j, w));
                     mj += 1;
                 }
-                ctxs.push(CallCtx::keyed(r.key.as_deref().unwrap_or_default(), self.max_parallelism, wm, now, r.timestamp));
+                ctxs.push(CallCtx::keyed(r.key.as_deref().unwrap_or_default(), self.groups, wm, now, r.timestamp));
             }
             let (results, entered) = self.inst.process(&records[pos..end], ctxs, inner);
             self.inst.check_budget()?;
@@ -350,11 +351,11 @@ impl Operator for ProcessOp {
     }
 
     fn snapshot(&mut self, _id: u64, dir: &Path) -> anyhow::Result<Option<crate::state::Deferred>> {
-        let (wm, maxp, now) = (self.watermark, self.max_parallelism, self.clock.now_ms());
+        let (wm, groups, now) = (self.watermark, self.groups, self.clock.now_ms());
         let h = self.inst.host();
         h.call.processing_time = now;
         h.cleanup_expired();
-        snapshot_keyed(dir, h.state.as_mut(), &[("event-timers", &h.event_timers), ("processing-timers", &h.processing_timers)], wm, maxp)
+        snapshot_keyed(dir, h.state.as_mut(), &[("event-timers", &h.event_timers), ("processing-timers", &h.processing_timers)], wm, groups)
     }
 
     fn restore(&mut self, dirs: &[PathBuf], groups: Range<u16>) -> anyhow::Result<()> {

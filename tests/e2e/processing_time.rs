@@ -21,7 +21,7 @@ fn processing_time_timers_fire_when_the_clock_reaches_them() {
     let p = Arc::new(Plugin::load(&engine, &plugin("minute_summary")).expect("load"));
     let inst = Instance::new(p, "summary", 0, r#"{"time": "processing"}"#.into()).expect("init");
     let clock = ManualClock::new(600_000 + 5_000);
-    let mut op = ProcessOp::new(inst, 128, Arc::new(clock.clone()));
+    let mut op = ProcessOp::new(inst, weir_host::keys::KeyGroups::whole(128), Arc::new(clock.clone()));
     let mut out = Output::new(&[], Arc::new(NodeMetrics::default()));
     op.process(Batch::of(vec![rec("u1"), rec("u2"), rec("u1")]), &mut out).expect("process");
     assert_eq!(op.next_processing_timer(), Some(659_999));
@@ -58,7 +58,7 @@ fn keyed_state_op(ttl: &[(&str, i64, bool)], clock: &ManualClock) -> ProcessOp {
     for (name, ms, refresh_on_read) in ttl {
         inst.host().ttl.insert(name.to_string(), weir_host::plugin::Ttl { ms: *ms, refresh_on_read: *refresh_on_read });
     }
-    ProcessOp::new(inst, 128, Arc::new(clock.clone()))
+    ProcessOp::new(inst, weir_host::keys::KeyGroups::whole(128), Arc::new(clock.clone()))
 }
 
 #[test]

@@ -232,6 +232,12 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
+/// The items of a JSON array, each as its raw text; `None` when `text` is not one.
+pub fn array_items(text: &[u8]) -> Option<Vec<Raw<'_>>> {
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(text).ok()?;
+    Some(items.into_iter().map(|v| Raw(v.get())).collect())
+}
+
 /// A raw value that is JSON `null` counts as absent (as in key-by and aggregates).
 pub fn non_null(raw: Option<Raw<'_>>) -> Option<Raw<'_>> {
     raw.filter(|r| r.get() != "null")

@@ -29,6 +29,55 @@ pub fn key_bytes(values: &[json::Raw]) -> Key {
     }
 }
 
+/// How an operator's keys map to key groups (where its state lives, which subtask owns it):
+/// by the whole key, or by the key of its first `prefix` fields. An operator keyed by
+/// `["user_id", "action"]` that shares a task with operators keyed by `user_id` receives its
+/// records partitioned by `user_id` (one shuffle for all of them); its state then lives in
+/// the key groups of `user_id`, so that restoring at another parallelism moves it with the
+/// records that reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyGroups {
+    /// Number of key groups.
+    pub max_parallelism: u32,
+    /// 0: the whole key; otherwise the key of the key's first `prefix` fields.
+    pub prefix: usize,
+}
+
+impl KeyGroups {
+    /// Key groups of whole keys.
+    pub fn whole(max_parallelism: u32) -> KeyGroups {
+        KeyGroups { max_parallelism, prefix: 0 }
+    }
+
+    /// The key group of `key`.
+    pub fn of(&self, key: &[u8]) -> u16 {
+        match self.prefix {
+            0 => weir_state::key_group(key, self.max_parallelism),
+            n => weir_state::key_group(&prefix_key(key, n), self.max_parallelism),
+        }
+    }
+}
+
+/// The key [`key_bytes`] writes for the first `n` fields of `key`, a key of several fields
+/// (their JSON array). A key that is no such array stands for itself.
+pub fn prefix_key(key: &[u8], n: usize) -> std::borrow::Cow<'_, [u8]> {
+    // The common case without parsing: a first field that is a string without escapes,
+    // whose key is its text.
+    if n == 1 {
+        if let Some(rest) = key.strip_prefix(b"[\"") {
+            if let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+                if rest[end] == b'"' {
+                    return std::borrow::Cow::Borrowed(&rest[..end]);
+                }
+            }
+        }
+    }
+    match json::array_items(key) {
+        Some(items) if items.len() >= n => std::borrow::Cow::Owned(key_bytes(&items[..n]).to_vec()),
+        _ => std::borrow::Cow::Borrowed(key),
+    }
+}
+
 /// Whether a result row's key text comes from the key bytes alone, never from the record
 /// (see [`WindowOp::key_json`]): always for a key-selector plugin's key (`key_fields` 0);
 /// for one key field, when the bytes cannot be a non-string's JSON text; for several, when
@@ -48,4 +97,31 @@ pub fn key_text_in_key(key_fields: usize, key: &[u8]) -> bool {
 pub trait KeySelector: Send {
     /// One key, or why there is none, per record of `records`.
     fn select_keys(&mut self, records: &[crate::record::Record]) -> Vec<Result<Vec<u8>, String>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key of a key's leading fields is the key those fields alone make.
+    #[test]
+    fn a_prefix_of_a_key_is_the_key_of_its_leading_fields() {
+        let doc = br#"{"u": "a\"b", "n": 7, "s": "user_1", "x": [1, 2.50]}"#;
+        let key_of = |fields: &[&str]| {
+            let paths: Vec<json::Path> = fields.iter().map(|f| vec![f.to_string()]).collect();
+            let mut found = json::Found::new();
+            json::extract(doc, &paths, &mut found).expect("JSON");
+            key_bytes(&found.iter().map(|v| v.expect("present")).collect::<Vec<_>>())
+        };
+        for (fields, n) in [(&["s", "n"][..], 1), (&["u", "n"], 1), (&["n", "s"], 1), (&["x", "s", "u"], 2), (&["s", "u", "x"], 3)] {
+            assert_eq!(&*prefix_key(&key_of(fields), n), key_of(&fields[..n]).as_slice(), "{fields:?}");
+        }
+        // The fast path took the plain string; escapes and numbers went through the parser.
+        assert!(matches!(prefix_key(br#"["user_1",7]"#, 1), std::borrow::Cow::Borrowed(b"user_1")));
+        // Not a key of several fields: itself.
+        assert_eq!(&*prefix_key(b"user_1", 1), b"user_1");
+        let groups = KeyGroups { max_parallelism: 128, prefix: 1 };
+        assert_eq!(groups.of(br#"["user_1","view"]"#), weir_state::key_group(b"user_1", 128));
+        assert_eq!(KeyGroups::whole(128).of(b"user_1"), weir_state::key_group(b"user_1", 128));
+    }
 }

@@ -201,11 +201,11 @@ pub fn snapshot_keyed(
     state: &mut dyn weir_state::StateBackend,
     timers: &[(&str, &crate::time::TimerQueue)],
     watermark: i64,
-    max_parallelism: u32,
+    groups: crate::keys::KeyGroups,
 ) -> anyhow::Result<Option<weir_state::Deferred>> {
     let mut steps = vec![state.snapshot(&dir.join("state"))?];
     for (name, t) in timers {
-        steps.push(t.snapshot(&dir.join(format!("{name}.kv")), max_parallelism));
+        steps.push(t.snapshot(&dir.join(format!("{name}.kv")), groups));
     }
     std::fs::write(dir.join("op.json"), serde_json::to_vec(&KeyedOpSnapshot { watermark })?)?;
     Ok(Some(Box::new(move || steps.into_iter().try_for_each(|s| s()))))

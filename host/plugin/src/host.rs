@@ -7,6 +7,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::process::weir::plugin::{context, log, output, state, timers, types};
+use weir_core::keys::KeyGroups;
 use weir_core::record::{Key, Record};
 use weir_core::time::{TimerQueue, MIN_WATERMARK};
 use weir_state::{append_list, decode_list, encode_list, KeyCodec, MemoryBackend, StateBackend};
@@ -56,8 +57,8 @@ impl ProcessCall {
 
 impl CallCtx {
     /// The context of a record or timer of `key`.
-    pub fn keyed(key: &[u8], max_parallelism: u32, watermark: i64, processing_time: i64, timestamp: Option<i64>) -> CallCtx {
-        let key_group = weir_state::key_group(key, max_parallelism);
+    pub fn keyed(key: &[u8], groups: KeyGroups, watermark: i64, processing_time: i64, timestamp: Option<i64>) -> CallCtx {
+        let key_group = groups.of(key);
         CallCtx { key: Some(Key::from_slice(key)), key_group, watermark, processing_time, timestamp }
     }
 }

@@ -21,11 +21,11 @@ use weir_plugin::bindings::Window as WitWindow;
 use weir_plugin::{CallCtx, Instance};
 
 use weir_core::json;
-use weir_core::keys::key_text_in_key;
+use weir_core::keys::{key_text_in_key, KeyGroups};
 use weir_core::operator::{emit_plugin_output, restore_keyed, snapshot_keyed, Operator, Output};
 use weir_core::time::{Clock, TimerQueue, MIN_WATERMARK};
 use weir_state::cache::{Cache, DEFAULT_CAPACITY};
-use weir_state::{append_list, decode_list, key_group, KeyCodec, MemoryBackend, StateBackend};
+use weir_state::{append_list, decode_list, KeyCodec, MemoryBackend, StateBackend};
 
 /// A built-in aggregate.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,8 +232,8 @@ pub struct WindowConfig {
     pub key_name: Option<String>,
     /// Constant fields of every result row.
     pub constants: Vec<(String, serde_json::Value)>,
-    /// Number of key groups.
-    pub max_parallelism: u32,
+    /// How keys map to key groups.
+    pub groups: KeyGroups,
 }
 
 /// The key's name in result rows when no key fields name it: `key_name`, else `key` (of the
@@ -265,8 +265,8 @@ fn window_of_namespace(b: &[u8]) -> (i64, i64) {
 }
 
 /// The backend key of state `name` of `key` in namespace `ns`, under the key's key group.
-fn state_key<'a>(codec: &'a mut KeyCodec, max_parallelism: u32, name: &str, key: &[u8], ns: &[u8]) -> &'a [u8] {
-    codec.key(key_group(key, max_parallelism), name, key, ns)
+fn state_key<'a>(codec: &'a mut KeyCodec, groups: KeyGroups, name: &str, key: &[u8], ns: &[u8]) -> &'a [u8] {
+    codec.key(groups.of(key), name, key, ns)
 }
 
 /// Backend keys of window contents (state `STATE` of a key, namespace the window), the
@@ -279,9 +279,9 @@ struct WindowKeys {
 }
 
 impl WindowKeys {
-    fn get(&mut self, max_parallelism: u32, key: &[u8], w: (i64, i64)) -> &[u8] {
+    fn get(&mut self, groups: KeyGroups, key: &[u8], w: (i64, i64)) -> &[u8] {
         if !self.last.as_ref().is_some_and(|(k, lw)| *lw == w && k.as_slice() == key) {
-            state_key(&mut self.codec, max_parallelism, STATE, key, &window_namespace(w.0, w.1));
+            state_key(&mut self.codec, groups, STATE, key, &window_namespace(w.0, w.1));
             self.last = Some((Key::from_slice(key), w));
         }
         self.codec.last()
@@ -499,23 +499,23 @@ impl WindowOp {
     /// Window `w` of `key`, taken out of the state (see [`Cache::take`]): [`WindowOp::store`]
     /// puts it back.
     fn load(&mut self, key: &[u8], w: (i64, i64)) -> Option<WinState> {
-        let k = self.window_keys.get(self.cfg.max_parallelism, key, w);
+        let k = self.window_keys.get(self.cfg.groups, key, w);
         self.windows.take(self.state.as_mut(), k)
     }
 
     fn store(&mut self, key: &[u8], w: (i64, i64), s: WinState) {
-        let k = self.window_keys.get(self.cfg.max_parallelism, key, w);
+        let k = self.window_keys.get(self.cfg.groups, key, w);
         self.windows.put(self.state.as_mut(), k, s);
     }
 
     fn purge(&mut self, key: &[u8], w: (i64, i64)) {
-        let k = self.window_keys.get(self.cfg.max_parallelism, key, w);
+        let k = self.window_keys.get(self.cfg.groups, key, w);
         self.windows.delete(self.state.as_mut(), k);
     }
 
     /// Window `w` of `key`, taken out of the state for good.
     fn load_for_good(&mut self, key: &[u8], w: (i64, i64)) -> Option<WinState> {
-        let k = self.window_keys.get(self.cfg.max_parallelism, key, w);
+        let k = self.window_keys.get(self.cfg.groups, key, w);
         self.windows.remove(self.state.as_mut(), k)
     }
 
@@ -722,7 +722,7 @@ impl WindowOp {
             }
             WindowFn::Process(inst) => {
                 let now = self.clock.now_ms();
-                inst.host().call = CallCtx::keyed(key, self.cfg.max_parallelism, self.watermark, now, ts);
+                inst.host().call = CallCtx::keyed(key, self.cfg.groups, self.watermark, now, ts);
                 let els = Self::elements(s);
                 if let Err(f) = inst.process_window(WitWindow { start: w.0, end: w.1 }, els) {
                     out.dead_letter(Record::new(row.into_json()), format!("process-window: {f}"));
@@ -809,12 +809,12 @@ impl WindowOp {
     /// The session windows of `key`, taken out of the state: [`WindowOp::set_sessions`]
     /// puts them back.
     fn sessions(&mut self, key: &[u8]) -> Vec<(i64, i64)> {
-        let k = state_key(&mut self.codec, self.cfg.max_parallelism, SESSIONS, key, &[]);
+        let k = state_key(&mut self.codec, self.cfg.groups, SESSIONS, key, &[]);
         self.sessions.take(self.state.as_mut(), k).unwrap_or_default()
     }
 
     fn set_sessions(&mut self, key: &[u8], v: Vec<(i64, i64)>) {
-        let k = state_key(&mut self.codec, self.cfg.max_parallelism, SESSIONS, key, &[]);
+        let k = state_key(&mut self.codec, self.cfg.groups, SESSIONS, key, &[]);
         if v.is_empty() {
             self.sessions.delete(self.state.as_mut(), k);
         } else {
@@ -893,7 +893,7 @@ impl WindowOp {
     fn on_count_element(&mut self, key: &[u8], r: Record, count: u64, every: u64, out: &mut Output) {
         let w = (0, 0);
         let (mut s, _) = self.add(key, w, &r, out);
-        let ck = state_key(&mut self.codec, self.cfg.max_parallelism, COUNTS, key, &[]);
+        let ck = state_key(&mut self.codec, self.cfg.groups, COUNTS, key, &[]);
         let seen = self.counts.take(self.state.as_mut(), ck).unwrap_or(0) + 1;
         self.counts.put(self.state.as_mut(), ck, seen);
         // Keep the last `count` elements (Flink's CountEvictor).
@@ -1001,7 +1001,7 @@ impl Operator for WindowOp {
 
     fn snapshot(&mut self, _id: u64, dir: &std::path::Path) -> anyhow::Result<Option<weir_state::Deferred>> {
         self.flush();
-        snapshot_keyed(dir, self.state.as_mut(), &[("timers", &self.timers)], self.watermark, self.cfg.max_parallelism)
+        snapshot_keyed(dir, self.state.as_mut(), &[("timers", &self.timers)], self.watermark, self.cfg.groups)
     }
 
     fn restore(&mut self, dirs: &[std::path::PathBuf], groups: std::ops::Range<u16>) -> anyhow::Result<()> {
@@ -1055,7 +1055,7 @@ mod tests {
             key_fields: vec![("k".into(), vec!["k".into()])],
             key_name: None,
             constants: vec![],
-            max_parallelism: 128,
+            groups: KeyGroups::whole(128),
         };
         WindowOp::new(cfg, Arc::new(clock))
     }
@@ -1081,7 +1081,7 @@ mod tests {
             key_fields: vec![("k\"q".into(), vec!["k".into()])],
             key_name: None,
             constants: vec![],
-            max_parallelism: 128,
+            groups: KeyGroups::whole(128),
         };
         let layout = row_layout(&cfg, &constants).expect("built-in aggregates on a time window");
         let text = |slot: Slot| match slot {
@@ -1220,7 +1220,7 @@ mod tests {
             key_fields,
             key_name: None,
             constants: vec![],
-            max_parallelism: 128,
+            groups: KeyGroups::whole(128),
         };
         for (key_fields, name) in [(vec![("k".to_string(), vec!["k".to_string()])], "k"), (vec![], "key")] {
             let mut w = WindowOp::new(count_of(key_fields), Arc::new(ManualClock::new(0)));
@@ -1264,7 +1264,7 @@ mod tests {
                 key_fields: fields(&["user", "score", "meta"]),
                 key_name: None,
                 constants: vec![],
-                max_parallelism: 128,
+                groups: KeyGroups::whole(128),
             };
             let mut w = WindowOp::new(cfg, Arc::new(ManualClock::new(0)));
             let mut o = out(&[]);
