@@ -1,5 +1,7 @@
-//! Chains: the operators of one task, one subtask each, run one after another on the task's
-//! thread, each with the routes of its outputs.
+//! Chains: the operators of one task, one subtask each, run on the task's thread, each with
+//! the routes of its outputs. The task's input feeds its roots (one, or several keyed
+//! operators sharing the task: see [`crate::fan`]); each link's main output feeds the link
+//! chained after it, or leaves by its routes.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -13,6 +15,7 @@ use weir_core::operator::{Operator, Output};
 use weir_core::record::{Batch, Record};
 use weir_core::status::NodeMetrics;
 
+use crate::fan::Share;
 use crate::route::Route;
 
 /// One operator of a chain with the routes of its outputs.
@@ -21,8 +24,10 @@ pub struct ChainLink {
     pub name: String,
     /// The operator.
     pub op: Box<dyn Operator>,
-    /// Routes of the main output (empty when the next link is chained).
+    /// Routes of the main output (empty when a link is chained after it).
     pub main: Vec<Route>,
+    /// The link chained after it, fed its main output.
+    pub next: Option<usize>,
     /// Routes of side outputs, by name.
     pub sides: Vec<(String, Vec<Route>)>,
     /// The node's counters.
@@ -31,8 +36,10 @@ pub struct ChainLink {
 
 /// A chain of operators for one subtask, plus the dead-letter route.
 pub struct Chain {
-    /// The links, upstream first.
+    /// The links, each before those chained after it.
     pub links: Vec<ChainLink>,
+    /// The links the task's input feeds, each with how it receives it.
+    pub roots: Vec<(usize, Share)>,
     /// Where dead letters go (dead-letter sink node).
     pub dead_letter: Option<Route>,
     /// Source index → its name and what names its splits, for dead letters.
@@ -126,8 +133,8 @@ impl Chain {
         }
         let main = main.finish();
         self.links[i].metrics.records_out.fetch_add(main.records.len() as u64, Ordering::Relaxed);
-        if i + 1 < self.links.len() {
-            return self.push(i + 1, main);
+        if let Some(next) = self.links[i].next {
+            return self.push(next, main);
         }
         if main.is_empty() {
             return Ok(());
@@ -149,6 +156,29 @@ impl Chain {
         Output::new(&sides, self.links[i].metrics.clone())
     }
 
+    /// Feeds a batch of the task's input to its roots: each keyed as it is keyed, the one
+    /// that reads values as they came (if any) taking the batch itself, the others copies.
+    pub fn feed(&mut self, batch: Batch) -> anyhow::Result<()> {
+        if let [(root, share)] = self.roots.as_slice() {
+            if share.takes_batch() {
+                return self.push(*root, batch);
+            }
+        }
+        let taker = self.roots.iter().rposition(|(_, s)| s.takes_batch());
+        for j in 0..self.roots.len() {
+            if Some(j) == taker {
+                continue;
+            }
+            let (root, (copy, dead)) = (self.roots[j].0, self.roots[j].1.copy_of(&batch));
+            self.send_dead(root, dead)?;
+            self.push(root, copy)?;
+        }
+        match taker {
+            Some(j) => self.push(self.roots[j].0, batch),
+            None => Ok(()),
+        }
+    }
+
     /// Pushes a batch into link `i`.
     pub fn push(&mut self, i: usize, batch: Batch) -> anyhow::Result<()> {
         if batch.is_empty() {
@@ -158,7 +188,7 @@ impl Chain {
         if let Some(w) = batch.last_watermark() {
             self.links[i].metrics.note_watermark(self.subtask, w);
         }
-        let terminal = i + 1 == self.links.len() && self.links[i].main.is_empty() && self.links[i].sides.is_empty();
+        let terminal = self.links[i].next.is_none() && self.links[i].main.is_empty() && self.links[i].sides.is_empty();
         if terminal {
             self.links[i].metrics.record_latency(&batch.records);
         }
@@ -180,7 +210,8 @@ impl Chain {
         Ok(())
     }
 
-    /// End of input: close every link in order and send end-of-input downstream.
+    /// End of input: close every link in order (each before those chained after it) and send
+    /// end-of-input downstream.
     pub fn close(&mut self) -> anyhow::Result<()> {
         for i in 0..self.links.len() {
             self.call(i, |op, out| op.close(out))?;
@@ -244,9 +275,10 @@ impl Chain {
 
     /// Tells every downstream subtask that this input is idle (or active again).
     pub fn idle(&self, idle: bool) -> anyhow::Result<()> {
-        let Some(last) = self.links.last() else { return Ok(()) };
-        for r in last.main.iter().chain(last.sides.iter().flat_map(|(_, rs)| rs.iter())) {
-            r.idle(idle)?;
+        for l in self.links.iter().filter(|l| l.next.is_none()) {
+            for r in l.main.iter().chain(l.sides.iter().flat_map(|(_, rs)| rs.iter())) {
+                r.idle(idle)?;
+            }
         }
         Ok(())
     }

@@ -13,6 +13,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod control;
+pub mod fan;
 pub mod listen;
 pub mod route;
 pub mod task;

@@ -74,28 +74,14 @@ impl KeyExtractor {
         let mut failed = Vec::new();
         match self {
             KeyExtractor::Fields(paths, id) => {
-                let mut found = json::Found::new();
-                let mut vals = Vec::with_capacity(paths.len());
                 for (i, r) in records.iter_mut().enumerate() {
                     if let Some(pos) = id.and_then(|id| r.prekeys.iter().position(|(p, _)| *p == id)) {
                         r.key = Some(r.prekeys.swap_remove(pos).1);
                         continue;
                     }
-                    if let Err(e) = json::extract(&r.value, paths, &mut found) {
-                        failed.push((i, format!("key-by: value is not JSON: {e}")));
-                        continue;
-                    }
-                    vals.clear();
-                    vals.extend(found.iter().map_while(|v| json::non_null(*v)));
-                    match vals.len() == paths.len() {
-                        true => r.key = Some(key_bytes(&vals)),
-                        false => failed.push((
-                            i,
-                            format!(
-                                "key-by: missing field {}",
-                                paths.iter().map(|p| format!("`{}`", p.join("."))).collect::<Vec<_>>().join(", ")
-                            ),
-                        )),
+                    match fields_key(paths, &r.value) {
+                        Ok(k) => r.key = Some(k),
+                        Err(e) => failed.push((i, e)),
                     }
                 }
             }
@@ -116,6 +102,19 @@ impl KeyExtractor {
             }
         }
         failed
+    }
+}
+
+/// The key of fields `paths` in a JSON value, or why there is none.
+pub(crate) fn fields_key(paths: &[Vec<String>], value: &[u8]) -> Result<Key, String> {
+    let mut found = json::Found::new();
+    json::extract(value, paths, &mut found).map_err(|e| format!("key-by: value is not JSON: {e}"))?;
+    let vals: smallvec::SmallVec<[json::Raw; 4]> = found.iter().map_while(|v| json::non_null(*v)).collect();
+    match vals.len() == paths.len() {
+        true => Ok(key_bytes(&vals)),
+        false => {
+            Err(format!("key-by: missing field {}", paths.iter().map(|p| format!("`{}`", p.join("."))).collect::<Vec<_>>().join(", ")))
+        }
     }
 }
 
@@ -177,7 +176,7 @@ impl Route {
     /// keyed by `key` of `key_fields` fields, without its value. A record without event time
     /// goes whole: the window sends it to the dead letters. So does one whose key text the
     /// window reads from it.
-    fn drops_value(drop_values: bool, key_fields: usize, r: &Record, key: &[u8]) -> bool {
+    pub(crate) fn drops_value(drop_values: bool, key_fields: usize, r: &Record, key: &[u8]) -> bool {
         drop_values && r.timestamp.is_some() && key_text_in_key(key_fields, key)
     }
 

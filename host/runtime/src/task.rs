@@ -152,16 +152,16 @@ pub fn run_input_task(mut chain: Chain, task: InputTask, clock: Arc<dyn Clock>, 
         match m {
             Message::Data(b) => {
                 let b = if inputs == 1 { b } else { combine_marks(&mut watermarks, ch, b) };
-                chain.push(0, b)?;
+                chain.feed(b)?;
             }
             Message::Watermark(w) => {
                 if let Some(w) = watermarks.update(ch, w) {
-                    chain.push(0, Batch { records: Vec::new(), marks: vec![(0, w)] })?;
+                    chain.feed(Batch { records: Vec::new(), marks: vec![(0, w)] })?;
                 }
             }
             Message::Idle(idle) => {
                 if let Some(w) = watermarks.set_idle(ch, idle) {
-                    chain.push(0, Batch { records: Vec::new(), marks: vec![(0, w)] })?;
+                    chain.feed(Batch { records: Vec::new(), marks: vec![(0, w)] })?;
                 }
             }
             Message::Barrier(id, dir) => {
@@ -173,7 +173,7 @@ pub fn run_input_task(mut chain: Chain, task: InputTask, clock: Arc<dyn Clock>, 
             Message::End => {
                 ended[ch] = true;
                 if let Some(w) = watermarks.end(ch) {
-                    chain.push(0, Batch { records: Vec::new(), marks: vec![(0, w)] })?;
+                    chain.feed(Batch { records: Vec::new(), marks: vec![(0, w)] })?;
                 }
             }
         }
@@ -350,7 +350,7 @@ pub fn run_source_task(
         if !split_seen.is_empty() {
             if let Some(g) = time.generator.as_mut() {
                 if let Some(w) = split_progress(g, &mut split_seen, &records, source.take_ended_splits(), time.idle_timeout) {
-                    chain.push(0, Batch { records: Vec::new(), marks: vec![(0, w)] })?;
+                    chain.feed(Batch { records: Vec::new(), marks: vec![(0, w)] })?;
                 }
             }
         }
@@ -393,14 +393,14 @@ pub fn run_source_task(
         metrics.records_in.fetch_add(dead.len() as u64, Ordering::Relaxed);
         chain.send_dead(0, dead)?;
         // The source link itself is an identity operator; push through the chain.
-        chain.push(0, Batch { records, marks })?;
+        chain.feed(Batch { records, marks })?;
     }
     report(source.as_ref());
     if let Some(e) = &ctl.ended {
         e.fetch_add(1, Ordering::SeqCst);
     }
     // End of a bounded input: the final watermark fires everything.
-    chain.push(0, Batch { records: Vec::new(), marks: vec![(0, weir_core::time::MAX_WATERMARK)] })?;
+    chain.feed(Batch { records: Vec::new(), marks: vec![(0, weir_core::time::MAX_WATERMARK)] })?;
     chain.close()?;
     task_time.flush(&chain);
     Ok(())

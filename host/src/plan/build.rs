@@ -115,7 +115,7 @@ impl Planned {
                             let ttl = weir_plugin::Ttl { ms: t.ttl.as_millis() as i64, refresh_on_read: t.refresh_on_read };
                             inst.host().ttl.insert(name.clone(), ttl);
                         }
-                        Box::new(ProcessOp::new(inst, self.job.max_parallelism, clock))
+                        Box::new(ProcessOp::new(inst, self.key_groups(i), clock))
                     }
                     Function::Window(w) => {
                         let function = match &w.function {
@@ -144,7 +144,7 @@ impl Planned {
                             key_fields,
                             key_name,
                             constants: w.constants.clone(),
-                            max_parallelism: self.job.max_parallelism,
+                            groups: self.key_groups(i),
                         };
                         Box::new(WindowOp::with_backend(cfg, clock, self.backend(&node.name, subtask, false)?))
                     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_core::json;
+use weir_core::keys::KeyGroups;
 use weir_core::status::{JobMetrics, NodeMetrics};
 use weir_core::time::Clock;
 use weir_job::{Function, Job, KeyBy, PluginDef, WindowFunction};
@@ -50,6 +51,21 @@ struct Node {
 }
 
 const DEAD_LETTER: &str = "dead-letter";
+
+/// Where each node runs (see [`Planned::layout`]).
+struct Layout {
+    /// The node each node is chained after, in that node's task.
+    chained: Vec<Option<usize>>,
+    /// The keyed node whose task each keyed node shares, with its key's prefix.
+    shared: Vec<Option<(usize, usize)>>,
+}
+
+impl Layout {
+    /// Whether node `i` runs in another node's task.
+    fn joins(&self, i: usize) -> bool {
+        self.chained[i].is_some() || self.shared[i].is_some()
+    }
+}
 
 /// A job ready to run: plugins compiled, graph planned.
 pub struct Planned {
@@ -221,31 +237,107 @@ impl Planned {
         (readers == 1 && self.nodes[up].parallelism == n.parallelism && self.nodes[up].kind != NodeKind::Sink).then_some(up)
     }
 
-    /// For each node, the node it chains into (see [`Self::chains_into`]).
-    fn chaining(&self) -> Vec<Option<usize>> {
-        (0..self.nodes.len()).map(|i| self.chains_into(i)).collect()
+    /// How keyed operator `i`'s key refines keyed operator `h`'s: `Some(prefix)` when every
+    /// key of `i` determines one of `h` (its state can live in `h`'s key groups: see
+    /// [`KeyGroups`]), `prefix` being the number of `i`'s leading key fields that make `h`'s
+    /// key (0: the keys are the same). Keyed by fields, `h`'s fields lead `i`'s; keyed by the
+    /// record's key, `i` has the same, or leads with a field of that name (checked record by
+    /// record in the shared task: see `weir_runtime::fan`).
+    fn refines(&self, i: usize, h: usize) -> Option<usize> {
+        let (ki, kh) = (self.operator(i)?.key_by.as_ref()?, self.operator(h)?.key_by.as_ref()?);
+        match (ki, kh) {
+            (KeyBy::RecordKey(_), KeyBy::RecordKey(_)) => Some(0),
+            (KeyBy::Fields(fi), KeyBy::RecordKey(name)) if fi.first() == Some(name) => Some(if fi.len() == 1 { 0 } else { 1 }),
+            (KeyBy::Fields(fi), KeyBy::Fields(fh)) if fi == fh => Some(0),
+            (KeyBy::Fields(fi), KeyBy::Fields(fh)) if fi.starts_with(fh) => Some(fh.len()),
+            _ => None,
+        }
     }
 
-    /// The nodes of the task headed by `head`, in chain order.
-    fn task_members(&self, chained: &[Option<usize>], head: usize) -> Vec<usize> {
-        let mut members = vec![head];
-        while let Some(next) = (0..self.nodes.len()).find(|j| chained[*j] == members.last().copied()) {
-            members.push(next);
+    /// Whether keyed operator `i` may share a task with keyed siblings: one input, keyed by
+    /// fields or the record's key, and its `chain` is not `false`.
+    fn can_share(&self, i: usize) -> bool {
+        let n = &self.nodes[i];
+        let op = self.operator(i);
+        n.keyed && n.inputs.len() == 1 && op.is_some_and(|op| op.chain && !matches!(op.key_by, Some(KeyBy::Selector(_))))
+    }
+
+    /// Keyed operators reading the same input at the same parallelism share one task when
+    /// their keys allow (one shuffle, one channel and one thread per subtask for all of them:
+    /// Flink would run each behind its own shuffle): per node, the head of the task it
+    /// shares and its key's [`Self::refines`] prefix. The coarsest keys head (fewest key
+    /// fields, then file order).
+    fn sharing(&self) -> Vec<Option<(usize, usize)>> {
+        let mut shares = vec![None; self.nodes.len()];
+        let fields = |i: usize| match self.operator(i).and_then(|op| op.key_by.as_ref()) {
+            Some(KeyBy::Fields(f)) => f.len(),
+            _ => 1,
+        };
+        let mut candidates: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.can_share(i)).collect();
+        candidates.sort_by_key(|&i| (fields(i), i));
+        let mut heads: Vec<usize> = Vec::new();
+        for i in candidates {
+            let n = &self.nodes[i];
+            let head = heads.iter().find_map(|&h| {
+                let same_input = self.nodes[h].inputs == n.inputs && self.nodes[h].parallelism == n.parallelism;
+                same_input.then(|| self.refines(i, h)).flatten().map(|prefix| (h, prefix))
+            });
+            match head {
+                Some(share) => shares[i] = Some(share),
+                None => heads.push(i),
+            }
+        }
+        shares
+    }
+
+    /// Where each node runs: in a task of its own, chained into its input's task, or sharing
+    /// a keyed sibling's.
+    fn layout(&self) -> Layout {
+        Layout { chained: (0..self.nodes.len()).map(|i| self.chains_into(i)).collect(), shared: self.sharing() }
+    }
+
+    /// The nodes of the task headed by `head`: the head and the keyed operators sharing its
+    /// task (the task's roots, each fed its input), each followed by the nodes chained after
+    /// it; with, for each, the position of the member its main output feeds.
+    fn task_members(&self, layout: &Layout, head: usize) -> Vec<(usize, Option<usize>)> {
+        let roots = std::iter::once(head).chain((0..self.nodes.len()).filter(|j| layout.shared[*j].is_some_and(|(h, _)| h == head)));
+        let mut members: Vec<(usize, Option<usize>)> = Vec::new();
+        for root in roots {
+            members.push((root, None));
+            let mut at = root;
+            while let Some(next) = (0..self.nodes.len()).find(|j| layout.chained[*j] == Some(at)) {
+                let pos = members.len();
+                members.last_mut().expect("a member").1 = Some(pos);
+                members.push((next, None));
+                at = next;
+            }
         }
         members
     }
 
+    /// The key groups of keyed node `i`'s keys (see [`KeyGroups`]).
+    fn key_groups(&self, i: usize) -> KeyGroups {
+        let prefix = self.sharing()[i].map_or(0, |(_, prefix)| prefix);
+        KeyGroups { max_parallelism: self.job.max_parallelism, prefix }
+    }
+
     /// The tasks a run starts, one line each: the head node, its subtasks (threads), the
-    /// nodes chained into it, and how its input is partitioned.
+    /// nodes chained into it (`→`) or sharing it (`+`), and how its input is partitioned.
     pub fn tasks(&self) -> Vec<String> {
-        let chained = self.chaining();
-        let heads = (0..self.nodes.len()).filter(|i| chained[*i].is_none());
+        let layout = self.layout();
+        let heads = (0..self.nodes.len()).filter(|i| !layout.joins(*i));
         heads
             .map(|hi| {
-                let names: Vec<&str> = self.task_members(&chained, hi).iter().map(|&m| self.nodes[m].name.as_str()).collect();
                 let h = &self.nodes[hi];
-                let keyed = if h.keyed { " (input partitioned by key)" } else { "" };
-                format!("{} ×{}{}{keyed}", names[0], h.parallelism, names[1..].iter().map(|n| format!(" → {n}")).collect::<String>())
+                let mut line = format!("{} ×{}", h.name, h.parallelism);
+                for (m, _) in self.task_members(&layout, hi).into_iter().skip(1) {
+                    let sep = if layout.shared[m].is_some() { " +" } else { " →" };
+                    line += &format!("{sep} {}", self.nodes[m].name);
+                }
+                if h.keyed {
+                    line += " (input partitioned by key)";
+                }
+                line
             })
             .collect()
     }
@@ -348,6 +440,45 @@ mod tests {
         for name in ["sums", "late", "slices", "logs"] {
             assert!(!reads_only_keys(name), "{name}");
         }
+    }
+
+    /// Keyed operators reading one input at one parallelism share a task when their keys
+    /// all refine the coarsest; the rest keep tasks of their own.
+    #[test]
+    fn keyed_siblings_share_a_task_when_their_keys_refine_one() {
+        let identity = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/identity.wasm");
+        let window = |name: &str, input: &str, key: &str, extra: &str| {
+            format!("[operator.{name}]\nkind = \"window\"\ninput = \"{input}\"\nkey-by = {key}\nwindow = {{ type = \"tumbling\", size = \"10s\" }}\n{extra}\n")
+        };
+        let planned = plan(
+            &[
+                "parallelism = 2\n[source.logs]\nkind = \"collection\"\nvalues = [{ user = \"a\", t = 1, x = 2 }]\nevent-time = { field = \"t\" }\n".to_string(),
+                format!("[operator.parse]\nkind = \"map\"\ninput = \"logs\"\nplugin = \"{}\"\n", identity.display()),
+                // Listed before the coarser key: the coarsest heads all the same.
+                window("pairs", "parse", "[\"user\", \"x\"]", ""),
+                window("users", "parse", "\"user\"", ""),
+                window("users_again", "parse", "[\"user\"]", ""),
+                window("by_x", "parse", "\"x\"", ""),
+                window("own", "parse", "\"user\"", "chain = false"),
+                window("wider", "parse", "\"user\"", "parallelism = 3"),
+                window("elsewhere", "logs", "\"user\"", ""),
+            ]
+            .concat(),
+        );
+        let shared = planned.sharing();
+        let share = |name: &str| shared[node(&planned, name)].map(|(h, prefix)| (planned.nodes[h].name.as_str(), prefix));
+        assert_eq!(share("users"), None, "the head");
+        assert_eq!(share("users_again"), Some(("users", 0)));
+        assert_eq!(share("pairs"), Some(("users", 1)));
+        for alone in ["by_x", "own", "wider", "elsewhere"] {
+            assert_eq!(share(alone), None, "{alone}");
+        }
+        assert_eq!(planned.key_groups(node(&planned, "pairs")), KeyGroups { max_parallelism: 128, prefix: 1 });
+        assert!(
+            planned.tasks().contains(&"users ×2 + pairs + users_again (input partitioned by key)".to_string()),
+            "{:?}",
+            planned.tasks()
+        );
     }
 
     /// Key-by fields are read ahead by the last walk before them: an operator that reads an

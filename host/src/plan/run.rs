@@ -15,10 +15,12 @@ use weir_core::operator::{Operator, SourceSnapshot, SOURCE_SNAPSHOT};
 use weir_core::status::RunState;
 use weir_job::Backend;
 use weir_runtime::checkpoint::{self, Ack, Control, Coordinator, JobFacts, Metadata};
+use weir_runtime::fan::{Refine, Share};
+use weir_runtime::route::KeyExtractor;
 use weir_runtime::{Chain, ChainLink, Envelope, InputTask, Partitioner, Route, SourceControl, CHANNEL_CAPACITY};
 use weir_state::key_groups_of;
 
-use super::{NodeKind, Planned, RunReport};
+use super::{Layout, NodeKind, Planned, RunReport};
 
 /// How often `--watch` looks at the plugin files.
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -101,11 +103,11 @@ impl Planned {
     }
 
     /// Channels for every subtask of each task head, and the routes of every edge into them.
-    fn wire(&self, chained: &[Option<usize>]) -> anyhow::Result<Wiring> {
+    fn wire(&self, layout: &Layout) -> anyhow::Result<Wiring> {
         let n = self.nodes.len();
         let mut w = Wiring { txs: vec![vec![]; n], rxs: vec![vec![]; n], inputs: vec![0; n], routes: HashMap::new() };
         for (i, node) in self.nodes.iter().enumerate() {
-            if chained[i].is_none() && node.kind != NodeKind::Source {
+            if !layout.joins(i) && node.kind != NodeKind::Source {
                 for _ in 0..node.parallelism {
                     let (tx, rx) = bounded(CHANNEL_CAPACITY);
                     w.txs[i].push(tx);
@@ -114,9 +116,14 @@ impl Planned {
             }
         }
         for (ci, c) in self.nodes.iter().enumerate() {
-            if chained[ci].is_some() {
+            if layout.joins(ci) {
                 continue;
             }
+            // A shared task's input goes without values only when none of its operators
+            // reads them.
+            let sharing: Vec<usize> = (0..n).filter(|&j| layout.shared[j].is_some_and(|(h, _)| h == ci)).collect();
+            let drop_values =
+                self.reads_only_keys(ci) && sharing.iter().all(|&j| self.reads_only_keys(j) && layout.shared[j] == Some((ci, 0)));
             for (up, side) in &c.inputs {
                 let upp = self.nodes[*up].parallelism;
                 let forward = !c.keyed && c.parallelism == upp && c.parallelism > 1;
@@ -128,7 +135,7 @@ impl Planned {
                         (vec![w.txs[ci][u].clone()], base, Partitioner::Forward, false)
                     } else if c.keyed {
                         let by_key = Partitioner::Hash(self.key_extractor(ci)?, self.job.max_parallelism);
-                        (w.txs[ci].clone(), base + u as u32, by_key, self.reads_only_keys(ci))
+                        (w.txs[ci].clone(), base + u as u32, by_key, drop_values)
                     } else if c.parallelism == 1 {
                         (w.txs[ci].clone(), base + u as u32, Partitioner::Forward, false)
                     } else {
@@ -143,11 +150,17 @@ impl Planned {
 
     /// The chain of subtask `s` of the task headed by `hi`: each member's operator (state
     /// restored) with the routes of its outputs.
-    fn chain(&self, members: &[usize], s: usize, w: &mut Wiring, restore: Option<&(Metadata, PathBuf)>) -> anyhow::Result<Vec<ChainLink>> {
+    fn chain(
+        &self,
+        members: &[(usize, Option<usize>)],
+        s: usize,
+        w: &mut Wiring,
+        restore: Option<&(Metadata, PathBuf)>,
+    ) -> anyhow::Result<Vec<ChainLink>> {
         let mut links = Vec::new();
-        for (pos, &m) in members.iter().enumerate() {
+        for &(m, next) in members {
             let mut take = |side: Option<String>| w.routes.get_mut(&(m, side)).map(|v| std::mem::take(&mut v[s])).unwrap_or_default();
-            let main = if pos + 1 == members.len() { take(None) } else { Vec::new() };
+            let main = if next.is_none() { take(None) } else { Vec::new() };
             let mut sides: Vec<(String, Vec<Route>)> = Vec::new();
             let side_names = self.nodes.iter().flat_map(|n| n.inputs.iter()).filter(|(u, _)| *u == m).filter_map(|(_, side)| side.clone());
             for name in side_names {
@@ -163,15 +176,33 @@ impl Planned {
                     .with_context(|| format!("restoring `{name}` (subtask {s}) from {}", chk.display()))?;
                 self.metrics.checkpoints.restore_ms.fetch_add(t.elapsed().as_millis() as u64, Ordering::Relaxed);
             }
-            links.push(ChainLink { name: name.clone(), op, main, sides, metrics: self.node_metrics[m].clone() });
+            links.push(ChainLink { name: name.clone(), op, main, next, sides, metrics: self.node_metrics[m].clone() });
         }
         Ok(links)
+    }
+
+    /// How root `m` of a shared task receives the task's input (see `weir_runtime::fan`).
+    fn share(&self, layout: &Layout, m: usize) -> anyhow::Result<Share> {
+        let Some((head, prefix)) = layout.shared[m] else { return Ok(Share::default()) };
+        let extractor = self.key_extractor(m)?;
+        // Keyed by the partition's own key (the record's, or the same fields) or otherwise.
+        let same_key = self.key_fields(m) == self.key_fields(head);
+        let refine = match extractor {
+            KeyExtractor::Fields(paths, id) if !same_key => {
+                let (name, h) = (&self.nodes[m].name, &self.nodes[head].name);
+                let remedy = format!("`{name}` shares the task of `{h}`, whose input is partitioned by `{h}`'s key; give `{name}` `chain = false` to partition its input by its own key");
+                Some(Refine { paths, id, prefix, remedy })
+            }
+            _ => None,
+        };
+        let key_fields = self.key_fields(m).map_or(0, |f| f.len());
+        Ok(Share { refine, drop_values: self.reads_only_keys(m), key_fields })
     }
 
     /// Every task of the run, built before any thread starts.
     fn build_tasks(
         &self,
-        chained: &[Option<usize>],
+        layout: &Layout,
         w: &mut Wiring,
         restore: Option<&(Metadata, PathBuf)>,
         acks: Option<&Sender<Ack>>,
@@ -181,12 +212,18 @@ impl Planned {
         let dead_letter = self.nodes.len() - 1;
         let mut tasks = Vec::new();
         for (hi, h) in self.nodes.iter().enumerate() {
-            if chained[hi].is_some() {
+            if layout.joins(hi) {
                 continue;
             }
-            let members = self.task_members(chained, hi);
+            let members = self.task_members(layout, hi);
             for s in 0..h.parallelism {
                 let links = self.chain(&members, s, w, restore)?;
+                let roots = members
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (m, _))| *m == hi || layout.shared[*m].is_some())
+                    .map(|(pos, &(m, _))| Ok((pos, self.share(layout, m)?)))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 let dead_letter = (!matches!(h.kind, NodeKind::Sink | NodeKind::DeadLetter)).then(|| {
                     let channel = w.inputs[dead_letter];
                     w.inputs[dead_letter] += 1;
@@ -200,7 +237,7 @@ impl Planned {
                     }
                     rx
                 });
-                let chain = Chain { links, dead_letter, sources: sources.clone(), subtask: s, acks: acks.cloned() };
+                let chain = Chain { links, roots, dead_letter, sources: sources.clone(), subtask: s, acks: acks.cloned() };
                 let rx = if h.kind == NodeKind::Source { None } else { w.rxs[hi][s].take() };
                 tasks.push(Task { name: format!("{}#{s}", h.name), chain, rx, head: hi, subtask: s, control });
             }
@@ -305,12 +342,12 @@ impl Planned {
         if let Some(dir) = &self.job.checkpoint_dir {
             checkpoint::check_writable(dir)?;
         }
-        let chained = self.chaining();
-        let mut wiring = self.wire(&chained)?;
+        let layout = self.layout();
+        let mut wiring = self.wire(&layout)?;
         let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
         let mut steering = Steering::default();
         let acks = self.job.checkpoint.as_ref().map(|_| &ack_tx);
-        let tasks = self.build_tasks(&chained, &mut wiring, restore.as_ref(), acks, &mut steering)?;
+        let tasks = self.build_tasks(&layout, &mut wiring, restore.as_ref(), acks, &mut steering)?;
         // Dead-letter routes took their channels as the tasks were built: count them now.
         let inputs = std::mem::take(&mut wiring.inputs);
         drop(wiring);
