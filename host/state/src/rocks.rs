@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use fastbloom::BloomFilter;
 use rocksdb::{checkpoint::Checkpoint, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 use super::{in_groups, Deferred, StateBackend};
@@ -18,7 +19,16 @@ pub struct RocksBackend {
     /// Writes skip RocksDB's write-ahead log, as Flink's backend does: working state is
     /// never reused after a crash (recovery reads checkpoints, which flush the memtables).
     write: WriteOptions,
+    /// The keys put since the store was opened empty, as a Bloom filter: a lookup of a key
+    /// that was never put (a new window, a new key: most lookups) is answered here, without
+    /// crossing into RocksDB (a third of a window operator's time on the flagship job).
+    /// `None` once a restore filled the store from a checkpoint: then RocksDB answers all.
+    written: Option<BloomFilter<foldhash::fast::FixedState>>,
 }
+
+/// Bits of [`RocksBackend::written`] (256 KiB): about 1 % false positives at 200,000 keys
+/// put, where a false positive costs only the RocksDB lookup that would have happened anyway.
+const WRITTEN_BITS: usize = 1 << 21;
 
 impl std::fmt::Debug for RocksBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,15 +70,22 @@ impl RocksBackend {
         let db = DB::open(&options(), path).with_context(|| format!("opening RocksDB at {}", path.display()))?;
         let mut write = WriteOptions::default();
         write.disable_wal(true);
-        Ok(RocksBackend { db, path: path.to_path_buf(), len: 0, write })
+        let written = BloomFilter::with_num_bits(WRITTEN_BITS).hasher(foldhash::fast::FixedState::default()).expected_items(200_000);
+        Ok(RocksBackend { db, path: path.to_path_buf(), len: 0, write, written: Some(written) })
     }
 }
 
 impl StateBackend for RocksBackend {
     fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        if self.written.as_ref().is_some_and(|w| !w.contains(key)) {
+            return None;
+        }
         self.db.get(key).ok().flatten()
     }
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        if let Some(w) = &mut self.written {
+            w.insert(key.as_slice());
+        }
         if let Err(e) = self.db.put_opt(key, value, &self.write) {
             panic!("RocksDB write failed at {}: {e}", self.path.display());
         }
@@ -115,6 +132,7 @@ impl StateBackend for RocksBackend {
         Ok(Box::new(|| Ok(())))
     }
     fn restore(&mut self, snapshots: &[&Path], groups: Range<u16>) -> anyhow::Result<()> {
+        self.written = None;
         for dir in snapshots {
             let mut batch = WriteBatch::default();
             for (k, v) in super::read_snapshot(dir, groups.clone())? {
@@ -168,5 +186,28 @@ mod tests {
         db2.restore(&[&dir.path().join("chk")], 5..10).unwrap();
         assert_eq!(db2.get(c.key(7, "v", b"k7", b"")), Some(vec![7]));
         assert_eq!(db2.get(c.key(2, "v", b"k2", b"")), None);
+    }
+
+    /// Lookups of keys never put are answered by the filter; every key put, deleted, put
+    /// again or restored is still found, among many that were not.
+    #[test]
+    fn keys_put_or_restored_are_found_past_the_filter_of_keys_never_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = RocksBackend::open(&dir.path().join("db")).unwrap();
+        let key = |i: u32| format!("key-{i}").into_bytes();
+        for i in (0..50_000).step_by(5) {
+            db.put(key(i), i.to_le_bytes().to_vec());
+        }
+        db.delete(&key(5));
+        db.put(key(5), vec![5]);
+        let found = (0..50_000).filter(|&i| db.get(&key(i)).is_some()).count();
+        assert_eq!(found, 10_000);
+        assert_eq!(db.get(&key(5)), Some(vec![5]));
+        db.snapshot(&dir.path().join("chk")).unwrap()().unwrap();
+        let mut restored = RocksBackend::open(&dir.path().join("db2")).unwrap();
+        assert_eq!(restored.get(&key(10)), None, "an empty store");
+        restored.restore(&[&dir.path().join("chk")], 0..u16::MAX).unwrap();
+        assert!(restored.written.is_none(), "after a restore RocksDB answers every lookup");
+        assert_eq!(restored.get(&key(10)), Some(10u32.to_le_bytes().to_vec()));
     }
 }
