@@ -38,6 +38,7 @@ pub use weir_sdk_macro::{aggregate, filter, flat_map, key_selector, map, process
 
 mod api;
 mod host;
+mod reads;
 mod record;
 #[doc(hidden)]
 pub mod rt;

@@ -224,14 +224,17 @@ pub fn process<T: Process>(input: Batch) -> Vec<Result<()>> {
     let n = input.flags.len();
     let mut out = Vec::with_capacity(n);
     let mut stopped = false;
+    crate::reads::begin();
     let failed = each_view::<T>(&input, |op, i, r| {
         if stopped || !crate::host::enter(i) {
             stopped = true;
             return;
         }
+        crate::reads::enter(r.key.unwrap_or_default());
         CURRENT_TS.with(|c| c.set(r.timestamp));
         out.push(op.process_view(r));
     });
+    crate::reads::end();
     CURRENT_TS.with(|c| c.set(None));
     if failed.is_empty() {
         out
@@ -242,6 +245,8 @@ pub fn process<T: Process>(input: Batch) -> Vec<Result<()>> {
 }
 
 pub fn on_timer<T: Process>(fired: Vec<Timer>) -> Result<()> {
+    // Reads are kept within a `process` call only (one a trap ended may have left some).
+    crate::reads::end();
     with_op::<T, _>(|op| fired.into_iter().try_for_each(|t| op.on_timer(t)))?
 }
 

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{host, Error, Result};
+use crate::{host, reads, Error, Result};
 
 fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| Error::Other(format!("state: cannot serialize: {e}")))
@@ -47,16 +47,16 @@ impl<T: Serialize + DeserializeOwned> ValueState<T> {
     }
     /// The current key's value; `None` when it has none.
     pub fn get(&self) -> Result<Option<T>> {
-        host::value_get(&self.name).map(|b| decode(&self.name, &b)).transpose()
+        reads::value(&self.name, |b| b.map(|b| decode(&self.name, b)).transpose())
     }
     /// Sets the current key's value.
     pub fn set(&self, value: &T) -> Result<()> {
-        host::value_set(&self.name, &encode(value)?);
+        reads::value_set(&self.name, &encode(value)?);
         Ok(())
     }
     /// Clears the current key's value.
     pub fn clear(&self) {
-        host::value_clear(&self.name)
+        reads::value_clear(&self.name)
     }
 }
 
@@ -74,22 +74,22 @@ impl<T: Serialize + DeserializeOwned> ListState<T> {
     }
     /// All elements in insertion order; empty when there are none.
     pub fn get(&self) -> Result<Vec<T>> {
-        host::list_get(&self.name).iter().map(|b| decode(&self.name, b)).collect()
+        reads::list(&self.name, |items| items.iter().map(|b| decode(&self.name, b)).collect())
     }
     /// Appends one element.
     pub fn add(&self, value: &T) -> Result<()> {
-        host::list_add(&self.name, &encode(value)?);
+        reads::list_add(&self.name, &encode(value)?);
         Ok(())
     }
     /// Replaces the whole list; an empty slice clears it.
     pub fn update(&self, values: &[T]) -> Result<()> {
         let encoded = values.iter().map(|v| encode(v)).collect::<Result<Vec<_>>>()?;
-        host::list_update(&self.name, &encoded);
+        reads::list_update(&self.name, &encoded);
         Ok(())
     }
     /// Clears the list.
     pub fn clear(&self) {
-        host::list_clear(&self.name)
+        reads::list_clear(&self.name)
     }
 }
 

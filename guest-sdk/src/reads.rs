@@ -1,0 +1,301 @@
+//! What a `process` call has read of value and list state, kept for the rest of the call.
+//!
+//! A state call crosses into the host and back (its name lifted, the answer lowered through
+//! this component's allocator): on the log-analyzer's detector one cost about 400 ns, more
+//! than reading the record, and its state calls half its time. Records of one key often
+//! come several to a batch, and an operator reads the same states for each. So within one
+//! `process` call each value or list state of a key, once read, is answered from here (and
+//! decoded from where it lies). Writes still go to the host at once, so that a trap in the
+//! middle of a call leaves the host's state as exactly-once needs it (every record before
+//! the trap fully applied), and update what is kept. The host's processing time stands
+//! still for the length of a call, so a state with a time-to-live reads the same from here
+//! as from the host. Kept reads are shared by every handle of a state name. Map state is
+//! not kept.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::host;
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// Kept states of one kind: by state name, then key.
+type States<V> = Map<String, Map<Vec<u8>, Kept<V>>>;
+
+/// Picks one kind's states, the current key and the call on.
+type Pick<V> = fn(&mut Reads) -> (&mut States<V>, &[u8], u64);
+
+/// A state of one key as a call read or wrote it.
+struct Kept<V> {
+    /// The call it was kept in: older ones are not answered from.
+    call: u64,
+    v: V,
+}
+
+/// Kept reads by state name, then key. Entries stay from call to call (and their room is
+/// reused), answered from only in the call that kept them.
+#[derive(Default)]
+struct Reads {
+    /// The call on (0: none).
+    call: u64,
+    /// The last call's number.
+    calls: u64,
+    /// The current record's key.
+    key: Vec<u8>,
+    values: States<Option<Vec<u8>>>,
+    lists: States<Vec<Vec<u8>>>,
+}
+
+/// Keys kept at most (per state kind) before a call starts afresh.
+const MAX_KEPT: usize = 4096;
+
+thread_local! {
+    static READS: RefCell<Reads> = RefCell::new(Reads::default());
+}
+
+/// A `process` call starts: nothing kept from before is answered from (a call a trap ended
+/// may have left its reads).
+pub(crate) fn begin() {
+    READS.with(|r| {
+        let mut r = r.borrow_mut();
+        r.calls += 1;
+        r.call = r.calls;
+        if r.values.values().map(Map::len).sum::<usize>() > MAX_KEPT || r.lists.values().map(Map::len).sum::<usize>() > MAX_KEPT {
+            r.values.clear();
+            r.lists.clear();
+        }
+    });
+}
+
+/// The call ends (or another export starts): reads go to the host again.
+pub(crate) fn end() {
+    READS.with(|r| r.borrow_mut().call = 0);
+}
+
+/// The record at hand has key `key`.
+pub(crate) fn enter(key: &[u8]) {
+    READS.with(|r| {
+        let mut r = r.borrow_mut();
+        r.key.clear();
+        r.key.extend_from_slice(key);
+    });
+}
+
+/// Sets what state `name` of the current key holds, when a call is on: `set` changes a kept
+/// entry in place (its room reused, answering `None`), or, given none, makes one.
+fn keep<V>(pick: Pick<V>, name: &str, set: impl FnOnce(Option<&mut V>) -> Option<V>) {
+    READS.with(|r| {
+        let mut r = r.borrow_mut();
+        let (states, key, call) = pick(&mut r);
+        if call == 0 {
+            return;
+        }
+        if let Some(kept) = states.get_mut(name).and_then(|keys| keys.get_mut(key)) {
+            kept.call = call;
+            set(Some(&mut kept.v));
+            return;
+        }
+        let Some(v) = set(None) else { return };
+        let kept = Kept { call, v };
+        match states.get_mut(name) {
+            Some(keys) => _ = keys.insert(key.to_vec(), kept),
+            None => _ = states.insert(name.to_string(), Map::from_iter([(key.to_vec(), kept)])),
+        }
+    });
+}
+
+/// Forgets what is kept of list `name` of the current key (a list added to before it was
+/// read whole).
+fn forget_list(name: &str) {
+    READS.with(|r| {
+        let mut r = r.borrow_mut();
+        let Reads { lists, key, .. } = &mut *r;
+        if let Some(kept) = lists.get_mut(name).and_then(|keys| keys.get_mut(key.as_slice())) {
+            kept.call = 0;
+        }
+    });
+}
+
+fn values(r: &mut Reads) -> (&mut States<Option<Vec<u8>>>, &[u8], u64) {
+    (&mut r.values, &r.key, r.call)
+}
+
+fn lists(r: &mut Reads) -> (&mut States<Vec<Vec<u8>>>, &[u8], u64) {
+    (&mut r.lists, &r.key, r.call)
+}
+
+/// `dst` made a copy of `src`, reusing its room.
+fn copy_into(dst: &mut Vec<u8>, src: &[u8]) {
+    dst.clear();
+    dst.extend_from_slice(src);
+}
+
+/// Value state `name` of the current key, handed to `f` where it lies.
+pub(crate) fn value<R>(name: &str, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    let mut f = Some(f);
+    let kept = READS.with(|r| {
+        let r = r.borrow();
+        let kept = r.values.get(name)?.get(&r.key).filter(|k| r.call != 0 && k.call == r.call)?;
+        f.take().map(|f| f(kept.v.as_deref()))
+    });
+    if let Some(out) = kept {
+        return out;
+    }
+    let mut v = host::value_get(name);
+    let out = f.take().map(|f| f(v.as_deref()));
+    keep(values, name, |kept| match kept {
+        Some(k) => {
+            *k = v.take();
+            None
+        }
+        None => Some(v.take()),
+    });
+    out.expect("answered once")
+}
+
+pub(crate) fn value_set(name: &str, v: &[u8]) {
+    host::value_set(name, v);
+    keep(values, name, |kept| match kept {
+        Some(Some(old)) => {
+            copy_into(old, v);
+            None
+        }
+        Some(cleared) => {
+            *cleared = Some(v.to_vec());
+            None
+        }
+        None => Some(Some(v.to_vec())),
+    });
+}
+
+pub(crate) fn value_clear(name: &str) {
+    host::value_clear(name);
+    keep(values, name, |kept| match kept {
+        Some(k) => {
+            *k = None;
+            None
+        }
+        None => Some(None),
+    });
+}
+
+/// List state `name` of the current key, handed to `f` where it lies.
+pub(crate) fn list<R>(name: &str, f: impl FnOnce(&[Vec<u8>]) -> R) -> R {
+    let mut f = Some(f);
+    let kept = READS.with(|r| {
+        let r = r.borrow();
+        let kept = r.lists.get(name)?.get(&r.key).filter(|k| r.call != 0 && k.call == r.call)?;
+        f.take().map(|f| f(&kept.v))
+    });
+    if let Some(out) = kept {
+        return out;
+    }
+    let items = host::list_get(name);
+    let out = f.take().map(|f| f(&items));
+    keep(lists, name, |kept| match kept {
+        Some(k) => {
+            *k = items;
+            None
+        }
+        None => Some(items),
+    });
+    out.expect("answered once")
+}
+
+pub(crate) fn list_add(name: &str, v: &[u8]) {
+    host::list_add(name, v);
+    // Only a list read whole in this call can be added to.
+    let current = READS.with(|r| {
+        let r = r.borrow();
+        r.call != 0 && r.lists.get(name).and_then(|keys| keys.get(&r.key)).is_some_and(|k| k.call == r.call)
+    });
+    match current {
+        true => keep(lists, name, |items| {
+            if let Some(items) = items {
+                items.push(v.to_vec());
+            }
+            None
+        }),
+        false => forget_list(name),
+    }
+}
+
+pub(crate) fn list_update(name: &str, vs: &[Vec<u8>]) {
+    host::list_update(name, vs);
+    keep(lists, name, |kept| match kept {
+        Some(items) => {
+            items.resize_with(vs.len(), Vec::new);
+            items.iter_mut().zip(vs).for_each(|(dst, src)| copy_into(dst, src));
+            None
+        }
+        None => Some(vs.to_vec()),
+    });
+}
+
+pub(crate) fn list_clear(name: &str) {
+    host::list_clear(name);
+    keep(lists, name, |kept| match kept {
+        Some(items) => {
+            items.clear();
+            None
+        }
+        None => Some(Vec::new()),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::with_host;
+
+    fn value_get(name: &str) -> Option<Vec<u8>> {
+        value(name, |v| v.map(<[u8]>::to_vec))
+    }
+
+    fn list_get(name: &str) -> Vec<Vec<u8>> {
+        list(name, <[Vec<u8>]>::to_vec)
+    }
+
+    #[test]
+    fn reads_are_kept_for_the_call_and_writes_go_through() {
+        let on = |key: &[u8]| {
+            with_host(|h| h.key = Some(key.to_vec()));
+            enter(key);
+        };
+        on(b"k");
+        host::value_set("n", b"1");
+        host::list_update("l", &[b"a".to_vec()]);
+        begin();
+        on(b"k");
+        assert_eq!(value_get("n"), Some(b"1".to_vec()));
+        assert_eq!(list_get("l"), vec![b"a".to_vec()]);
+        // Changed behind the call's back (only the host could): the call keeps what it read.
+        host::value_set("n", b"2");
+        host::list_add("l", b"x");
+        assert_eq!(value_get("n"), Some(b"1".to_vec()), "kept");
+        assert_eq!(list_get("l"), vec![b"a".to_vec()], "kept");
+        // Writes reach the host and what is kept.
+        value_set("n", b"3");
+        list_add("l", b"b");
+        assert_eq!((host::value_get("n"), value_get("n")), (Some(b"3".to_vec()), Some(b"3".to_vec())));
+        assert_eq!(list_get("l"), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(host::list_get("l"), vec![b"a".to_vec(), b"x".to_vec(), b"b".to_vec()]);
+        value_clear("n");
+        list_clear("l");
+        assert_eq!((host::value_get("n"), value_get("n"), list_get("l")), (None, None, vec![]));
+        // A list added to before it was read is read from the host.
+        list_add("m", b"1");
+        assert_eq!(list_get("m"), vec![b"1".to_vec()]);
+        // Another key has reads of its own.
+        on(b"other");
+        assert_eq!(value_get("n"), None);
+        value_set("n", b"o");
+        assert_eq!(value_get("n"), Some(b"o".to_vec()));
+        on(b"k");
+        assert_eq!(value_get("n"), None, "k's own, cleared above");
+        // After the call, reads go to the host.
+        end();
+        host::value_set("n", b"4");
+        assert_eq!(value_get("n"), Some(b"4".to_vec()));
+    }
+}
