@@ -414,12 +414,110 @@ def scrape_cost(table, runs, events, work):
 
 
 
+def thread_cpu(cmd):
+    """Runs cmd, reading each thread's CPU time (user + system, /proc/PID/task/TID/stat)
+    every 100 ms until it exits; returns (wall s, {thread name: CPU s}), threads of one name
+    summed (the last reading of each thread counts)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seen = {}
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    while p.poll() is None:
+        for tid in os.listdir(f"/proc/{p.pid}/task") if os.path.exists(f"/proc/{p.pid}/task") else []:
+            try:
+                with open(f"/proc/{p.pid}/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            seen[tid] = (name, (int(fields[11]) + int(fields[12])) / tick)
+        time.sleep(0.1)
+    wall = time.monotonic() - t0
+    by_name = {}
+    for name, cpu in seen.values():
+        by_name[name] = by_name.get(name, 0.0) + cpu
+    return wall, by_name
+
+
+def where_the_cores_go(data, work):
+    """CPU seconds per thread of the whole log-analyzer, weir's and Flink's (Java DataStream),
+    p=2, one run each."""
+    weir = [WEIR, "run", "plugins/log-analyzer/job.toml", "-p", "2", "--set", "source.logs.kind=file", "--set", f"source.logs.path={data}",
+            "--set", "source.logs.rate=1e12", "--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard"]
+    cases = [("weir", weir)]
+    py, lib = flink_lib()
+    if py:
+        classes = os.path.join(work, "LogAnalyzerJob-classes")
+        os.makedirs(classes, exist_ok=True)
+        subprocess.check_call(["javac", "-d", classes, "-cp", f"{lib}/*", os.path.join(SHARED, "bench", "LogAnalyzerJob.java")])
+        cases.append(("Flink 2.3 DataStream (Java)", ["java", "-cp", f"{classes}:{lib}/*", "LogAnalyzerJob", data, "2"]))
+    for name, cmd in cases:
+        wall, threads = thread_cpu(cmd)
+        total = sum(threads.values())
+        print(f"{name}: {wall:.2f} s wall, {total:.2f} s CPU in all threads\n")
+        print("thread (same names summed) | CPU s | share")
+        print("--- | --- | ---")
+        for t, cpu in sorted(threads.items(), key=lambda kv: -kv[1]):
+            if cpu >= 0.05:
+                print(f"{t} | {cpu:.2f} | {cpu / total:.0%}")
+        print()
+
+
+def whole_jobs(runs, data, work):
+    """Whole processes side by side, as a user waits for them: the log-analyzer and the window
+    flagship in weir (memory and RocksDB state) and in Flink's Java DataStream API, p=2, runs
+    interleaved (case after case, round after round) so that a noisy minute hits all alike.
+    Wall time from fork to exit, peak RSS, and user + system CPU of each process."""
+    py, lib = flink_lib()
+    jobs = {
+        "log-analyzer": ["run", "plugins/log-analyzer/job.toml", "-p", "2", "--set", "source.logs.kind=file", "--set", f"source.logs.path={data}",
+                         "--set", "source.logs.rate=1e12", "--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard"],
+        "flagship": ["run", "tests/conformance/tumble10s.toml", "-p", "2", "--set", f"source.logs.path={data}", "--set", "sink.out.kind=discard"],
+    }
+    rocks = ["--set", "state.backend=rocksdb", "--set", f"state.dir={work}/state"]
+    cases = []
+    for job, args in jobs.items():
+        cases.append((job, "weir, memory", [WEIR, *args]))
+        cases.append((job, "weir, RocksDB", [WEIR, *args, *rocks]))
+    if py:
+        for job, cls, src in [("log-analyzer", "LogAnalyzerJob", "LogAnalyzerJob.java"), ("flagship", "FlagshipJob", "FlagshipJob.java")]:
+            classes = os.path.join(work, f"{cls}-classes")
+            os.makedirs(classes, exist_ok=True)
+            subprocess.check_call(["javac", "-d", classes, "-cp", f"{lib}/*", os.path.join(SHARED, "bench", src)])
+            cases.append((job, "Flink 2.3 DataStream (Java)", ["java", "-cp", f"{classes}:{lib}/*", cls, data, "2"]))
+    for _, _, cmd in cases:
+        run(cmd)  # one untimed run of each first: page cache and CPU frequency settle for all alike
+    got = {(job, name): [] for job, name, _ in cases}
+    for _ in range(runs):
+        for job, name, cmd in cases:
+            wall, mb, _ = run(cmd)
+            got[(job, name)].append((wall, mb, LAST_CPU))
+    print("job | case | median wall s | peak RSS MB | CPU s (user + system) | runs, wall s")
+    print("--- | --- | --- | --- | --- | ---")
+    med = {}
+    for (job, name), rs in got.items():
+        walls = [r[0] for r in rs]
+        med[(job, name)] = statistics.median(walls)
+        print(f"{job} | {name} | {med[(job, name)]:.2f} | {max(r[1] for r in rs):.0f} | {statistics.median(r[2] for r in rs):.2f} | "
+              + " ".join(f"{w:.2f}" for w in walls))
+    print()
+    for job in jobs:
+        flink = med.get((job, "Flink 2.3 DataStream (Java)"))
+        mem, rdb = med[(job, "weir, memory")], med[(job, "weir, RocksDB")]
+        line = f"{job}: RocksDB / memory speed {mem / rdb:.2f}"
+        if flink:
+            line += f"; Flink / weir whole process: {flink / mem:.1f}x (memory), {flink / rdb:.1f}x (RocksDB)"
+        print(line)
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--keys", type=int, default=1_000_000)
-    ap.add_argument("--skip", default="", help="comma list of: flagship,flink,flink-sql,latency,checkpoints,reload,languages,pyflink,scrape,criterion")
+    ap.add_argument("--skip", default="", help="comma list of: whole,flagship,flink,flink-sql,latency,checkpoints,reload,languages,pyflink,scrape,criterion")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     work = os.environ.get("WEIR_BENCH_DIR", "/tmp/weir-bench")
@@ -428,6 +526,14 @@ def main():
     subprocess.check_call([os.path.join(ROOT, "scripts", "build-plugins.sh"), "--languages"], cwd=ROOT)
     cpu = subprocess.check_output(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], text=True).strip()
     print(f"# machine: {os.cpu_count()} cores, {cpu}; {time.strftime('%Y-%m-%d %H:%M')}\n")
+
+    if "whole" not in skip:
+        data = os.path.join(work, f"logs-{a.events}.jsonl")
+        ensure_input(data, a.events)
+        print(f"## Whole jobs against Flink, {a.events:,} lines, p=2, whole processes, interleaved\n")
+        whole_jobs(a.runs, data, work)
+        print(f"## Where the cores go in the whole log-analyzer, {a.events:,} lines, p=2\n")
+        where_the_cores_go(data, work)
 
     if "flagship" not in skip:
         data = os.path.join(work, f"logs-{a.events}.jsonl")

@@ -272,7 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate { job, sets } => {
             let p = load(&job, sets, None, None, false)?;
             println!("ok: {} is a valid job", job.display());
-            println!("tasks (×subtasks, a thread each; → operators chained into the task):");
+            println!("tasks (×subtasks, a thread each; → operators chained into the task, + keyed operators sharing it):");
             for t in p.tasks() {
                 println!("  {t}");
             }
