@@ -205,7 +205,7 @@ pub fn snapshot_keyed(
 ) -> anyhow::Result<Option<weir_state::Deferred>> {
     let mut steps = vec![state.snapshot(&dir.join("state"))?];
     for (name, t) in timers {
-        steps.push(t.snapshot(&dir.join(format!("{name}.kv")), groups));
+        steps.push(t.snapshot(&dir.join(format!("{name}.kv")), &|k| groups.of(k)));
     }
     std::fs::write(dir.join("op.json"), serde_json::to_vec(&KeyedOpSnapshot { watermark })?)?;
     Ok(Some(Box::new(move || steps.into_iter().try_for_each(|s| s()))))

@@ -249,14 +249,15 @@ impl Due {
 }
 
 impl TimerQueue {
-    /// Writes the timers to `path`, each under its key's key group (restorable by group).
-    pub fn snapshot(&self, path: &std::path::Path, groups: crate::keys::KeyGroups) -> weir_state::Deferred {
+    /// Writes the timers to `path`, each under its key's key group, `group_of(key)`
+    /// (restorable by group).
+    pub fn snapshot(&self, path: &std::path::Path, group_of: &dyn Fn(&[u8]) -> u16) -> weir_state::Deferred {
         let entries: Vec<(Vec<u8>, Vec<u8>)> = self
             .set
             .iter()
             .map(|(ts, entry)| {
                 let (k, ns) = split_entry(entry);
-                let mut key = groups.of(k).to_be_bytes().to_vec();
+                let mut key = group_of(k).to_be_bytes().to_vec();
                 key.extend_from_slice(&ts.to_be_bytes());
                 key.extend_from_slice(&(k.len() as u32).to_be_bytes());
                 key.extend_from_slice(k);
