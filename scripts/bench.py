@@ -559,8 +559,8 @@ def main():
         weir_off, _, _ = throughput("weir, memory backend, `plugin-deadline = \"off\"`", [WEIR, *job, *off], a.runs, a.events, job_seconds, t)
         weir_off_u, weir_rss_off_u, _ = throughput("weir, memory backend, `chain = false`, `plugin-deadline = \"off\"`", [WEIR, *job, *unchained, *off],
                                                    a.runs, a.events, job_seconds, t)
-        # The whole log-analyzer job (parse, detect, two windows) on the same file: no Flink
-        # twin, but it shows what the process world (detect) costs.
+        # The whole log-analyzer job (parse, detect, two windows) on the same file (its Flink
+        # twin runs in the `whole` section, as whole processes).
         bundle = ["run", "plugins/log-analyzer/job.toml", "-p", "2", "--set", "source.logs.kind=file", "--set", f"source.logs.path={data}",
                   "--set", "source.logs.rate=1e9", "--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard"]
         throughput("weir, whole log-analyzer job (parse, detect, 2 windows), memory", [WEIR, *bundle], a.runs, a.events, job_seconds, t)
