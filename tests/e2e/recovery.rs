@@ -243,6 +243,40 @@ fn restore_at_another_parallelism_gives_the_same_results() {
     rescale("rocksdb", 1, 3);
 }
 
+/// An operator keyed by `(user_id, action)` keeps its state in `user_id`'s key groups while
+/// it shares `detect`'s task, in its own key's groups in a task of its own: a checkpoint
+/// restores only into the layout it was taken in, and says how to get there.
+#[test]
+fn a_checkpoint_restores_only_where_its_key_groups_are_chosen_alike() {
+    let (_, case) = cases().remove(0);
+    let mut f = Flagship::new(&case);
+    let own_task = vec!["operator.actions60s.chain=false".to_string()];
+    f.extra = own_task.clone();
+    f.kill_after_three_checkpoints("memory", 2);
+    f.extra.clear();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir")).args(f.args("memory", 2, 1_000_000, true)).output().expect("weir runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "restored into another layout:\n{err}");
+    assert!(
+        err.contains(
+            "cannot restore `actions60s`: its state sits in the key groups of its whole key there and of its key's first field now"
+        ) && err.contains("set `chain = false` on `actions60s`"),
+        "{err}"
+    );
+    // As it ran then, it restores, and the output is Flink's.
+    f.extra = own_task;
+    let err = f.finish("memory", 2);
+    assert!(err.contains("restoring from"), "{err}");
+    f.assert_equals_flink("restored in a task of its own");
+    // And the other way: taken shared, refused in a task of its own.
+    let shared = Flagship::new(&case);
+    shared.kill_after_three_checkpoints("memory", 2);
+    let own = shared.args_with("memory", 2, 1_000_000, Some("latest"), &["operator.actions60s.chain=false".to_string()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_weir")).args(own).output().expect("weir runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("remove `chain = false` from `actions60s`"), "{err}");
+}
+
 #[test]
 fn a_corrupt_checkpoint_is_skipped_for_the_previous_one() {
     let (_, case) = cases().remove(0);

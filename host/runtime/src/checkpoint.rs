@@ -118,6 +118,11 @@ pub struct Metadata {
     /// change it); a restore runs these versions.
     #[serde(default)]
     pub versions: BTreeMap<String, PluginVersion>,
+    /// Keyed operator → how many leading fields of its key chose its key groups, where not
+    /// the whole key (it shared a task partitioned by a coarser key: see
+    /// `weir_core::keys::KeyGroups`). A restore needs the same.
+    #[serde(default)]
+    pub key_prefixes: BTreeMap<String, usize>,
     /// Whether it is a savepoint (kept until removed by hand).
     pub savepoint: bool,
     /// Every file with size and hash.
@@ -301,6 +306,8 @@ pub struct JobFacts {
     pub plugins: BTreeMap<String, String>,
     /// Operator → the plugin version it runs now (hot reloads change it).
     pub versions: std::sync::Arc<std::sync::Mutex<BTreeMap<String, PluginVersion>>>,
+    /// Keyed operator → the key prefix of its key groups, where not 0 ([`Metadata::key_prefixes`]).
+    pub key_prefixes: BTreeMap<String, usize>,
 }
 
 /// Triggers checkpoints and savepoints, collects acknowledgements, completes and retains
@@ -501,6 +508,7 @@ impl Coordinator {
             parallelism: f.parallelism.clone(),
             plugins: f.plugins.clone(),
             versions: f.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            key_prefixes: f.key_prefixes.clone(),
             savepoint,
             files,
         };
@@ -534,6 +542,7 @@ mod tests {
             parallelism: BTreeMap::new(),
             plugins: BTreeMap::new(),
             versions: BTreeMap::new(),
+            key_prefixes: BTreeMap::new(),
             savepoint: false,
             files: list_files(&chk, &chk).unwrap(),
         };

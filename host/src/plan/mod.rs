@@ -321,6 +321,16 @@ impl Planned {
         KeyGroups { max_parallelism: self.job.max_parallelism, prefix }
     }
 
+    /// Keyed operators whose key groups come from a prefix of their key, with it (see
+    /// `Metadata::key_prefixes`).
+    fn key_prefixes(&self) -> std::collections::BTreeMap<String, usize> {
+        self.sharing()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.filter(|(_, p)| *p > 0).map(|(_, p)| (self.nodes[i].name.clone(), p)))
+            .collect()
+    }
+
     /// The tasks a run starts, one line each: the head node, its subtasks (threads), the
     /// nodes chained into it (`→`) or sharing it (`+`), and how its input is partitioned.
     pub fn tasks(&self) -> Vec<String> {

@@ -22,6 +22,15 @@ use weir_state::key_groups_of;
 
 use super::{Layout, NodeKind, Planned, RunReport};
 
+/// What a key-group prefix means, for an error.
+fn describe_prefix(prefix: usize) -> String {
+    match prefix {
+        0 => "its whole key".into(),
+        1 => "its key's first field".into(),
+        n => format!("its key's first {n} fields"),
+    }
+}
+
 /// How often `--watch` looks at the plugin files.
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -74,6 +83,25 @@ impl Planned {
                         eprintln!("weir: plugin {path} changed since checkpoint {} (hash {hash} → {}); its state is kept", m.id, now.hash);
                     }
                 }
+            }
+        }
+        // Keyed state sits in key groups chosen by the key's leading fields when its operator
+        // shares a task with a coarser key: a restore must choose them alike.
+        let now = self.key_prefixes();
+        for (i, n) in self.nodes.iter().enumerate().filter(|(_, n)| n.keyed && m.parallelism.contains_key(&n.name)) {
+            let (then, now) = (m.key_prefixes.get(&n.name).copied().unwrap_or(0), now.get(&n.name).copied().unwrap_or(0));
+            if then != now {
+                let fix = match self.layout().shared[i] {
+                    Some((h, _)) => format!("set `chain = false` on `{}` to run it in a task of its own, as it ran then (its state is keyed by its whole key there, not `{}`'s)", n.name, self.nodes[h].name),
+                    None => format!("remove `chain = false` from `{}`, so that it shares a task as it did then", n.name),
+                };
+                anyhow::bail!(
+                    "checkpoint {} cannot restore `{}`: its state sits in the key groups of {} there and of {} now; {fix}, or start without --restore",
+                    p.display(),
+                    n.name,
+                    describe_prefix(then),
+                    describe_prefix(now)
+                );
             }
         }
         self.reloads.restore_versions(&m, &p)?;
@@ -384,6 +412,7 @@ impl Planned {
                     parallelism: self.nodes.iter().map(|n| (n.name.clone(), n.parallelism)).collect(),
                     plugins: self.plugins.iter().map(|(p, pl)| (p.display().to_string(), pl.hash.clone())).collect(),
                     versions,
+                    key_prefixes: self.key_prefixes(),
                 };
                 let (req_tx, requests) = crossbeam_channel::unbounded();
                 if let Some(addr) = self.job.control {
