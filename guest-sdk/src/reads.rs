@@ -104,18 +104,6 @@ fn keep<V>(pick: Pick<V>, name: &str, set: impl FnOnce(Option<&mut V>) -> Option
     });
 }
 
-/// Forgets what is kept of list `name` of the current key (a list added to before it was
-/// read whole).
-fn forget_list(name: &str) {
-    READS.with(|r| {
-        let mut r = r.borrow_mut();
-        let Reads { lists, key, .. } = &mut *r;
-        if let Some(kept) = lists.get_mut(name).and_then(|keys| keys.get_mut(key.as_slice())) {
-            kept.call = 0;
-        }
-    });
-}
-
 fn values(r: &mut Reads) -> (&mut States<Option<Vec<u8>>>, &[u8], u64) {
     (&mut r.values, &r.key, r.call)
 }
@@ -204,20 +192,15 @@ pub(crate) fn list<R>(name: &str, f: impl FnOnce(&[Vec<u8>]) -> R) -> R {
 
 pub(crate) fn list_add(name: &str, v: &[u8]) {
     host::list_add(name, v);
-    // Only a list read whole in this call can be added to.
-    let current = READS.with(|r| {
-        let r = r.borrow();
-        r.call != 0 && r.lists.get(name).and_then(|keys| keys.get(&r.key)).is_some_and(|k| k.call == r.call)
+    // Only a list this call read whole can be added to: one kept from an earlier call is
+    // stale, and is never answered from.
+    READS.with(|r| {
+        let mut r = r.borrow_mut();
+        let Reads { lists, key, call, .. } = &mut *r;
+        if let Some(kept) = lists.get_mut(name).and_then(|keys| keys.get_mut(key.as_slice())).filter(|k| *call != 0 && k.call == *call) {
+            kept.v.push(v.to_vec());
+        }
     });
-    match current {
-        true => keep(lists, name, |items| {
-            if let Some(items) = items {
-                items.push(v.to_vec());
-            }
-            None
-        }),
-        false => forget_list(name),
-    }
 }
 
 pub(crate) fn list_update(name: &str, vs: &[Vec<u8>]) {

@@ -290,6 +290,19 @@ impl Planned {
         shares
     }
 
+    /// Whether keyed nodes `a` and `b` have the same key: the record's, or the same fields.
+    fn same_key(&self, a: usize, b: usize) -> bool {
+        self.key_fields(a) == self.key_fields(b)
+    }
+
+    /// Whether the input of the task headed by `head` goes without values: when none of
+    /// its operators reads them, and each of them has the head's key (a finer key is read
+    /// from the value: see `weir_runtime::fan::Refine`).
+    fn input_drops_values(&self, layout: &Layout, head: usize) -> bool {
+        let mut sharing = (0..self.nodes.len()).filter(|&j| layout.shared[j].is_some_and(|(h, _)| h == head));
+        self.reads_only_keys(head) && sharing.all(|j| self.reads_only_keys(j) && self.same_key(j, head))
+    }
+
     /// Where each node runs: in a task of its own, chained into its input's task, or sharing
     /// a keyed sibling's.
     fn layout(&self) -> Layout {
@@ -489,6 +502,25 @@ mod tests {
             "{:?}",
             planned.tasks()
         );
+        // `pairs` reads its key from the values: the shared input keeps them.
+        assert!(!planned.input_drops_values(&planned.layout(), node(&planned, "users")));
+
+        // Counting windows with the head's key get the input without values; one keyed by a
+        // field that must lead with the record's key reads that field from the value.
+        let by = |key: &str| {
+            format!(
+                "[source.logs]\nkind = \"collection\"\nvalues = [{{ user = \"a\", t = 1 }}]\nevent-time = {{ field = \"t\" }}\n{}{}",
+                window("a", "logs", key, ""),
+                window("b", "logs", key, "")
+            )
+        };
+        for key in ["{ record-key = \"user\" }", "\"user\""] {
+            let planned = plan(&by(key));
+            assert!(planned.input_drops_values(&planned.layout(), node(&planned, "a")), "{key}");
+        }
+        let mixed = plan(&format!("{}{}", by("{ record-key = \"user\" }"), window("c", "logs", "\"user\"", "")));
+        assert_eq!(mixed.sharing()[node(&mixed, "c")].map(|(h, p)| (mixed.nodes[h].name.as_str(), p)), Some(("a", 0)));
+        assert!(!mixed.input_drops_values(&mixed.layout(), node(&mixed, "a")), "`c` checks its `user` against the record's key");
     }
 
     /// Key-by fields are read ahead by the last walk before them: an operator that reads an

@@ -147,11 +147,7 @@ impl Planned {
             if layout.joins(ci) {
                 continue;
             }
-            // A shared task's input goes without values only when none of its operators
-            // reads them.
-            let sharing: Vec<usize> = (0..n).filter(|&j| layout.shared[j].is_some_and(|(h, _)| h == ci)).collect();
-            let drop_values =
-                self.reads_only_keys(ci) && sharing.iter().all(|&j| self.reads_only_keys(j) && layout.shared[j] == Some((ci, 0)));
+            let drop_values = self.input_drops_values(layout, ci);
             for (up, side) in &c.inputs {
                 let upp = self.nodes[*up].parallelism;
                 let forward = !c.keyed && c.parallelism == upp && c.parallelism > 1;
@@ -213,10 +209,8 @@ impl Planned {
     fn share(&self, layout: &Layout, m: usize) -> anyhow::Result<Share> {
         let Some((head, prefix)) = layout.shared[m] else { return Ok(Share::default()) };
         let extractor = self.key_extractor(m)?;
-        // Keyed by the partition's own key (the record's, or the same fields) or otherwise.
-        let same_key = self.key_fields(m) == self.key_fields(head);
         let refine = match extractor {
-            KeyExtractor::Fields(paths, id) if !same_key => {
+            KeyExtractor::Fields(paths, id) if !self.same_key(m, head) => {
                 let (name, h) = (&self.nodes[m].name, &self.nodes[head].name);
                 let remedy = format!("`{name}` shares the task of `{h}`, whose input is partitioned by `{h}`'s key; give `{name}` `chain = false` to partition its input by its own key");
                 Some(Refine { paths, id, prefix, remedy })
