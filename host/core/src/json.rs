@@ -232,10 +232,44 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
-/// The items of a JSON array, each as its raw text; `None` when `text` is not one.
+/// The items of a JSON array, each as its raw text; `None` when `text` is not one. Walked
+/// by the scanner (keys of several fields, `["user38","view"]`, are read so once a window
+/// row); serde_json decides what the scanner gives up on.
 pub fn array_items(text: &[u8]) -> Option<Vec<Raw<'_>>> {
+    if let Ok(items) = scan_array(text) {
+        return Some(items);
+    }
     let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(text).ok()?;
     Some(items.into_iter().map(|v| Raw(v.get())).collect())
+}
+
+fn scan_array(text: &[u8]) -> Result<Vec<Raw<'_>>, GiveUp> {
+    let mut s = Scanner::new(text);
+    let mut items = Vec::new();
+    s.skip_ws();
+    s.expect(b'[')?;
+    s.skip_ws();
+    if s.peek()? == b']' {
+        s.expect(b']')?;
+        return s.end().map(|_| items);
+    }
+    loop {
+        let start = s.at();
+        s.value(1)?;
+        // A value the scanner walked is UTF-8.
+        items.push(Raw(std::str::from_utf8(&text[start..s.at()]).map_err(|_| GiveUp)?));
+        s.skip_ws();
+        match s.peek()? {
+            b',' => {
+                s.expect(b',')?;
+                s.skip_ws();
+            }
+            _ => {
+                s.expect(b']')?;
+                return s.end().map(|_| items);
+            }
+        }
+    }
 }
 
 /// A raw value that is JSON `null` counts as absent (as in key-by and aggregates).
@@ -366,6 +400,26 @@ mod tests {
         let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
         let mut out = vec![None; wanted.len()];
         extract_with_serde(text, wanted, &mut out).map(|_| out).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn array_items_are_read_as_serde_json_reads_them() {
+        for text in [
+            r#"["user38","view"]"#,
+            r#" [ 1 , {"a": [2]}, "x\"y", null ] "#,
+            "[]",
+            " [ ] ",
+            r#"["a",]"#,
+            "[1] 2",
+            "{}",
+            "[",
+            r#"["\ud800"]"#,
+        ] {
+            let serde: Option<Vec<String>> =
+                serde_json::from_str::<Vec<&RawValue>>(text).ok().map(|v| v.iter().map(|r| r.get().to_string()).collect());
+            let ours: Option<Vec<String>> = array_items(text.as_bytes()).map(|v| v.iter().map(|r| r.get().to_string()).collect());
+            assert_eq!(ours, serde, "{text}");
+        }
     }
 
     #[test]

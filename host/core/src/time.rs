@@ -5,7 +5,7 @@
 //! watermark is the minimum over its active inputs; an idle input stops holding it back; the
 //! end of a bounded input is the watermark `i64::MAX`.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -208,9 +208,92 @@ impl InputWatermarks {
 /// Timers of one operator subtask: one per (time, key, namespace), popped in time order
 /// (of timers at one time, shorter keys first). Key and namespace share one allocation: a
 /// window opened per record registers a timer per record.
+///
+/// Timers are kept by time, each time's as a set: windows of many keys end at one time, so a
+/// register is a lookup among the few pending times and a hash, not a search through every
+/// pending timer comparing their bytes. The earliest time's timers are sorted once, when the
+/// first of them is due, and popped from that list.
 #[derive(Debug, Default, Clone)]
 pub struct TimerQueue {
-    set: BTreeSet<(i64, Box<[u8]>)>,
+    by_time: BTreeMap<i64, Bucket>,
+    /// The timers of time `popping_at` being popped, sorted with the next one last; while
+    /// it holds any, `by_time` has no entry at that time.
+    popping: Vec<Box<[u8]>>,
+    popping_at: i64,
+    len: usize,
+}
+
+/// The timers of one time: a short list, a hash set past [`Bucket::FEW`] of them.
+#[derive(Debug, Clone)]
+enum Bucket {
+    Few(smallvec::SmallVec<[Box<[u8]>; 2]>),
+    Many(hashbrown::HashSet<Box<[u8]>, foldhash::fast::FixedState>),
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket::Few(smallvec::SmallVec::new())
+    }
+}
+
+impl Bucket {
+    const FEW: usize = 8;
+
+    /// Adds `e`; false when it was there.
+    fn insert(&mut self, e: Box<[u8]>) -> bool {
+        match self {
+            Bucket::Few(v) if v.contains(&e) => false,
+            Bucket::Few(v) if v.len() < Self::FEW => {
+                v.push(e);
+                true
+            }
+            Bucket::Few(v) => {
+                let mut set: hashbrown::HashSet<_, _> = std::mem::take(v).into_iter().collect();
+                set.insert(e);
+                *self = Bucket::Many(set);
+                true
+            }
+            Bucket::Many(set) => set.insert(e),
+        }
+    }
+
+    /// Removes `e`; false when it was not there.
+    fn remove(&mut self, e: &[u8]) -> bool {
+        match self {
+            Bucket::Few(v) => match v.iter().position(|x| **x == *e) {
+                Some(i) => {
+                    v.swap_remove(i);
+                    true
+                }
+                None => false,
+            },
+            Bucket::Many(set) => set.remove(e),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Bucket::Few(v) => v.is_empty(),
+            Bucket::Many(set) => set.is_empty(),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = &Box<[u8]>> + '_> {
+        match self {
+            Bucket::Few(v) => Box::new(v.iter()),
+            Bucket::Many(set) => Box::new(set.iter()),
+        }
+    }
+
+    /// Its timers, sorted with the first due last.
+    fn into_popping(self) -> Vec<Box<[u8]>> {
+        let mut v: Vec<Box<[u8]>> = match self {
+            Bucket::Few(v) => v.into_vec(),
+            Bucket::Many(set) => set.into_iter().collect(),
+        };
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v
+    }
 }
 
 /// A timer's key and namespace in one buffer: the key's length (u32, big-endian), the key,
@@ -249,11 +332,16 @@ impl Due {
 }
 
 impl TimerQueue {
+    /// Every timer, `(time, entry)`, in no particular order.
+    fn iter(&self) -> impl Iterator<Item = (i64, &Box<[u8]>)> {
+        let popping = self.popping.iter().map(|e| (self.popping_at, e));
+        popping.chain(self.by_time.iter().flat_map(|(t, b)| b.iter().map(move |e| (*t, e))))
+    }
+
     /// Writes the timers to `path`, each under its key's key group, `group_of(key)`
     /// (restorable by group).
     pub fn snapshot(&self, path: &std::path::Path, group_of: &dyn Fn(&[u8]) -> u16) -> weir_state::Deferred {
         let entries: Vec<(Vec<u8>, Vec<u8>)> = self
-            .set
             .iter()
             .map(|(ts, entry)| {
                 let (k, ns) = split_entry(entry);
@@ -276,39 +364,98 @@ impl TimerQueue {
                 let ts = i64::from_be_bytes(k[2..10].try_into()?);
                 let klen = u32::from_be_bytes(k[10..14].try_into()?) as usize;
                 anyhow::ensure!(k.len() == 14 + klen, "{}: a timer entry is malformed", p.display());
-                self.set.insert((ts, timer_entry(&k[14..], &ns)));
+                self.insert(ts, timer_entry(&k[14..], &ns));
             }
         }
         Ok(())
     }
 
-    /// Registers a timer; a no-op when it exists.
-    pub fn register(&mut self, ts: i64, key: &[u8], ns: &[u8]) {
-        self.set.insert((ts, timer_entry(key, ns)));
+    /// Where `e` is or would go in `popping` (sorted with the first due last).
+    fn popping_index(&self, e: &[u8]) -> Result<usize, usize> {
+        self.popping.binary_search_by(|x| e.cmp(x))
     }
-    /// Deletes a timer; a no-op when absent.
-    pub fn delete(&mut self, ts: i64, key: &[u8], ns: &[u8]) {
-        self.set.remove(&(ts, timer_entry(key, ns)));
-    }
-    /// Pops the earliest timer at or before `upto`.
-    pub fn pop_due(&mut self, upto: i64) -> Option<Due> {
-        if self.set.first().is_some_and(|t| t.0 <= upto) {
-            self.set.pop_first().map(|(at, entry)| Due { at, entry })
-        } else {
-            None
+
+    fn insert(&mut self, ts: i64, e: Box<[u8]>) {
+        if !self.popping.is_empty() && ts == self.popping_at {
+            if let Err(i) = self.popping_index(&e) {
+                self.popping.insert(i, e);
+                self.len += 1;
+            }
+        } else if self.by_time.entry(ts).or_default().insert(e) {
+            self.len += 1;
         }
     }
+
+    /// Registers a timer; a no-op when it exists.
+    pub fn register(&mut self, ts: i64, key: &[u8], ns: &[u8]) {
+        self.insert(ts, timer_entry(key, ns));
+    }
+
+    /// Deletes a timer; a no-op when absent.
+    pub fn delete(&mut self, ts: i64, key: &[u8], ns: &[u8]) {
+        let e = timer_entry(key, ns);
+        if !self.popping.is_empty() && ts == self.popping_at {
+            if let Ok(i) = self.popping_index(&e) {
+                self.popping.remove(i);
+                self.len -= 1;
+            }
+            return;
+        }
+        if let std::collections::btree_map::Entry::Occupied(mut b) = self.by_time.entry(ts) {
+            if b.get_mut().remove(&e) {
+                self.len -= 1;
+                if b.get().is_empty() {
+                    b.remove();
+                }
+            }
+        }
+    }
+
+    /// Pops the earliest timer at or before `upto`.
+    pub fn pop_due(&mut self, upto: i64) -> Option<Due> {
+        loop {
+            let first = self.by_time.first_key_value().map(|(t, _)| *t);
+            if self.popping.is_empty() {
+                let t = first.filter(|t| *t <= upto)?;
+                let bucket = self.by_time.remove(&t)?;
+                (self.popping, self.popping_at) = (bucket.into_popping(), t);
+                continue;
+            }
+            if first.is_some_and(|t| t < self.popping_at) {
+                // An earlier timer was registered while these were popped: back to its
+                // time's set they go, and the earlier one comes first.
+                let bucket = self.by_time.entry(self.popping_at).or_default();
+                for e in self.popping.drain(..) {
+                    bucket.insert(e);
+                }
+                continue;
+            }
+            if self.popping_at > upto {
+                return None;
+            }
+            let entry = self.popping.pop()?;
+            self.len -= 1;
+            return Some(Due { at: self.popping_at, entry });
+        }
+    }
+
     /// The earliest timer time.
     pub fn next(&self) -> Option<i64> {
-        self.set.first().map(|t| t.0)
+        let first = self.by_time.first_key_value().map(|(t, _)| *t);
+        match self.popping.is_empty() {
+            true => first,
+            false => Some(first.map_or(self.popping_at, |t| t.min(self.popping_at))),
+        }
     }
+
     /// Number of pending timers.
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.len
     }
+
     /// Whether no timer is pending.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.len == 0
     }
 }
 
@@ -404,6 +551,45 @@ mod tests {
         let due = t.pop_due(5).expect("due");
         assert_eq!((due.at, due.key(), due.namespace()), (5, &b"a"[..], &b""[..]));
         assert!(t.is_empty());
+    }
+
+    /// The queue by time against the plain ordered set it replaced: the same timers pop in
+    /// the same order, registered, deleted and popped in any mix (timers registered while a
+    /// time's timers pop, at that time and before it, too).
+    #[test]
+    fn timers_pop_as_an_ordered_set_of_time_key_namespace_would() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for round in 0..200 {
+            let (mut q, mut model) = (TimerQueue::default(), std::collections::BTreeSet::new());
+            let keys = if round % 2 == 0 { 3 } else { 40 };
+            for _ in 0..400 {
+                let (t, k) = (rng.random_range(0..6i64), format!("k{}", rng.random_range(0..keys)));
+                let ns = [rng.random_range(0..2u8)];
+                match rng.random_range(0..10) {
+                    0..5 => {
+                        q.register(t, k.as_bytes(), &ns);
+                        model.insert((t, timer_entry(k.as_bytes(), &ns)));
+                    }
+                    5..7 => {
+                        q.delete(t, k.as_bytes(), &ns);
+                        model.remove(&(t, timer_entry(k.as_bytes(), &ns)));
+                    }
+                    _ => {
+                        let upto = rng.random_range(0..6i64);
+                        let want = model.first().filter(|x| x.0 <= upto).cloned();
+                        if let Some(w) = &want {
+                            model.remove(w);
+                        }
+                        assert_eq!(q.pop_due(upto).map(|d| (d.at, d.entry)), want);
+                    }
+                }
+                assert_eq!((q.len(), q.next()), (model.len(), model.first().map(|x| x.0)));
+            }
+            let mut all: Vec<_> = q.iter().map(|(t, e)| (t, e.clone())).collect();
+            all.sort();
+            assert_eq!(all, model.into_iter().collect::<Vec<_>>());
+        }
     }
 
     #[test]

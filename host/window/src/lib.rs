@@ -292,9 +292,7 @@ impl WindowKeys {
 /// as its text: values normalized as serde_json prints them, so the text is the row's.
 /// Empty when the bytes are not such an array.
 fn key_items(key: &[u8]) -> Vec<&str> {
-    serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(key)
-        .map(|items| items.into_iter().map(|v| v.get()).collect())
-        .unwrap_or_default()
+    json::array_items(key).map(|items| items.into_iter().map(|v| v.get()).collect()).unwrap_or_default()
 }
 
 /// Writes the key bytes as a JSON string: the key text of a string key.
