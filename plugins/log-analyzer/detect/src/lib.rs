@@ -110,14 +110,7 @@ fn scan(bytes: &[u8]) -> Option<Event<'_>> {
         match key {
             b"user_id" => fresh(user.replace(text(s)?).is_some()),
             b"action" => fresh(action.replace(text(s)?).is_some()),
-            b"timestamp" => {
-                let start = s.at();
-                if !s.number()? {
-                    return Err(GiveUp);
-                }
-                let n = std::str::from_utf8(&bytes[start..s.at()]).ok().and_then(|t| t.parse::<i64>().ok()).ok_or(GiveUp)?;
-                fresh(timestamp.replace(n).is_some())
-            }
+            b"timestamp" => fresh(timestamp.replace(s.integer()?).is_some()),
             _ => s.value(1),
         }
     });
@@ -167,6 +160,7 @@ mod tests {
             r#"{"user_id": "a", "action": "view", "timestamp": 1.5}"#,
             r#"{"user_id": "a", "action": "view", "timestamp": 1e3}"#,
             r#"{"user_id": "a", "action": "view", "timestamp": 99999999999999999999}"#,
+            r#"{"user_id": "a", "action": "view", "timestamp": -0}"#,
             r#"{"user_id": "a", "action": "view", "timestamp": 1"#,
             r#"{"user_id": "a", "action": "view", "timestamp": 1} x"#,
             r#"["user_id"]"#,

@@ -200,6 +200,35 @@ impl<'a> Scanner<'a> {
         Ok(integer)
     }
 
+    /// A number that serde_json reads as an `i64`: an integer literal (no fraction, no
+    /// exponent) in range, and not `-0` (which it reads as a float). Gives up on any other
+    /// number, and on what is not one.
+    #[inline(always)]
+    pub fn integer(&mut self) -> Result<i64, GiveUp> {
+        let start = self.at;
+        if !self.number()? {
+            return Err(GiveUp);
+        }
+        let (minus, digits) = match &self.text[start..self.at] {
+            [b'-', rest @ ..] => (true, rest),
+            all => (false, all),
+        };
+        if minus && digits == b"0" {
+            return Err(GiveUp);
+        }
+        // Summed below zero, so that i64::MIN fits. Up to 18 digits always fit: plain
+        // arithmetic (a checked multiply is a call of its own in Wasm).
+        let digit = |d: &u8| i64::from(d - b'0');
+        let n = match digits.len() <= 18 {
+            true => digits.iter().fold(0i64, |n, d| n * 10 - digit(d)),
+            false => digits.iter().try_fold(0i64, |n, d| n.checked_mul(10)?.checked_sub(digit(d))).ok_or(GiveUp)?,
+        };
+        match minus {
+            true => Ok(n),
+            false => n.checked_neg().ok_or(GiveUp),
+        }
+    }
+
     /// A string, from its opening quote (the next byte) to past its closing one; says whether
     /// it had escapes. Eight bytes at a time while none of them is a quote, a backslash, a
     /// control character or past ASCII (a character checked as UTF-8 on its own). A `\u`
@@ -376,6 +405,32 @@ mod tests {
             "{a:1}",
         ] {
             assert!(!valid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn integers_are_what_serde_json_reads_as_i64() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-12",
+            "1735689603",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "1.0",
+            "1e3",
+            "01",
+            "-",
+            "x",
+            "99999999999999999999",
+        ] {
+            let serde = serde_json::from_str::<i64>(text).ok();
+            let mut s = Scanner::new(text.as_bytes());
+            let ours = s.integer().ok().filter(|_| s.end().is_ok());
+            assert_eq!(ours, serde, "{text}");
         }
     }
 
