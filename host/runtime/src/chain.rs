@@ -12,7 +12,7 @@ use crossbeam_channel::Sender;
 
 use crate::checkpoint::Ack;
 use weir_core::operator::{Operator, Output};
-use weir_core::record::{Batch, Record};
+use weir_core::record::{Batch, BatchBuilder, Record};
 use weir_core::status::NodeMetrics;
 
 use crate::fan::Share;
@@ -32,6 +32,10 @@ pub struct ChainLink {
     pub sides: Vec<(String, Vec<Route>)>,
     /// The node's counters.
     pub metrics: Arc<NodeMetrics>,
+    /// How many records the link's last call emitted: the next call's main output starts
+    /// with room for as many (a window emits about a row per record in some jobs, and a
+    /// batch grown from empty copies its records about ten times).
+    pub last_output: usize,
 }
 
 /// A chain of operators for one subtask, plus the dead-letter route.
@@ -132,6 +136,7 @@ impl Chain {
             self.send_dead(i, failed)?;
         }
         let main = main.finish();
+        self.links[i].last_output = main.records.len();
         self.links[i].metrics.records_out.fetch_add(main.records.len() as u64, Ordering::Relaxed);
         if let Some(next) = self.links[i].next {
             return self.push(next, main);
@@ -153,7 +158,9 @@ impl Chain {
 
     fn output(&self, i: usize) -> Output {
         let sides: Vec<String> = self.links[i].sides.iter().map(|(n, _)| n.clone()).collect();
-        Output::new(&sides, self.links[i].metrics.clone())
+        let mut out = Output::new(&sides, self.links[i].metrics.clone());
+        out.main = BatchBuilder::with_capacity(self.links[i].last_output);
+        out
     }
 
     /// Feeds a batch of the task's input to its roots: each keyed as it is keyed, the one

@@ -200,7 +200,7 @@ impl Planned {
                     .with_context(|| format!("restoring `{name}` (subtask {s}) from {}", chk.display()))?;
                 self.metrics.checkpoints.restore_ms.fetch_add(t.elapsed().as_millis() as u64, Ordering::Relaxed);
             }
-            links.push(ChainLink { name: name.clone(), op, main, next, sides, metrics: self.node_metrics[m].clone() });
+            links.push(ChainLink { name: name.clone(), op, main, next, sides, metrics: self.node_metrics[m].clone(), last_output: 0 });
         }
         Ok(links)
     }

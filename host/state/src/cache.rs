@@ -94,6 +94,15 @@ impl<T> Cache<T> {
         }
     }
 
+    /// The value under `key`, to change in place: what the slot holds after the call is the
+    /// value (`None` deletes it). One lookup where a [`Cache::take`] and a [`Cache::put`]
+    /// are two.
+    pub fn slot(&mut self, backend: &mut dyn StateBackend, key: &[u8]) -> &mut Option<T> {
+        let e = self.entry(backend, key);
+        e.dirty = true;
+        &mut e.value
+    }
+
     /// The value under `key`.
     pub fn get(&mut self, backend: &mut dyn StateBackend, key: &[u8]) -> Option<&T> {
         self.entry(backend, key).value.as_ref()
@@ -278,10 +287,24 @@ mod tests {
                         cached.put(&mut backend, &k, v + 1);
                     }
                 }
-                _ => {
+                _ if i % 3 == 0 => {
                     // A take without a put deletes.
                     if cached.take(&mut backend, &k).is_some() {
                         plain.delete(&k);
+                    }
+                }
+                _ => {
+                    // In place: one more, or a new value; or emptied, which deletes.
+                    let want = plain.get(&k).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+                    let slot = cached.slot(&mut backend, &k);
+                    assert_eq!(*slot, want, "slot {i}");
+                    *slot = match i % 3 {
+                        1 => Some(slot.map_or(i, |v| v + 1)),
+                        _ => None,
+                    };
+                    match *slot {
+                        Some(v) => plain.put(k.clone(), v.to_le_bytes().to_vec()),
+                        None => plain.delete(&k),
                     }
                 }
             }

@@ -295,8 +295,16 @@ fn key_items(key: &[u8]) -> Vec<&str> {
     json::array_items(key).map(|items| items.into_iter().map(|v| v.get()).collect()).unwrap_or_default()
 }
 
-/// Writes the key bytes as a JSON string: the key text of a string key.
+/// Writes the key bytes as a JSON string: the key text of a string key. Printable ASCII
+/// but `"` and `\` (user ids and most keys) is its own text; anything else is written by
+/// serde_json.
 fn write_key_string(out: &mut Vec<u8>, key: &[u8]) {
+    if key.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(key);
+        out.push(b'"');
+        return;
+    }
     let _ = serde_json::to_writer(out, &*String::from_utf8_lossy(key));
 }
 
@@ -314,6 +322,40 @@ fn key_string(key: &[u8]) -> String {
     let mut out = Vec::with_capacity(key.len() + 2);
     write_key_string(&mut out, key);
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// The key fields of `r` as JSON text (see [`WinState::key`]), for a key whose text is
+/// not its own ([`key_text_in_key`]): one field's bytes that may be a non-string's JSON
+/// text say it when they are not (a string), else the record's value does.
+fn key_json(cfg: &WindowConfig, key_paths: &[json::Path], key: &[u8], value: &[u8]) -> Vec<String> {
+    if cfg.key_fields.len() == 1 {
+        match serde_json::from_slice::<serde_json::Value>(key) {
+            // Not JSON, or a JSON string: the field was that string.
+            Err(_) | Ok(serde_json::Value::String(_)) => return vec![key_string(key)],
+            // Bytes such as `7` may be a number or the string "7": read the record.
+            Ok(_) => {}
+        }
+    }
+    let mut found = json::Found::new();
+    // The key-by already checked that the value is JSON with these fields.
+    let _ = json::extract(value, key_paths, &mut found);
+    found.into_iter().map(|v| v.map(json::normalized).unwrap_or_else(|| "null".into())).collect()
+}
+
+/// The state of a new window of `key` whose first record is `r`, before `r` is added.
+fn new_state(cfg: &WindowConfig, key_paths: &[json::Path], key: &[u8], r: &Record) -> WinState {
+    let key_texts = match key_text_in_key(cfg.key_fields.len(), key) {
+        true => Vec::new(),
+        false => key_json(cfg, key_paths, key, &r.value),
+    };
+    let mut s = WinState { key: key_texts, ..WinState::default() };
+    // `count` needs no accumulator (the window's count serves).
+    if let WindowFn::Builtin(aggs) = &cfg.function {
+        if aggs.iter().any(|(_, a)| a.field().is_some()) {
+            s.aggs = vec![AggAcc::default(); aggs.len()];
+        }
+    }
+    s
 }
 
 /// The keyed window operator of one subtask.
@@ -540,49 +582,14 @@ impl WindowOp {
         self.timers.delete(at, key, &Self::timer_ns(w, kind));
     }
 
-    /// The key fields of `r` as JSON text (see [`WinState::key`]), for a key whose text is
-    /// not its own ([`key_text_in_key`]): one field's bytes that may be a non-string's JSON
-    /// text say it when they are not (a string), else the record's value does.
-    fn key_json(&self, key: &[u8], value: &[u8]) -> Vec<String> {
-        if self.cfg.key_fields.len() == 1 {
-            match serde_json::from_slice::<serde_json::Value>(key) {
-                // Not JSON, or a JSON string: the field was that string.
-                Err(_) | Ok(serde_json::Value::String(_)) => return vec![key_string(key)],
-                // Bytes such as `7` may be a number or the string "7": read the record.
-                Ok(_) => {}
-            }
-        }
-        let mut found = json::Found::new();
-        // The key-by already checked that the value is JSON with these fields.
-        let _ = json::extract(value, &self.key_paths, &mut found);
-        found.into_iter().map(|v| v.map(json::normalized).unwrap_or_else(|| "null".into())).collect()
-    }
-
     /// Adds a record to window `w` of `key` (creating it), and reports plugin failures.
     /// Also says whether the window existed before.
     fn add(&mut self, key: &[u8], w: (i64, i64), r: &Record, out: &mut Output) -> (WinState, bool) {
-        let mut existed = true;
-        let mut s = match self.load(key, w) {
-            Some(s) => s,
-            None => {
-                existed = false;
-                let key_texts = match key_text_in_key(self.cfg.key_fields.len(), key) {
-                    true => Vec::new(),
-                    false => self.key_json(key, &r.value),
-                };
-                let mut s = WinState { key: key_texts, ..WinState::default() };
-                // `count` needs no accumulator (the window's count serves).
-                if let WindowFn::Builtin(aggs) = &self.cfg.function {
-                    if aggs.iter().any(|(_, a)| a.field().is_some()) {
-                        s.aggs = vec![AggAcc::default(); aggs.len()];
-                    }
-                }
-                s
-            }
-        };
+        let loaded = self.load(key, w);
+        let existed = loaded.is_some();
+        let mut s = loaded.unwrap_or_else(|| new_state(&self.cfg, &self.key_paths, key, r));
         s.count += 1;
-        let keep_elements = matches!(self.cfg.function, WindowFn::Process(_)) || self.cfg.assigner.counting().is_some();
-        if keep_elements {
+        if self.keeps_elements() {
             let mut item = r.timestamp.unwrap_or(0).to_be_bytes().to_vec();
             item.extend_from_slice(&r.value);
             append_list(s.elements.get_or_insert_with(Vec::new), &item);
@@ -615,6 +622,25 @@ impl WindowOp {
             }
         }
         (s, existed)
+    }
+
+    /// Whether windows keep their elements (process-window functions and count windows).
+    fn keeps_elements(&self) -> bool {
+        matches!(self.cfg.function, WindowFn::Process(_)) || self.cfg.assigner.counting().is_some()
+    }
+
+    /// [`WindowOp::add`] for built-in aggregates of windows that keep no elements (no plugin
+    /// to fail), where the window lies in the cache: one lookup where a load and a store are
+    /// two. Says whether the window existed before.
+    fn add_in_place(&mut self, key: &[u8], w: (i64, i64), r: &Record) -> bool {
+        let WindowFn::Builtin(aggs) = &self.cfg.function else { unreachable!("built-in aggregates only") };
+        let k = self.window_keys.get(self.cfg.groups, key, w);
+        let slot = self.windows.slot(self.state.as_mut(), k);
+        let existed = slot.is_some();
+        let s = slot.get_or_insert_with(|| new_state(&self.cfg, &self.key_paths, key, r));
+        s.count += 1;
+        add_fields(&mut s.aggs, aggs, &self.agg_paths, &r.value);
+        existed
     }
 
     fn elements(s: &WinState) -> Vec<Record> {
@@ -774,20 +800,29 @@ impl WindowOp {
     /// for late elements. Whether it fired before does not matter: a late record that
     /// merges into a fired session and extends it past the watermark only arms its timer.
     fn add_and_trigger(&mut self, key: &[u8], w: (i64, i64), r: &Record, out: &mut Output) {
-        let (s, existed) = self.add(key, w, r, out);
+        let existed = match matches!(self.cfg.function, WindowFn::Builtin(_)) && !self.keeps_elements() {
+            true => self.add_in_place(key, w, r),
+            false => {
+                let (s, existed) = self.add(key, w, r, out);
+                self.store(key, w, s);
+                existed
+            }
+        };
         // A window that existed has its timers (restored ones too); a merged session window
         // is stored under its new bounds just before, so it always arms them.
         let arm = !existed || self.cfg.assigner.merging();
         let fire_at = w.1 - 1;
         if !self.cfg.processing_time && fire_at <= self.watermark {
-            self.emit(key, w, &s, out);
+            if let Some(s) = self.load(key, w) {
+                self.emit(key, w, &s, out);
+                self.store(key, w, s);
+            }
         } else if arm {
             self.timer(key, w, fire_at, FIRE);
         }
         if self.cfg.allowed_lateness > 0 && arm {
             self.timer(key, w, fire_at + self.cfg.allowed_lateness, CLEANUP);
         }
-        self.store(key, w, s);
     }
 
     fn on_fixed_element(&mut self, key: &[u8], windows: &[(i64, i64)], r: Record, out: &mut Output) {
@@ -1039,6 +1074,18 @@ mod tests {
     use std::time::Duration;
     use weir_core::status::NodeMetrics;
     use weir_core::time::ManualClock;
+
+    /// Keys written without serde_json are written as serde_json writes them.
+    #[test]
+    fn key_strings_are_written_as_serde_json_writes_them() {
+        let keys: [&[u8]; 9] = [b"user38", b"", b"a\"b", b"a\\b", b"tab\there", b"\x7f", b"\x1f", "\u{fc}ber".as_bytes(), b"bad \xff"];
+        for key in keys {
+            let mut ours = Vec::new();
+            write_key_string(&mut ours, key);
+            let serde = serde_json::to_vec(&*String::from_utf8_lossy(key)).unwrap();
+            assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&serde), "{key:?}");
+        }
+    }
 
     fn tumbling(ms: u64) -> Arc<dyn Assigner> {
         Arc::new(shape::Tumbling { size: Duration::from_millis(ms) })
