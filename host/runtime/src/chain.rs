@@ -34,7 +34,7 @@ pub struct ChainLink {
     pub metrics: Arc<NodeMetrics>,
     /// How many records the link's last call emitted: the next call's main output starts
     /// with room for as many (a window emits about a row per record in some jobs, and a
-    /// batch grown from empty copies its records about ten times).
+    /// batch grown from empty is reallocated about ten times on the way to 1,024 records).
     pub last_output: usize,
 }
 

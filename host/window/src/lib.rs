@@ -631,16 +631,20 @@ impl WindowOp {
 
     /// [`WindowOp::add`] for built-in aggregates of windows that keep no elements (no plugin
     /// to fail), where the window lies in the cache: one lookup where a load and a store are
-    /// two. Says whether the window existed before.
-    fn add_in_place(&mut self, key: &[u8], w: (i64, i64), r: &Record) -> bool {
-        let WindowFn::Builtin(aggs) = &self.cfg.function else { unreachable!("built-in aggregates only") };
+    /// two. Says whether the window existed before; `None` (and nothing added) for other
+    /// windows.
+    fn add_in_place(&mut self, key: &[u8], w: (i64, i64), r: &Record) -> Option<bool> {
+        let WindowFn::Builtin(aggs) = &self.cfg.function else { return None };
+        if self.keeps_elements() {
+            return None;
+        }
         let k = self.window_keys.get(self.cfg.groups, key, w);
         let slot = self.windows.slot(self.state.as_mut(), k);
         let existed = slot.is_some();
         let s = slot.get_or_insert_with(|| new_state(&self.cfg, &self.key_paths, key, r));
         s.count += 1;
         add_fields(&mut s.aggs, aggs, &self.agg_paths, &r.value);
-        existed
+        Some(existed)
     }
 
     fn elements(s: &WinState) -> Vec<Record> {
@@ -800,9 +804,9 @@ impl WindowOp {
     /// for late elements. Whether it fired before does not matter: a late record that
     /// merges into a fired session and extends it past the watermark only arms its timer.
     fn add_and_trigger(&mut self, key: &[u8], w: (i64, i64), r: &Record, out: &mut Output) {
-        let existed = match matches!(self.cfg.function, WindowFn::Builtin(_)) && !self.keeps_elements() {
-            true => self.add_in_place(key, w, r),
-            false => {
+        let existed = match self.add_in_place(key, w, r) {
+            Some(existed) => existed,
+            None => {
                 let (s, existed) = self.add(key, w, r, out);
                 self.store(key, w, s);
                 existed
