@@ -69,6 +69,12 @@ pub trait StateBackend: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Whether the store is the process's memory: an operator may then hold its state in a
+    /// shape of its own between snapshots (windows by window), since nothing larger than
+    /// memory was asked for. False for RocksDB and for caches in front of a store.
+    fn in_memory(&self) -> bool {
+        false
+    }
     /// Takes a consistent snapshot now, for the (new, empty) folder `dir`; the returned
     /// step finishes writing it and may run on another thread, so the stream goes on.
     fn snapshot(&mut self, dir: &Path) -> anyhow::Result<Deferred>;
@@ -187,6 +193,9 @@ impl StateBackend for MemoryBackend {
     }
     fn size_bytes(&self) -> u64 {
         self.bytes
+    }
+    fn in_memory(&self) -> bool {
+        true
     }
     fn snapshot(&mut self, dir: &Path) -> anyhow::Result<Deferred> {
         // A copy at the barrier; the write happens off the task's thread.

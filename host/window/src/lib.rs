@@ -6,12 +6,16 @@
 //! write-back cache of decoded window states (most windows open and fire between two of its
 //! flushes and are never encoded); a timer at `end - 1` fires a window (event time: when the
 //! watermark reaches it), and a cleanup timer at `end - 1 + allowed_lateness` drops it.
+//! On the memory backend, windows that need no timers of their own (fixed shapes on event
+//! time, no allowed lateness, built-in aggregates) are held by window instead ([`panes`]),
+//! and written in that same layout at each snapshot.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod panes;
 pub mod shape;
 
 pub use shape::{Assigner, Counting, MAX_WINDOWS_PER_RECORD, SHAPES};
@@ -26,6 +30,8 @@ use weir_core::operator::{emit_plugin_output, restore_keyed, snapshot_keyed, Ope
 use weir_core::time::{Clock, TimerQueue, MIN_WATERMARK};
 use weir_state::cache::{Cache, DEFAULT_CAPACITY};
 use weir_state::{append_list, decode_list, KeyCodec, MemoryBackend, StateBackend};
+
+use panes::Panes;
 
 /// A built-in aggregate.
 #[derive(Debug, Clone, PartialEq)]
@@ -380,6 +386,21 @@ pub struct WindowOp {
     constants: Vec<(String, String)>,
     /// The windows of the record at hand, reused from record to record.
     assigned: Vec<(i64, i64)>,
+    /// Open windows held by window, where they need no timers ([`panes`]); `windows` and
+    /// `timers` then hold none of them between snapshots.
+    panes: Option<Panes<WinState>>,
+    /// The states of the window firing, reused from window to window.
+    firing: Vec<(Key, WinState)>,
+}
+
+/// A window state as the backend holds it.
+fn encode_state(s: &WinState) -> Vec<u8> {
+    postcard::to_allocvec(s).unwrap_or_default()
+}
+
+/// A window state from its backend bytes (`None`: unreadable, read as absent).
+fn decode_state(b: &[u8]) -> Option<WinState> {
+    postcard::from_bytes(b).ok()
 }
 
 /// Adds the aggregated fields of one JSON value to built-in accumulators.
@@ -509,10 +530,16 @@ impl WindowOp {
         };
         let constants: Vec<(String, String)> = cfg.constants.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
         let layout = row_layout(&cfg, &constants);
+        let fire_once = !cfg.processing_time
+            && cfg.allowed_lateness == 0
+            && !cfg.assigner.merging()
+            && cfg.assigner.counting().is_none()
+            && matches!(cfg.function, WindowFn::Builtin(_));
+        let panes = (fire_once && state.in_memory()).then(Panes::default);
         WindowOp {
             cfg,
             state,
-            windows: Cache::new(DEFAULT_CAPACITY, |s| postcard::to_allocvec(s).unwrap_or_default(), |b| postcard::from_bytes(b).ok()),
+            windows: Cache::new(DEFAULT_CAPACITY, encode_state, decode_state),
             sessions: Cache::new(DEFAULT_CAPACITY, |v| serde_json::to_vec(v).unwrap_or_default(), |b| serde_json::from_slice(b).ok()),
             counts: Cache::new(DEFAULT_CAPACITY, |n| n.to_le_bytes().to_vec(), |b| Some(u64::from_le_bytes(b.try_into().ok()?))),
             layout,
@@ -525,6 +552,8 @@ impl WindowOp {
             agg_paths,
             constants,
             assigned: Vec::new(),
+            panes,
+            firing: Vec::new(),
         }
     }
 
@@ -829,6 +858,28 @@ impl WindowOp {
         }
     }
 
+    /// Adds `r` to window `w` of `key` where windows are held by window ([`panes`]); false
+    /// (and nothing added) where they are not.
+    fn add_to_pane(&mut self, key: &[u8], w: (i64, i64), r: &Record) -> bool {
+        let (Some(panes), WindowFn::Builtin(aggs)) = (&mut self.panes, &self.cfg.function) else { return false };
+        let s = panes.get_or_insert_with(w, key, || new_state(&self.cfg, &self.key_paths, key, r));
+        s.count += 1;
+        add_fields(&mut s.aggs, aggs, &self.agg_paths, &r.value);
+        true
+    }
+
+    /// Fires the windows held by window whose end - 1 is at or before `upto`, in the order
+    /// their timers would fire them.
+    fn fire_panes(&mut self, upto: i64, out: &mut Output) {
+        let mut firing = std::mem::take(&mut self.firing);
+        while let Some(w) = self.panes.as_mut().and_then(|p| p.pop_due(upto, &mut firing)) {
+            for (key, s) in firing.drain(..) {
+                self.emit(&key, w, &s, out);
+            }
+        }
+        self.firing = firing;
+    }
+
     fn on_fixed_element(&mut self, key: &[u8], windows: &[(i64, i64)], r: Record, out: &mut Output) {
         let mut skipped = true;
         for &w in windows {
@@ -836,7 +887,9 @@ impl WindowOp {
                 continue;
             }
             skipped = false;
-            self.add_and_trigger(key, w, &r, out);
+            if !self.add_to_pane(key, w, &r) {
+                self.add_and_trigger(key, w, &r, out);
+            }
         }
         if skipped {
             self.late(key, r, out);
@@ -991,15 +1044,18 @@ impl WindowOp {
         }
     }
 
-    /// Pending timers (for tests and metrics).
+    /// Pending timers (for tests and metrics); a window held by window counts as the one
+    /// timer per key it stands for.
     pub fn pending_timers(&self) -> usize {
-        self.timers.len()
+        self.timers.len() + self.panes.as_ref().map_or(0, Panes::len)
     }
 }
 
 impl Operator for WindowOp {
     fn state_size(&self) -> Option<weir_core::status::StateSize> {
-        Some(weir_core::status::StateSize { entries: self.state.len() as u64, bytes: self.state.size_bytes() })
+        let held = self.panes.as_ref().map_or(0, Panes::len);
+        let bytes = held * (std::mem::size_of::<Key>() + std::mem::size_of::<WinState>());
+        Some(weir_core::status::StateSize { entries: (self.state.len() + held) as u64, bytes: self.state.size_bytes() + bytes as u64 })
     }
 
     fn plugin_instance(&mut self) -> Option<&mut dyn std::any::Any> {
@@ -1038,7 +1094,24 @@ impl Operator for WindowOp {
 
     fn snapshot(&mut self, _id: u64, dir: &std::path::Path) -> anyhow::Result<Option<weir_state::Deferred>> {
         self.flush();
-        snapshot_keyed(dir, self.state.as_mut(), &[("timers", &self.timers)], self.watermark, self.cfg.groups)
+        let Some(panes) = &self.panes else {
+            return snapshot_keyed(dir, self.state.as_mut(), &[("timers", &self.timers)], self.watermark, self.cfg.groups);
+        };
+        // Windows held by window are written as the backend and timers hold the others (a
+        // state and a fire timer each) for the length of the snapshot's copy.
+        let mut timers = self.timers.clone();
+        let mut written = Vec::with_capacity(panes.len());
+        for (w, key, s) in panes.iter() {
+            let k = state_key(&mut self.codec, self.cfg.groups, STATE, key, &window_namespace(w.0, w.1)).to_vec();
+            self.state.put(k.clone(), encode_state(s));
+            timers.register(w.1 - 1, key, &Self::timer_ns(w, FIRE));
+            written.push(k);
+        }
+        let snapshot = snapshot_keyed(dir, self.state.as_mut(), &[("timers", &timers)], self.watermark, self.cfg.groups);
+        for k in written {
+            self.state.delete(&k);
+        }
+        snapshot
     }
 
     fn restore(&mut self, dirs: &[std::path::PathBuf], groups: std::ops::Range<u16>) -> anyhow::Result<()> {
@@ -1047,6 +1120,7 @@ impl Operator for WindowOp {
         if let Some(wm) = restore_keyed(dirs, groups, self.state.as_mut(), &mut timers)? {
             self.watermark = wm;
         }
+        self.hold_restored_windows();
         Ok(())
     }
 
@@ -1066,9 +1140,28 @@ impl WindowOp {
             self.watermark = w;
             if !self.cfg.processing_time {
                 self.fire_timers(w, out);
+                self.fire_panes(w, out);
             }
         }
         out.mark(w);
+    }
+
+    /// Where windows are held by window: the restored ones (a state and timers each, from a
+    /// snapshot of either kind) taken out of the backend and the timers into the panes. A
+    /// window that fired already and waits only for its cleanup (a snapshot of a job that
+    /// allowed lateness) is dropped, as its cleanup would drop it.
+    fn hold_restored_windows(&mut self) {
+        let Some(panes) = &mut self.panes else { return };
+        while let Some(due) = self.timers.pop_due(i64::MAX) {
+            let (key, n) = (due.key(), due.namespace());
+            let w = window_of_namespace(n);
+            let k = state_key(&mut self.codec, self.cfg.groups, STATE, key, &window_namespace(w.0, w.1));
+            let s = self.state.get(k).and_then(|b| decode_state(&b));
+            self.state.delete(k);
+            if let (Some(s), FIRE) = (s, n.get(16).copied().unwrap_or(FIRE)) {
+                panes.insert(w, key, s);
+            }
+        }
     }
 }
 
@@ -1243,6 +1336,98 @@ mod tests {
         assert_eq!(r.iter().map(|x| x["total"].as_i64().unwrap()).collect::<Vec<_>>(), vec![1, 3, 6, 9]);
     }
 
+    /// A window operator of `op`'s config on the memory backend (windows held by window where
+    /// they can be) or on a cache in front of it (state and timers, as on RocksDB).
+    fn op_on(assigner: Arc<dyn Assigner>, lateness: i64, panes: bool) -> WindowOp {
+        let w = op(assigner, false, lateness, ManualClock::new(0));
+        let state: Box<dyn StateBackend> = match panes {
+            true => Box::new(MemoryBackend::default()),
+            false => Box::new(weir_state::cache::Cached::new(MemoryBackend::default(), 4)),
+        };
+        WindowOp::with_backend(w.cfg, w.clock, state)
+    }
+
+    fn snapshot_to(w: &mut WindowOp, dir: &std::path::Path) {
+        if let Some(write) = w.snapshot(1, dir).unwrap() {
+            write().unwrap();
+        }
+    }
+
+    #[test]
+    fn windows_held_by_window_fire_as_their_timers_would_and_restore_either_way() {
+        let sliding: Arc<dyn Assigner> = Arc::new(shape::Sliding { size: Duration::from_millis(10), slide: Duration::from_millis(5) });
+        for (assigner, lateness) in [(tumbling(10), 0), (sliding, 0), (tumbling(10), 5)] {
+            let (mut a, mut b) = (op_on(assigner.clone(), lateness, true), op_on(assigner.clone(), lateness, false));
+            assert_eq!(a.panes.is_some(), lateness == 0, "held by window only without lateness");
+            assert!(b.panes.is_none());
+            let (mut oa, mut ob) = (out(&[]), out(&[]));
+            let mut seed = 7u64;
+            let mut next = move |n: u64| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 33) % n
+            };
+            let mut rows_seen = 0;
+            for i in 0..60i64 {
+                if i == 30 {
+                    // Each restores from the other's snapshot, at another key-group split.
+                    assert!(a.pending_timers() > 0 && a.pending_timers() == b.pending_timers() || lateness > 0);
+                    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+                    snapshot_to(&mut a, da.path());
+                    snapshot_to(&mut b, db.path());
+                    if a.panes.is_some() {
+                        assert_eq!(a.state.len(), 0, "the backend holds windows held by window only for the snapshot's copy");
+                    }
+                    let mut restored = Vec::new();
+                    for (panes, from) in [(true, db.path()), (false, da.path())] {
+                        let mut halves = Vec::new();
+                        for groups in [0..64u16, 64..128] {
+                            let mut w = op_on(assigner.clone(), lateness, panes);
+                            w.restore(&[from.to_path_buf()], groups).unwrap();
+                            halves.push(w);
+                        }
+                        restored.push(halves);
+                    }
+                    // Both halves go on as one: the key groups of a record pick its half.
+                    let groups = KeyGroups::whole(128);
+                    let split = |ops: &mut Vec<WindowOp>, o: &mut Output, recs: Vec<Record>, wm: i64| {
+                        let (lo, hi): (Vec<Record>, Vec<Record>) =
+                            recs.into_iter().partition(|r| groups.of(r.key.as_deref().unwrap_or_default()) < 64);
+                        for (w, part) in ops.iter_mut().zip([lo, hi]) {
+                            let n = part.len() as u32;
+                            feed(w, o, part, vec![(n, wm)]);
+                        }
+                    };
+                    let (mut ra, mut rb) = (restored.remove(0), restored.remove(0));
+                    for j in 30..60i64 {
+                        let recs: Vec<Record> =
+                            (0..25).map(|_| rec(&format!("k{}", next(12)), next(9) as i64, j * 5 + next(30) as i64)).collect();
+                        split(&mut ra, &mut oa, recs.clone(), j * 5 - 10);
+                        split(&mut rb, &mut ob, recs, j * 5 - 10);
+                    }
+                    split(&mut ra, &mut oa, Vec::new(), i64::MAX);
+                    split(&mut rb, &mut ob, Vec::new(), i64::MAX);
+                    break;
+                }
+                let recs: Vec<Record> = (0..25).map(|_| rec(&format!("k{}", next(12)), next(9) as i64, i * 5 + next(30) as i64)).collect();
+                feed(&mut a, &mut oa, recs.clone(), vec![(25, i * 5 - 10)]);
+                feed(&mut b, &mut ob, recs, vec![(25, i * 5 - 10)]);
+                let (ra, rb) = (oa.main.take().records, ob.main.take().records);
+                let values = |rs: &[Record]| rs.iter().map(|r| String::from_utf8(r.value.clone()).unwrap()).collect::<Vec<_>>();
+                assert_eq!(values(&ra), values(&rb), "batch {i}");
+                rows_seen += ra.len();
+            }
+            // After the restore the halves interleave; each half's rows keep their order.
+            let sorted = |o: &mut Output| {
+                let mut v: Vec<String> = o.main.take().records.iter().map(|r| String::from_utf8(r.value.clone()).unwrap()).collect();
+                v.sort();
+                v
+            };
+            let (ra, rb) = (sorted(&mut oa), sorted(&mut ob));
+            assert_eq!(ra, rb);
+            assert!(rows_seen > 50 && ra.len() > 50, "{rows_seen} rows before the restore, {} after", ra.len());
+        }
+    }
+
     #[test]
     fn sliding_windows_count_an_element_late_for_one_in_the_next() {
         let mut w = op(
@@ -1272,7 +1457,10 @@ mod tests {
             groups: KeyGroups::whole(128),
         };
         for (key_fields, name) in [(vec![("k".to_string(), vec!["k".to_string()])], "k"), (vec![], "key")] {
-            let mut w = WindowOp::new(count_of(key_fields), Arc::new(ManualClock::new(0)));
+            // Windows in the backend's layout (a cache in front of memory: no panes), which
+            // is also what a snapshot holds.
+            let cached = Box::new(weir_state::cache::Cached::new(MemoryBackend::default(), 4));
+            let mut w = WindowOp::with_backend(count_of(key_fields), Arc::new(ManualClock::new(0)), cached);
             let mut o = out(&[]);
             feed(&mut w, &mut o, vec![rec("a\"b", 1, 1), rec("a\"b", 2, 2)], vec![]);
             // Neither a key text nor an accumulator for `count` was stored.

@@ -1,0 +1,119 @@
+//! Open windows held by window, for the windows that need no timer of their own: fixed
+//! shapes (tumbling, sliding) on event time with no allowed lateness, on the memory backend.
+//!
+//! Such a window fires once, when the watermark reaches its end, and is then gone; all of a
+//! window's keys fire together. So instead of a state entry under `(key group, "w", key,
+//! window)` and a timer per key and window, each open window holds a table of its keys'
+//! states, and the tables are kept in end order: a record costs one hash of its key in its
+//! window's table (no key group, no state key, no timer), and a watermark takes whole
+//! tables off the front (BENCHMARKS.md, session 17, has what it saves).
+//!
+//! Snapshots do not change: at a barrier the open windows are written as the backend and
+//! the timers would hold them, and a restore takes them back from there, so a job can
+//! restore from either kind of snapshot, on either backend, at any parallelism.
+
+use std::collections::BTreeMap;
+
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
+use weir_core::record::Key;
+
+type Table<T> = HashMap<Key, T, foldhash::fast::FixedState>;
+
+/// Emptied tables kept for the next windows to open (each has grown to its window's keys).
+const SPARE_TABLES: usize = 8;
+
+/// The open windows' states by window, then key.
+#[derive(Debug)]
+pub(crate) struct Panes<T> {
+    /// Tables by `(end, start)`: the first one fires first.
+    open: BTreeMap<(i64, i64), Table<T>>,
+    spare: Vec<Table<T>>,
+    len: usize,
+}
+
+impl<T> Default for Panes<T> {
+    fn default() -> Self {
+        Panes { open: BTreeMap::new(), spare: Vec::new(), len: 0 }
+    }
+}
+
+impl<T> Panes<T> {
+    /// The state of `key` in window `w` (`(start, end)`), made by `new` when the window has
+    /// none for it yet.
+    pub fn get_or_insert_with(&mut self, w: (i64, i64), key: &[u8], new: impl FnOnce() -> T) -> &mut T {
+        let spare = &mut self.spare;
+        let table = self.open.entry((w.1, w.0)).or_insert_with(|| spare.pop().unwrap_or_default());
+        match table.entry_ref(key) {
+            EntryRef::Occupied(o) => o.into_mut(),
+            EntryRef::Vacant(v) => {
+                self.len += 1;
+                v.insert(new())
+            }
+        }
+    }
+
+    /// Puts `state` as the state of `key` in window `w` (a restore).
+    pub fn insert(&mut self, w: (i64, i64), key: &[u8], state: T) {
+        let mut state = Some(state);
+        let slot = self.get_or_insert_with(w, key, || state.take().expect("taken once"));
+        if let Some(s) = state {
+            *slot = s;
+        }
+    }
+
+    /// Takes the earliest window whose end - 1 is at or before `upto` out, its states into
+    /// `into` in key order (by length, then bytes: the order its timers fired in), and says
+    /// which window it was.
+    pub fn pop_due(&mut self, upto: i64, into: &mut Vec<(Key, T)>) -> Option<(i64, i64)> {
+        let entry = self.open.first_entry().filter(|e| e.key().0 - 1 <= upto)?;
+        let (end, start) = *entry.key();
+        let mut table = entry.remove();
+        into.clear();
+        into.extend(table.drain());
+        into.sort_unstable_by(|a, b| (a.0.len(), a.0.as_slice()).cmp(&(b.0.len(), b.0.as_slice())));
+        self.len -= into.len();
+        if self.spare.len() < SPARE_TABLES {
+            self.spare.push(table);
+        }
+        Some((start, end))
+    }
+
+    /// Every open window's states: `(window, key, state)`.
+    pub fn iter(&self) -> impl Iterator<Item = ((i64, i64), &Key, &T)> {
+        self.open.iter().flat_map(|(&(end, start), t)| t.iter().map(move |(k, s)| ((start, end), k, s)))
+    }
+
+    /// States held, over all windows.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_fire_in_end_order_with_their_keys_in_timer_order() {
+        let mut p: Panes<u32> = Panes::default();
+        for (w, k) in [((10, 20), "bb"), ((0, 10), "b"), ((10, 20), "a"), ((0, 10), "aa"), ((0, 10), "c"), ((10, 20), "a")] {
+            *p.get_or_insert_with(w, k.as_bytes(), || 0) += 1;
+        }
+        assert_eq!(p.len(), 5);
+        let mut got = Vec::new();
+        assert_eq!(p.pop_due(8, &mut got), None, "end - 1 = 9 is not due at 8");
+        assert_eq!(p.pop_due(9, &mut got), Some((0, 10)));
+        let keys: Vec<(&[u8], u32)> = got.iter().map(|(k, n)| (k.as_slice(), *n)).collect();
+        assert_eq!(keys, vec![(&b"b"[..], 1), (b"c", 1), (b"aa", 1)]);
+        assert_eq!(p.pop_due(9, &mut got), None);
+        assert_eq!(p.len(), 2);
+        p.insert((10, 20), b"a", 7);
+        assert_eq!(p.len(), 2, "insert replaces");
+        assert_eq!(p.pop_due(i64::MAX, &mut got), Some((10, 20)));
+        let keys: Vec<(&[u8], u32)> = got.iter().map(|(k, n)| (k.as_slice(), *n)).collect();
+        assert_eq!(keys, vec![(&b"a"[..], 7), (b"bb", 1)]);
+        assert_eq!(p.len(), 0);
+        assert_eq!(p.iter().count(), 0);
+    }
+}
