@@ -1356,7 +1356,10 @@ mod tests {
     #[test]
     fn windows_held_by_window_fire_as_their_timers_would_and_restore_either_way() {
         let sliding: Arc<dyn Assigner> = Arc::new(shape::Sliding { size: Duration::from_millis(10), slide: Duration::from_millis(5) });
-        for (assigner, lateness) in [(tumbling(10), 0), (sliding, 0), (tumbling(10), 5)] {
+        // (shape, allowed lateness before the restore, after it): a job that allowed lateness
+        // restored without it holds its windows by window, and drops those that only waited
+        // for their cleanup.
+        for (assigner, lateness, lateness_after) in [(tumbling(10), 0, 0), (sliding, 0, 0), (tumbling(10), 5, 5), (tumbling(10), 12, 0)] {
             let (mut a, mut b) = (op_on(assigner.clone(), lateness, true), op_on(assigner.clone(), lateness, false));
             assert_eq!(a.panes.is_some(), lateness == 0, "held by window only without lateness");
             assert!(b.panes.is_none());
@@ -1381,7 +1384,8 @@ mod tests {
                     for (panes, from) in [(true, db.path()), (false, da.path())] {
                         let mut halves = Vec::new();
                         for groups in [0..64u16, 64..128] {
-                            let mut w = op_on(assigner.clone(), lateness, panes);
+                            let mut w = op_on(assigner.clone(), lateness_after, panes);
+                            assert_eq!(w.panes.is_some(), panes && lateness_after == 0);
                             w.restore(&[from.to_path_buf()], groups).unwrap();
                             halves.push(w);
                         }
