@@ -156,6 +156,32 @@ fn with_time(rec: &Record, f: impl FnOnce(&Record)) {
     }
 }
 
+/// Asks the host to find these top-level members of each record's JSON value before a
+/// process operator sees the record (call it in [`Process::open`]):
+/// [`RecordView::field`] (and [`RecordView::field_str`], [`RecordView::field_i64`]) then
+/// lend member `i` of `names` where it lies, and the operator walks no JSON itself. The
+/// host finds them in its native walk, which also checks that the value is valid JSON; where
+/// it did not find one (absent, repeated, not a JSON object it reads whole) the field is
+/// `None` and the operator reads the value itself. A later call replaces the names.
+///
+/// ```ignore
+/// fn open(_: &Config) -> Result<Self> {
+///     weir_sdk::read_fields(&["user_id", "timestamp"]);
+///     Ok(Detector)
+/// }
+/// fn process_view(&mut self, rec: RecordView<'_>) -> Result<()> {
+///     let (user, ts) = match (rec.field_str(0), rec.field_i64(1)) {
+///         (Some(u), Some(t)) => (u, t),
+///         _ => { /* read it with rec.json() */ }
+///     };
+/// }
+/// ```
+pub fn read_fields(names: &[&str]) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    host::read_fields(&names);
+    crate::rt::set_read_fields(names.len());
+}
+
 /// The key of the current call, when the operator is keyed.
 pub fn current_key() -> Option<Vec<u8>> {
     host::current_key()

@@ -24,6 +24,12 @@ mod imp {
     pub fn enter(index: u32) -> bool {
         context::enter(index)
     }
+    pub fn read_fields(names: &[String]) {
+        context::read_fields(names)
+    }
+    pub fn field_spans() -> Vec<u32> {
+        context::field_spans()
+    }
     pub fn emit(rec: &Record) {
         output::emit(rec)
     }
@@ -106,6 +112,13 @@ mod imp {
     /// The native harness sets each record's context itself.
     pub fn enter(_index: u32) -> bool {
         true
+    }
+    pub fn read_fields(names: &[String]) {
+        with_host(|h| h.read_fields = names.to_vec())
+    }
+    /// The native harness lends each record with its spans itself.
+    pub fn field_spans() -> Vec<u32> {
+        Vec::new()
     }
     pub fn emit(rec: &Record) {
         with_host(|h| h.emit(None, rec.clone()))

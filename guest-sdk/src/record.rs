@@ -22,6 +22,9 @@ pub struct RecordView<'a> {
     /// Event time in epoch ms, when the record has one.
     pub timestamp: Option<i64>,
     headers: Headers<'a>,
+    /// Where the members named with [`read_fields`](crate::read_fields) lie in `value`: two
+    /// offsets per member, `(0, 0)` for one the host did not find (empty: none asked for).
+    fields: &'a [u32],
 }
 
 /// The headers of a view: as they came in a batch, or those of an owned [`Record`].
@@ -34,7 +37,42 @@ enum Headers<'a> {
 impl<'a> RecordView<'a> {
     /// A view of record parts from a batch; `headers` are this record's own.
     pub(crate) fn of_batch(r: weir_batch::RecordRef<'a>, headers: &'a [Header]) -> RecordView<'a> {
-        RecordView { key: r.key, value: r.value, timestamp: r.timestamp, headers: Headers::Batch(headers) }
+        RecordView { key: r.key, value: r.value, timestamp: r.timestamp, headers: Headers::Batch(headers), fields: &[] }
+    }
+
+    /// This view with the spans the host found of the members named with
+    /// [`read_fields`](crate::read_fields): two offsets into the value per member, as
+    /// `field-spans` gives them for one record and [`json::members`](crate::json::members)
+    /// finds them. The SDK lends `process` its records so; a test can build one alike.
+    pub fn with_fields(self, spans: &'a [u32]) -> RecordView<'a> {
+        RecordView { fields: spans, ..self }
+    }
+
+    /// The value text of member `i` of those named with [`read_fields`](crate::read_fields)
+    /// (`"ann"`, `42`, `{...}` as written), where the host found it, in a value it checked
+    /// to be valid JSON; `None` where it did not (absent, repeated, or a value it does not
+    /// read whole: read the value yourself, as with [`RecordView::json`], whose error then
+    /// says what is wrong).
+    #[inline]
+    pub fn field(&self, i: usize) -> Option<&'a [u8]> {
+        match (self.fields.get(2 * i), self.fields.get(2 * i + 1)) {
+            (Some(&start), Some(&end)) if end > 0 => self.value.get(start as usize..end as usize),
+            _ => None,
+        }
+    }
+
+    /// Member `i` (see [`RecordView::field`]) when it is a string without escapes: its text,
+    /// borrowed from the value.
+    #[inline]
+    pub fn field_str(&self, i: usize) -> Option<&'a str> {
+        self.field(i).and_then(crate::json::plain_str)
+    }
+
+    /// Member `i` (see [`RecordView::field`]) when it is an integer that fits an `i64` (as
+    /// serde_json reads one).
+    #[inline]
+    pub fn field_i64(&self, i: usize) -> Option<i64> {
+        self.field(i).and_then(crate::json::plain_i64)
     }
 
     /// Parses the value as JSON; a parse failure is [`Error::InvalidInput`]. `T` may borrow
@@ -153,7 +191,13 @@ impl Record {
 
     /// A borrowed view of this record.
     pub fn view(&self) -> RecordView<'_> {
-        RecordView { key: self.key.as_deref(), value: &self.value, timestamp: self.timestamp, headers: Headers::Owned(&self.headers) }
+        RecordView {
+            key: self.key.as_deref(),
+            value: &self.value,
+            timestamp: self.timestamp,
+            headers: Headers::Owned(&self.headers),
+            fields: &[],
+        }
     }
 
     /// Parses the value as JSON; a parse failure is [`Error::InvalidInput`]. `T` may borrow

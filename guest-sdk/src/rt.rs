@@ -13,6 +13,8 @@ thread_local! {
     static OPERATOR: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
     /// Event time of the record being processed: what an emitted record without one gets.
     static CURRENT_TS: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+    /// How many members the operator asked the host to find in each record (`read_fields`).
+    static READ_FIELDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// A value buffer handed back for the next record ([`spare_buffer`], [`recycle`]).
     static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
@@ -39,6 +41,11 @@ pub fn init<T: 'static>(config: String, open: impl FnOnce(&Config) -> Result<T>)
     let cfg = Config::parse(&config)?;
     install(open(&cfg)?);
     Ok(())
+}
+
+/// The operator asked the host to find `n` members of each record (`crate::read_fields`).
+pub(crate) fn set_read_fields(n: usize) {
+    READ_FIELDS.with(|f| f.set(n));
 }
 
 /// A cleared byte buffer: the one last handed back with [`recycle`], or a new one.
@@ -225,11 +232,17 @@ pub fn process<T: Process>(input: Batch) -> Vec<Result<()>> {
     let mut out = Vec::with_capacity(n);
     let mut stopped = false;
     crate::reads::begin();
+    // Where the host found the members the operator reads, two offsets each per record; a
+    // list of another length (none asked for) lends no spans.
+    let k = 2 * READ_FIELDS.with(std::cell::Cell::get);
+    let spans = if k > 0 { crate::host::field_spans() } else { Vec::new() };
+    let spans_of = |i: u32| spans.get(k * i as usize..k * (i as usize + 1)).filter(|_| spans.len() == k * n).unwrap_or_default();
     let failed = each_view::<T>(&input, |op, i, r| {
         if stopped || !crate::host::enter(i) {
             stopped = true;
             return;
         }
+        let r = r.with_fields(spans_of(i));
         crate::reads::enter(r.key.unwrap_or_default());
         CURRENT_TS.with(|c| c.set(r.timestamp));
         out.push(op.process_view(r));

@@ -25,6 +25,8 @@ pub struct TestHost {
     pub(crate) watermark: i64,
     pub(crate) processing_time: i64,
     pub(crate) logs: Vec<(Level, String)>,
+    /// The members the operator asked for with `read_fields`.
+    pub(crate) read_fields: Vec<String>,
     state: Cells,
     outputs: BTreeMap<Option<String>, Vec<Record>>,
     timers: BTreeSet<(u8, i64, Vec<u8>)>,
@@ -105,8 +107,12 @@ impl<T: Process> ProcessHarness<T> {
             h.key = Some(key.as_ref().to_vec());
             h.current_ts = rec.timestamp;
         });
-        // What the host calls: the record lent as a view.
-        self.op.process_view(rec.view())
+        // What the host calls: the record lent as a view, with the members it asked for
+        // found as the host finds them.
+        let names = with_host(|h| h.read_fields.clone());
+        let mut spans = vec![0; 2 * names.len()];
+        let _ = crate::json::members(&rec.value, &names, &mut spans);
+        self.op.process_view(rec.view().with_fields(&spans))
     }
 
     /// Advances the watermark to `wm`, firing due event-time timers in time order.

@@ -174,3 +174,42 @@ fn process_calls_see_each_records_watermark_and_timers_fire_between_records() {
     assert!(dl[0]["reason"].as_str().unwrap_or_default().contains("trapped"), "{dl:?}");
     assert_eq!(m["nodes"]["trace"]["plugin_restarts"], 1);
 }
+
+/// A process plugin that asks for members of each record (`read-fields`) gets, for each
+/// record of every call, where the host found them: a member once, absent, repeated, in a
+/// value the host does not read whole (an escaped key). At parallelism 1 and 2, in calls of
+/// one record and of many, and from the instance that replaced one that trapped.
+#[test]
+fn a_process_plugin_gets_the_members_the_host_found_in_each_record() {
+    let shapes = [
+        (r#""x": "p""#, serde_json::json!(["\"p\"", null])),
+        (r#""x": {"n": 1}, "n": [1, 2]"#, serde_json::json!(["{\"n\": 1}", "[1, 2]"])),
+        (r#""x": 1, "n": null, "x": 2"#, serde_json::json!([null, "null"])),
+        (r#""\u006e": 5, "x": "q""#, serde_json::json!([null, null])),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (inp, out, dead) = (dir.path().join("in.jsonl"), dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
+    let lines: Vec<String> =
+        (0..400).map(|i| format!(r#"{{"i": {i}, "user": "k{}", "ts": {}, {}}}"#, i % 3, 1000 + i, shapes[i % 4].0)).collect();
+    std::fs::write(&inp, lines.join("\n") + "\n").expect("input");
+    let job = format!(
+        "[source.events]\nkind = \"file\"\npath = \"{}\"\nevent-time = {{ field = \"ts\", unit = \"ms\" }}\n\n[operator.trace]\nkind = \"process\"\ninput = \"events\"\nkey-by = \"user\"\nplugin = \"{}\"\nconfig = {{ read_fields = [\"x\", \"n\"] }}\n\n[sink.out]\nkind = \"file\"\ninput = \"trace\"\npath = \"{}\"\n\n[dead-letter]\nkind = \"file\"\npath = \"{}\"\n",
+        inp.display(),
+        plugin("event_trace").display(),
+        out.display(),
+        dead.display()
+    );
+    let (_d, job) = job_file(&job);
+    for sets in [vec!["parallelism=1", "batch-size=1"], vec!["parallelism=2", "batch-size=1024"], vec!["operator.trace.config.trap_at=201"]]
+    {
+        run_job(&job, &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let rows: Vec<serde_json::Value> = read_jsonl(&out).into_iter().filter(|r| r["on"] == "record").collect();
+        let trapped = usize::from(sets[0].contains("trap"));
+        assert_eq!(rows.len(), 400 - trapped, "{sets:?}");
+        for r in rows {
+            let i = (r["ts"].as_i64().unwrap_or_default() - 1000) as usize;
+            assert_eq!(r["fields"], shapes[i % 4].1, "{sets:?}: record {i}");
+        }
+        assert_eq!(read_jsonl(&dead).len(), trapped, "{sets:?}");
+    }
+}

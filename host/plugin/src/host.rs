@@ -41,6 +41,9 @@ pub struct ProcessCall {
     /// `enter` says stop from this record on (a timer registered in the call is due at the
     /// watermark that arrived before it).
     pub stop_at: usize,
+    /// Where the members the plugin reads (`read-fields`) lie in the batch's values, two
+    /// entries per record and member (`field-spans`).
+    pub spans: Vec<u32>,
 }
 
 impl ProcessCall {
@@ -94,6 +97,9 @@ pub struct HostCtx {
     pub processing_timers: TimerQueue,
     /// Time-to-live of state, by state name.
     pub ttl: HashMap<String, Ttl>,
+    /// The top-level members of each record's value this plugin asked for (`read-fields`):
+    /// its own, not handed over to a new instance, whose `init` asks again.
+    pub read_fields: Vec<String>,
     codec: KeyCodec,
 }
 
@@ -165,6 +171,7 @@ impl HostCtx {
             event_timers: TimerQueue::default(),
             processing_timers: TimerQueue::default(),
             ttl: HashMap::new(),
+            read_fields: Vec::new(),
             codec: KeyCodec::default(),
         }
     }
@@ -344,6 +351,28 @@ impl context::Host for HostCtx {
         p.entered.push(self.emitted.len());
         self.call.clone_from(&p.records[i]);
         true
+    }
+    fn read_fields(&mut self, names: Vec<String>) {
+        self.read_fields = names;
+    }
+    fn field_spans(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.process.spans)
+    }
+}
+
+impl HostCtx {
+    /// The spans `field-spans` answers for `batch`: where the members of `read_fields` lie
+    /// in each record's value (none without `read_fields`).
+    pub(crate) fn spans_of(&self, batch: &[Record]) -> Vec<u32> {
+        let k = self.read_fields.len();
+        let mut spans = vec![0; 2 * k * batch.len()];
+        if k > 0 {
+            for (r, out) in batch.iter().zip(spans.chunks_exact_mut(2 * k)) {
+                // A value it gives up on leaves its spans 0: the plugin reads it itself.
+                let _ = weir_json::members(&r.value, &self.read_fields, out);
+            }
+        }
+        spans
     }
 }
 

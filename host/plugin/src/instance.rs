@@ -885,7 +885,8 @@ impl Instance {
     pub fn process(&mut self, batch: &[Record], records: Vec<CallCtx>, marks: Vec<(usize, i64)>) -> (Vec<Result<(), Failure>>, Vec<usize>) {
         self.arm();
         let n = batch.len();
-        self.host().process = ProcessCall { records, marks, entered: Vec::with_capacity(n), stop_at: usize::MAX };
+        let spans = self.host().spans_of(batch);
+        self.host().process = ProcessCall { records, marks, entered: Vec::with_capacity(n), stop_at: usize::MAX, spans };
         // The flat layout, as the stateless worlds take it: a few lists for the whole batch.
         let input = self.flat(batch);
         let Bound::Process(b) = &self.bound else { unreachable!("world checked at load") };

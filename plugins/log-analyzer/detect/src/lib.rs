@@ -12,7 +12,6 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use weir_sdk::json::{GiveUp, Scanner};
 use weir_sdk::{emit, Config, ListState, Process, Record, RecordView, Result, ValueState};
 
 /// The fields the rules read, borrowed from the record's value (copied only when escaped).
@@ -23,6 +22,19 @@ struct Event<'a> {
     #[serde(borrow)]
     action: Cow<'a, str>,
     timestamp: i64,
+}
+
+/// The members of `Event`, which the host finds in each record (`weir_sdk::read_fields`).
+const FIELDS: [&str; 3] = ["user_id", "action", "timestamp"];
+
+impl<'a> Event<'a> {
+    /// The event from the fields the host found, when each is plain: strings without
+    /// escapes and an integer `timestamp` that fits, each once in a value that is valid
+    /// JSON. Anything else (`None`) is left to serde_json, whose answer, or refusal, stands.
+    /// The parser's output is always this plain, so a record costs no JSON walk here.
+    fn found(rec: &RecordView<'a>) -> Option<Event<'a>> {
+        Some(Event { user_id: Cow::Borrowed(rec.field_str(0)?), action: Cow::Borrowed(rec.field_str(1)?), timestamp: rec.field_i64(2)? })
+    }
 }
 
 /// Thresholds, all overridable in the job's `config`.
@@ -38,6 +50,7 @@ pub struct Detect {
 #[weir_sdk::process]
 impl Process for Detect {
     fn open(config: &Config) -> Result<Self> {
+        weir_sdk::read_fields(&FIELDS);
         Ok(Detect {
             threshold: config.field_or("threshold", 5)?,
             window_seconds: config.field_or("window_seconds", 300)?,
@@ -54,7 +67,7 @@ impl Process for Detect {
 
     /// Reads the event where it lies in the host's batch.
     fn process_view(&mut self, rec: RecordView<'_>) -> Result<()> {
-        let e: Event = match scan(rec.value) {
+        let e: Event = match Event::found(&rec) {
             Some(e) => e,
             None => rec.json()?,
         };
@@ -91,37 +104,6 @@ impl Process for Detect {
     }
 }
 
-/// The event read in place with the SDK's scanner, which checks the whole document and
-/// builds nothing: when each of the three fields comes once, its strings have no escapes and
-/// `timestamp` is an integer literal that fits. Anything else (`None`) is left to
-/// serde_json, whose answer, or refusal, stands. The parser's output is always this plain,
-/// and skipping serde_json's decoding saves most of the JSON cost of every record.
-fn scan(bytes: &[u8]) -> Option<Event<'_>> {
-    let (mut user, mut action, mut timestamp) = (None, None, None);
-    let walk = Scanner::new(bytes).document_object(|s, key| {
-        let text = |s: &mut Scanner<'_>| -> std::result::Result<&[u8], GiveUp> {
-            let start = s.at() + 1;
-            match s.peek()? == b'"' && !s.string()? {
-                true => Ok(&bytes[start..s.at() - 1]),
-                false => Err(GiveUp),
-            }
-        };
-        let fresh = |seen: bool| if seen { Err(GiveUp) } else { Ok(()) };
-        match key {
-            b"user_id" => fresh(user.replace(text(s)?).is_some()),
-            b"action" => fresh(action.replace(text(s)?).is_some()),
-            b"timestamp" => fresh(timestamp.replace(s.integer()?).is_some()),
-            _ => s.value(1),
-        }
-    });
-    walk.ok()?;
-    // Strings the scanner passed are valid UTF-8.
-    fn text(b: &[u8]) -> Option<Cow<'_, str>> {
-        std::str::from_utf8(b).ok().map(Cow::Borrowed)
-    }
-    Some(Event { user_id: text(user?)?, action: text(action?)?, timestamp: timestamp? })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,8 +117,16 @@ mod tests {
         h.take_output().iter().map(|r| r.json().unwrap()).collect()
     }
 
+    /// The event as the host's spans give it, as `process` sees it.
+    fn found(line: &str) -> Option<(String, String, i64)> {
+        let rec = Record::from_bytes(line);
+        let mut spans = [0; 6];
+        let _ = weir_sdk::json::members(line.as_bytes(), &FIELDS, &mut spans);
+        Event::found(&rec.view().with_fields(&spans)).map(|e| (e.user_id.into_owned(), e.action.into_owned(), e.timestamp))
+    }
+
     #[test]
-    fn the_scanner_reads_what_serde_json_reads_or_leaves_the_record_to_it() {
+    fn the_fields_found_read_as_serde_json_reads_them_or_leave_the_record_to_it() {
         let plain = [
             r#"{"user_id": "u1", "action": "view", "timestamp": 1735689600}"#,
             r#"{"timestamp":-5,"metadata":{"a":[1,2,{"b":null}]},"action":"login_failed","user_id":"user 7","ip":"1.2.3.4"}"#,
@@ -144,14 +134,11 @@ mod tests {
             r#"{"user_id": "ü", "action": "view", "timestamp": 1}"#,
         ];
         for line in plain {
-            let serde: std::result::Result<Event, _> = serde_json::from_str(line);
-            match scan(line.as_bytes()) {
-                Some(e) => assert_eq!(Some(e), serde.ok(), "{line}"),
-                None => assert!(line.contains('\\'), "a plain line is scanned: {line}"),
-            }
+            let e: Event = serde_json::from_str(line).unwrap();
+            assert_eq!(found(line), Some((e.user_id.into_owned(), e.action.into_owned(), e.timestamp)), "{line}");
         }
         // Escapes, duplicates, missing fields, other types, a float, an overflow, bad JSON:
-        // not scanned, so serde_json decides (and refuses some, as it always did).
+        // not found, so serde_json decides (and refuses some, as it always did).
         for line in [
             r#"{"user_id": "u\"1", "action": "view", "timestamp": 1}"#,
             r#"{"user_id": "a", "user_id": "b", "action": "view", "timestamp": 1}"#,
@@ -165,7 +152,7 @@ mod tests {
             r#"{"user_id": "a", "action": "view", "timestamp": 1} x"#,
             r#"["user_id"]"#,
         ] {
-            assert_eq!(scan(line.as_bytes()), None, "{line}");
+            assert_eq!(found(line), None, "{line}");
         }
     }
 

@@ -368,6 +368,71 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Where the top-level members `names` of a text that is one JSON object lie: for name `i`,
+/// the start and end (byte offsets into `text`) of its value's text in `out[2i]` and
+/// `out[2i + 1]`, or both 0 when the object has no such member, or has it more than once
+/// (which of them counts, or whether that is an error, is for a full parser to say). A value
+/// is never empty, so `(0, 0)` is no span; `out` holds two entries per name. Gives up,
+/// leaving `out` all 0, on a text that is not one object the scanner reads whole, or longer
+/// than `u32` offsets reach. What the host finds for a plugin's `read-fields`
+/// (`weir_sdk::read_fields`), and what the SDK's test host finds alike.
+pub fn members<N: AsRef<[u8]>>(text: &[u8], names: &[N], out: &mut [u32]) -> Result<(), GiveUp> {
+    out.fill(0);
+    // Names seen twice, by index (past 64 names, a repeat gives up on the whole text).
+    let mut repeated = 0u64;
+    let walk = match u32::try_from(text.len()) {
+        Ok(_) => Scanner::new(text).document_object(|s, key| {
+            let start = s.at();
+            s.value(1)?;
+            match names.iter().position(|n| n.as_ref() == key) {
+                Some(i) if out[2 * i + 1] != 0 => {
+                    repeated |= 1u64.checked_shl(i as u32).ok_or(GiveUp)?;
+                    Ok(())
+                }
+                Some(i) => {
+                    (out[2 * i], out[2 * i + 1]) = (start as u32, s.at() as u32);
+                    Ok(())
+                }
+                None => Ok(()),
+            }
+        }),
+        Err(_) => Err(GiveUp),
+    };
+    if walk.is_err() {
+        out.fill(0);
+    }
+    for (i, span) in out.chunks_exact_mut(2).enumerate().take(64) {
+        if repeated & (1 << i) != 0 {
+            span.fill(0);
+        }
+    }
+    walk
+}
+
+/// The text of a JSON string value without escapes (`"ann"` gives `ann`), or `None` for any
+/// other value: for a value found in a text already walked (see [`members`]), whose strings
+/// are valid UTF-8.
+pub fn plain_str(value: &[u8]) -> Option<&str> {
+    match value {
+        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => std::str::from_utf8(inner).ok(),
+        _ => None,
+    }
+}
+
+/// The `i64` a JSON value is when serde_json reads it as one ([`Scanner::integer`]), or
+/// `None`.
+pub fn plain_i64(value: &[u8]) -> Option<i64> {
+    // Most are a few positive digits (epoch seconds): read at once, in range by their count.
+    if let [b'1'..=b'9', rest @ ..] = value {
+        if rest.len() < 18 && rest.iter().all(u8::is_ascii_digit) {
+            return Some(value.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')));
+        }
+    }
+    let mut s = Scanner::new(value);
+    let n = s.integer().ok()?;
+    s.end().ok().map(|()| n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,6 +515,50 @@ mod tests {
             s.value(1)
         });
         assert_eq!((escaped_key, keys), (Err(GiveUp), vec![&b"a"[..]]));
+    }
+
+    #[test]
+    fn members_are_found_once_in_one_whole_object_or_not_at_all() {
+        fn spans(text: &str) -> (bool, [&str; 3]) {
+            let mut out = [9; 6];
+            let ok = members(text.as_bytes(), &["user", "n", "ts"], &mut out).is_ok();
+            let at = |i: usize| &text[out[2 * i] as usize..out[2 * i + 1] as usize];
+            (ok, [at(0), at(1), at(2)])
+        }
+        assert_eq!(
+            spans(r#" {"n": [1, {"ts": 2}], "x": "y", "user": "a\u0062", "ts": -3} "#),
+            (true, [r#""a\u0062""#, "[1, {\"ts\": 2}]", "-3"])
+        );
+        // Absent members have no span; nested ones are not top-level members.
+        assert_eq!(spans(r#"{"user": "a"}"#), (true, [r#""a""#, "", ""]));
+        // A repeated member has no span; the others keep theirs.
+        assert_eq!(spans(r#"{"ts": 1, "user": "a", "n": 2, "user": "b"}"#), (true, ["", "2", "1"]));
+        for gives_up in [r#"{"user": "a", }"#, r#"["user"]"#, r#"{"user": "a"} 1"#, r#"{"\u0075ser": "a"}"#, ""] {
+            assert_eq!(spans(gives_up), (false, ["", "", ""]), "{gives_up}");
+        }
+        assert_eq!(plain_str(br#""ann""#), Some("ann"));
+        assert_eq!(plain_str(br#""""#), Some(""));
+        for not_plain in [&br#""a\"b""#[..], br#""a"#, b"7", b"\"", b"null"] {
+            assert_eq!(plain_str(not_plain), None, "{not_plain:?}");
+        }
+        for text in [
+            "-42",
+            "0",
+            "7",
+            "1735689603",
+            "999999999999999999",
+            "9223372036854775807",
+            "9223372036854775808",
+            "01",
+            "1.5",
+            "1e3",
+            "\"1\"",
+            "1 2",
+            "12x",
+            "",
+        ] {
+            assert_eq!(plain_i64(text.as_bytes()), serde_json::from_str::<i64>(text).ok(), "{text}");
+        }
     }
 
     #[test]
