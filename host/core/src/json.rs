@@ -42,6 +42,14 @@ impl<'a> Raw<'a> {
 /// Finds the values at `paths` in `json`, one slot per path (`None` when absent), after
 /// checking that `json` is one valid JSON document.
 pub fn extract<'a>(json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Result<(), serde_json::Error> {
+    extract_noting_repeats(json, paths, out).map(drop)
+}
+
+/// [`extract`], also saying which paths lead to a member that occurs more than once (bit
+/// `i` for path `i`; paths past the 64th are not told), for a caller that takes a member
+/// only where it is unambiguous. Every bit is set where the scanner gave up and serde_json
+/// read the text, which does not tell.
+pub fn extract_noting_repeats<'a>(json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Result<u64, serde_json::Error> {
     out.clear();
     out.resize(paths.len(), None);
     let mut wanted: [(usize, &[String]); 4] = [(0, &[]); 4];
@@ -56,8 +64,9 @@ pub fn extract<'a>(json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Resul
         &many
     };
     // The scanner checks UTF-8 inside strings, where it can occur.
-    if document(json, wanted, out).is_ok() {
-        return Ok(());
+    let mut repeated = 0;
+    if document(json, wanted, out, &mut repeated).is_ok() {
+        return Ok(repeated);
     }
     out.iter_mut().for_each(|o| *o = None);
     // Checking UTF-8 once up front lets serde_json skip the check per string; invalid UTF-8
@@ -70,6 +79,7 @@ pub fn extract<'a>(json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Resul
             de.end()
         }
     }
+    .map(|()| u64::MAX)
 }
 
 /// [`extract`] by serde_json alone: the reference the scanner answers for.
@@ -81,19 +91,26 @@ fn extract_with_serde<'a>(text: &'a str, wanted: &[(usize, &[String])], out: &mu
 
 /// The whole text: one value and whitespace around it; the members `wanted` asks for of an
 /// object at the top noted in `out`.
-fn document<'a>(text: &'a [u8], wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>]) -> Result<(), GiveUp> {
+fn document<'a>(text: &'a [u8], wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>], repeated: &mut u64) -> Result<(), GiveUp> {
     let mut s = Scanner::new(text);
     s.skip_ws();
     match s.peek()? {
-        b'{' => object(&mut s, 1, wanted, out)?,
+        b'{' => object(&mut s, 1, wanted, out, repeated)?,
         _ => s.value(0)?,
     }
     s.end()
 }
 
 /// An object, noting the members `wanted` asks for in `out` (the last of repeated keys wins,
-/// as with serde_json) and walking into the ones that nested paths go through.
-fn object<'a>(s: &mut Scanner<'a>, depth: u32, wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>]) -> Result<(), GiveUp> {
+/// as with serde_json, and noted in `repeated`) and walking into the ones that nested paths
+/// go through.
+fn object<'a>(
+    s: &mut Scanner<'a>,
+    depth: u32,
+    wanted: &[(usize, &[String])],
+    out: &mut [Option<Raw<'a>>],
+    repeated: &mut u64,
+) -> Result<(), GiveUp> {
     s.object(depth, |s, key| {
         // Most members are not wanted: walked past at once.
         if !wanted.iter().any(|(_, p)| p.first().is_some_and(|f| f.as_bytes() == key)) {
@@ -112,12 +129,15 @@ fn object<'a>(s: &mut Scanner<'a>, depth: u32, wanted: &[(usize, &[String])], ou
             }
         }
         match n > 0 && s.peek()? == b'{' {
-            true => object(s, depth + 1, &deeper[..n], out)?,
+            true => object(s, depth + 1, &deeper[..n], out, repeated)?,
             false => s.value(depth)?,
         }
         for &(i, p) in wanted {
             if let [f] = p {
                 if f.as_bytes() == key {
+                    if out[i].is_some() {
+                        *repeated |= 1u64.checked_shl(i as u32).unwrap_or(0);
+                    }
                     // A value the scanner walked is UTF-8.
                     out[i] = Some(Raw(std::str::from_utf8(&s.text()[start..s.at()]).map_err(|_| GiveUp)?));
                 }
@@ -359,6 +379,17 @@ mod tests {
     }
 
     #[test]
+    fn repeated_members_are_told_where_the_scanner_reads_and_all_are_where_it_gives_up() {
+        let paths: Vec<Path> = ["a", "b", "c.d"].iter().map(|p| p.split('.').map(str::to_string).collect()).collect();
+        let repeats = |text: &str| extract_noting_repeats(text.as_bytes(), &paths, &mut Found::new()).unwrap();
+        assert_eq!(repeats(r#"{"a": 1, "b": 2, "c": {"d": 3}}"#), 0);
+        assert_eq!(repeats(r#"{"a": 1, "b": 2, "a": 3}"#), 0b001);
+        assert_eq!(repeats(r#"{"c": {"d": 1, "d": 2}, "b": [], "b": {}}"#), 0b110);
+        // An escaped key: serde_json reads it, and does not tell.
+        assert_eq!(repeats(r#"{"\u0061": 1}"#), u64::MAX);
+    }
+
+    #[test]
     fn validates_the_whole_document_like_a_full_parse() {
         for bad in ["", "{", r#"{"a": 1,}"#, r#"{"a": 1} x"#, r#"{"a": [1,}"#, "nul"] {
             let full = serde_json::from_str::<serde_json::Value>(bad).unwrap_err().to_string();
@@ -392,7 +423,7 @@ mod tests {
     /// What the scanner alone makes of `text`: `None` when it gives up.
     fn scanned<'a>(text: &'a [u8], wanted: &[(usize, &[String])]) -> Option<Vec<Option<Raw<'a>>>> {
         let mut out = vec![None; wanted.len()];
-        document(text, wanted, &mut out).ok().map(|_| out)
+        document(text, wanted, &mut out, &mut 0).ok().map(|_| out)
     }
 
     /// What serde_json alone makes of `text`.

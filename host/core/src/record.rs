@@ -34,15 +34,22 @@ pub struct Record {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Where the record entered the job.
     pub origin: Origin,
-    /// Keys read ahead by the source in its event-time pass, `(key-by id, key bytes)`, for
-    /// key-bys downstream; kept only while the value stays byte-for-byte the same.
+    /// What the source (or an operator reading event time from a field) read ahead in its
+    /// walk over the value, for operators downstream: keys, `(key-by id, key bytes)`, and
+    /// where the members a process plugin reads lie, `(id with [`SPAN_SET`], spans)`; kept
+    /// only while the value stays byte-for-byte the same.
     pub prekeys: Prekeys,
 }
 
-/// [`Record::prekeys`]: the first one lives in the record itself, and (see [`Key`]) so do
-/// its bytes when short: a record is made on one thread and freed on another, and such frees
-/// are among the dearest work mimalloc does.
-pub type Prekeys = smallvec::SmallVec<[(u16, Key); 1]>;
+/// [`Record::prekeys`]: the first two live in the record itself, and (see [`Key`]) so do
+/// their bytes when short: a record is made on one thread and freed on another, and such
+/// frees are among the dearest work mimalloc does.
+pub type Prekeys = smallvec::SmallVec<[(u16, Key); 2]>;
+
+/// The bit of a [`Record::prekeys`] id that marks spans rather than a key: for each member a
+/// process plugin asks for (`read-fields`), in order, its start and end in the value as two
+/// `u32` (little-endian), both 0 where the walk did not find it once (`field-spans`).
+pub const SPAN_SET: u16 = 0x8000;
 
 /// A record's key bytes: up to 24 bytes (user ids, session ids, most field values) live in
 /// the record itself. A key is made where a record is keyed (often the source's thread) and

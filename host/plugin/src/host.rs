@@ -362,15 +362,28 @@ impl context::Host for HostCtx {
 
 impl HostCtx {
     /// The spans `field-spans` answers for `batch`: where the members of `read_fields` lie
-    /// in each record's value (none without `read_fields`).
-    pub(crate) fn spans_of(&self, batch: &[Record]) -> Vec<u32> {
+    /// in each record's value (none without `read_fields`). Read from `Record::prekeys`
+    /// where a walk upstream read them ahead under the id of `read_ahead` (for the same
+    /// names), found here otherwise.
+    pub(crate) fn spans_of(&self, batch: &[Record], read_ahead: Option<&(u16, Vec<String>)>) -> Vec<u32> {
         let k = self.read_fields.len();
         let mut spans = vec![0; 2 * k * batch.len()];
-        if k > 0 {
-            for (r, out) in batch.iter().zip(spans.chunks_exact_mut(2 * k)) {
-                // A value it gives up on leaves its spans 0: the plugin reads it itself.
-                let _ = weir_json::members(&r.value, &self.read_fields, out);
+        if k == 0 {
+            return spans;
+        }
+        let ahead = read_ahead.filter(|(_, names)| *names == self.read_fields).map(|(id, _)| *id);
+        for (r, out) in batch.iter().zip(spans.chunks_exact_mut(2 * k)) {
+            if let Some((_, b)) = ahead.and_then(|id| r.prekeys.iter().find(|(p, _)| *p == id)) {
+                if b.len() == 4 * out.len() {
+                    out.iter_mut().zip(b.chunks_exact(4)).for_each(|(o, c)| *o = u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                    // Made from this very value; checked all the same.
+                    if out.chunks_exact(2).all(|s| s[0] <= s[1] && s[1] as usize <= r.value.len()) {
+                        continue;
+                    }
+                }
             }
+            // A value it gives up on leaves its spans 0: the plugin reads it itself.
+            let _ = weir_json::members(&r.value, &self.read_fields, out);
         }
         spans
     }
@@ -526,4 +539,33 @@ pub fn to_wit(r: Record) -> types::Record {
 /// WIT record → host record.
 pub fn from_wit(r: types::Record) -> Record {
     Record { key: r.key.map(Key::from_vec), value: r.value, timestamp: r.timestamp, headers: r.headers, ..Record::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spans read ahead upstream are taken for the names they were read for; for others, or
+    /// where they do not fit the value, the host finds the members itself.
+    #[test]
+    fn spans_are_taken_from_a_walk_upstream_or_found_here() {
+        let mut host = HostCtx::new("op".into(), 0, 1 << 20, &super::super::Grants::none());
+        host.read_fields = vec!["a".into(), "b".into()];
+        let value = br#"{"b": 1, "a": "x"}"#.to_vec();
+        let ahead = |spans: [u32; 4]| {
+            let bytes: Vec<u8> = spans.iter().flat_map(|s| s.to_le_bytes()).collect();
+            Record { value: value.clone(), prekeys: smallvec::smallvec![(7, Key::from_slice(&bytes))], ..Record::default() }
+        };
+        let found_here = [14, 17, 6, 7];
+        let names = |ns: &[&str]| (7, ns.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+        // Read ahead (whatever they say, as long as they fit: here, made up).
+        assert_eq!(host.spans_of(&[ahead([1, 2, 3, 4])], Some(&names(&["a", "b"]))), [1, 2, 3, 4]);
+        // Read ahead for other names, past the value's end, or not at all: found here.
+        assert_eq!(host.spans_of(&[ahead([1, 2, 3, 4])], Some(&names(&["b", "a"]))), found_here);
+        assert_eq!(host.spans_of(&[ahead([1, 99, 3, 4])], Some(&names(&["a", "b"]))), found_here);
+        assert_eq!(host.spans_of(&[Record::new(value.clone())], Some(&names(&["a", "b"]))), found_here);
+        assert_eq!(host.spans_of(&[Record::new(value.clone()), Record::new(b"[".to_vec())], None), [14, 17, 6, 7, 0, 0, 0, 0]);
+        host.read_fields.clear();
+        assert!(host.spans_of(&[Record::new(value)], None).is_empty());
+    }
 }

@@ -467,6 +467,9 @@ pub struct Instance {
     budget: u32,
     /// Calls get the retry share of the deadline (see [`Instance::set_retrying`]).
     retrying: bool,
+    /// The members a walk upstream reads ahead for this plugin (`read-fields`), and their
+    /// id in `Record::prekeys` (see [`Instance::read_ahead`]).
+    read_ahead: Option<(u16, Vec<String>)>,
     /// The flat input lists, reused from call to call.
     scratch: weir_batch::Builder,
 }
@@ -571,6 +574,7 @@ impl Instance {
             overruns: 0,
             budget: DEFAULT_DEADLINE_BUDGET,
             retrying: false,
+            read_ahead: None,
             scratch: weir_batch::Builder::default(),
         })
     }
@@ -606,6 +610,13 @@ impl Instance {
     /// Gives the host data back to this instance after a new one could not start.
     fn give_back(&mut self, mut ctx: HostCtx) {
         hand_over(&mut ctx, self.store.data_mut());
+    }
+
+    /// A walk upstream reads ahead where the members `names` lie in each record, under `id`
+    /// in `Record::prekeys`: while the plugin asks for just these (`read-fields`), its
+    /// `field-spans` come from there, and its host walks no record itself.
+    pub fn read_ahead(&mut self, id: u16, names: Vec<String>) {
+        self.read_ahead = Some((id, names));
     }
 
     /// Hot reload: runs `plugin` from now on, with this operator's config, keyed state,
@@ -885,7 +896,7 @@ impl Instance {
     pub fn process(&mut self, batch: &[Record], records: Vec<CallCtx>, marks: Vec<(usize, i64)>) -> (Vec<Result<(), Failure>>, Vec<usize>) {
         self.arm();
         let n = batch.len();
-        let spans = self.host().spans_of(batch);
+        let spans = self.store.data().spans_of(batch, self.read_ahead.as_ref());
         self.host().process = ProcessCall { records, marks, entered: Vec::with_capacity(n), stop_at: usize::MAX, spans };
         // The flat layout, as the stateless worlds take it: a few lists for the whole batch.
         let input = self.flat(batch);

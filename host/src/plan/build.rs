@@ -7,7 +7,7 @@ use std::sync::Arc;
 use weir_connectors::{SinkAt, SourceAt};
 use weir_core::json;
 use weir_core::operator::{Assign, Identity, Operator, Source};
-use weir_core::record::Record;
+use weir_core::record::{Key, Record};
 use weir_core::time::WatermarkGenerator;
 use weir_job::{Backend, EventTime, Function, KeyBy, PluginDef, Stamp, TimeField, TimeUnit, WindowFunction};
 use weir_plugin::{Instance, World};
@@ -61,7 +61,7 @@ impl Planned {
     /// An instance of plugin `p` for subtask `subtask` of operator `name`, `init` run.
     /// The plugin is the version the operator runs now (a restore may run another than the
     /// job file's: see `Reloads::restore_versions`).
-    fn instance(&self, p: &PluginDef, name: &str, subtask: usize) -> anyhow::Result<Instance> {
+    pub(super) fn instance(&self, p: &PluginDef, name: &str, subtask: usize) -> anyhow::Result<Instance> {
         let plugin = self.reloads.slot(name).map(|s| s.current()).unwrap_or_else(|| self.plugin(p));
         let mut inst = Instance::with_grants(plugin, name, subtask as u32, p.config.clone(), Arc::new(p.grants.clone()))?;
         inst.set_deadline_budget(self.job.plugin_deadline_budget);
@@ -111,6 +111,9 @@ impl Planned {
                     Function::Process { plugin, state_ttl } => {
                         let mut inst = self.instance(plugin, &node.name, subtask)?;
                         inst.host().state = self.backend(&node.name, subtask, true)?;
+                        if let Some((id, _, names)) = self.span_sets().iter().find(|(_, n, _)| *n == i) {
+                            inst.read_ahead(*id, names.clone());
+                        }
                         for (name, t) in state_ttl {
                             let ttl = weir_plugin::Ttl { ms: t.ttl.as_millis() as i64, refresh_on_read: t.refresh_on_read };
                             inst.host().ttl.insert(name.clone(), ttl);
@@ -175,7 +178,7 @@ impl Planned {
             Some(EventTime::Field(f)) => Some(f.clone()),
             _ => None,
         };
-        let mut walk = field_walk(time_field, self.prekeys_of(i), s.connector.requires_json());
+        let mut walk = field_walk(time_field, self.prekeys_of(i), self.spans_of(i), s.connector.requires_json());
         let assign = move |r: &mut Record| -> Result<(), String> {
             if ingestion {
                 r.timestamp = Some(clock.now_ms());
@@ -199,7 +202,7 @@ impl Planned {
         let Some(stamp) = stamp else { return Ok(inner) };
         let assign: Assign = match &stamp.field {
             // One walk reads the event time and the key-bys downstream (see `walks`).
-            Some(field) => Box::new(field_walk(Some(field.clone()), self.prekeys_of(i), false)),
+            Some(field) => Box::new(field_walk(Some(field.clone()), self.prekeys_of(i), self.spans_of(i), false)),
             None => Box::new(|r: &mut Record| match r.timestamp {
                 Some(_) => Ok(()),
                 None => {
@@ -214,46 +217,77 @@ impl Planned {
 }
 
 /// One walk over each record's JSON value, as a source or an operator with an `event-time`
-/// field makes it: the event time from `time_field`, and the key-by fields of `prekeys` read
-/// ahead into `Record::prekeys`. A value that is not JSON fails the record when an event time
-/// is to be read or `check_json` says so; when only keys were to be read ahead, the key-by
-/// reports it.
+/// field makes it: the event time from `time_field`, and read ahead into `Record::prekeys`
+/// the key-by fields of `prekeys` and where the members of `spans` lie (for process plugins
+/// that read them, see `Planned::span_sets`). A value that is not JSON fails the record when
+/// an event time is to be read or `check_json` says so; when only keys or spans were to be
+/// read ahead, the key-by or the plugin reports it.
 pub(super) fn field_walk(
     time_field: Option<TimeField>,
     prekeys: Vec<(u16, Vec<json::Path>)>,
+    spans: Vec<(u16, Vec<String>)>,
     check_json: bool,
 ) -> impl FnMut(&mut Record) -> Result<(), String> + Send + 'static {
-    let mut paths: Vec<json::Path> = time_field.iter().map(|f| f.path.split('.').map(str::to_string).collect()).collect();
-    prekeys.iter().for_each(|(_, p)| paths.extend(p.iter().cloned()));
+    // Each path walked for once, however many read it (up to four cost no allocation).
+    let mut paths: Vec<json::Path> = Vec::new();
+    let mut index = |p: json::Path| match paths.iter().position(|have| *have == p) {
+        Some(i) => i,
+        None => {
+            paths.push(p);
+            paths.len() - 1
+        }
+    };
+    let time_at = time_field.as_ref().map(|f| index(f.path.split('.').map(str::to_string).collect()));
+    let prekeys: Vec<(u16, Vec<usize>)> = prekeys.into_iter().map(|(id, ps)| (id, ps.into_iter().map(&mut index).collect())).collect();
+    let spans: Vec<(u16, Vec<usize>)> = spans.into_iter().map(|(id, ns)| (id, ns.into_iter().map(|n| index(vec![n])).collect())).collect();
     move |r: &mut Record| -> Result<(), String> {
         if paths.is_empty() && !check_json {
             return Ok(());
         }
         let mut found = json::Found::new();
-        if let Err(e) = json::extract(&r.value, &paths, &mut found) {
-            return match time_field.is_some() || check_json {
-                true => Err(format!("not JSON: {e}")),
-                false => Ok(()),
-            };
-        }
-        let mut at = 0;
-        if let Some(field) = &time_field {
-            r.timestamp = Some(event_time_of(found[0], &field.path, field.unit)?);
-            at = 1;
+        let repeated = match json::extract_noting_repeats(&r.value, &paths, &mut found) {
+            Ok(repeated) => repeated,
+            Err(e) => {
+                return match time_field.is_some() || check_json {
+                    true => Err(format!("not JSON: {e}")),
+                    false => Ok(()),
+                }
+            }
+        };
+        if let (Some(field), Some(at)) = (&time_field, time_at) {
+            r.timestamp = Some(event_time_of(found[at], &field.path, field.unit)?);
         }
         let mut vals: smallvec::SmallVec<[json::Raw; 4]> = smallvec::SmallVec::new();
-        for (id, p) in &prekeys {
+        for (id, at) in &prekeys {
             if r.prekeys.iter().any(|(have, _)| have == id) {
                 // Read ahead upstream already (another branch of the job reads it there).
-                at += p.len();
                 continue;
             }
             vals.clear();
-            vals.extend(found[at..at + p.len()].iter().map_while(|v| json::non_null(*v)));
-            if vals.len() == p.len() {
+            vals.extend(at.iter().map_while(|i| json::non_null(found[*i])));
+            if vals.len() == at.len() {
                 r.prekeys.push((*id, weir_core::keys::key_bytes(&vals)));
             }
-            at += p.len();
+        }
+        for (id, at) in &spans {
+            if r.prekeys.iter().any(|(have, _)| have == id) {
+                continue;
+            }
+            let mut bytes = Key::new();
+            for &i in at {
+                // A member found once: where its text lies in the value.
+                let once = i < 64 && repeated & (1 << i) == 0;
+                let (start, end) = match found[i] {
+                    Some(raw) if once => {
+                        let start = raw.get().as_ptr() as usize - r.value.as_ptr() as usize;
+                        (start as u32, (start + raw.get().len()) as u32)
+                    }
+                    _ => (0, 0),
+                };
+                bytes.extend_from_slice(&start.to_le_bytes());
+                bytes.extend_from_slice(&end.to_le_bytes());
+            }
+            r.prekeys.push((*id, bytes));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use weir_core::json;
 use weir_core::keys::KeyGroups;
+use weir_core::record::SPAN_SET;
 use weir_core::status::{JobMetrics, NodeMetrics};
 use weir_core::time::Clock;
 use weir_job::{Function, Job, KeyBy, PluginDef, WindowFunction};
@@ -79,6 +80,8 @@ pub struct Planned {
     node_metrics: Vec<Arc<NodeMetrics>>,
     /// Hot reloads: the plugin version each operator runs.
     reloads: Arc<Reloads>,
+    /// What the process operators read of each record, found once ([`Planned::span_sets`]).
+    span_sets: std::sync::OnceLock<Vec<(u16, usize, Vec<String>)>>,
 }
 
 impl std::fmt::Debug for Planned {
@@ -194,7 +197,7 @@ impl Planned {
             })
             .collect();
         let reloads = Arc::new(Reloads::new(&job, engine, reloadable, metrics.clone()));
-        Ok(Planned { job, nodes, plugins, opts, metrics, node_metrics, reloads })
+        Ok(Planned { job, nodes, plugins, opts, metrics, node_metrics, reloads, span_sets: Default::default() })
     }
 
     /// The job.
@@ -407,6 +410,38 @@ impl Planned {
         self.key_sets().into_iter().enumerate().filter(|(_, set)| fed.contains(set)).map(|(id, set)| (id as u16, set)).collect()
     }
 
+    /// The members each process operator fed by a walk (a source's, or an operator's that
+    /// reads event time from a field) asks for with `read-fields`, as the version it runs
+    /// now answers in `init` (a probe instance, once per run): `(id in Record::prekeys,
+    /// node, names)`. The walk then reads where they lie ahead (`field_walk`), and the
+    /// plugin's host walks no record again; a version that asks for others later (a hot
+    /// reload) has its host find them itself.
+    fn span_sets(&self) -> &[(u16, usize, Vec<String>)] {
+        self.span_sets.get_or_init(|| {
+            let walkers: Vec<usize> = (0..self.nodes.len()).filter(|&s| self.nodes[s].kind == NodeKind::Source || self.walks(s)).collect();
+            let mut sets = Vec::new();
+            for (i, node) in self.nodes.iter().enumerate() {
+                let Some(Function::Process { plugin, .. }) = self.operator(i).map(|op| &op.function) else { continue };
+                if !walkers.iter().any(|&s| self.fed_by(i, s)) {
+                    continue;
+                }
+                // A plugin that does not start says so when its operator starts.
+                let names = self.instance(plugin, &node.name, 0).map(|mut p| p.host().read_fields.clone()).unwrap_or_default();
+                if !names.is_empty() && sets.len() < usize::from(SPAN_SET) {
+                    sets.push((SPAN_SET | sets.len() as u16, i, names));
+                }
+            }
+            sets
+        })
+    }
+
+    /// The span sets (see [`Planned::span_sets`]) the source or operator `src` reads ahead
+    /// in its walk: those of process operators it feeds through stateless operators that do
+    /// not walk records themselves.
+    fn spans_of(&self, src: usize) -> Vec<(u16, Vec<String>)> {
+        self.span_sets().iter().filter(|(_, node, _)| self.fed_by(*node, src)).map(|(id, _, names)| (*id, names.clone())).collect()
+    }
+
     /// Whether node `i` reads nothing of its input records but their keys and event times: a
     /// window of built-in aggregates that read no field (`count`) on time windows, with no
     /// late output routed anywhere. Records then reach it without their values (Flink SQL's
@@ -552,12 +587,41 @@ mod tests {
 
         // The walk reads event time and keys at once, and leaves a key read ahead upstream.
         let field = weir_job::TimeField { path: "t".into(), unit: TimeUnit::Seconds };
-        let mut walk = build::field_walk(Some(field), vec![(3, vec![path("user")])], false);
+        let mut walk = build::field_walk(Some(field), vec![(3, vec![path("user")])], Vec::new(), false);
         let mut r = Record::new(br#"{"user": "a", "t": 5}"#.to_vec());
         walk(&mut r).expect("walked");
         assert_eq!((r.timestamp, r.prekeys.to_vec()), (Some(5000), vec![(3, weir_core::record::Key::from_slice(b"a"))]));
         walk(&mut r).expect("walked again");
         assert_eq!(r.prekeys.len(), 1, "a key read ahead already is not read again");
         assert_eq!(walk(&mut Record::new(b"{".to_vec())).unwrap_err().split(':').next(), Some("not JSON"));
+    }
+
+    /// The members a process plugin asks for (`read-fields`) are read ahead by the walk
+    /// before it, in the same walk as event time and keys: where each lies in the value,
+    /// `(0, 0)` where it is absent or repeated.
+    #[test]
+    fn the_members_a_process_plugin_reads_are_read_ahead_with_the_keys() {
+        let trace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/event_trace.wasm");
+        let planned = plan(&format!(
+            "[source.logs]\nkind = \"collection\"\nvalues = [{{ user = \"a\", t = 1 }}]\nevent-time = {{ field = \"t\" }}\n\n[operator.trace]\nkind = \"process\"\ninput = \"logs\"\nkey-by = \"user\"\nplugin = \"{}\"\nconfig = {{ read_fields = [\"x\", \"user\", \"n\"] }}\n",
+            trace.display()
+        ));
+        let names = |ns: &[&str]| ns.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let set = (SPAN_SET, names(&["x", "user", "n"]));
+        assert_eq!(planned.spans_of(node(&planned, "logs")), std::slice::from_ref(&set));
+
+        let field = weir_job::TimeField { path: "t".into(), unit: TimeUnit::Seconds };
+        let path = |f: &str| vec![f.to_string()];
+        let mut walk = build::field_walk(Some(field), vec![(0, vec![path("user")])], vec![set], false);
+        let text = r#"{"user": "ab", "t": 5, "x": [1], "x": 2}"#;
+        let mut r = Record::new(text.as_bytes().to_vec());
+        walk(&mut r).expect("walked");
+        let spans: Vec<u32> = r.prekeys[1].1.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        assert_eq!(
+            (r.timestamp, r.prekeys[0].clone(), r.prekeys[1].0),
+            (Some(5000), (0, weir_core::record::Key::from_slice(b"ab")), SPAN_SET)
+        );
+        assert_eq!(&text[spans[2] as usize..spans[3] as usize], r#""ab""#);
+        assert_eq!([spans[0], spans[1], spans[4], spans[5]], [0; 4], "a repeated and an absent member have none");
     }
 }
