@@ -35,6 +35,11 @@ impl Output {
         }
     }
 
+    /// Makes room for `n` more records on the main output (an operator about to emit many).
+    pub fn reserve(&mut self, n: usize) {
+        self.main.reserve(n);
+    }
+
     /// Emits to the main output.
     pub fn emit(&mut self, r: Record) {
         self.main.push(r);

@@ -118,6 +118,10 @@ impl BatchBuilder {
     pub fn push(&mut self, r: Record) {
         self.batch.records.push(r);
     }
+    /// Makes room for `n` more records.
+    pub fn reserve(&mut self, n: usize) {
+        self.batch.records.reserve(n);
+    }
     /// Appends a watermark mark after the records pushed so far; one no higher than the
     /// last mark is dropped. Marks at the same position stay apart, so an operator that
     /// reads no record between two watermarks still advances through both, as a Flink

@@ -873,9 +873,12 @@ impl WindowOp {
     fn fire_panes(&mut self, upto: i64, out: &mut Output) {
         let mut firing = std::mem::take(&mut self.firing);
         while let Some(w) = self.panes.as_mut().and_then(|p| p.pop_due(upto, &mut firing)) {
-            for (key, s) in firing.drain(..) {
-                self.emit(&key, w, &s, out);
+            // Room for the window's rows at once; its states read where they lie.
+            out.reserve(firing.len());
+            for (key, s) in &firing {
+                self.emit(key, w, s, out);
             }
+            firing.clear();
         }
         self.firing = firing;
     }
