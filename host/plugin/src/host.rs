@@ -356,7 +356,8 @@ impl context::Host for HostCtx {
         self.read_fields = names;
     }
     fn field_spans(&mut self) -> Vec<u32> {
-        std::mem::take(&mut self.process.spans)
+        // Copied, so that a second call in the same `process` answers the same.
+        self.process.spans.clone()
     }
 }
 
