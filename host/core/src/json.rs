@@ -82,6 +82,20 @@ pub fn extract_noting_repeats<'a>(json: &'a [u8], paths: &[Path], out: &mut Foun
     .map(|()| u64::MAX)
 }
 
+/// Where path `i`'s value, as [`extract_noting_repeats`] found it in `text`, lies there:
+/// its start and end, or `(0, 0)` where it was not found once (`field-spans`, which
+/// `weir_json::members` answers alike).
+pub fn span(text: &[u8], found: &[Option<Raw<'_>>], repeated: u64, i: usize) -> (u32, u32) {
+    let once = i < 64 && repeated & (1 << i) == 0;
+    match found[i] {
+        Some(raw) if once => {
+            let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+            (start as u32, (start + raw.get().len()) as u32)
+        }
+        _ => (0, 0),
+    }
+}
+
 /// [`extract`] by serde_json alone: the reference the scanner answers for.
 fn extract_with_serde<'a>(text: &'a str, wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>]) -> Result<(), serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
@@ -453,31 +467,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fast_path_agrees_with_serde_json() {
+    /// Documents the walks are checked on, and (see [`edits`]) varied from.
+    const SEEDS: [&str; 7] = [
+        r#"{"user_id": "user38", "session_id": "session_2542", "action": "view", "timestamp": 1735689603, "ip_address": "10.0.0.2", "user_agent": "Mozilla/5.0 (Test Browser)", "metadata": {}}"#,
+        r#"{"o": {"a": [1, -2.5e+3, 0.25, true, false, null], "b": {"c": "x\"\\\/\b\f\n\r\t\u00e9"}}, "a": "héllo ✓", "timestamp": -0}"#,
+        r#" [ {"a": 1} , "s" , 12E-2 , [ [ ] ] , { } ] "#,
+        r#"{"a":1,"a":2,"o":{"a":3},"o":{"b":4},"timestamp":0}"#,
+        r#"{"o": 5, "user_id": "a long value that spans several eight-byte chunks of the walk"}"#,
+        r#""just a string""#,
+        "{\"timestamp\":\r\n\t7}",
+    ];
+
+    /// `n` random edits of `seeds` (one to three bytes inserted, removed or changed each),
+    /// always the same ones.
+    fn edits(seeds: &[&str], n: usize) -> impl Iterator<Item = Vec<u8>> {
         use rand::{Rng, SeedableRng};
-        let ps = paths(&["timestamp", "user_id", "o.a", "o", "a"]);
-        let wanted: Vec<(usize, &[String])> = ps.iter().enumerate().map(|(i, p)| (i, p.as_slice())).collect();
-        let seeds: [&str; 7] = [
-            r#"{"user_id": "user38", "session_id": "session_2542", "action": "view", "timestamp": 1735689603, "ip_address": "10.0.0.2", "user_agent": "Mozilla/5.0 (Test Browser)", "metadata": {}}"#,
-            r#"{"o": {"a": [1, -2.5e+3, 0.25, true, false, null], "b": {"c": "x\"\\\/\b\f\n\r\t\u00e9"}}, "a": "héllo ✓", "timestamp": -0}"#,
-            r#" [ {"a": 1} , "s" , 12E-2 , [ [ ] ] , { } ] "#,
-            r#"{"a":1,"a":2,"o":{"a":3},"o":{"b":4},"timestamp":0}"#,
-            r#"{"o": 5, "user_id": "a long value that spans several eight-byte chunks of the walk"}"#,
-            r#""just a string""#,
-            "{\"timestamp\":\r\n\t7}",
-        ];
-        for seed in seeds.map(str::as_bytes) {
-            let fast = scanned(seed, &wanted).unwrap_or_else(|| panic!("the scanner reads {}", String::from_utf8_lossy(seed)));
-            assert_eq!(Ok(fast), reference(seed, &wanted), "{}", String::from_utf8_lossy(seed));
-        }
-        // Random edits of the seeds: whatever the scanner accepts, serde_json accepts with the
-        // same values; what it refuses goes to serde_json anyway.
         let alphabet = b"{}[]\",:\\/ \t\n\r0123456789-+.eEtrufalsnbu\x01\x1f\x7f\xc3\xa9";
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let (mut accepted, mut refused) = (0, 0);
-        for _ in 0..100_000 {
-            let mut text = seeds[rng.random_range(0..seeds.len())].as_bytes().to_vec();
+        let seeds: Vec<Vec<u8>> = seeds.iter().map(|s| s.as_bytes().to_vec()).collect();
+        (0..n).map(move |_| {
+            let mut text = seeds[rng.random_range(0..seeds.len())].clone();
             for _ in 0..rng.random_range(1..4) {
                 let at = rng.random_range(0..=text.len());
                 let c = alphabet[rng.random_range(0..alphabet.len())];
@@ -488,6 +497,50 @@ mod tests {
                     _ => {}
                 }
             }
+            text
+        })
+    }
+
+    /// The spans a source's walk reads ahead for a process plugin ([`span`]) are those its
+    /// host would find itself (`weir_json::members`, what the SDK's test host finds too), on
+    /// the seeds and their random edits: a document the walk reads gives the same spans,
+    /// one it refuses none.
+    #[test]
+    fn spans_read_ahead_are_the_members_the_plugins_host_finds() {
+        let names = ["timestamp", "user_id", "o", "a"];
+        let ps = paths(&names);
+        let (mut read, mut refused) = (0, 0);
+        for text in SEEDS.iter().map(|s| s.as_bytes().to_vec()).chain(edits(&SEEDS, 50_000)) {
+            let mut members = [0; 8];
+            let found_here = weir_json::members(&text, &names, &mut members).map(|()| members);
+            let mut found = Found::new();
+            match extract_noting_repeats(&text, &ps, &mut found) {
+                Ok(repeated) => {
+                    read += 1;
+                    let spans: Vec<u32> = (0..names.len()).flat_map(|i| <[u32; 2]>::from(span(&text, &found, repeated, i))).collect();
+                    assert_eq!(spans, found_here.unwrap_or([0; 8]), "{}", String::from_utf8_lossy(&text));
+                }
+                Err(_) => {
+                    refused += 1;
+                    assert!(found_here.is_err(), "{}", String::from_utf8_lossy(&text));
+                }
+            }
+        }
+        assert!(read > 5_000 && refused > 20_000, "read {read}, refused {refused}");
+    }
+
+    #[test]
+    fn fast_path_agrees_with_serde_json() {
+        let ps = paths(&["timestamp", "user_id", "o.a", "o", "a"]);
+        let wanted: Vec<(usize, &[String])> = ps.iter().enumerate().map(|(i, p)| (i, p.as_slice())).collect();
+        for seed in SEEDS.map(str::as_bytes) {
+            let fast = scanned(seed, &wanted).unwrap_or_else(|| panic!("the scanner reads {}", String::from_utf8_lossy(seed)));
+            assert_eq!(Ok(fast), reference(seed, &wanted), "{}", String::from_utf8_lossy(seed));
+        }
+        // Random edits of the seeds: whatever the scanner accepts, serde_json accepts with the
+        // same values; what it refuses goes to serde_json anyway.
+        let (mut accepted, mut refused) = (0, 0);
+        for text in edits(&SEEDS, 100_000) {
             let want = reference(&text, &wanted);
             match scanned(&text, &wanted) {
                 Some(fast) => {

@@ -275,15 +275,7 @@ pub(super) fn field_walk(
             }
             let mut bytes = Key::new();
             for &i in at {
-                // A member found once: where its text lies in the value.
-                let once = i < 64 && repeated & (1 << i) == 0;
-                let (start, end) = match found[i] {
-                    Some(raw) if once => {
-                        let start = raw.get().as_ptr() as usize - r.value.as_ptr() as usize;
-                        (start as u32, (start + raw.get().len()) as u32)
-                    }
-                    _ => (0, 0),
-                };
+                let (start, end) = json::span(&r.value, &found, repeated, i);
                 bytes.extend_from_slice(&start.to_le_bytes());
                 bytes.extend_from_slice(&end.to_le_bytes());
             }
