@@ -51,6 +51,21 @@ pub type Prekeys = smallvec::SmallVec<[(u16, Key); 2]>;
 /// `u32` (little-endian), both 0 where the walk did not find it once (`field-spans`).
 pub const SPAN_SET: u16 = 0x8000;
 
+/// The bytes of a [`SPAN_SET`] entry: each `(start, end)` as two little-endian `u32`.
+pub fn spans_entry(spans: impl IntoIterator<Item = (u32, u32)>) -> Key {
+    spans.into_iter().flat_map(|(start, end)| [start.to_le_bytes(), end.to_le_bytes()]).flatten().collect()
+}
+
+/// The offsets a [`SPAN_SET`] entry holds, into `out` (two per member); false, and `out`
+/// unusable, when the entry does not hold as many.
+pub fn read_spans(entry: &[u8], out: &mut [u32]) -> bool {
+    if entry.len() != 4 * out.len() {
+        return false;
+    }
+    out.iter_mut().zip(entry.chunks_exact(4)).for_each(|(o, c)| *o = u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    true
+}
+
 /// A record's key bytes: up to 24 bytes (user ids, session ids, most field values) live in
 /// the record itself. A key is made where a record is keyed (often the source's thread) and
 /// freed where the record ends (a window's), and a heap block made on one thread and freed

@@ -8,7 +8,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::process::weir::plugin::{context, log, output, state, timers, types};
 use weir_core::keys::KeyGroups;
-use weir_core::record::{Key, Record};
+use weir_core::record::{read_spans, Key, Record};
 use weir_core::time::{TimerQueue, MIN_WATERMARK};
 use weir_state::{append_list, decode_list, encode_list, KeyCodec, MemoryBackend, StateBackend};
 
@@ -374,13 +374,10 @@ impl HostCtx {
         }
         let ahead = read_ahead.filter(|(_, names)| *names == self.read_fields).map(|(id, _)| *id);
         for (r, out) in batch.iter().zip(spans.chunks_exact_mut(2 * k)) {
-            if let Some((_, b)) = ahead.and_then(|id| r.prekeys.iter().find(|(p, _)| *p == id)) {
-                if b.len() == 4 * out.len() {
-                    out.iter_mut().zip(b.chunks_exact(4)).for_each(|(o, c)| *o = u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-                    // Made from this very value; checked all the same.
-                    if out.chunks_exact(2).all(|s| s[0] <= s[1] && s[1] as usize <= r.value.len()) {
-                        continue;
-                    }
+            if let Some((_, entry)) = ahead.and_then(|id| r.prekeys.iter().find(|(p, _)| *p == id)) {
+                // Made from this very value; checked all the same.
+                if read_spans(entry, out) && out.chunks_exact(2).all(|s| s[0] <= s[1] && s[1] as usize <= r.value.len()) {
+                    continue;
                 }
             }
             // A value it gives up on leaves its spans 0: the plugin reads it itself.
@@ -553,9 +550,9 @@ mod tests {
         let mut host = HostCtx::new("op".into(), 0, 1 << 20, &super::super::Grants::none());
         host.read_fields = vec!["a".into(), "b".into()];
         let value = br#"{"b": 1, "a": "x"}"#.to_vec();
-        let ahead = |spans: [u32; 4]| {
-            let bytes: Vec<u8> = spans.iter().flat_map(|s| s.to_le_bytes()).collect();
-            Record { value: value.clone(), prekeys: smallvec::smallvec![(7, Key::from_slice(&bytes))], ..Record::default() }
+        let ahead = |s: [u32; 4]| {
+            let entry = weir_core::record::spans_entry([(s[0], s[1]), (s[2], s[3])]);
+            Record { value: value.clone(), prekeys: smallvec::smallvec![(7, entry)], ..Record::default() }
         };
         let found_here = [14, 17, 6, 7];
         let names = |ns: &[&str]| (7, ns.iter().map(|n| n.to_string()).collect::<Vec<_>>());

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use weir_connectors::{SinkAt, SourceAt};
 use weir_core::json;
 use weir_core::operator::{Assign, Identity, Operator, Source};
-use weir_core::record::{Key, Record};
+use weir_core::record::{spans_entry, Record};
 use weir_core::time::WatermarkGenerator;
 use weir_job::{Backend, EventTime, Function, KeyBy, PluginDef, Stamp, TimeField, TimeUnit, WindowFunction};
 use weir_plugin::{Instance, World};
@@ -273,13 +273,8 @@ pub(super) fn field_walk(
             if r.prekeys.iter().any(|(have, _)| have == id) {
                 continue;
             }
-            let mut bytes = Key::new();
-            for &i in at {
-                let (start, end) = json::span(&r.value, &found, repeated, i);
-                bytes.extend_from_slice(&start.to_le_bytes());
-                bytes.extend_from_slice(&end.to_le_bytes());
-            }
-            r.prekeys.push((*id, bytes));
+            let entry = spans_entry(at.iter().map(|&i| json::span(&r.value, &found, repeated, i)));
+            r.prekeys.push((*id, entry));
         }
         Ok(())
     }

@@ -616,7 +616,8 @@ mod tests {
         let text = r#"{"user": "ab", "t": 5, "x": [1], "x": 2}"#;
         let mut r = Record::new(text.as_bytes().to_vec());
         walk(&mut r).expect("walked");
-        let spans: Vec<u32> = r.prekeys[1].1.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let mut spans = [0; 6];
+        assert!(weir_core::record::read_spans(&r.prekeys[1].1, &mut spans));
         assert_eq!(
             (r.timestamp, r.prekeys[0].clone(), r.prekeys[1].0),
             (Some(5000), (0, weir_core::record::Key::from_slice(b"ab")), SPAN_SET)
