@@ -156,8 +156,10 @@ fn with_time(rec: &Record, f: impl FnOnce(&Record)) {
     }
 }
 
-/// Asks the host to find these top-level members of each record's JSON value before a
-/// process operator sees the record (call it in [`Process::open`]):
+/// Asks the host to find these top-level members of each record's JSON value before the
+/// operator sees the record (call it in `open`; the records lent as views get them:
+/// [`Process::process_view`], [`Map::map_view`], [`Filter::filter_view`] and
+/// [`KeySelector::select_key_view`]):
 /// [`RecordView::field`] (and [`RecordView::field_str`], [`RecordView::field_i64`]) then
 /// lend member `i` of `names` where it lies, and the operator walks no JSON itself. The
 /// host finds them in its native walk, which also checks that the value is valid JSON; where

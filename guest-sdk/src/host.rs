@@ -30,6 +30,9 @@ mod imp {
     pub fn field_spans() -> Vec<u32> {
         context::field_spans()
     }
+    pub fn member_counts() -> Vec<u32> {
+        context::member_counts()
+    }
     pub fn emit(rec: &Record) {
         output::emit(rec)
     }
@@ -118,6 +121,10 @@ mod imp {
     }
     /// The native harness lends each record with its spans itself.
     pub fn field_spans() -> Vec<u32> {
+        Vec::new()
+    }
+    /// As `field_spans`.
+    pub fn member_counts() -> Vec<u32> {
         Vec::new()
     }
     pub fn emit(rec: &Record) {

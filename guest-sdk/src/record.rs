@@ -25,6 +25,8 @@ pub struct RecordView<'a> {
     /// Where the members named with [`read_fields`](crate::read_fields) lie in `value`: two
     /// offsets per member, `(0, 0)` for one the host did not find (empty: none asked for).
     fields: &'a [u32],
+    /// How many members the value has, as the host counted them (0: not counted).
+    members: u32,
 }
 
 /// The headers of a view: as they came in a batch, or those of an owned [`Record`].
@@ -37,15 +39,16 @@ enum Headers<'a> {
 impl<'a> RecordView<'a> {
     /// A view of record parts from a batch; `headers` are this record's own.
     pub(crate) fn of_batch(r: weir_batch::RecordRef<'a>, headers: &'a [Header]) -> RecordView<'a> {
-        RecordView { key: r.key, value: r.value, timestamp: r.timestamp, headers: Headers::Batch(headers), fields: &[] }
+        RecordView { key: r.key, value: r.value, timestamp: r.timestamp, headers: Headers::Batch(headers), fields: &[], members: 0 }
     }
 
-    /// This view with the spans the host found of the members named with
+    /// This view with what the host found of the members named with
     /// [`read_fields`](crate::read_fields): two offsets into the value per member, as
-    /// `field-spans` gives them for one record and [`json::members`](crate::json::members)
-    /// finds them. The SDK lends `process` its records so; a test can build one alike.
-    pub fn with_fields(self, spans: &'a [u32]) -> RecordView<'a> {
-        RecordView { fields: spans, ..self }
+    /// `field-spans` gives them for one record, and how many members the value has
+    /// (`member-counts`), as [`json::members`](crate::json::members) finds and counts them.
+    /// The SDK lends the records of each call so; a test can build one alike.
+    pub fn with_fields(self, spans: &'a [u32], members: u32) -> RecordView<'a> {
+        RecordView { fields: spans, members, ..self }
     }
 
     /// The value text of member `i` of those named with [`read_fields`](crate::read_fields)
@@ -73,6 +76,15 @@ impl<'a> RecordView<'a> {
     #[inline]
     pub fn field_i64(&self, i: usize) -> Option<i64> {
         self.field(i).and_then(crate::json::plain_i64)
+    }
+
+    /// Whether the value is a JSON object whose members are those named with
+    /// [`read_fields`](crate::read_fields) that the host found, each once, and no other: as
+    /// many members as found spans (`member-counts`). A plugin that checks a record's shape
+    /// then reads none of it but its fields. False where the host did not count them.
+    #[inline]
+    pub fn has_only_fields(&self) -> bool {
+        self.members > 0 && self.members as usize == self.fields.chunks_exact(2).filter(|s| s[1] != 0).count()
     }
 
     /// Parses the value as JSON; a parse failure is [`Error::InvalidInput`]. `T` may borrow
@@ -197,6 +209,7 @@ impl Record {
             timestamp: self.timestamp,
             headers: Headers::Owned(&self.headers),
             fields: &[],
+            members: 0,
         }
     }
 

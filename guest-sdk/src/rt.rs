@@ -65,8 +65,9 @@ pub fn recycle(buf: Vec<u8>) {
     }
 }
 
-/// Calls `f` on each record of a flat batch, lent where it lies; a batch whose lists
-/// disagree (a host bug) fails as a whole.
+/// Calls `f` on each record of a flat batch, lent where it lies, with the spans of the
+/// members the operator reads (`read_fields`); a batch whose lists disagree (a host bug)
+/// fails as a whole.
 fn each_view<T: 'static>(input: &Batch, mut f: impl FnMut(&mut T, u32, RecordView<'_>)) -> Vec<Failure> {
     let checked = weir_batch::Parts::new(&input.data, &input.ends, &input.timestamps, &input.flags)
         .and_then(|p| weir_batch::check_header_indexes(input.headers.iter().map(|h| h.index), p.len()).map(|()| p));
@@ -74,15 +75,25 @@ fn each_view<T: 'static>(input: &Batch, mut f: impl FnMut(&mut T, u32, RecordVie
         Ok(p) => p,
         Err(e) => return (0..input.flags.len() as u32).map(|index| Failure { index, error: Error::Other(e.to_string()) }).collect(),
     };
+    // Where the host found the members the operator reads, two offsets each per record, and
+    // how many members each record has; lists of other lengths (none asked for) lend none.
+    let n = parts.len();
+    let k = 2 * READ_FIELDS.with(std::cell::Cell::get);
+    let (spans, counts) = if k > 0 { (crate::host::field_spans(), crate::host::member_counts()) } else { Default::default() };
+    let lent = spans.len() == k * n && counts.len() == n;
+    let found = |i: usize| match lent {
+        true => (&spans[k * i..k * (i + 1)], counts[i]),
+        false => (&[][..], 0),
+    };
     let res = with_op::<T, _>(|op| {
         let mut h = 0;
         for (i, r) in parts.iter().enumerate() {
-            let i = i as u32;
             let from = h;
-            while input.headers.get(h).is_some_and(|x| x.index == i) {
+            while input.headers.get(h).is_some_and(|x| x.index == i as u32) {
                 h += 1;
             }
-            f(op, i, RecordView::of_batch(r, &input.headers[from..h]));
+            let (spans, members) = found(i);
+            f(op, i as u32, RecordView::of_batch(r, &input.headers[from..h]).with_fields(spans, members));
         }
     });
     match res {
@@ -232,17 +243,11 @@ pub fn process<T: Process>(input: Batch) -> Vec<Result<()>> {
     let mut out = Vec::with_capacity(n);
     let mut stopped = false;
     crate::reads::begin();
-    // Where the host found the members the operator reads, two offsets each per record; a
-    // list of another length (none asked for) lends no spans.
-    let k = 2 * READ_FIELDS.with(std::cell::Cell::get);
-    let spans = if k > 0 { crate::host::field_spans() } else { Vec::new() };
-    let spans_of = |i: u32| spans.get(k * i as usize..k * (i as usize + 1)).filter(|_| spans.len() == k * n).unwrap_or_default();
     let failed = each_view::<T>(&input, |op, i, r| {
         if stopped || !crate::host::enter(i) {
             stopped = true;
             return;
         }
-        let r = r.with_fields(spans_of(i));
         crate::reads::enter(r.key.unwrap_or_default());
         CURRENT_TS.with(|c| c.set(r.timestamp));
         out.push(op.process_view(r));

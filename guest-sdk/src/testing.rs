@@ -70,22 +70,45 @@ impl TestHost {
 }
 
 /// Runs a map operator over records, as the host would in one batch (through
-/// [`Map::map_view`], the method the host calls).
+/// [`Map::map_view`], the method the host calls, with the members the operator asks for
+/// found as the host finds them).
 pub fn run_map<T: Map>(config: serde_json::Value, records: Vec<Record>) -> Result<Vec<Result<Record>>> {
-    let mut op = T::open(&Config(config))?;
-    Ok(records.into_iter().map(|r| op.map_view(r.view()).map(|m| m.apply(r))).collect())
+    let mut op = T::open(&fresh(config))?;
+    Ok(records.into_iter().map(|r| op.map_view(lent(&r, &found(&r))).map(|m| m.apply(r))).collect())
 }
 
-/// Runs a filter operator over records (through [`Filter::filter_view`]).
+/// Runs a filter operator over records (through [`Filter::filter_view`], with the members
+/// the operator asks for as [`run_map`] lends them).
 pub fn run_filter<T: Filter>(config: serde_json::Value, records: Vec<Record>) -> Result<Vec<Result<bool>>> {
-    let mut op = T::open(&Config(config))?;
-    Ok(records.iter().map(|r| op.filter_view(r.view())).collect())
+    let mut op = T::open(&fresh(config))?;
+    Ok(records.iter().map(|r| op.filter_view(lent(r, &found(r)))).collect())
 }
 
 /// Runs a flat-map operator over records.
 pub fn run_flat_map<T: FlatMap>(config: serde_json::Value, records: Vec<Record>) -> Result<Vec<Result<Vec<Record>>>> {
-    let mut op = T::open(&Config(config))?;
+    let mut op = T::open(&fresh(config))?;
     Ok(records.into_iter().map(|r| op.flat_map(r)).collect())
+}
+
+/// The config of a stateless operator about to open, on a host with no members asked for
+/// yet (an operator opened before on this thread asked for its own).
+fn fresh(config: serde_json::Value) -> Config {
+    with_host(|h| h.read_fields.clear());
+    Config(config)
+}
+
+/// Where the members the operator asked for (`read_fields`) lie in `rec`'s value, and how
+/// many members it has, found as the host finds them: what the host lends each record.
+fn found(rec: &Record) -> (Vec<u32>, u32) {
+    let names = with_host(|h| h.read_fields.clone());
+    let mut spans = vec![0; 2 * names.len()];
+    let members = crate::json::members(&rec.value, &names, &mut spans).unwrap_or(0);
+    (spans, members)
+}
+
+/// `rec` lent as a view with what the host found of it.
+fn lent<'a>(rec: &'a Record, (spans, members): &'a (Vec<u32>, u32)) -> crate::RecordView<'a> {
+    rec.view().with_fields(spans, *members)
 }
 
 /// Drives a keyed process operator: records per key, watermarks, processing time.
@@ -107,12 +130,8 @@ impl<T: Process> ProcessHarness<T> {
             h.key = Some(key.as_ref().to_vec());
             h.current_ts = rec.timestamp;
         });
-        // What the host calls: the record lent as a view, with the members it asked for
-        // found as the host finds them.
-        let names = with_host(|h| h.read_fields.clone());
-        let mut spans = vec![0; 2 * names.len()];
-        let _ = crate::json::members(&rec.value, &names, &mut spans);
-        self.op.process_view(rec.view().with_fields(&spans))
+        // What the host calls: the record lent as a view, with the members it asked for.
+        self.op.process_view(lent(&rec, &found(&rec)))
     }
 
     /// Advances the watermark to `wm`, firing due event-time timers in time order.

@@ -180,23 +180,28 @@ fn process_calls_see_each_records_watermark_and_timers_fire_between_records() {
 /// value the host does not read whole (an escaped key). At parallelism 1 and 2, in calls of
 /// one record and of many, and from the instance that replaced one that trapped.
 #[test]
-fn a_process_plugin_gets_the_members_the_host_found_in_each_record() {
+fn plugins_get_the_members_the_host_found_in_each_record() {
     let shapes = [
-        (r#""x": "p""#, serde_json::json!(["\"p\"", null])),
-        (r#""x": {"n": 1}, "n": [1, 2]"#, serde_json::json!(["{\"n\": 1}", "[1, 2]"])),
-        (r#""x": 1, "n": null, "x": 2"#, serde_json::json!([null, "null"])),
-        (r#""\u006e": 5, "x": "q""#, serde_json::json!([null, null])),
+        (r#""x": "p""#, serde_json::json!(["\"p\"", null]), true),
+        (r#""x": {"n": 1}, "n": [1, 2]"#, serde_json::json!(["{\"n\": 1}", "[1, 2]"]), true),
+        (r#""x": 1, "n": null, "x": 2"#, serde_json::json!([null, "null"]), false),
+        (r#""\u006e": 5, "x": "q""#, serde_json::json!([null, null]), false),
     ];
     let dir = tempfile::tempdir().expect("tempdir");
     let (inp, out, dead) = (dir.path().join("in.jsonl"), dir.path().join("out.jsonl"), dir.path().join("dead.jsonl"));
+    let mapped = dir.path().join("mapped.jsonl");
     let lines: Vec<String> =
         (0..400).map(|i| format!(r#"{{"i": {i}, "user": "k{}", "ts": {}, {}}}"#, i % 3, 1000 + i, shapes[i % 4].0)).collect();
     std::fs::write(&inp, lines.join("\n") + "\n").expect("input");
+    // A process plugin and a map fed by the same walk, asking for different members: the
+    // walk reads the union of them ahead, and each gets its own.
     let job = format!(
-        "[source.events]\nkind = \"file\"\npath = \"{}\"\nevent-time = {{ field = \"ts\", unit = \"ms\" }}\n\n[operator.trace]\nkind = \"process\"\ninput = \"events\"\nkey-by = \"user\"\nplugin = \"{}\"\nconfig = {{ read_fields = [\"x\", \"n\"] }}\n\n[sink.out]\nkind = \"file\"\ninput = \"trace\"\npath = \"{}\"\n\n[dead-letter]\nkind = \"file\"\npath = \"{}\"\n",
+        "[source.events]\nkind = \"file\"\npath = \"{}\"\nevent-time = {{ field = \"ts\", unit = \"ms\" }}\n\n[operator.trace]\nkind = \"process\"\ninput = \"events\"\nkey-by = \"user\"\nplugin = \"{}\"\nconfig = {{ read_fields = [\"x\", \"n\"] }}\n\n[operator.fields]\nkind = \"map\"\ninput = \"events\"\nplugin = \"{}\"\nconfig = {{ read_fields = [\"n\", \"i\", \"x\", \"user\", \"ts\"] }}\n\n[sink.out]\nkind = \"file\"\ninput = \"trace\"\npath = \"{}\"\n\n[sink.mapped]\nkind = \"file\"\ninput = \"fields\"\npath = \"{}\"\n\n[dead-letter]\nkind = \"file\"\npath = \"{}\"\n",
         inp.display(),
         plugin("event_trace").display(),
+        plugin("field_trace").display(),
         out.display(),
+        mapped.display(),
         dead.display()
     );
     let (_d, job) = job_file(&job);
@@ -210,6 +215,21 @@ fn a_process_plugin_gets_the_members_the_host_found_in_each_record() {
             let i = (r["ts"].as_i64().unwrap_or_default() - 1000) as usize;
             assert_eq!(r["fields"], shapes[i % 4].1, "{sets:?}: record {i}");
         }
+        // Compared as sets: a record the host found nothing in says nothing of which it is.
+        let mut maps: Vec<String> = read_jsonl(&mapped).iter().map(|r| r.to_string()).collect();
+        let mut want: Vec<String> = (0..400)
+            .map(|i| {
+                let (x, n, only) = (&shapes[i % 4].1[0], &shapes[i % 4].1[1], shapes[i % 4].2);
+                let (i, user, ts) = match i % 4 {
+                    3 => (serde_json::Value::Null, serde_json::Value::Null, serde_json::Value::Null),
+                    _ => (i.to_string().into(), format!("\"k{}\"", i % 3).into(), (1000 + i).to_string().into()),
+                };
+                serde_json::json!({"fields": [n, i, x, user, ts], "only": only}).to_string()
+            })
+            .collect();
+        maps.sort();
+        want.sort();
+        assert_eq!(maps, want, "{sets:?}");
         assert_eq!(read_jsonl(&dead).len(), trapped, "{sets:?}");
     }
 }

@@ -45,14 +45,25 @@ pub fn extract<'a>(json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Resul
     extract_noting_repeats(json, paths, out).map(drop)
 }
 
-/// [`extract`], also saying which paths lead to a member that occurs more than once (bit
-/// `i` for path `i`; paths past the 64th are not told), for a caller that takes a member
-/// only where it is unambiguous. Every bit is set where the scanner gave up and serde_json
-/// read the text, which does not tell.
-pub fn extract_noting_repeats<'a>(json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Result<u64, serde_json::Error> {
+/// What [`extract_noting_repeats`] noted of a document besides its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Noted {
+    /// Which paths lead to a member that occurs more than once: bit `i` for path `i` (paths
+    /// past the 64th are not told). Every bit is set where the scanner gave up and
+    /// serde_json read the text, which does not tell.
+    pub repeated: u64,
+    /// How many members the document has at the top, when it is an object the scanner read
+    /// (repeats and members not asked for included); 0 otherwise.
+    pub members: u32,
+}
+
+/// [`extract`], also noting which paths lead to a member that occurs more than once, for a
+/// caller that takes a member only where it is unambiguous, and how many members the
+/// document has (see [`Noted`]).
+pub fn extract_noting_repeats<'a>(json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Result<Noted, serde_json::Error> {
     out.clear();
     out.resize(paths.len(), None);
-    let mut wanted: [(usize, &[String]); 4] = [(0, &[]); 4];
+    let mut wanted: [(usize, &[String]); 8] = [(0, &[]); 8];
     let many: Vec<(usize, &[String])>;
     let wanted = if paths.len() <= wanted.len() {
         for (i, p) in paths.iter().enumerate() {
@@ -64,9 +75,9 @@ pub fn extract_noting_repeats<'a>(json: &'a [u8], paths: &[Path], out: &mut Foun
         &many
     };
     // The scanner checks UTF-8 inside strings, where it can occur.
-    let mut repeated = 0;
-    if document(json, wanted, out, &mut repeated).is_ok() {
-        return Ok(repeated);
+    let mut noted = Noted { repeated: 0, members: 0 };
+    if document(json, wanted, out, &mut noted).is_ok() {
+        return Ok(noted);
     }
     out.iter_mut().for_each(|o| *o = None);
     // Checking UTF-8 once up front lets serde_json skip the check per string; invalid UTF-8
@@ -79,7 +90,7 @@ pub fn extract_noting_repeats<'a>(json: &'a [u8], paths: &[Path], out: &mut Foun
             de.end()
         }
     }
-    .map(|()| u64::MAX)
+    .map(|()| Noted { repeated: u64::MAX, members: 0 })
 }
 
 /// Where path `i`'s value, as [`extract_noting_repeats`] found it in `text`, lies there:
@@ -105,11 +116,11 @@ fn extract_with_serde<'a>(text: &'a str, wanted: &[(usize, &[String])], out: &mu
 
 /// The whole text: one value and whitespace around it; the members `wanted` asks for of an
 /// object at the top noted in `out`.
-fn document<'a>(text: &'a [u8], wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>], repeated: &mut u64) -> Result<(), GiveUp> {
+fn document<'a>(text: &'a [u8], wanted: &[(usize, &[String])], out: &mut [Option<Raw<'a>>], noted: &mut Noted) -> Result<(), GiveUp> {
     let mut s = Scanner::new(text);
     s.skip_ws();
     match s.peek()? {
-        b'{' => object(&mut s, 1, wanted, out, repeated)?,
+        b'{' => object(&mut s, 1, wanted, out, &mut noted.repeated, Some(&mut noted.members))?,
         _ => s.value(0)?,
     }
     s.end()
@@ -124,36 +135,62 @@ fn object<'a>(
     wanted: &[(usize, &[String])],
     out: &mut [Option<Raw<'a>>],
     repeated: &mut u64,
+    mut members: Option<&mut u32>,
 ) -> Result<(), GiveUp> {
     s.object(depth, |s, key| {
-        // Most members are not wanted: walked past at once.
-        if !wanted.iter().any(|(_, p)| p.first().is_some_and(|f| f.as_bytes() == key)) {
+        if let Some(n) = members.as_deref_mut() {
+            *n += 1;
+        }
+        // Most members are not wanted, or wanted whole: one pass over `wanted` tells (the
+        // length and first byte first, so that few keys reach a full compare), noting which
+        // entries want it whole (bit `j` for `wanted[j]`; past the 64th, compared again).
+        let (mut whole, mut nested, mut far) = (0u64, false, false);
+        for (j, &(_, p)) in wanted.iter().enumerate() {
+            if let [f, rest @ ..] = p {
+                let f = f.as_bytes();
+                if f.len() == key.len() && f.first() == key.first() && f == key {
+                    match (rest.is_empty(), j < 64) {
+                        (true, true) => whole |= 1 << j,
+                        (true, false) => far = true,
+                        (false, _) => nested = true,
+                    }
+                }
+            }
+        }
+        if whole == 0 && !far && !nested {
             return s.value(depth);
         }
         let start = s.at();
-        let mut deeper: [(usize, &[String]); 4] = [(0, &[]); 4];
-        let mut n = 0;
-        for &(i, p) in wanted {
-            match p {
-                [f, rest @ ..] if f.as_bytes() == key && !rest.is_empty() => {
-                    *deeper.get_mut(n).ok_or(GiveUp)? = (i, rest);
-                    n += 1;
+        match nested && s.peek()? == b'{' {
+            true => {
+                let mut deeper: [(usize, &[String]); 4] = [(0, &[]); 4];
+                let mut n = 0;
+                for &(i, p) in wanted {
+                    match p {
+                        [f, rest @ ..] if f.as_bytes() == key && !rest.is_empty() => {
+                            *deeper.get_mut(n).ok_or(GiveUp)? = (i, rest);
+                            n += 1;
+                        }
+                        _ => {}
+                    }
                 }
-                _ => {}
+                object(s, depth + 1, &deeper[..n], out, repeated, None)?
             }
-        }
-        match n > 0 && s.peek()? == b'{' {
-            true => object(s, depth + 1, &deeper[..n], out, repeated)?,
             false => s.value(depth)?,
         }
-        for &(i, p) in wanted {
-            if let [f] = p {
-                if f.as_bytes() == key {
+        if whole != 0 || far {
+            // A value the scanner walked is UTF-8.
+            let raw = Raw(std::str::from_utf8(&s.text()[start..s.at()]).map_err(|_| GiveUp)?);
+            for (j, &(i, p)) in wanted.iter().enumerate() {
+                let wants = match j < 64 {
+                    true => whole & (1 << j) != 0,
+                    false => matches!(p, [f] if f.as_bytes() == key),
+                };
+                if wants {
                     if out[i].is_some() {
                         *repeated |= 1u64.checked_shl(i as u32).unwrap_or(0);
                     }
-                    // A value the scanner walked is UTF-8.
-                    out[i] = Some(Raw(std::str::from_utf8(&s.text()[start..s.at()]).map_err(|_| GiveUp)?));
+                    out[i] = Some(raw);
                 }
             }
         }
@@ -395,7 +432,7 @@ mod tests {
     #[test]
     fn repeated_members_are_told_where_the_scanner_reads_and_all_are_where_it_gives_up() {
         let paths: Vec<Path> = ["a", "b", "c.d"].iter().map(|p| p.split('.').map(str::to_string).collect()).collect();
-        let repeats = |text: &str| extract_noting_repeats(text.as_bytes(), &paths, &mut Found::new()).unwrap();
+        let repeats = |text: &str| extract_noting_repeats(text.as_bytes(), &paths, &mut Found::new()).unwrap().repeated;
         assert_eq!(repeats(r#"{"a": 1, "b": 2, "c": {"d": 3}}"#), 0);
         assert_eq!(repeats(r#"{"a": 1, "b": 2, "a": 3}"#), 0b001);
         assert_eq!(repeats(r#"{"c": {"d": 1, "d": 2}, "b": [], "b": {}}"#), 0b110);
@@ -437,7 +474,7 @@ mod tests {
     /// What the scanner alone makes of `text`: `None` when it gives up.
     fn scanned<'a>(text: &'a [u8], wanted: &[(usize, &[String])]) -> Option<Vec<Option<Raw<'a>>>> {
         let mut out = vec![None; wanted.len()];
-        document(text, wanted, &mut out, &mut 0).ok().map(|_| out)
+        document(text, wanted, &mut out, &mut Noted { repeated: 0, members: 0 }).ok().map(|_| out)
     }
 
     /// What serde_json alone makes of `text`.
@@ -512,13 +549,15 @@ mod tests {
         let (mut read, mut refused) = (0, 0);
         for text in SEEDS.iter().map(|s| s.as_bytes().to_vec()).chain(edits(&SEEDS, 50_000)) {
             let mut members = [0; 8];
-            let found_here = weir_json::members(&text, &names, &mut members).map(|()| members);
+            let found_here = weir_json::members(&text, &names, &mut members).map(|count| (members, count));
             let mut found = Found::new();
             match extract_noting_repeats(&text, &ps, &mut found) {
-                Ok(repeated) => {
+                Ok(noted) => {
                     read += 1;
-                    let spans: Vec<u32> = (0..names.len()).flat_map(|i| <[u32; 2]>::from(span(&text, &found, repeated, i))).collect();
-                    assert_eq!(spans, found_here.unwrap_or([0; 8]), "{}", String::from_utf8_lossy(&text));
+                    let spans: [u32; 8] = std::array::from_fn(|j| <[u32; 2]>::from(span(&text, &found, noted.repeated, j / 2))[j % 2]);
+                    // The same spans, and as many members counted (none where only serde_json
+                    // read it, and the host's walk gave up).
+                    assert_eq!((spans, noted.members), found_here.unwrap_or(([0; 8], 0)), "{}", String::from_utf8_lossy(&text));
                 }
                 Err(_) => {
                     refused += 1;

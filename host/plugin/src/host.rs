@@ -41,9 +41,6 @@ pub struct ProcessCall {
     /// `enter` says stop from this record on (a timer registered in the call is due at the
     /// watermark that arrived before it).
     pub stop_at: usize,
-    /// Where the members the plugin reads (`read-fields`) lie in the batch's values, two
-    /// entries per record and member (`field-spans`).
-    pub spans: Vec<u32>,
 }
 
 impl ProcessCall {
@@ -100,6 +97,10 @@ pub struct HostCtx {
     /// The top-level members of each record's value this plugin asked for (`read-fields`):
     /// its own, not handed over to a new instance, whose `init` asks again.
     pub read_fields: Vec<String>,
+    /// In a call on a batch (`process`, `map`, `filter`, `flat-map`): where those members lie
+    /// in the batch's values, two entries per record and member (`field-spans`), and how
+    /// many members each value has (`member-counts`).
+    pub spans: (Vec<u32>, Vec<u32>),
     codec: KeyCodec,
 }
 
@@ -172,6 +173,7 @@ impl HostCtx {
             processing_timers: TimerQueue::default(),
             ttl: HashMap::new(),
             read_fields: Vec::new(),
+            spans: Default::default(),
             codec: KeyCodec::default(),
         }
     }
@@ -356,34 +358,52 @@ impl context::Host for HostCtx {
         self.read_fields = names;
     }
     fn field_spans(&mut self) -> Vec<u32> {
-        // Copied, so that a second call in the same `process` answers the same.
-        self.process.spans.clone()
+        // Copied, so that a second call in the same batch call answers the same.
+        self.spans.0.clone()
+    }
+    fn member_counts(&mut self) -> Vec<u32> {
+        self.spans.1.clone()
     }
 }
 
 impl HostCtx {
     /// The spans `field-spans` answers for `batch`: where the members of `read_fields` lie
-    /// in each record's value (none without `read_fields`). Read from `Record::prekeys`
-    /// where a walk upstream read them ahead under the id of `read_ahead` (for the same
-    /// names), found here otherwise.
-    pub(crate) fn spans_of(&self, batch: &[Record], read_ahead: Option<&(u16, Vec<String>)>) -> Vec<u32> {
+    /// in each record's value (none without `read_fields`), and how many members each value
+    /// has (`member-counts`). Read from `Record::prekeys` where a walk upstream read them
+    /// ahead under the id of `read_ahead`, for names that include these; found here
+    /// otherwise.
+    pub(crate) fn spans_of(&self, batch: &[Record], read_ahead: Option<&(u16, Vec<String>)>) -> (Vec<u32>, Vec<u32>) {
         let k = self.read_fields.len();
-        let mut spans = vec![0; 2 * k * batch.len()];
         if k == 0 {
-            return spans;
+            return Default::default();
         }
-        let ahead = read_ahead.filter(|(_, names)| *names == self.read_fields).map(|(id, _)| *id);
-        for (r, out) in batch.iter().zip(spans.chunks_exact_mut(2 * k)) {
-            if let Some((_, entry)) = ahead.and_then(|id| r.prekeys.iter().find(|(p, _)| *p == id)) {
-                // Made from this very value; checked all the same.
-                if read_spans(entry, out) && out.chunks_exact(2).all(|s| s[0] <= s[1] && s[1] as usize <= r.value.len()) {
-                    continue;
+        let (mut spans, mut counts) = (vec![0; 2 * k * batch.len()], vec![0; batch.len()]);
+        // Where each member this plugin reads is in the set read ahead (which serves every
+        // plugin the walk feeds).
+        let ahead = read_ahead.and_then(|(id, names)| {
+            let at: Option<Vec<usize>> = self.read_fields.iter().map(|n| names.iter().position(|m| m == n)).collect();
+            at.map(|at| (*id, names.len(), at))
+        });
+        let mut all = Vec::new();
+        for ((r, out), count) in batch.iter().zip(spans.chunks_exact_mut(2 * k)).zip(&mut counts) {
+            if let Some((id, n, at)) = &ahead {
+                if let Some((_, entry)) = r.prekeys.iter().find(|(p, _)| p == id) {
+                    all.resize(2 * n, 0);
+                    // Made from this very value; checked all the same.
+                    if let Some(members) = read_spans(entry, &mut all) {
+                        at.iter().zip(out.chunks_exact_mut(2)).for_each(|(&j, o)| o.copy_from_slice(&all[2 * j..2 * j + 2]));
+                        if out.chunks_exact(2).all(|s| s[0] <= s[1] && s[1] as usize <= r.value.len()) {
+                            *count = members;
+                            continue;
+                        }
+                    }
                 }
             }
-            // A value it gives up on leaves its spans 0: the plugin reads it itself.
-            let _ = weir_json::members(&r.value, &self.read_fields, out);
+            // A value it gives up on leaves its spans and count 0: the plugin reads it itself.
+            out.fill(0);
+            *count = weir_json::members(&r.value, &self.read_fields, out).unwrap_or(0);
         }
-        spans
+        (spans, counts)
     }
 }
 
@@ -550,20 +570,30 @@ mod tests {
         let mut host = HostCtx::new("op".into(), 0, 1 << 20, &super::super::Grants::none());
         host.read_fields = vec!["a".into(), "b".into()];
         let value = br#"{"b": 1, "a": "x"}"#.to_vec();
-        let ahead = |s: [u32; 4]| {
-            let entry = weir_core::record::spans_entry([(s[0], s[1]), (s[2], s[3])]);
+        let with = |spans: &[(u32, u32)], members| {
+            let entry = weir_core::record::spans_entry(spans.iter().copied(), members);
             Record { value: value.clone(), prekeys: smallvec::smallvec![(7, entry)], ..Record::default() }
         };
-        let found_here = [14, 17, 6, 7];
+        let ahead = |s: [u32; 4]| with(&[(s[0], s[1]), (s[2], s[3])], 9);
+        let found_here = (vec![14, 17, 6, 7], vec![2]);
         let names = |ns: &[&str]| (7, ns.iter().map(|n| n.to_string()).collect::<Vec<_>>());
-        // Read ahead (whatever they say, as long as they fit: here, made up).
-        assert_eq!(host.spans_of(&[ahead([1, 2, 3, 4])], Some(&names(&["a", "b"]))), [1, 2, 3, 4]);
-        // Read ahead for other names, past the value's end, or not at all: found here.
-        assert_eq!(host.spans_of(&[ahead([1, 2, 3, 4])], Some(&names(&["b", "a"]))), found_here);
+        // Read ahead (whatever they say, as long as they fit: here, made up), for these
+        // names in any order, or for more names than these.
+        assert_eq!(host.spans_of(&[ahead([1, 2, 3, 4])], Some(&names(&["a", "b"]))), (vec![1, 2, 3, 4], vec![9]));
+        assert_eq!(host.spans_of(&[ahead([1, 2, 3, 4])], Some(&names(&["b", "a"]))), (vec![3, 4, 1, 2], vec![9]));
+        let three = with(&[(1, 2), (3, 4), (5, 6)], 3);
+        assert_eq!(host.spans_of(std::slice::from_ref(&three), Some(&names(&["c", "b", "a"]))), (vec![5, 6, 3, 4], vec![3]));
+        // Read ahead for names that miss one of these, as many spans as other names, past
+        // the value's end, or not at all: found here.
+        assert_eq!(host.spans_of(&[ahead([1, 2, 3, 4])], Some(&names(&["a", "c"]))), found_here);
+        assert_eq!(host.spans_of(&[three], Some(&names(&["a", "b"]))), found_here);
         assert_eq!(host.spans_of(&[ahead([1, 99, 3, 4])], Some(&names(&["a", "b"]))), found_here);
         assert_eq!(host.spans_of(&[Record::new(value.clone())], Some(&names(&["a", "b"]))), found_here);
-        assert_eq!(host.spans_of(&[Record::new(value.clone()), Record::new(b"[".to_vec())], None), [14, 17, 6, 7, 0, 0, 0, 0]);
+        assert_eq!(
+            host.spans_of(&[Record::new(value.clone()), Record::new(b"[".to_vec())], None),
+            (vec![14, 17, 6, 7, 0, 0, 0, 0], vec![2, 0])
+        );
         host.read_fields.clear();
-        assert!(host.spans_of(&[Record::new(value)], None).is_empty());
+        assert_eq!(host.spans_of(&[Record::new(value)], None), (vec![], vec![]));
     }
 }

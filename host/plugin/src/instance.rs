@@ -613,7 +613,7 @@ impl Instance {
     }
 
     /// A walk upstream reads ahead where the members `names` lie in each record, under `id`
-    /// in `Record::prekeys`: while the plugin asks for just these (`read-fields`), its
+    /// in `Record::prekeys`: while the plugin asks for some of these (`read-fields`), its
     /// `field-spans` come from there, and its host walks no record itself.
     pub fn read_ahead(&mut self, id: u16, names: Vec<String>) {
         self.read_ahead = Some((id, names));
@@ -750,8 +750,11 @@ impl Instance {
     }
 
     /// The batch in the flat layout, in the reused scratch lists (give them back with
-    /// [`Self::reclaim`]).
+    /// [`Self::reclaim`]), with the spans of the members the plugin reads (`field-spans`,
+    /// `member-counts`) for the length of the call.
     fn flat(&mut self, batch: &[Record]) -> FlatBatch {
+        let spans = self.store.data().spans_of(batch, self.read_ahead.as_ref());
+        self.host().spans = spans;
         let mut lists = std::mem::take(&mut self.scratch);
         lists.clear();
         let mut headers = Vec::new();
@@ -763,6 +766,7 @@ impl Instance {
     }
 
     fn reclaim(&mut self, b: FlatBatch) {
+        self.host().spans = Default::default();
         self.scratch = weir_batch::Builder { data: b.data, ends: b.ends, timestamps: b.timestamps, flags: b.flags };
     }
 
@@ -896,8 +900,7 @@ impl Instance {
     pub fn process(&mut self, batch: &[Record], records: Vec<CallCtx>, marks: Vec<(usize, i64)>) -> (Vec<Result<(), Failure>>, Vec<usize>) {
         self.arm();
         let n = batch.len();
-        let spans = self.store.data().spans_of(batch, self.read_ahead.as_ref());
-        self.host().process = ProcessCall { records, marks, entered: Vec::with_capacity(n), stop_at: usize::MAX, spans };
+        self.host().process = ProcessCall { records, marks, entered: Vec::with_capacity(n), stop_at: usize::MAX };
         // The flat layout, as the stateless worlds take it: a few lists for the whole batch.
         let input = self.flat(batch);
         let Bound::Process(b) = &self.bound else { unreachable!("world checked at load") };

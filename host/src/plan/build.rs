@@ -100,8 +100,16 @@ impl Planned {
             {
                 let op = &self.job.operators[&node.name];
                 let clock = self.opts.clock.clone();
+                // A plugin that reads members (`read-fields`) takes them from the walk before it.
+                let instance = |p: &PluginDef| -> anyhow::Result<Instance> {
+                    let mut inst = self.instance(p, &node.name, subtask)?;
+                    if let Some((id, names)) = self.read_ahead_for(i) {
+                        inst.read_ahead(id, names);
+                    }
+                    Ok(inst)
+                };
                 let stateless = |kind, p: &PluginDef| -> anyhow::Result<Box<dyn Operator>> {
-                    let inner = Box::new(StatelessOp::new(kind, self.instance(p, &node.name, subtask)?));
+                    let inner = Box::new(StatelessOp::new(kind, instance(p)?));
                     self.stamped(i, op.stamp.as_ref(), inner)
                 };
                 Ok(match &op.function {
@@ -109,11 +117,8 @@ impl Planned {
                     Function::Filter(p) => stateless(Stateless::Filter, p)?,
                     Function::FlatMap(p) => stateless(Stateless::FlatMap, p)?,
                     Function::Process { plugin, state_ttl } => {
-                        let mut inst = self.instance(plugin, &node.name, subtask)?;
+                        let mut inst = instance(plugin)?;
                         inst.host().state = self.backend(&node.name, subtask, true)?;
-                        if let Some((id, _, names)) = self.span_sets().iter().find(|(_, n, _)| *n == i) {
-                            inst.read_ahead(*id, names.clone());
-                        }
                         for (name, t) in state_ttl {
                             let ttl = weir_plugin::Ttl { ms: t.ttl.as_millis() as i64, refresh_on_read: t.refresh_on_read };
                             inst.host().ttl.insert(name.clone(), ttl);
@@ -218,9 +223,9 @@ impl Planned {
 
 /// One walk over each record's JSON value, as a source or an operator with an `event-time`
 /// field makes it: the event time from `time_field`, and read ahead into `Record::prekeys`
-/// the key-by fields of `prekeys` and where the members of `spans` lie (for process plugins
-/// that read them, see `Planned::span_sets`). A value that is not JSON fails the record when
-/// an event time is to be read or `check_json` says so; when only keys or spans were to be
+/// the key-by fields of `prekeys` and where the members of `spans` lie (for the plugins
+/// that read them, see `Planned::span_readers`). A value that is not JSON fails the record
+/// when an event time is to be read or `check_json` says so; when only keys or spans were to be
 /// read ahead, the key-by or the plugin reports it.
 pub(super) fn field_walk(
     time_field: Option<TimeField>,
@@ -245,8 +250,8 @@ pub(super) fn field_walk(
             return Ok(());
         }
         let mut found = json::Found::new();
-        let repeated = match json::extract_noting_repeats(&r.value, &paths, &mut found) {
-            Ok(repeated) => repeated,
+        let noted = match json::extract_noting_repeats(&r.value, &paths, &mut found) {
+            Ok(noted) => noted,
             Err(e) => {
                 return match time_field.is_some() || check_json {
                     true => Err(format!("not JSON: {e}")),
@@ -273,7 +278,7 @@ pub(super) fn field_walk(
             if r.prekeys.iter().any(|(have, _)| have == id) {
                 continue;
             }
-            let entry = spans_entry(at.iter().map(|&i| json::span(&r.value, &found, repeated, i)));
+            let entry = spans_entry(at.iter().map(|&i| json::span(&r.value, &found, noted.repeated, i)), noted.members);
             r.prekeys.push((*id, entry));
         }
         Ok(())

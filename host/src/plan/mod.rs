@@ -80,8 +80,8 @@ pub struct Planned {
     node_metrics: Vec<Arc<NodeMetrics>>,
     /// Hot reloads: the plugin version each operator runs.
     reloads: Arc<Reloads>,
-    /// What the process operators read of each record, found once ([`Planned::span_sets`]).
-    span_sets: std::sync::OnceLock<Vec<(u16, usize, Vec<String>)>>,
+    /// What the plugins read of each record, found once ([`Planned::span_readers`]).
+    span_readers: std::sync::OnceLock<(Vec<usize>, Vec<String>)>,
 }
 
 impl std::fmt::Debug for Planned {
@@ -197,7 +197,7 @@ impl Planned {
             })
             .collect();
         let reloads = Arc::new(Reloads::new(&job, engine, reloadable, metrics.clone()));
-        Ok(Planned { job, nodes, plugins, opts, metrics, node_metrics, reloads, span_sets: Default::default() })
+        Ok(Planned { job, nodes, plugins, opts, metrics, node_metrics, reloads, span_readers: Default::default() })
     }
 
     /// The job.
@@ -410,36 +410,52 @@ impl Planned {
         self.key_sets().into_iter().enumerate().filter(|(_, set)| fed.contains(set)).map(|(id, set)| (id as u16, set)).collect()
     }
 
-    /// The members each process operator fed by a walk (a source's, or an operator's that
-    /// reads event time from a field) asks for with `read-fields`, as the version it runs
-    /// now answers in `init` (a probe instance, once per run): `(id in Record::prekeys,
-    /// node, names)`. The walk then reads where they lie ahead (`field_walk`), and the
-    /// plugin's host walks no record again; a version that asks for others later (a hot
-    /// reload) has its host find them itself.
-    fn span_sets(&self) -> &[(u16, usize, Vec<String>)] {
-        self.span_sets.get_or_init(|| {
+    /// The plugin operators (process, map, filter, flat-map) fed by a walk (a source's, or
+    /// an operator's that reads event time from a field) that ask for members with
+    /// `read-fields`, as the version each runs now answers in `init` (a probe instance, once
+    /// per run), and the union of the names they ask for: the one span set (id `SPAN_SET`)
+    /// a walk that feeds one of them reads ahead (`field_walk`). Their hosts then walk no
+    /// record again; a version that asks for others later (a hot reload) has its host find
+    /// them itself.
+    fn span_readers(&self) -> &(Vec<usize>, Vec<String>) {
+        self.span_readers.get_or_init(|| {
             let walkers: Vec<usize> = (0..self.nodes.len()).filter(|&s| self.nodes[s].kind == NodeKind::Source || self.walks(s)).collect();
-            let mut sets = Vec::new();
+            let (mut readers, mut union) = (Vec::new(), Vec::<String>::new());
             for (i, node) in self.nodes.iter().enumerate() {
-                let Some(Function::Process { plugin, .. }) = self.operator(i).map(|op| &op.function) else { continue };
+                let plugin = match self.operator(i).map(|op| &op.function) {
+                    Some(Function::Process { plugin, .. }) => plugin,
+                    Some(Function::Map(p) | Function::Filter(p) | Function::FlatMap(p)) => p,
+                    _ => continue,
+                };
                 if !walkers.iter().any(|&s| self.fed_by(i, s)) {
                     continue;
                 }
                 // A plugin that does not start says so when its operator starts.
                 let names = self.instance(plugin, &node.name, 0).map(|mut p| p.host().read_fields.clone()).unwrap_or_default();
-                if !names.is_empty() && sets.len() < usize::from(SPAN_SET) {
-                    sets.push((SPAN_SET | sets.len() as u16, i, names));
+                if !names.is_empty() {
+                    readers.push(i);
+                    union.extend(names.into_iter().filter(|n| !union.contains(n)).collect::<Vec<_>>());
                 }
             }
-            sets
+            (readers, union)
         })
     }
 
-    /// The span sets (see [`Planned::span_sets`]) the source or operator `src` reads ahead
-    /// in its walk: those of process operators it feeds through stateless operators that do
-    /// not walk records themselves.
+    /// The span set (see [`Planned::span_readers`]) that the source or operator `src` reads
+    /// ahead in its walk, if it feeds a plugin that reads members through stateless operators
+    /// that do not walk records themselves.
     fn spans_of(&self, src: usize) -> Vec<(u16, Vec<String>)> {
-        self.span_sets().iter().filter(|(_, node, _)| self.fed_by(*node, src)).map(|(id, _, names)| (*id, names.clone())).collect()
+        let (readers, union) = self.span_readers();
+        match readers.iter().any(|&node| self.fed_by(node, src)) {
+            true => vec![(SPAN_SET, union.clone())],
+            false => Vec::new(),
+        }
+    }
+
+    /// The span set a walk upstream reads ahead for plugin operator `i`, if it reads members.
+    fn read_ahead_for(&self, i: usize) -> Option<(u16, Vec<String>)> {
+        let (readers, union) = self.span_readers();
+        readers.contains(&i).then(|| (SPAN_SET, union.clone()))
     }
 
     /// Whether node `i` reads nothing of its input records but their keys and event times: a
@@ -617,7 +633,7 @@ mod tests {
         let mut r = Record::new(text.as_bytes().to_vec());
         walk(&mut r).expect("walked");
         let mut spans = [0; 6];
-        assert!(weir_core::record::read_spans(&r.prekeys[1].1, &mut spans));
+        assert_eq!(weir_core::record::read_spans(&r.prekeys[1].1, &mut spans), Some(4), "four members, a repeat counted");
         assert_eq!(
             (r.timestamp, r.prekeys[0].clone(), r.prekeys[1].0),
             (Some(5000), (0, weir_core::record::Key::from_slice(b"ab")), SPAN_SET)

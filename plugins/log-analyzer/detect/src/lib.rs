@@ -121,8 +121,8 @@ mod tests {
     fn found(line: &str) -> Option<(String, String, i64)> {
         let rec = Record::from_bytes(line);
         let mut spans = [0; 6];
-        let _ = weir_sdk::json::members(line.as_bytes(), &FIELDS, &mut spans);
-        Event::found(&rec.view().with_fields(&spans)).map(|e| (e.user_id.into_owned(), e.action.into_owned(), e.timestamp))
+        let members = weir_sdk::json::members(line.as_bytes(), &FIELDS, &mut spans).unwrap_or(0);
+        Event::found(&rec.view().with_fields(&spans, members)).map(|e| (e.user_id.into_owned(), e.action.into_owned(), e.timestamp))
     }
 
     #[test]

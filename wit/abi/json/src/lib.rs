@@ -375,13 +375,16 @@ impl<'a> Scanner<'a> {
 /// is never empty, so `(0, 0)` is no span; `out` holds two entries per name. Gives up,
 /// leaving `out` all 0, on a text that is not one object the scanner reads whole, or longer
 /// than `u32` offsets reach. What the host finds for a plugin's `read-fields`
-/// (`weir_sdk::read_fields`), and what the SDK's test host finds alike.
-pub fn members<N: AsRef<[u8]>>(text: &[u8], names: &[N], out: &mut [u32]) -> Result<(), GiveUp> {
+/// (`weir_sdk::read_fields`), and what the SDK's test host finds alike. Gives how many
+/// members the object has (`member-counts`), repeats and others included.
+pub fn members<N: AsRef<[u8]>>(text: &[u8], names: &[N], out: &mut [u32]) -> Result<u32, GiveUp> {
     out.fill(0);
+    let mut count = 0u32;
     // Names seen twice, by index (past 64 names, a repeat gives up on the whole text).
     let mut repeated = 0u64;
     let walk = match u32::try_from(text.len()) {
         Ok(_) => Scanner::new(text).document_object(|s, key| {
+            count += 1;
             let start = s.at();
             s.value(1)?;
             match names.iter().position(|n| n.as_ref() == key) {
@@ -406,7 +409,7 @@ pub fn members<N: AsRef<[u8]>>(text: &[u8], names: &[N], out: &mut [u32]) -> Res
             span.fill(0);
         }
     }
-    walk
+    walk.map(|()| count)
 }
 
 /// The text of a JSON string value without escapes (`"ann"` gives `ann`), or `None` for any
@@ -519,22 +522,24 @@ mod tests {
 
     #[test]
     fn members_are_found_once_in_one_whole_object_or_not_at_all() {
-        fn spans(text: &str) -> (bool, [&str; 3]) {
+        fn spans(text: &str) -> (Option<u32>, [&str; 3]) {
             let mut out = [9; 6];
-            let ok = members(text.as_bytes(), &["user", "n", "ts"], &mut out).is_ok();
+            let count = members(text.as_bytes(), &["user", "n", "ts"], &mut out).ok();
             let at = |i: usize| &text[out[2 * i] as usize..out[2 * i + 1] as usize];
-            (ok, [at(0), at(1), at(2)])
+            (count, [at(0), at(1), at(2)])
         }
+        // Found, and every member counted.
         assert_eq!(
             spans(r#" {"n": [1, {"ts": 2}], "x": "y", "user": "a\u0062", "ts": -3} "#),
-            (true, [r#""a\u0062""#, "[1, {\"ts\": 2}]", "-3"])
+            (Some(4), [r#""a\u0062""#, "[1, {\"ts\": 2}]", "-3"])
         );
         // Absent members have no span; nested ones are not top-level members.
-        assert_eq!(spans(r#"{"user": "a"}"#), (true, [r#""a""#, "", ""]));
-        // A repeated member has no span; the others keep theirs.
-        assert_eq!(spans(r#"{"ts": 1, "user": "a", "n": 2, "user": "b"}"#), (true, ["", "2", "1"]));
+        assert_eq!(spans(r#"{"user": "a"}"#), (Some(1), [r#""a""#, "", ""]));
+        assert_eq!(spans(" {} "), (Some(0), ["", "", ""]));
+        // A repeated member has no span (and counts twice); the others keep theirs.
+        assert_eq!(spans(r#"{"ts": 1, "user": "a", "n": 2, "user": "b"}"#), (Some(4), ["", "2", "1"]));
         for gives_up in [r#"{"user": "a", }"#, r#"["user"]"#, r#"{"user": "a"} 1"#, r#"{"\u0075ser": "a"}"#, ""] {
-            assert_eq!(spans(gives_up), (false, ["", "", ""]), "{gives_up}");
+            assert_eq!(spans(gives_up), (None, ["", "", ""]), "{gives_up}");
         }
         assert_eq!(plain_str(br#""ann""#), Some("ann"));
         assert_eq!(plain_str(br#""""#), Some(""));
