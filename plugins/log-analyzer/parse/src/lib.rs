@@ -10,11 +10,7 @@
 //! With `config = { stamp = true }` each LogEvent also leaves with its `user_id` as the
 //! record's key and its `timestamp` (in ms) as its event time, and a plain line still sends
 //! back no value, only those: for jobs that key by `{ record-key = "user_id" }` and give the
-//! operator a `watermark`, so that the host reads no event time or key of the line itself.
-//!
-//! The operator asks the host for the LogEvent's members (`weir_sdk::read_fields`): where
-//! the host's walk found a line plain ([`found_plain`]), the line is checked from those and
-//! their count alone; any other line is walked here ([`plain`]), then read by serde_json.
+//! operator a `watermark`, so that the host reads nothing of the line itself.
 
 use std::borrow::Cow;
 
@@ -37,11 +33,6 @@ pub struct LogEvent {
 }
 
 const STRINGS: [&str; 5] = ["user_id", "session_id", "action", "ip_address", "user_agent"];
-
-/// The members of a LogEvent, which the operator asks the host to find in each line
-/// (`weir_sdk::read_fields`): the host's walk (the one its source makes anyway) then checks
-/// the line is JSON and says where they lie, and [`found_plain`] reads only them.
-pub const FIELDS: [&str; 7] = ["user_id", "session_id", "action", "timestamp", "ip_address", "user_agent", "metadata"];
 
 /// A LogEvent read in place: strings borrowed from the line, unknown fields refused (the
 /// fast path of [`check`]; also the benchmark baseline's reader).
@@ -150,29 +141,6 @@ fn walk<const READ: bool>(bytes: &[u8]) -> Option<Plain> {
     (walk.is_ok() && seen & 0b11_1111 == 0b11_1111).then_some(Plain { user, timestamp })
 }
 
-/// [`plain`] from what the host found of the line (its [`FIELDS`], lent with the record):
-/// the user and the `timestamp` of a line that is a LogEvent with exactly the LogEvent
-/// fields, each once, the five strings without escapes, an integer `timestamp`, `metadata`
-/// absent or an object; `None` where the host found no such line (the operator then reads
-/// it itself). Reads the members and the text between them, never the whole line.
-pub fn found_plain<'a>(rec: &RecordView<'a>) -> Option<(&'a [u8], i64)> {
-    // The host checked the line is JSON, and so its strings UTF-8: only escapes are looked
-    // for here (a string with escapes is decoded, and its surrogates checked, by serde_json).
-    let unescaped = |i| match rec.field(i)? {
-        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => Some(inner),
-        _ => None,
-    };
-    let user = unescaped(0)?;
-    for i in [1, 2, 4, 5] {
-        unescaped(i)?;
-    }
-    let timestamp = rec.field_i64(3)?;
-    if rec.field(6).is_some_and(|m| m.first() != Some(&b'{')) {
-        return None;
-    }
-    rec.has_only_fields().then_some((user, timestamp))
-}
-
 /// What [`check`] made of a line that is a LogEvent.
 #[derive(Debug, PartialEq)]
 pub enum Checked {
@@ -259,7 +227,6 @@ pub struct Parse {
 #[weir_sdk::map]
 impl Map for Parse {
     fn open(config: &Config) -> Result<Self> {
-        weir_sdk::read_fields(&FIELDS);
         Ok(Parse { stamp: config.field_or("stamp", false)? })
     }
 
@@ -268,13 +235,6 @@ impl Map for Parse {
     }
 
     fn map_view(&mut self, rec: RecordView<'_>) -> Result<Mapped> {
-        // Most lines: the host found them plain, and nothing of them is walked here.
-        if let Some((user, timestamp)) = found_plain(&rec) {
-            return Ok(match self.stamp {
-                true => Mapped::value_as_is(Some(user), Some(event_time_ms(timestamp)?)),
-                false => Mapped::Unchanged,
-            });
-        }
         if !self.stamp {
             return Ok(match check(rec.value)? {
                 Checked::AsIs => Mapped::Unchanged,
@@ -367,34 +327,6 @@ mod tests {
         assert!(op.map_view(Record::from_bytes(r#"{"user_id": 7, "timestamp": 1000}"#).view()).is_err());
         // Without `stamp` a plain line passes unchanged.
         assert!(matches!(Parse { stamp: false }.map_view(Record::from_bytes(plain).view()), Ok(Mapped::Unchanged)));
-    }
-
-    /// As the host calls it, with the members it found of each line lent with the record:
-    /// the same events, keys and event times as reading the lines whole.
-    #[test]
-    fn lines_the_host_found_plain_are_read_from_their_fields_alone() {
-        let plain = r#"{"user_id": "u1", "session_id": "s", "action": "a", "timestamp": 5, "ip_address": "i", "user_agent": "x", "metadata": {"k": [1]}}"#;
-        let escaped = r#"{"user_id": "u\"1", "session_id": "s", "action": "a", "timestamp": -7, "ip_address": "i", "user_agent": "x"}"#;
-        let extra =
-            r#"{"user_id": "u2", "session_id": "s", "action": "a", "timestamp": 6, "ip_address": "i", "user_agent": "x", "more": 1}"#;
-        let lines = [plain, escaped, extra, r#"{"user_id": 7}"#, "not json"].map(Record::from_bytes).to_vec();
-        let run = |stamp| weir_sdk::testing::run_map::<Parse>(serde_json::json!({ "stamp": stamp }), lines.clone()).unwrap();
-        let stamped: Vec<_> = run(true).into_iter().map(|r| r.map(|r| (r.key, r.timestamp, r.value))).collect();
-        let reencoded = br#"{"user_id":"u2","session_id":"s","action":"a","timestamp":6,"ip_address":"i","user_agent":"x"}"#;
-        assert_eq!(stamped[0].as_ref().unwrap(), &(Some(b"u1".to_vec()), Some(5000), plain.as_bytes().to_vec()));
-        assert_eq!(stamped[1].as_ref().unwrap(), &(Some(b"u\"1".to_vec()), Some(-7000), escaped.as_bytes().to_vec()));
-        assert_eq!(stamped[2].as_ref().unwrap(), &(Some(b"u2".to_vec()), Some(6000), reencoded.to_vec()));
-        assert!(stamped[3].is_err() && stamped[4].is_err());
-        let unstamped: Vec<_> = run(false).into_iter().map(|r| r.map(|r| r.value)).collect();
-        assert_eq!(unstamped[0].as_ref().unwrap(), plain.as_bytes());
-        assert_eq!(unstamped[2].as_ref().unwrap(), reencoded);
-        // The first line is read from its fields alone.
-        let mut spans = [0; 14];
-        let members = weir_sdk::json::members(plain.as_bytes(), &FIELDS, &mut spans).unwrap();
-        assert_eq!(found_plain(&lines[0].view().with_fields(&spans, members)), Some((&b"u1"[..], 5)));
-        // Not told how many members the line has: read whole.
-        assert_eq!(found_plain(&lines[0].view().with_fields(&spans, 0)), None);
-        assert_eq!(found_plain(&lines[0].view()), None, "no fields lent, none found");
     }
 
     #[test]
@@ -490,11 +422,6 @@ mod tests {
             let reference = LogEventRef::read(&text);
             let read = super::plain(&text);
             assert_eq!(plainly_as_is(&text), read.is_some(), "{}", String::from_utf8_lossy(&text));
-            // What the host finds of the line says the same.
-            let mut spans = [0; 14];
-            let members = weir_sdk::json::members(&text, &FIELDS, &mut spans).unwrap_or(0);
-            let found = found_plain(&Record::from_bytes(text.clone()).view().with_fields(&spans, members)).map(|(u, t)| (u.to_vec(), t));
-            assert_eq!(found, read.as_ref().map(|p| (text[p.user.clone()].to_vec(), p.timestamp)), "{}", String::from_utf8_lossy(&text));
             if let Some(p) = read {
                 plain += 1;
                 let r = reference.unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&text)));
