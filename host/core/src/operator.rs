@@ -91,6 +91,21 @@ pub trait Operator: Send {
     /// operator forwards them with [`Output::mark`] after firing what they make due.
     fn process(&mut self, batch: Batch, out: &mut Output) -> anyhow::Result<()>;
 
+    /// [`Operator::process`] of a batch lent where it lies, for an operator that reads
+    /// nothing of a record but its key and event time and shares its task's input (see
+    /// `weir_runtime::fan`): each record counts as keyed by what `key_of` gives it (`None`:
+    /// not this operator's, already sent to the dead letters), as in a copy of the batch
+    /// holding those keys, which is not made. `None`, before calling `key_of` at all, where
+    /// the operator takes no lent batches: the task then copies.
+    fn process_lent(
+        &mut self,
+        _batch: &Batch,
+        _key_of: &mut dyn FnMut(&crate::record::Record) -> Option<crate::record::Key>,
+        _out: &mut Output,
+    ) -> Option<anyhow::Result<()>> {
+        None
+    }
+
     /// The earliest processing-time timer, if any.
     fn next_processing_timer(&self) -> Option<i64> {
         None

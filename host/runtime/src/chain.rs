@@ -176,6 +176,10 @@ impl Chain {
             if Some(j) == taker {
                 continue;
             }
+            // One that reads only keys and event times reads them from the batch itself.
+            if self.roots[j].1.drop_values && self.lend(j, &batch)? {
+                continue;
+            }
             let (root, (copy, dead)) = (self.roots[j].0, self.roots[j].1.copy_of(&batch));
             self.send_dead(root, dead)?;
             self.push(root, copy)?;
@@ -184,6 +188,37 @@ impl Chain {
             Some(j) => self.push(self.roots[j].0, batch),
             None => Ok(()),
         }
+    }
+
+    /// Lends the task's `batch` to root `j`, which reads nothing of a record but its key and
+    /// event time ([`Operator::process_lent`]), as [`Chain::push`] would push it a copy;
+    /// false, and nothing done, where its operator takes no lent batches.
+    fn lend(&mut self, j: usize, batch: &Batch) -> anyhow::Result<bool> {
+        let (i, share) = (self.roots[j].0, &self.roots[j].1);
+        let (mut dead, mut keyed) = (Vec::new(), 0u64);
+        let mut out = self.output(i);
+        let started = std::time::Instant::now();
+        let mut key_of = |r: &Record| match share.key_of(r) {
+            Ok(k) => {
+                keyed += 1;
+                Some(k.unwrap_or_default())
+            }
+            Err(why) => {
+                dead.push((r.clone(), why));
+                None
+            }
+        };
+        let Some(result) = self.links[i].op.process_lent(batch, &mut key_of, &mut out) else { return Ok(false) };
+        let link = &self.links[i];
+        link.metrics.operator_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        link.metrics.records_in.fetch_add(keyed, Ordering::Relaxed);
+        if let Some(w) = batch.last_watermark() {
+            link.metrics.note_watermark(self.subtask, w);
+        }
+        self.send_dead(i, dead)?;
+        result?;
+        self.route(i, out)?;
+        Ok(true)
     }
 
     /// Pushes a batch into link `i`.

@@ -67,6 +67,15 @@ impl Share {
         self.refine.is_none() && !self.drop_values
     }
 
+    /// The key `r` has for this operator: the partition's, or its own refinement of it; an
+    /// error where it cannot be made (or does not lead to the partition's).
+    pub fn key_of(&self, r: &Record) -> Result<Option<Key>, String> {
+        match &self.refine {
+            None => Ok(r.key.clone()),
+            Some(f) => f.key(r).map(Some),
+        }
+    }
+
     /// This operator's batch made from the task's: each record keyed by its key, with its
     /// value only where the operator reads it; records whose key cannot be made, with why.
     pub fn copy_of(&self, batch: &Batch) -> (Batch, Vec<(Record, String)>) {
@@ -77,15 +86,12 @@ impl Share {
             while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
                 out.mark(*w);
             }
-            let key = match &self.refine {
-                None => r.key.clone(),
-                Some(f) => match f.key(r) {
-                    Ok(k) => Some(k),
-                    Err(why) => {
-                        dead.push((r.clone(), why));
-                        continue;
-                    }
-                },
+            let key = match self.key_of(r) {
+                Ok(k) => k,
+                Err(why) => {
+                    dead.push((r.clone(), why));
+                    continue;
+                }
             };
             let keep = !Route::drops_value(self.drop_values, self.key_fields, r, key.as_deref().unwrap_or_default());
             out.push(Record {

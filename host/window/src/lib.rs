@@ -793,11 +793,15 @@ impl WindowOp {
         out.emit(Record { key: Some(Key::from_slice(key)), value: row.into_json(), timestamp: ts, ..Record::default() });
     }
 
-    fn late(&mut self, key: &[u8], mut r: Record, out: &mut Output) {
-        r.key = Some(Key::from_slice(key));
+    fn late(&mut self, key: &[u8], r: Record, out: &mut Output) {
+        self.late_of(key, || r, out)
+    }
+
+    /// [`WindowOp::late`] of a record made only where it goes on (a late side output).
+    fn late_of(&mut self, key: &[u8], r: impl FnOnce() -> Record, out: &mut Output) {
         if out.has_side(LATE_OUTPUT) {
             out.metrics().late_side.fetch_add(1, Ordering::Relaxed);
-            out.emit_to(LATE_OUTPUT, r);
+            out.emit_to(LATE_OUTPUT, Record { key: Some(Key::from_slice(key)), ..r() });
         } else {
             out.metrics().late_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -823,7 +827,29 @@ impl WindowOp {
         self.cfg.assigner.assign(ts, &mut windows);
         match self.cfg.assigner.merging() {
             true => self.on_merging_element(&key, windows[0], r, out),
-            false => self.on_fixed_element(&key, &windows, r, out),
+            false => {
+                if self.on_fixed_element(&key, &windows, &r, out) {
+                    self.late(&key, r, out);
+                }
+            }
+        }
+        self.assigned = windows;
+    }
+
+    /// [`WindowOp::on_element`] of a record lent by its task, keyed by `key` here (fixed
+    /// windows only, see [`Operator::process_lent`]): copied only where it goes on whole (a
+    /// dead letter, a late side output).
+    fn on_lent_element(&mut self, key: &[u8], r: &Record, out: &mut Output) {
+        let Some(ts) = self.now(r) else {
+            let whole = Record { key: Some(Key::from_slice(key)), ..r.clone() };
+            out.dead_letter(whole, "window: record has no event time (set `event-time` on the source)");
+            return;
+        };
+        let mut windows = std::mem::take(&mut self.assigned);
+        windows.clear();
+        self.cfg.assigner.assign(ts, &mut windows);
+        if self.on_fixed_element(key, &windows, r, out) {
+            self.late_of(key, || r.clone(), out);
         }
         self.assigned = windows;
     }
@@ -883,20 +909,20 @@ impl WindowOp {
         self.firing = firing;
     }
 
-    fn on_fixed_element(&mut self, key: &[u8], windows: &[(i64, i64)], r: Record, out: &mut Output) {
+    /// Adds `r` to its `windows` that are not late; true where all were (the caller sends
+    /// it on as late).
+    fn on_fixed_element(&mut self, key: &[u8], windows: &[(i64, i64)], r: &Record, out: &mut Output) -> bool {
         let mut skipped = true;
         for &w in windows {
             if self.is_late(w.1) {
                 continue;
             }
             skipped = false;
-            if !self.add_to_pane(key, w, &r) {
-                self.add_and_trigger(key, w, &r, out);
+            if !self.add_to_pane(key, w, r) {
+                self.add_and_trigger(key, w, r, out);
             }
         }
-        if skipped {
-            self.late(key, r, out);
-        }
+        skipped
     }
 
     /// The session windows of `key`, taken out of the state: [`WindowOp::set_sessions`]
@@ -1080,6 +1106,33 @@ impl Operator for WindowOp {
             self.advance(w, out);
         }
         self.check_budget()
+    }
+
+    /// Fixed windows (tumbling, sliding) take lent batches: a task shared with the operator
+    /// that reads the values (the log-analyzer's `detect`) then makes no copy of each record
+    /// for them.
+    fn process_lent(
+        &mut self,
+        batch: &Batch,
+        key_of: &mut dyn FnMut(&Record) -> Option<Key>,
+        out: &mut Output,
+    ) -> Option<anyhow::Result<()>> {
+        if self.cfg.assigner.counting().is_some() || self.cfg.assigner.merging() {
+            return None;
+        }
+        let mut marks = batch.marks.iter().peekable();
+        for (i, r) in batch.records.iter().enumerate() {
+            while let Some((_, w)) = marks.next_if(|m| m.0 as usize <= i) {
+                self.advance(*w, out);
+            }
+            if let Some(key) = key_of(r) {
+                self.on_lent_element(&key, r, out);
+            }
+        }
+        for (_, w) in marks {
+            self.advance(*w, out);
+        }
+        Some(self.check_budget())
     }
 
     fn next_processing_timer(&self) -> Option<i64> {
@@ -1267,6 +1320,64 @@ mod tests {
 
     fn feed(w: &mut WindowOp, o: &mut Output, recs: Vec<Record>, marks: Vec<(u32, i64)>) {
         w.process(Batch { records: recs, marks }, o).unwrap();
+    }
+
+    /// A batch lent with keys made for it gives what a copy of it holding those keys gives:
+    /// the same rows, marks, late records and dead letters; sessions take no lent batches.
+    #[test]
+    fn lent_batches_give_what_copies_of_them_give() {
+        // Re-keyed as a shared task keys them: "x" cannot be keyed here.
+        let key_of = |r: &Record| match r.key.as_deref() {
+            Some(b"x") => None,
+            k => Some(Key::from_slice(&k.unwrap_or_default().to_ascii_uppercase())),
+        };
+        let recs = vec![
+            rec("a", 1, 1),
+            rec("b", 2, 3),
+            rec("x", 3, 4),
+            rec("a", 4, 12),
+            Record { timestamp: None, ..rec("b", 5, 0) },
+            rec("b", 6, 2), // late once the watermark passed 10
+            rec("a", 7, 25),
+        ];
+        let marks = vec![(3, 11), (6, 20), (7, 40)];
+        let said = |o: &mut Output, m: &NodeMetrics| {
+            let main = o.main.take();
+            let rows: Vec<(Option<Key>, String, Option<i64>)> =
+                main.records.iter().map(|r| (r.key.clone(), String::from_utf8_lossy(&r.value).into_owned(), r.timestamp)).collect();
+            let late: Vec<Record> = o.sides.iter_mut().flat_map(|(_, b)| b.take().records).collect();
+            let dead: Vec<(Record, String)> = std::mem::take(&mut o.dead);
+            (rows, main.marks, late, dead, m.late_dropped.load(Ordering::Relaxed), m.late_side.load(Ordering::Relaxed))
+        };
+        for sides in [&[][..], &[LATE_OUTPUT][..]] {
+            let (copied, lent) = (Arc::new(NodeMetrics::default()), Arc::new(NodeMetrics::default()));
+            let names: Vec<String> = sides.iter().map(|s| s.to_string()).collect();
+            let (mut co, mut lo) = (Output::new(&names, copied.clone()), Output::new(&names, lent.clone()));
+            let mut a = op(tumbling(10), false, 0, ManualClock::new(0));
+            let copy: Vec<Record> = recs.iter().filter_map(|r| key_of(r).map(|k| Record { key: Some(k), ..r.clone() })).collect();
+            // The copy's marks stand where the lent batch's do, less the record it lacks.
+            a.process(Batch { records: copy, marks: vec![(2, 11), (5, 20), (6, 40)] }, &mut co).unwrap();
+            let mut b = op(tumbling(10), false, 0, ManualClock::new(0));
+            let batch = Batch { records: recs.clone(), marks: marks.clone() };
+            b.process_lent(&batch, &mut |r| key_of(r), &mut lo).expect("tumbling windows take lent batches").unwrap();
+            let (c, l) = (said(&mut co, &copied), said(&mut lo, &lent));
+            assert_eq!(c, l, "{sides:?}");
+            assert!(!c.0.is_empty() && c.3.len() == 1 && c.4 + c.5 == 1, "every path taken: {c:?}");
+        }
+        let mut s = op(Arc::new(shape::Session { gap: Duration::from_millis(10) }), false, 0, ManualClock::new(0));
+        let mut called = false;
+        let batch = Batch::of(recs);
+        assert!(s
+            .process_lent(
+                &batch,
+                &mut |_| {
+                    called = true;
+                    None
+                },
+                &mut out(&[])
+            )
+            .is_none());
+        assert!(!called, "declined before any key was made");
     }
 
     #[test]
