@@ -386,6 +386,8 @@ pub struct WindowOp {
     constants: Vec<(String, String)>,
     /// The windows of the record at hand, reused from record to record.
     assigned: Vec<(i64, i64)>,
+    /// Where a result row is written before it is copied out at its own size (see `emit`).
+    row: Vec<u8>,
     /// Open windows held by window, where they need no timers ([`panes`]); `windows` and
     /// `timers` then hold none of them between snapshots.
     panes: Option<Panes<WinState>>,
@@ -552,6 +554,7 @@ impl WindowOp {
             agg_paths,
             constants,
             assigned: Vec::new(),
+            row: Vec::new(),
             panes,
             firing: Vec::new(),
         }
@@ -692,7 +695,10 @@ impl WindowOp {
         let key_fields = self.cfg.key_fields.len();
         let own_text = s.key.is_empty() && key_text_in_key(key_fields, key);
         if let (Some(layout), WindowFn::Builtin(aggs)) = (&self.layout, &self.cfg.function) {
-            let mut row = Vec::with_capacity(128);
+            // Written in a reused buffer, then copied out at its size: rows are 100 to 150
+            // bytes (the log-analyzer's), and one grown from a guess had often been moved.
+            let mut row = std::mem::take(&mut self.row);
+            row.clear();
             let mut num = itoa::Buffer::new();
             let items = if own_text && key_fields > 1 { key_items(key) } else { Vec::new() };
             for (prefix, slot) in layout {
@@ -713,7 +719,8 @@ impl WindowOp {
                 }
             }
             row.push(b'}');
-            out.emit(Record { key: Some(Key::from_slice(key)), value: row, timestamp: ts, ..Record::default() });
+            out.emit(Record { key: Some(Key::from_slice(key)), value: row.as_slice().to_vec(), timestamp: ts, ..Record::default() });
+            self.row = row;
             return;
         }
         let key_texts: std::borrow::Cow<[String]> = match own_text {
