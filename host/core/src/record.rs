@@ -36,7 +36,7 @@ pub struct Record {
     pub origin: Origin,
     /// What the source (or an operator reading event time from a field) read ahead in its
     /// walk over the value, for operators downstream: keys, `(key-by id, key bytes)`, and
-    /// where the members a process plugin reads lie, `(id with [`SPAN_SET`], spans)`; kept
+    /// where the members the plugins downstream read lie, `(`[`SPAN_SET`]`, spans)`; kept
     /// only while the value stays byte-for-byte the same.
     pub prekeys: Prekeys,
 }

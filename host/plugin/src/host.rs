@@ -97,9 +97,9 @@ pub struct HostCtx {
     /// The top-level members of each record's value this plugin asked for (`read-fields`):
     /// its own, not handed over to a new instance, whose `init` asks again.
     pub read_fields: Vec<String>,
-    /// In a call on a batch (`process`, `map`, `filter`, `flat-map`): where those members lie
-    /// in the batch's values, two entries per record and member (`field-spans`), and how
-    /// many members each value has (`member-counts`).
+    /// In a call on a batch (`process`, `map`, `filter`, `flat-map`, `select-key`): where
+    /// those members lie in the batch's values, two entries per record and member
+    /// (`field-spans`), and how many members each value has (`member-counts`).
     pub spans: (Vec<u32>, Vec<u32>),
     codec: KeyCodec,
 }

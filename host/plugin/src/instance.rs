@@ -162,6 +162,10 @@ pub struct Plugin {
     pub hash: String,
     /// It exports the optional `migrate` interface (state migration on a hot reload).
     pub migrates: bool,
+    /// It imports `context.read-fields`, so its `init` may ask the host for members. A
+    /// component imports only the functions it calls (Rust plugins that never ask do not
+    /// import it); the planner probes no other for what it reads.
+    pub may_read_fields: bool,
     component: Component,
     engine: Arc<PluginEngine>,
     /// Imports resolved and exports looked up once; instantiating is then cheap.
@@ -214,8 +218,16 @@ impl Plugin {
         }
         let hash = hash_bytes(bytes);
         let component = super::cache::component(&engine.engine, bytes, &hash).map_err(|e| invalid(format!("{e:#}")))?;
-        let mut p =
-            Plugin { path: path.to_path_buf(), world: World::Map, hash, migrates: false, component, engine: engine.clone(), pre: None };
+        let mut p = Plugin {
+            path: path.to_path_buf(),
+            world: World::Map,
+            hash,
+            migrates: false,
+            may_read_fields: false,
+            component,
+            engine: engine.clone(),
+            pre: None,
+        };
         p.world = p.describe().world.ok_or_else(|| PluginError::WrongWorld {
             path: path.to_path_buf(),
             reason: format!(
@@ -227,10 +239,20 @@ impl Plugin {
         })?;
         let migrate = bindings::qualified("migrate");
         p.migrates = p.describe().exports.iter().any(|(n, _)| *n == migrate);
+        p.may_read_fields = p.imports_func("context", "read-fields");
         p.pre = Some(
             p.pre_instantiate().map_err(|e| invalid(format!("its imports or exports do not match {}: {e:#}", bindings::wit_package())))?,
         );
         Ok(p)
+    }
+
+    /// Whether the component imports function `func` of weir's interface `interface`.
+    fn imports_func(&self, interface: &str, func: &str) -> bool {
+        let engine = &self.engine.engine;
+        match self.component.component_type().get_import(engine, &bindings::qualified(interface)).map(|i| i.ty) {
+            Some(ComponentItem::ComponentInstance(i)) => i.get_export(engine, func).is_some(),
+            _ => false,
+        }
     }
 
     fn pre_instantiate(&self) -> wasmtime::Result<Prepared> {

@@ -140,8 +140,8 @@ pub struct Disconnected;
 
 impl Route {
     /// A copy of `batch` for this route when others get it too. A keyed route's copy keeps
-    /// only the key read ahead for its own key-by (and the spans read ahead for process
-    /// plugins, `SPAN_SET`): the other keys would be freed unread on the
+    /// only the key read ahead for its own key-by (and the spans read ahead for plugins,
+    /// `SPAN_SET`): the other keys would be freed unread on the
     /// downstream thread (and every allocation freed on another thread than its own is one
     /// of the dearest things in the job). Nor does it copy a value that [`Route::send_batch`]
     /// would drop at once: one whose key was read ahead, when the window downstream reads
@@ -166,8 +166,8 @@ impl Route {
                     timestamp: r.timestamp,
                     headers: r.headers.clone(),
                     origin: r.origin,
-                    // Spans of up to three members live in the record (they free nothing
-                    // downstream), and a process plugin there may read them.
+                    // Spans of a few members live in the record (they free nothing
+                    // downstream: see `spans_entry`), and a plugin there may read them.
                     prekeys: prekey.into_iter().chain(r.prekeys.iter().filter(|(p, _)| p & SPAN_SET != 0)).cloned().collect(),
                 }
             })

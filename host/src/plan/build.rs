@@ -7,7 +7,7 @@ use std::sync::Arc;
 use weir_connectors::{SinkAt, SourceAt};
 use weir_core::json;
 use weir_core::operator::{Assign, Identity, Operator, Source};
-use weir_core::record::{spans_entry, Record};
+use weir_core::record::{spans_entry, Record, SPAN_SET};
 use weir_core::time::WatermarkGenerator;
 use weir_job::{Backend, EventTime, Function, KeyBy, PluginDef, Stamp, TimeField, TimeUnit, WindowFunction};
 use weir_plugin::{Instance, World};
@@ -62,7 +62,7 @@ impl Planned {
     /// The plugin is the version the operator runs now (a restore may run another than the
     /// job file's: see `Reloads::restore_versions`).
     pub(super) fn instance(&self, p: &PluginDef, name: &str, subtask: usize) -> anyhow::Result<Instance> {
-        let plugin = self.reloads.slot(name).map(|s| s.current()).unwrap_or_else(|| self.plugin(p));
+        let plugin = self.running(p, name);
         let mut inst = Instance::with_grants(plugin, name, subtask as u32, p.config.clone(), Arc::new(p.grants.clone()))?;
         inst.set_deadline_budget(self.job.plugin_deadline_budget);
         if let Some(node) = self.metrics.get(name) {
@@ -103,8 +103,8 @@ impl Planned {
                 // A plugin that reads members (`read-fields`) takes them from the walk before it.
                 let instance = |p: &PluginDef| -> anyhow::Result<Instance> {
                     let mut inst = self.instance(p, &node.name, subtask)?;
-                    if let Some((id, names)) = self.read_ahead_for(i) {
-                        inst.read_ahead(id, names);
+                    if let Some(names) = self.read_ahead_for(i) {
+                        inst.read_ahead(SPAN_SET, names);
                     }
                     Ok(inst)
                 };
@@ -230,7 +230,7 @@ impl Planned {
 pub(super) fn field_walk(
     time_field: Option<TimeField>,
     prekeys: Vec<(u16, Vec<json::Path>)>,
-    spans: Vec<(u16, Vec<String>)>,
+    spans: Option<Vec<String>>,
     check_json: bool,
 ) -> impl FnMut(&mut Record) -> Result<(), String> + Send + 'static {
     // Each path walked for once, however many read it (up to four cost no allocation).
@@ -244,7 +244,7 @@ pub(super) fn field_walk(
     };
     let time_at = time_field.as_ref().map(|f| index(f.path.split('.').map(str::to_string).collect()));
     let prekeys: Vec<(u16, Vec<usize>)> = prekeys.into_iter().map(|(id, ps)| (id, ps.into_iter().map(&mut index).collect())).collect();
-    let spans: Vec<(u16, Vec<usize>)> = spans.into_iter().map(|(id, ns)| (id, ns.into_iter().map(|n| index(vec![n])).collect())).collect();
+    let spans: Option<Vec<usize>> = spans.map(|names| names.into_iter().map(|n| index(vec![n])).collect());
     move |r: &mut Record| -> Result<(), String> {
         if paths.is_empty() && !check_json {
             return Ok(());
@@ -274,12 +274,9 @@ pub(super) fn field_walk(
                 r.prekeys.push((*id, weir_core::keys::key_bytes(&vals)));
             }
         }
-        for (id, at) in &spans {
-            if r.prekeys.iter().any(|(have, _)| have == id) {
-                continue;
-            }
+        if let Some(at) = spans.as_ref().filter(|_| !r.prekeys.iter().any(|(have, _)| *have == SPAN_SET)) {
             let entry = spans_entry(at.iter().map(|&i| json::span(&r.value, &found, noted.repeated, i)), noted.members);
-            r.prekeys.push((*id, entry));
+            r.prekeys.push((SPAN_SET, entry));
         }
         Ok(())
     }

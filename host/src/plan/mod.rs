@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use weir_core::json;
 use weir_core::keys::KeyGroups;
-use weir_core::record::SPAN_SET;
 use weir_core::status::{JobMetrics, NodeMetrics};
 use weir_core::time::Clock;
 use weir_job::{Function, Job, KeyBy, PluginDef, WindowFunction};
@@ -215,6 +214,12 @@ impl Planned {
         self.plugins[&p.path].clone()
     }
 
+    /// The version of plugin `p` that operator `name` runs now (a restore may run another
+    /// than the job file's: see `Reloads::restore_versions`).
+    fn running(&self, p: &PluginDef, name: &str) -> Arc<Plugin> {
+        self.reloads.slot(name).map(|s| s.current()).unwrap_or_else(|| self.plugin(p))
+    }
+
     /// The hot reloads of this run (its operators' plugin versions, `weir reload`,
     /// `--watch`, rollbacks).
     pub fn reloads(&self) -> Arc<Reloads> {
@@ -413,10 +418,10 @@ impl Planned {
     /// The plugin operators (process, map, filter, flat-map) fed by a walk (a source's, or
     /// an operator's that reads event time from a field) that ask for members with
     /// `read-fields`, as the version each runs now answers in `init` (a probe instance, once
-    /// per run), and the union of the names they ask for: the one span set (id `SPAN_SET`)
-    /// a walk that feeds one of them reads ahead (`field_walk`). Their hosts then walk no
-    /// record again; a version that asks for others later (a hot reload) has its host find
-    /// them itself.
+    /// per run, of a plugin that imports `read-fields` at all), and the union of the names
+    /// they ask for: the one span set (id `SPAN_SET`) a walk that feeds one of them reads
+    /// ahead (`field_walk`). Their hosts then walk no record again; a version that asks for
+    /// others later (a hot reload) has its host find them itself.
     fn span_readers(&self) -> &(Vec<usize>, Vec<String>) {
         self.span_readers.get_or_init(|| {
             let walkers: Vec<usize> = (0..self.nodes.len()).filter(|&s| self.nodes[s].kind == NodeKind::Source || self.walks(s)).collect();
@@ -427,7 +432,7 @@ impl Planned {
                     Some(Function::Map(p) | Function::Filter(p) | Function::FlatMap(p)) => p,
                     _ => continue,
                 };
-                if !walkers.iter().any(|&s| self.fed_by(i, s)) {
+                if !walkers.iter().any(|&s| self.fed_by(i, s)) || !self.running(plugin, &node.name).may_read_fields {
                     continue;
                 }
                 // A plugin that does not start says so when its operator starts.
@@ -444,18 +449,15 @@ impl Planned {
     /// The span set (see [`Planned::span_readers`]) that the source or operator `src` reads
     /// ahead in its walk, if it feeds a plugin that reads members through stateless operators
     /// that do not walk records themselves.
-    fn spans_of(&self, src: usize) -> Vec<(u16, Vec<String>)> {
+    fn spans_of(&self, src: usize) -> Option<Vec<String>> {
         let (readers, union) = self.span_readers();
-        match readers.iter().any(|&node| self.fed_by(node, src)) {
-            true => vec![(SPAN_SET, union.clone())],
-            false => Vec::new(),
-        }
+        readers.iter().any(|&node| self.fed_by(node, src)).then(|| union.clone())
     }
 
     /// The span set a walk upstream reads ahead for plugin operator `i`, if it reads members.
-    fn read_ahead_for(&self, i: usize) -> Option<(u16, Vec<String>)> {
+    fn read_ahead_for(&self, i: usize) -> Option<Vec<String>> {
         let (readers, union) = self.span_readers();
-        readers.contains(&i).then(|| (SPAN_SET, union.clone()))
+        readers.contains(&i).then(|| union.clone())
     }
 
     /// Whether node `i` reads nothing of its input records but their keys and event times: a
@@ -603,7 +605,7 @@ mod tests {
 
         // The walk reads event time and keys at once, and leaves a key read ahead upstream.
         let field = weir_job::TimeField { path: "t".into(), unit: TimeUnit::Seconds };
-        let mut walk = build::field_walk(Some(field), vec![(3, vec![path("user")])], Vec::new(), false);
+        let mut walk = build::field_walk(Some(field), vec![(3, vec![path("user")])], None, false);
         let mut r = Record::new(br#"{"user": "a", "t": 5}"#.to_vec());
         walk(&mut r).expect("walked");
         assert_eq!((r.timestamp, r.prekeys.to_vec()), (Some(5000), vec![(3, weir_core::record::Key::from_slice(b"a"))]));
@@ -617,18 +619,26 @@ mod tests {
     /// `(0, 0)` where it is absent or repeated.
     #[test]
     fn the_members_a_process_plugin_reads_are_read_ahead_with_the_keys() {
-        let trace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/event_trace.wasm");
+        let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
         let planned = plan(&format!(
-            "[source.logs]\nkind = \"collection\"\nvalues = [{{ user = \"a\", t = 1 }}]\nevent-time = {{ field = \"t\" }}\n\n[operator.trace]\nkind = \"process\"\ninput = \"logs\"\nkey-by = \"user\"\nplugin = \"{}\"\nconfig = {{ read_fields = [\"x\", \"user\", \"n\"] }}\n",
-            trace.display()
+            "[source.logs]\nkind = \"collection\"\nvalues = [{{ user = \"a\", t = 1 }}]\nevent-time = {{ field = \"t\" }}\n\n[operator.trace]\nkind = \"process\"\ninput = \"logs\"\nkey-by = \"user\"\nplugin = \"{}\"\nconfig = {{ read_fields = [\"x\", \"user\", \"n\"] }}\n\n[operator.pass]\nkind = \"map\"\ninput = \"logs\"\nplugin = \"{}\"\n",
+            dist.join("event_trace.wasm").display(),
+            dist.join("passthrough.wasm").display()
         ));
         let names = |ns: &[&str]| ns.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let set = (SPAN_SET, names(&["x", "user", "n"]));
-        assert_eq!(planned.spans_of(node(&planned, "logs")), std::slice::from_ref(&set));
+        let set = names(&["x", "user", "n"]);
+        assert_eq!(planned.spans_of(node(&planned, "logs")).as_ref(), Some(&set));
+        // Only a plugin that imports `read-fields` is probed: the map that never asks is not.
+        let may = |name: &str| match &planned.job.operators[name].function {
+            Function::Process { plugin, .. } | Function::Map(plugin) => planned.running(plugin, name).may_read_fields,
+            _ => unreachable!("a plugin operator"),
+        };
+        assert_eq!((may("trace"), may("pass")), (true, false));
+        assert_eq!(planned.span_readers().0, [node(&planned, "trace")]);
 
         let field = weir_job::TimeField { path: "t".into(), unit: TimeUnit::Seconds };
         let path = |f: &str| vec![f.to_string()];
-        let mut walk = build::field_walk(Some(field), vec![(0, vec![path("user")])], vec![set], false);
+        let mut walk = build::field_walk(Some(field), vec![(0, vec![path("user")])], Some(set), false);
         let text = r#"{"user": "ab", "t": 5, "x": [1], "x": 2}"#;
         let mut r = Record::new(text.as_bytes().to_vec());
         walk(&mut r).expect("walked");
@@ -636,7 +646,7 @@ mod tests {
         assert_eq!(weir_core::record::read_spans(&r.prekeys[1].1, &mut spans), Some(4), "four members, a repeat counted");
         assert_eq!(
             (r.timestamp, r.prekeys[0].clone(), r.prekeys[1].0),
-            (Some(5000), (0, weir_core::record::Key::from_slice(b"ab")), SPAN_SET)
+            (Some(5000), (0, weir_core::record::Key::from_slice(b"ab")), weir_core::record::SPAN_SET)
         );
         assert_eq!(&text[spans[2] as usize..spans[3] as usize], r#""ab""#);
         assert_eq!([spans[0], spans[1], spans[4], spans[5]], [0; 4], "a repeated and an absent member have none");

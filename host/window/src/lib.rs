@@ -10,6 +10,7 @@
 //! time, no allowed lateness, built-in aggregates) are held by window instead ([`panes`]),
 //! and written in that same layout at each snapshot.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -800,12 +801,9 @@ impl WindowOp {
         out.emit(Record { key: Some(Key::from_slice(key)), value: row.into_json(), timestamp: ts, ..Record::default() });
     }
 
-    fn late(&mut self, key: &[u8], r: Record, out: &mut Output) {
-        self.late_of(key, || r, out)
-    }
-
-    /// [`WindowOp::late`] of a record made only where it goes on (a late side output).
-    fn late_of(&mut self, key: &[u8], r: impl FnOnce() -> Record, out: &mut Output) {
+    /// A record too late for all its windows: to the late side output if the job routes
+    /// one (`r` makes it only then), counted and dropped otherwise.
+    fn late(&mut self, key: &[u8], r: impl FnOnce() -> Record, out: &mut Output) {
         if out.has_side(LATE_OUTPUT) {
             out.metrics().late_side.fetch_add(1, Ordering::Relaxed);
             out.emit_to(LATE_OUTPUT, Record { key: Some(Key::from_slice(key)), ..r() });
@@ -824,39 +822,25 @@ impl WindowOp {
         if let Some(Counting { count, every }) = self.cfg.assigner.counting() {
             return self.on_count_element(&key, r, count, every, out);
         }
-        let Some(ts) = self.now(&r) else {
-            r.key = Some(key);
-            out.dead_letter(r, "window: record has no event time (set `event-time` on the source)");
-            return;
-        };
-        let mut windows = std::mem::take(&mut self.assigned);
-        windows.clear();
-        self.cfg.assigner.assign(ts, &mut windows);
-        match self.cfg.assigner.merging() {
-            true => self.on_merging_element(&key, windows[0], r, out),
-            false => {
-                if self.on_fixed_element(&key, &windows, &r, out) {
-                    self.late(&key, r, out);
-                }
-            }
-        }
-        self.assigned = windows;
+        self.on_timed_element(&key, Cow::Owned(r), out)
     }
 
-    /// [`WindowOp::on_element`] of a record lent by its task, keyed by `key` here (fixed
-    /// windows only, see [`Operator::process_lent`]): copied only where it goes on whole (a
-    /// dead letter, a late side output).
-    fn on_lent_element(&mut self, key: &[u8], r: &Record, out: &mut Output) {
-        let Some(ts) = self.now(r) else {
-            let whole = Record { key: Some(Key::from_slice(key)), ..r.clone() };
+    /// A record of a time window under `key`, owned, or lent by its task (fixed windows
+    /// only, see [`Operator::process_lent`]): a lent one is copied only where it goes on
+    /// whole (a dead letter, a late side output).
+    fn on_timed_element(&mut self, key: &[u8], r: Cow<'_, Record>, out: &mut Output) {
+        let Some(ts) = self.now(&r) else {
+            let whole = Record { key: Some(Key::from_slice(key)), ..r.into_owned() };
             out.dead_letter(whole, "window: record has no event time (set `event-time` on the source)");
             return;
         };
         let mut windows = std::mem::take(&mut self.assigned);
         windows.clear();
         self.cfg.assigner.assign(ts, &mut windows);
-        if self.on_fixed_element(key, &windows, r, out) {
-            self.late_of(key, || r.clone(), out);
+        if self.cfg.assigner.merging() {
+            self.on_merging_element(key, windows[0], r.into_owned(), out);
+        } else if self.on_fixed_element(key, &windows, &r, out) {
+            self.late(key, || r.into_owned(), out);
         }
         self.assigned = windows;
     }
@@ -989,7 +973,7 @@ impl WindowOp {
             sessions = rest.into_iter().chain(overlapping).collect();
             sessions.sort();
             self.set_sessions(key, sessions);
-            self.late(key, r, out);
+            self.late(key, || r, out);
             return;
         }
         let mut acc: Option<WinState> = None;
@@ -1133,7 +1117,7 @@ impl Operator for WindowOp {
                 self.advance(*w, out);
             }
             if let Some(key) = key_of(r) {
-                self.on_lent_element(&key, r, out);
+                self.on_timed_element(&key, Cow::Borrowed(r), out);
             }
         }
         for (_, w) in marks {
