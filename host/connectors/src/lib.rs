@@ -31,11 +31,11 @@ pub const SOURCES: &[SourceKind] = &[
 
 /// The sink kinds a job file (and `[dead-letter]`) may name.
 pub const SINKS: &[SinkKind] = &[
-    SinkKind { name: "print", configure: typed_sink::<print::Config> },
-    SinkKind { name: "file", configure: typed_sink::<file::FileSinkConfig> },
-    SinkKind { name: "discard", configure: typed_sink::<discard::Config> },
+    SinkKind { name: "print", parallel: true, configure: typed_sink::<print::Config> },
+    SinkKind { name: "file", parallel: false, configure: typed_sink::<file::FileSinkConfig> },
+    SinkKind { name: "discard", parallel: true, configure: typed_sink::<discard::Config> },
     #[cfg(feature = "kafka")]
-    SinkKind { name: "kafka", configure: typed_sink::<kafka::KafkaSinkConfig> },
+    SinkKind { name: "kafka", parallel: false, configure: typed_sink::<kafka::KafkaSinkConfig> },
 ];
 
 /// Where a source subtask runs.
@@ -109,6 +109,11 @@ pub trait SinkConfig: Check + std::fmt::Debug + Send + Sync {
 pub struct SinkKind {
     /// `kind = "NAME"`.
     pub name: &'static str,
+    /// Whether it may run as one instance per subtask of its input, in its input's task: it
+    /// holds no state and keeps no order across instances (print writes each batch's lines
+    /// together, as Flink's print sink does at any parallelism). A file sink writes one file
+    /// in order and commits it at checkpoints: it runs in a task of its own.
+    pub parallel: bool,
     /// Reads and checks the sink's own fields (the table without `kind` and `input`).
     pub configure: fn(toml::Table) -> Result<Box<dyn SinkConfig>, FieldError>,
 }

@@ -91,7 +91,8 @@ impl Checker<'_> {
             let f = format!("sink.{n}");
             let inputs = self.inputs(&f, sink.input.as_ref())?;
             let (kind, connector) = self.sink(&f, &sink.kind, &sink.fields)?;
-            sinks.insert(n.clone(), SinkDef { kind, connector, inputs });
+            let chain = sink.chain != Some(false) && weir_connectors::sink_kind(kind).is_some_and(|k| k.parallel);
+            sinks.insert(n.clone(), SinkDef { kind, connector, inputs, chain });
         }
         let (_, dead_letter) = self.sink("dead-letter", &s.dead_letter.kind, &s.dead_letter.fields)?;
         let control = match &s.control {

@@ -435,6 +435,10 @@ pub struct SinkSpec {
     /// Upstream: `name`, `name.side-output`, or a list.
     #[serde(default)]
     pub input: Option<Inputs>,
+    /// `false` runs a print or discard sink in a task (thread) of its own instead of in its
+    /// inputs' task.
+    #[serde(default)]
+    pub chain: Option<bool>,
     /// The kind's own fields.
     #[serde(flatten)]
     pub fields: toml::Table,

@@ -283,6 +283,10 @@ pub struct SinkDef {
     pub connector: Arc<dyn SinkConfig>,
     /// Its inputs.
     pub inputs: Vec<Input>,
+    /// Whether it runs in its inputs' task, one instance per subtask, where its kind allows
+    /// ([`weir_connectors::SinkKind::parallel`]) and its inputs are in one task: `chain =
+    /// false` gives it a task of its own.
+    pub chain: bool,
 }
 
 /// `[state]`.

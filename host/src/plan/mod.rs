@@ -58,12 +58,26 @@ struct Layout {
     chained: Vec<Option<usize>>,
     /// The keyed node whose task each keyed node shares, with its key's prefix.
     shared: Vec<Option<(usize, usize)>>,
+    /// The head of the task a sink with several inputs runs in, chained after each of them
+    /// (see [`Planned::sink_task`]).
+    merged: Vec<Option<usize>>,
 }
 
 impl Layout {
     /// Whether node `i` runs in another node's task.
     fn joins(&self, i: usize) -> bool {
-        self.chained[i].is_some() || self.shared[i].is_some()
+        self.chained[i].is_some() || self.shared[i].is_some() || self.merged[i].is_some()
+    }
+
+    /// The head of the task node `i` runs in.
+    fn head_of(&self, mut i: usize) -> usize {
+        loop {
+            match (self.chained[i], self.shared[i], self.merged[i]) {
+                (Some(up), _, _) => i = up,
+                (None, Some((head, _)), _) | (None, None, Some(head)) => return head,
+                (None, None, None) => return i,
+            }
+        }
     }
 }
 
@@ -196,7 +210,47 @@ impl Planned {
             })
             .collect();
         let reloads = Arc::new(Reloads::new(&job, engine, reloadable, metrics.clone()));
-        Ok(Planned { job, nodes, plugins, opts, metrics, node_metrics, reloads, span_readers: Default::default() })
+        let mut planned = Planned { job, nodes, plugins, opts, metrics, node_metrics, reloads, span_readers: Default::default() };
+        planned.place_sinks();
+        Ok(planned)
+    }
+
+    /// Gives each sink that runs in its inputs' task ([`Self::sink_task`]) that task's
+    /// parallelism, one instance per subtask; it holds no state, so a restore may change it.
+    fn place_sinks(&mut self) {
+        let layout = self.layout();
+        for i in 0..self.nodes.len() {
+            if let Some(head) = self.sink_task(&layout, i) {
+                self.nodes[i].parallelism = self.nodes[head].parallelism;
+                self.nodes[i].stateless = true;
+            }
+        }
+    }
+
+    /// The head of the task sink `i` runs in, where its kind may run once per subtask
+    /// (print, discard), its `chain` is not `false`, and its inputs are main outputs of
+    /// distinct nodes, read by nothing else and all running in one task: its records are then
+    /// written, or dropped, on the thread that made them, with no channel, thread or
+    /// cross-thread free between (Flink chains its print and discarding sinks alike).
+    fn sink_task(&self, layout: &Layout, i: usize) -> Option<usize> {
+        let n = &self.nodes[i];
+        if n.kind != NodeKind::Sink || !self.job.sinks[&n.name].chain {
+            return None;
+        }
+        let mut head = None;
+        for (j, (up, side)) in n.inputs.iter().enumerate() {
+            let repeated = n.inputs[..j].iter().any(|(u, _)| u == up);
+            if side.is_some() || repeated || matches!(self.nodes[*up].kind, NodeKind::Sink | NodeKind::DeadLetter) {
+                return None;
+            }
+            let readers = self.nodes.iter().filter(|m| m.inputs.iter().any(|(u, side)| u == up && side.is_none())).count();
+            let h = layout.head_of(*up);
+            if readers != 1 || head.is_some_and(|x| x != h) {
+                return None;
+            }
+            head = Some(h);
+        }
+        head
     }
 
     /// The job.
@@ -314,7 +368,13 @@ impl Planned {
     /// Where each node runs: in a task of its own, chained into its input's task, or sharing
     /// a keyed sibling's.
     fn layout(&self) -> Layout {
-        Layout { chained: (0..self.nodes.len()).map(|i| self.chains_into(i)).collect(), shared: self.sharing() }
+        let n = self.nodes.len();
+        let mut layout = Layout { chained: (0..n).map(|i| self.chains_into(i)).collect(), shared: self.sharing(), merged: vec![None; n] };
+        // A sink placed with one input chains after it; one with several, after each.
+        layout.merged = (0..n)
+            .map(|i| (self.nodes[i].stateless && self.nodes[i].inputs.len() > 1).then(|| self.sink_task(&layout, i)).flatten())
+            .collect();
+        layout
     }
 
     /// The nodes of the task headed by `head`: the head and the keyed operators sharing its
@@ -332,6 +392,15 @@ impl Planned {
                 members.push((next, None));
                 at = next;
             }
+        }
+        for sink in (0..self.nodes.len()).filter(|j| layout.merged[*j] == Some(head)) {
+            let pos = members.len();
+            for (m, next) in members.iter_mut() {
+                if self.nodes[sink].inputs.iter().any(|(u, _)| u == m) {
+                    *next = Some(pos);
+                }
+            }
+            members.push((sink, None));
         }
         members
     }
@@ -364,6 +433,10 @@ impl Planned {
                 for (m, _) in self.task_members(&layout, hi).into_iter().skip(1) {
                     let sep = if layout.shared[m].is_some() { " +" } else { " →" };
                     line += &format!("{sep} {}", self.nodes[m].name);
+                    if layout.merged[m].is_some() {
+                        let inputs: Vec<&str> = self.nodes[m].inputs.iter().map(|(u, _)| self.nodes[*u].name.as_str()).collect();
+                        line += &format!(" (after {})", inputs.join(", "));
+                    }
                 }
                 if h.keyed {
                     line += " (input partitioned by key)";
@@ -516,6 +589,63 @@ mod tests {
         for name in ["sums", "late", "slices", "logs"] {
             assert!(!reads_only_keys(name), "{name}");
         }
+    }
+
+    /// Print and discard sinks run in their inputs' task, one per subtask, when every input
+    /// is a main output read by nothing else and all of them run in that task; the rest keep
+    /// tasks of their own.
+    #[test]
+    fn sinks_run_in_their_inputs_task_where_they_can() {
+        let window = |name: &str, key: &str| {
+            format!("[operator.{name}]\nkind = \"window\"\ninput = \"logs\"\nkey-by = {key}\nwindow = {{ type = \"tumbling\", size = \"10s\" }}\n")
+        };
+        let sink =
+            |name: &str, kind: &str, input: &str, extra: &str| format!("[sink.{name}]\nkind = \"{kind}\"\ninput = {input}\n{extra}\n");
+        let planned = plan(
+            &[
+                "parallelism = 2\n[source.logs]\nkind = \"collection\"\nvalues = [{ user = \"a\", t = 1, x = 2 }]\nevent-time = { field = \"t\" }\n".to_string(),
+                window("users", "\"user\""),
+                window("pairs", "[\"user\", \"x\"]"),
+                window("by_x", "\"x\""),
+                window("to_file", "\"user\"").replace("tumbling", "sliding\", slide = \"5s"),
+                window("twice", "\"x\"").replace("size = \"10s\"", "size = \"20s\""),
+                window("own", "\"x\"").replace("size = \"10s\"", "size = \"30s\""),
+                window("filed", "\"x\"").replace("size = \"10s\"", "size = \"40s\""),
+                window("by_t", "\"t\""),
+                sink("apart", "discard", "[\"to_file\", \"by_t\"]", ""),
+                sink("rows", "print", "[\"users\", \"pairs\"]", ""),
+                sink("mixed", "discard", "[\"by_x\", \"users.late\"]", ""),
+                sink("file", "file", "\"filed\"", "path = \"out.jsonl\""),
+                sink("a", "discard", "\"twice\"", ""),
+                sink("b", "discard", "\"twice\"", ""),
+                sink("alone", "discard", "\"own\"", "chain = false"),
+            ]
+            .concat(),
+        );
+        let layout = planned.layout();
+        let placed = |name: &str| planned.sink_task(&layout, node(&planned, name)).map(|h| planned.nodes[h].name.as_str());
+        assert_eq!(placed("rows"), Some("users"), "two inputs in one shared task");
+        assert_eq!(planned.nodes[node(&planned, "rows")].parallelism, 2);
+        // Inputs in two tasks, a side output, a file, an output read twice, `chain = false`:
+        // tasks of their own.
+        for alone in ["apart", "mixed", "file", "a", "b", "alone"] {
+            assert_eq!(placed(alone), None, "{alone}");
+            assert_eq!(planned.nodes[node(&planned, alone)].parallelism, 1, "{alone}");
+        }
+        let tasks = planned.tasks();
+        assert!(
+            tasks.contains(&"users ×2 + pairs + to_file → rows (after users, pairs) (input partitioned by key)".to_string()),
+            "{tasks:?}"
+        );
+        assert!(tasks.contains(&"by_x ×2 + twice + own + filed (input partitioned by key)".to_string()), "{tasks:?}");
+        assert!(tasks.contains(&"mixed ×1".to_string()), "{tasks:?}");
+
+        // One input: chained after it, also behind a source.
+        let planned = plan(
+            &["[source.logs]\nkind = \"generator\"\ncount = 1\nparallelism = 3\n".to_string(), sink("out", "print", "\"logs\"", "")]
+                .concat(),
+        );
+        assert_eq!(planned.tasks()[0], "logs ×3 → out");
     }
 
     /// Keyed operators reading one input at one parallelism share a task when their keys
