@@ -392,8 +392,8 @@ pub struct WindowOp {
     /// Open windows held by window, where they need no timers ([`panes`]); `windows` and
     /// `timers` then hold none of them between snapshots.
     panes: Option<Panes<WinState>>,
-    /// The states of the window firing, reused from window to window.
-    firing: Vec<(Key, WinState)>,
+    /// The states of the window firing and their order, reused from window to window.
+    firing: (Vec<(Key, WinState)>, Vec<u32>),
 }
 
 /// A window state as the backend holds it.
@@ -557,7 +557,7 @@ impl WindowOp {
             assigned: Vec::new(),
             row: Vec::new(),
             panes,
-            firing: Vec::new(),
+            firing: Default::default(),
         }
     }
 
@@ -888,16 +888,17 @@ impl WindowOp {
     /// Fires the windows held by window whose end - 1 is at or before `upto`, in the order
     /// their timers would fire them.
     fn fire_panes(&mut self, upto: i64, out: &mut Output) {
-        let mut firing = std::mem::take(&mut self.firing);
-        while let Some(w) = self.panes.as_mut().and_then(|p| p.pop_due(upto, &mut firing)) {
+        let (mut firing, mut order) = std::mem::take(&mut self.firing);
+        while let Some(w) = self.panes.as_mut().and_then(|p| p.pop_due(upto, &mut firing, &mut order)) {
             // Room for the window's rows at once; its states read where they lie.
             out.reserve(firing.len());
-            for (key, s) in &firing {
+            for &i in &order {
+                let (key, s) = &firing[i as usize];
                 self.emit(key, w, s, out);
             }
             firing.clear();
         }
-        self.firing = firing;
+        self.firing = (firing, order);
     }
 
     /// Adds `r` to its `windows` that are not late; true where all were (the caller sends
