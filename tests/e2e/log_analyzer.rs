@@ -1,5 +1,6 @@
 //! The flagship job: alerts and metrics equal Flink's on every case, at parallelism 1 and
-//! 4; the generator-driven default run raises both kinds of alert within its first minute.
+//! 4, written to files and printed by sinks chained into the keyed task; the
+//! generator-driven default run raises both kinds of alert within its first minute.
 
 use crate::support::*;
 
@@ -33,6 +34,21 @@ fn alerts_and_metrics_equal_flink_at_parallelism_1_and_4() {
                 "{dl:?}"
             );
         }
+        // As shipped, with print sinks: they run in the `detect` task, four instances writing
+        // to one standard output, and print what the file sinks wrote.
+        let sets = [
+            "source.logs.kind=file".to_string(),
+            format!("source.logs.path={}", case.join("logs.jsonl").display()),
+            "source.logs.rate=1e9".into(),
+            "parallelism=4".into(),
+            "dead-letter.kind=discard".into(),
+        ];
+        let (out, _, m) = run_job(&job, &sets);
+        for sink in ["alerts", "metrics"] {
+            assert!(m["nodes"][sink]["task_cpu_ms"].is_null(), "{name}: `{sink}` ran in a task of its own");
+        }
+        assert!(sorted(printed(&out, "Security Alerts")) == flink_alerts, "{name}: printed alerts differ from Flink's");
+        assert!(sorted(printed(&out, "User Metrics")) == flink_metrics, "{name}: printed metrics differ from Flink's");
     }
 }
 
