@@ -567,11 +567,18 @@ mod tests {
         planned.nodes.iter().position(|n| n.name == name).expect("a node")
     }
 
+    /// A collection source `logs` at parallelism 2 with event time from `t`.
+    const LOGS_P2: &str =
+        "parallelism = 2\n[source.logs]\nkind = \"collection\"\nvalues = [{ user = \"a\", t = 1, x = 2 }]\nevent-time = { field = \"t\" }\n";
+
+    /// A 10 s tumbling window reading `input`, keyed by `key` (TOML), with `extra` lines.
+    fn window(name: &str, input: &str, key: &str, extra: &str) -> String {
+        format!("[operator.{name}]\nkind = \"window\"\ninput = \"{input}\"\nkey-by = {key}\nwindow = {{ type = \"tumbling\", size = \"10s\" }}\n{extra}\n")
+    }
+
     #[test]
     fn only_windows_that_read_nothing_but_keys_get_records_without_values() {
-        let window = |name: &str, extra: &str| {
-            format!("[operator.{name}]\nkind = \"window\"\ninput = \"logs\"\nkey-by = \"user\"\nwindow = {{ type = \"tumbling\", size = \"10s\" }}\n{extra}\n")
-        };
+        let window = |name: &str, extra: &str| window(name, "logs", "\"user\"", extra);
         let planned = plan(&[
             "[source.logs]\nkind = \"collection\"\nvalues = [{ user = \"a\", t = 1, x = 2 }]\nevent-time = { field = \"t\", unit = \"ms\" }\n".to_string(),
             window("counts", "aggregates = { n = \"count\" }"),
@@ -596,14 +603,12 @@ mod tests {
     /// tasks of their own.
     #[test]
     fn sinks_run_in_their_inputs_task_where_they_can() {
-        let window = |name: &str, key: &str| {
-            format!("[operator.{name}]\nkind = \"window\"\ninput = \"logs\"\nkey-by = {key}\nwindow = {{ type = \"tumbling\", size = \"10s\" }}\n")
-        };
+        let window = |name: &str, key: &str| window(name, "logs", key, "");
         let sink =
             |name: &str, kind: &str, input: &str, extra: &str| format!("[sink.{name}]\nkind = \"{kind}\"\ninput = {input}\n{extra}\n");
         let planned = plan(
             &[
-                "parallelism = 2\n[source.logs]\nkind = \"collection\"\nvalues = [{ user = \"a\", t = 1, x = 2 }]\nevent-time = { field = \"t\" }\n".to_string(),
+                LOGS_P2.to_string(),
                 window("users", "\"user\""),
                 window("pairs", "[\"user\", \"x\"]"),
                 window("by_x", "\"x\""),
@@ -653,12 +658,9 @@ mod tests {
     #[test]
     fn keyed_siblings_share_a_task_when_their_keys_refine_one() {
         let identity = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/identity.wasm");
-        let window = |name: &str, input: &str, key: &str, extra: &str| {
-            format!("[operator.{name}]\nkind = \"window\"\ninput = \"{input}\"\nkey-by = {key}\nwindow = {{ type = \"tumbling\", size = \"10s\" }}\n{extra}\n")
-        };
         let planned = plan(
             &[
-                "parallelism = 2\n[source.logs]\nkind = \"collection\"\nvalues = [{ user = \"a\", t = 1, x = 2 }]\nevent-time = { field = \"t\" }\n".to_string(),
+                LOGS_P2.to_string(),
                 format!("[operator.parse]\nkind = \"map\"\ninput = \"logs\"\nplugin = \"{}\"\n", identity.display()),
                 // Listed before the coarser key: the coarsest heads all the same.
                 window("pairs", "parse", "[\"user\", \"x\"]", ""),
@@ -715,9 +717,7 @@ mod tests {
         let map = |name: &str, extra: &str| {
             format!("[operator.{name}]\nkind = \"map\"\ninput = \"logs\"\nplugin = \"{}\"\n{extra}\n", identity.display())
         };
-        let window = |name: &str, input: &str, key: &str| {
-            format!("[operator.{name}]\nkind = \"window\"\ninput = \"{input}\"\nkey-by = {key}\nwindow = {{ type = \"tumbling\", size = \"10s\" }}\n")
-        };
+        let window = |name: &str, input: &str, key: &str| window(name, input, key, "");
         let planned = plan(
             &[
                 "[source.logs]\nkind = \"collection\"\nvalues = [{ user = \"a\", t = 1, x = 2 }]\n".to_string(),
