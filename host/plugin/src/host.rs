@@ -351,7 +351,9 @@ impl context::Host for HostCtx {
             return false;
         }
         p.entered.push(self.emitted.len());
-        self.call.clone_from(&p.records[i]);
+        // Each record is entered once: its context moves (a key's `clone` would copy it
+        // byte by byte).
+        self.call = std::mem::take(&mut p.records[i]);
         true
     }
     fn read_fields(&mut self, names: Vec<String>) {

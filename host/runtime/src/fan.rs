@@ -40,7 +40,7 @@ impl Refine {
     /// key would belong to another subtask cannot be kept here.
     fn key(&self, r: &Record) -> Result<Key, String> {
         let own = match self.id.and_then(|id| r.prekeys.iter().find(|(p, _)| *p == id)) {
-            Some((_, k)) => k.clone(),
+            Some((_, k)) => Key::from_slice(k),
             None => fields_key(&self.paths, &r.value)?,
         };
         let partition = r.key.as_deref().unwrap_or_default();
@@ -71,7 +71,8 @@ impl Share {
     /// error where it cannot be made (or does not lead to the partition's).
     pub fn key_of(&self, r: &Record) -> Result<Option<Key>, String> {
         match &self.refine {
-            None => Ok(r.key.clone()),
+            // `from_slice` copies at once; a `SmallVec`'s `clone` pushes byte by byte.
+            None => Ok(r.key.as_deref().map(Key::from_slice)),
             Some(f) => f.key(r).map(Some),
         }
     }

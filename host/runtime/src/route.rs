@@ -161,7 +161,7 @@ impl Route {
                 let key = if record_key { r.key.as_deref() } else { prekey.map(|(_, k)| k.as_slice()) };
                 let dropped = key.is_some_and(|key| Self::drops_value(self.drop_values, fields, r, key));
                 Record {
-                    key: r.key.clone(),
+                    key: r.key.as_deref().map(Key::from_slice),
                     value: if dropped { Vec::new() } else { r.value.clone() },
                     timestamp: r.timestamp,
                     headers: r.headers.clone(),
