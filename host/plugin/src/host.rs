@@ -179,6 +179,10 @@ impl HostCtx {
     }
 
     fn ttl_of(&self, name: &str) -> Option<Ttl> {
+        // Most operators set none: no name to hash on every state call.
+        if self.ttl.is_empty() {
+            return None;
+        }
         self.ttl.get(name).copied()
     }
 
