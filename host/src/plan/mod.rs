@@ -150,6 +150,8 @@ impl Planned {
         }
         for (n, s) in &job.sinks {
             nodes[index[n]].inputs = inputs_of(&s.inputs);
+            // Print and discard hold nothing: a restore may change their parallelism.
+            nodes[index[n]].stateless = weir_connectors::sink_kind(s.kind).is_some_and(|k| k.parallel);
         }
         // Parallelism: keyed operators take the job's, others their first input's (checked
         // acyclic, so each pass settles at least one more).
@@ -216,13 +218,12 @@ impl Planned {
     }
 
     /// Gives each sink that runs in its inputs' task ([`Self::sink_task`]) that task's
-    /// parallelism, one instance per subtask; it holds no state, so a restore may change it.
+    /// parallelism, one instance per subtask.
     fn place_sinks(&mut self) {
         let layout = self.layout();
         for i in 0..self.nodes.len() {
             if let Some(head) = self.sink_task(&layout, i) {
                 self.nodes[i].parallelism = self.nodes[head].parallelism;
-                self.nodes[i].stateless = true;
             }
         }
     }
@@ -291,7 +292,7 @@ impl Planned {
         if !n.stateless || n.inputs.len() != 1 || n.inputs[0].1.is_some() {
             return None;
         }
-        if self.operator(i).is_some_and(|op| !op.chain) {
+        if self.operator(i).is_some_and(|op| !op.chain) || self.job.sinks.get(&n.name).is_some_and(|s| !s.chain) {
             return None;
         }
         let up = n.inputs[0].0;
@@ -365,15 +366,13 @@ impl Planned {
         self.reads_only_keys(head) && sharing.all(|j| self.reads_only_keys(j) && self.same_key(j, head))
     }
 
-    /// Where each node runs: in a task of its own, chained into its input's task, or sharing
-    /// a keyed sibling's.
+    /// Where each node runs: in a task of its own, chained into its input's task (a sink:
+    /// its inputs' task), or sharing a keyed sibling's.
     fn layout(&self) -> Layout {
         let n = self.nodes.len();
         let mut layout = Layout { chained: (0..n).map(|i| self.chains_into(i)).collect(), shared: self.sharing(), merged: vec![None; n] };
         // A sink placed with one input chains after it; one with several, after each.
-        layout.merged = (0..n)
-            .map(|i| (self.nodes[i].stateless && self.nodes[i].inputs.len() > 1).then(|| self.sink_task(&layout, i)).flatten())
-            .collect();
+        layout.merged = (0..n).map(|i| (self.nodes[i].inputs.len() > 1).then(|| self.sink_task(&layout, i)).flatten()).collect();
         layout
     }
 
@@ -637,6 +636,10 @@ mod tests {
             assert_eq!(placed(alone), None, "{alone}");
             assert_eq!(planned.nodes[node(&planned, alone)].parallelism, 1, "{alone}");
         }
+        // Print and discard hold no state, placed or not: a checkpoint taken with one
+        // `chain` setting restores with the other. A file sink's parallelism stays.
+        let stateless = |name: &str| planned.nodes[node(&planned, name)].stateless;
+        assert!(stateless("rows") && stateless("alone") && stateless("a") && !stateless("file"));
         let tasks = planned.tasks();
         assert!(
             tasks.contains(&"users ×2 + pairs + to_file → rows (after users, pairs) (input partitioned by key)".to_string()),
