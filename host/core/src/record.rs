@@ -22,7 +22,7 @@ pub struct Origin {
 }
 
 /// One record of a stream.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Record {
     /// The key set by the last key-by, if any.
     pub key: Option<Key>,
@@ -45,6 +45,28 @@ pub struct Record {
 /// their bytes when short: a record is made on one thread and freed on another, and such
 /// frees are among the dearest work mimalloc does.
 pub type Prekeys = smallvec::SmallVec<[(u16, Key); 2]>;
+
+/// A copy of `prekeys`, each key copied at once (see [`Record`]'s `Clone`).
+pub fn copy_prekeys<'a>(prekeys: impl IntoIterator<Item = &'a (u16, Key)>) -> Prekeys {
+    prekeys.into_iter().map(|(id, k)| (*id, Key::from_slice(k))).collect()
+}
+
+/// Copies keys at once: a `SmallVec`'s own `clone` (and its `From<&[u8]>`) pushes them byte
+/// by byte, which cost the log-analyzer's keyed threads 8 % of their time where records and
+/// keys were copied per record (BENCHMARKS.md, session 20). Copy a lone [`Key`] with
+/// `Key::from_slice` for the same reason.
+impl Clone for Record {
+    fn clone(&self) -> Record {
+        Record {
+            key: self.key.as_deref().map(Key::from_slice),
+            value: self.value.clone(),
+            timestamp: self.timestamp,
+            headers: self.headers.clone(),
+            origin: self.origin,
+            prekeys: copy_prekeys(&self.prekeys),
+        }
+    }
+}
 
 /// The bit of a [`Record::prekeys`] id that marks spans rather than a key: for each member
 /// the plugins fed by a walk ask for (`read-fields`), in order, where its value lies in the
@@ -234,6 +256,21 @@ pub enum Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clone_is_equal_with_short_and_long_keys() {
+        let long = Key::from_slice(&[7; 40]);
+        let r = Record {
+            key: Some(Key::from_slice(b"user38")),
+            value: b"{}".to_vec(),
+            timestamp: Some(5),
+            headers: vec![("h".into(), b"v".to_vec())],
+            origin: Origin { source: 1, position: 2, split: 3, ingest_ns: 4 },
+            prekeys: smallvec::smallvec![(1, Key::from_slice(b"a")), (SPAN_SET, long.clone()), (3, long)],
+        };
+        assert_eq!(r.clone(), r);
+        assert_eq!(Record { key: None, ..Record::default() }.clone(), Record::default());
+    }
 
     #[test]
     fn span_entries_read_back_what_was_written_and_nothing_else() {

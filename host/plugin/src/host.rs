@@ -355,8 +355,7 @@ impl context::Host for HostCtx {
             return false;
         }
         p.entered.push(self.emitted.len());
-        // Each record is entered once: its context moves (a key's `clone` would copy it
-        // byte by byte).
+        // Each record is entered once: its context moves, its key not copied.
         self.call = std::mem::take(&mut p.records[i]);
         true
     }

@@ -6,7 +6,7 @@
 //! values it does not read.
 
 use weir_core::keys::prefix_key;
-use weir_core::record::{Batch, BatchBuilder, Key, Record};
+use weir_core::record::{copy_prekeys, Batch, BatchBuilder, Key, Record};
 
 use crate::route::{fields_key, Route};
 
@@ -71,7 +71,7 @@ impl Share {
     /// error where it cannot be made (or does not lead to the partition's).
     pub fn key_of(&self, r: &Record) -> Result<Option<Key>, String> {
         match &self.refine {
-            // `from_slice` copies at once; a `SmallVec`'s `clone` pushes byte by byte.
+            // Copied at once (see `Record`'s `Clone`).
             None => Ok(r.key.as_deref().map(Key::from_slice)),
             Some(f) => f.key(r).map(Some),
         }
@@ -101,7 +101,7 @@ impl Share {
                 timestamp: r.timestamp,
                 headers: r.headers.clone(),
                 origin: r.origin,
-                prekeys: if keep { r.prekeys.clone() } else { Default::default() },
+                prekeys: if keep { copy_prekeys(&r.prekeys) } else { Default::default() },
             });
         }
         for (_, w) in marks {

@@ -8,7 +8,7 @@ use crossbeam_channel::Sender;
 
 use weir_core::json;
 use weir_core::keys::{key_bytes, key_text_in_key, KeySelector};
-use weir_core::record::{Batch, BatchBuilder, Key, Message, Record, SPAN_SET};
+use weir_core::record::{copy_prekeys, Batch, BatchBuilder, Key, Message, Record, SPAN_SET};
 use weir_state::{key_group, subtask_of};
 
 thread_local! {
@@ -168,7 +168,7 @@ impl Route {
                     origin: r.origin,
                     // Spans of a few members live in the record (they free nothing
                     // downstream: see `spans_entry`), and a plugin there may read them.
-                    prekeys: prekey.into_iter().chain(r.prekeys.iter().filter(|(p, _)| p & SPAN_SET != 0)).cloned().collect(),
+                    prekeys: copy_prekeys(prekey.into_iter().chain(r.prekeys.iter().filter(|(p, _)| p & SPAN_SET != 0))),
                 }
             })
             .collect();

@@ -48,7 +48,7 @@ impl<T> Panes<T> {
             EntryRef::Occupied(o) => o.into_mut(),
             EntryRef::Vacant(v) => {
                 self.len += 1;
-                // `from_slice` copies at once (`From<&[u8]>` would push byte by byte).
+                // Copied at once (see `Record`'s `Clone`).
                 v.insert_with_key(Key::from_slice(key), new())
             }
         }
