@@ -244,9 +244,8 @@ impl Planned {
             if side.is_some() || repeated || matches!(self.nodes[*up].kind, NodeKind::Sink | NodeKind::DeadLetter) {
                 return None;
             }
-            let readers = self.nodes.iter().filter(|m| m.inputs.iter().any(|(u, side)| u == up && side.is_none())).count();
             let h = layout.head_of(*up);
-            if readers != 1 || head.is_some_and(|x| x != h) {
+            if self.main_readers(*up) != 1 || head.is_some_and(|x| x != h) {
                 return None;
             }
             head = Some(h);
@@ -296,8 +295,12 @@ impl Planned {
             return None;
         }
         let up = n.inputs[0].0;
-        let readers = self.nodes.iter().filter(|m| m.inputs.iter().any(|(u, side)| *u == up && side.is_none())).count();
-        (readers == 1 && self.nodes[up].parallelism == n.parallelism && self.nodes[up].kind != NodeKind::Sink).then_some(up)
+        (self.main_readers(up) == 1 && self.nodes[up].parallelism == n.parallelism && self.nodes[up].kind != NodeKind::Sink).then_some(up)
+    }
+
+    /// How many nodes read node `up`'s main output.
+    fn main_readers(&self, up: usize) -> usize {
+        self.nodes.iter().filter(|m| m.inputs.iter().any(|(u, side)| *u == up && side.is_none())).count()
     }
 
     /// How keyed operator `i`'s key refines keyed operator `h`'s: `Some(prefix)` when every
