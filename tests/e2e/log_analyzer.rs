@@ -36,13 +36,8 @@ fn alerts_and_metrics_equal_flink_at_parallelism_1_and_4() {
         }
         // As shipped, with print sinks: they run in the `detect` task, four instances writing
         // to one standard output, and print what the file sinks wrote.
-        let sets = [
-            "source.logs.kind=file".to_string(),
-            format!("source.logs.path={}", case.join("logs.jsonl").display()),
-            "source.logs.rate=1e9".into(),
-            "parallelism=4".into(),
-            "dead-letter.kind=discard".into(),
-        ];
+        let mut sets = case_source(&case);
+        sets.extend(["parallelism=4".into(), "dead-letter.kind=discard".into()]);
         let (out, _, m) = run_job(&job, &sets);
         for sink in ["alerts", "metrics"] {
             assert!(m["nodes"][sink]["task_cpu_ms"].is_null(), "{name}: `{sink}` ran in a task of its own");

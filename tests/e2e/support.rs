@@ -143,20 +143,24 @@ pub struct CaseRun {
 pub fn run_log_analyzer(job: &Path, case: &Path, extra: &[String]) -> CaseRun {
     let dir = tempfile::tempdir().expect("tempdir");
     let (alerts, metrics, dead) = (dir.path().join("alerts.jsonl"), dir.path().join("metrics.jsonl"), dir.path().join("dead.jsonl"));
-    let mut sets = vec![
-        "source.logs.kind=file".to_string(),
-        format!("source.logs.path={}", case.join("logs.jsonl").display()),
-        "source.logs.rate=1e9".into(),
+    let mut sets = case_source(case);
+    sets.extend([
         "sink.alerts.kind=file".into(),
         format!("sink.alerts.path={}", alerts.display()),
         "sink.metrics.kind=file".into(),
         format!("sink.metrics.path={}", metrics.display()),
         "dead-letter.kind=file".into(),
         format!("dead-letter.path={}", dead.display()),
-    ];
+    ]);
     sets.extend(extra.iter().cloned());
     let (_, _, counters) = run_job(job, &sets);
     CaseRun { alerts: read_jsonl(&alerts), metrics: read_jsonl(&metrics), dead: read_jsonl(&dead), counters }
+}
+
+/// `--set`s that read the log-analyzer's source `logs` from a conformance case's lines, at
+/// full speed.
+pub fn case_source(case: &Path) -> Vec<String> {
+    vec!["source.logs.kind=file".into(), format!("source.logs.path={}", case.join("logs.jsonl").display()), "source.logs.rate=1e9".into()]
 }
 
 /// A job file in a temp dir (kept alive by the returned guard).
