@@ -14,7 +14,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use weir_sdk::{emit, Config, ListState, Process, Record, RecordView, Result, ValueState};
 
-/// The fields the rules read, borrowed from the record's value (copied only when escaped).
+/// The fields the rules read, as serde_json reads them: borrowed from the record's value
+/// (copied only when escaped).
 #[derive(Deserialize, Debug, PartialEq)]
 struct Event<'a> {
     #[serde(borrow)]
@@ -27,13 +28,77 @@ struct Event<'a> {
 /// The members of `Event`, which the host finds in each record (`weir_sdk::read_fields`).
 const FIELDS: [&str; 3] = ["user_id", "action", "timestamp"];
 
-impl<'a> Event<'a> {
+/// What the rules do on an event's action.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Action {
+    Failed,
+    Success,
+    /// `view`, `purchase` or `download` (named in an anomaly alert).
+    Active(&'static str),
+    Other,
+}
+
+impl Action {
+    fn of(action: &[u8]) -> Action {
+        match action {
+            b"login_failed" => Action::Failed,
+            b"login_success" => Action::Success,
+            b"view" => Action::Active("view"),
+            b"purchase" => Action::Active("purchase"),
+            b"download" => Action::Active("download"),
+            _ => Action::Other,
+        }
+    }
+}
+
+/// An event as the rules read it: the user's text is read only for an alert.
+#[derive(Debug, PartialEq)]
+struct Seen<'a> {
+    action: Action,
+    timestamp: i64,
+    user: User<'a>,
+}
+
+/// An event's `user_id`.
+#[derive(Debug, PartialEq)]
+enum User<'a> {
+    /// The text of a string without escapes, in a value the host checked to be valid JSON.
+    Plain(&'a [u8]),
+    /// As serde_json read it.
+    Read(Cow<'a, str>),
+}
+
+impl User<'_> {
+    fn text(&self) -> Result<Cow<'_, str>> {
+        match self {
+            User::Plain(text) => std::str::from_utf8(text).map(Cow::Borrowed).map_err(|e| weir_sdk::Error::invalid_input(e.to_string())),
+            User::Read(text) => Ok(Cow::Borrowed(text)),
+        }
+    }
+}
+
+impl<'a> Seen<'a> {
     /// The event from the fields the host found, when each is plain: strings without
     /// escapes and an integer `timestamp` that fits, each once in a value that is valid
     /// JSON. Anything else (`None`) is left to serde_json, whose answer, or refusal, stands.
-    /// The parser's output is always this plain, so a record costs no JSON walk here.
-    fn found(rec: &RecordView<'a>) -> Option<Event<'a>> {
-        Some(Event { user_id: Cow::Borrowed(rec.field_str(0)?), action: Cow::Borrowed(rec.field_str(1)?), timestamp: rec.field_i64(2)? })
+    /// The parser's output is always this plain, so a record costs no JSON walk here, and no
+    /// string is decoded: the action is matched as written, the user read for alerts only.
+    fn found(rec: &RecordView<'a>) -> Option<Seen<'a>> {
+        /// A string's text, when it has no escapes.
+        fn plain(value: &[u8]) -> Option<&[u8]> {
+            match value {
+                [b'"', text @ .., b'"'] if !text.iter().any(|&b| b == b'\\') => Some(text),
+                _ => None,
+            }
+        }
+        let user = plain(rec.field(0)?)?;
+        let action = Action::of(plain(rec.field(1)?)?);
+        Some(Seen { action, timestamp: rec.field_i64(2)?, user: User::Plain(user) })
+    }
+
+    /// The event as serde_json read it.
+    fn read(e: Event<'a>) -> Seen<'a> {
+        Seen { action: Action::of(e.action.as_bytes()), timestamp: e.timestamp, user: User::Read(e.user_id) }
     }
 }
 
@@ -67,38 +132,38 @@ impl Process for Detect {
 
     /// Reads the event where it lies in the host's batch.
     fn process_view(&mut self, rec: RecordView<'_>) -> Result<()> {
-        let e: Event = match Event::found(&rec) {
+        let e = match Seen::found(&rec) {
             Some(e) => e,
-            None => rec.json()?,
+            None => Seen::read(rec.json()?),
         };
-        match e.action.as_ref() {
-            "login_failed" => {
+        match e.action {
+            Action::Failed => {
                 let mut recent: Vec<i64> = self.fails.get()?.into_iter().filter(|t| *t >= e.timestamp - self.window_seconds).collect();
                 recent.push(e.timestamp);
                 if recent.len() >= self.threshold {
                     self.fails.clear();
-                    let alert = serde_json::json!({"type": "security_alert", "user_id": e.user_id, "timestamp": e.timestamp, "failed_attempts": recent.len()});
+                    let alert = serde_json::json!({"type": "security_alert", "user_id": e.user.text()?, "timestamp": e.timestamp, "failed_attempts": recent.len()});
                     emit(&Record::from_json(&alert)?);
                 } else {
                     self.fails.update(&recent)?;
                 }
             }
-            "login_success" => {
+            Action::Success => {
                 self.fails.clear();
                 self.last_login.set(&e.timestamp)?;
                 self.flagged.set(&false)?;
             }
-            "view" | "purchase" | "download" => {
+            Action::Active(action) => {
                 if let Some(last) = self.last_login.get()? {
                     let idle = e.timestamp - last;
                     if idle > self.idle_seconds && !self.flagged.get()?.unwrap_or(false) {
                         self.flagged.set(&true)?;
-                        let alert = serde_json::json!({"type": "anomaly_alert", "user_id": e.user_id, "timestamp": e.timestamp, "action": e.action, "idle_seconds": idle});
+                        let alert = serde_json::json!({"type": "anomaly_alert", "user_id": e.user.text()?, "timestamp": e.timestamp, "action": action, "idle_seconds": idle});
                         emit(&Record::from_json(&alert)?);
                     }
                 }
             }
-            _ => {}
+            Action::Other => {}
         }
         Ok(())
     }
@@ -118,11 +183,11 @@ mod tests {
     }
 
     /// The event as the host's spans give it, as `process` sees it.
-    fn found(line: &str) -> Option<(String, String, i64)> {
+    fn found(line: &str) -> Option<(String, Action, i64)> {
         let rec = Record::from_bytes(line);
         let mut spans = [0; 6];
         let members = weir_sdk::json::members(line.as_bytes(), &FIELDS, &mut spans).unwrap_or(0);
-        Event::found(&rec.view().with_fields(&spans, members)).map(|e| (e.user_id.into_owned(), e.action.into_owned(), e.timestamp))
+        Seen::found(&rec.view().with_fields(&spans, members)).map(|e| (e.user.text().unwrap().into_owned(), e.action, e.timestamp))
     }
 
     #[test]
@@ -132,11 +197,27 @@ mod tests {
             r#"{"timestamp":-5,"metadata":{"a":[1,2,{"b":null}]},"action":"login_failed","user_id":"user 7","ip":"1.2.3.4"}"#,
             r#" { "action" : "x" , "user_id" : "", "timestamp" : 0 } "#,
             r#"{"user_id": "ü", "action": "view", "timestamp": 1}"#,
+            r#"{"user_id": "u", "action": "purchase", "timestamp": 1}"#,
+            r#"{"user_id": "u", "action": "download", "timestamp": 1}"#,
+            r#"{"user_id": "u", "action": "login_success", "timestamp": 1}"#,
         ];
         for line in plain {
-            let e: Event = serde_json::from_str(line).unwrap();
-            assert_eq!(found(line), Some((e.user_id.into_owned(), e.action.into_owned(), e.timestamp)), "{line}");
+            let e = Seen::read(serde_json::from_str(line).unwrap());
+            assert_eq!(found(line), Some((e.user.text().unwrap().into_owned(), e.action, e.timestamp)), "{line}");
         }
+        let actions: Vec<Action> = plain.iter().map(|l| found(l).unwrap().1).collect();
+        assert_eq!(
+            actions,
+            [
+                Action::Active("view"),
+                Action::Failed,
+                Action::Other,
+                Action::Active("view"),
+                Action::Active("purchase"),
+                Action::Active("download"),
+                Action::Success
+            ]
+        );
         // Escapes, duplicates, missing fields, other types, a float, an overflow, bad JSON:
         // not found, so serde_json decides (and refuses some, as it always did).
         for line in [
