@@ -303,10 +303,13 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
+/// The items of an array ([`array_items`]): up to four live on the stack.
+pub type Items<'a> = smallvec::SmallVec<[Raw<'a>; 4]>;
+
 /// The items of a JSON array, each as its raw text; `None` when `text` is not one. Walked
 /// by the scanner (keys of several fields, `["user38","view"]`, are read so once a window
-/// row); serde_json decides what the scanner gives up on.
-pub fn array_items(text: &[u8]) -> Option<Vec<Raw<'_>>> {
+/// row, with no allocation); serde_json decides what the scanner gives up on.
+pub fn array_items(text: &[u8]) -> Option<Items<'_>> {
     if let Ok(items) = scan_array(text) {
         return Some(items);
     }
@@ -314,9 +317,9 @@ pub fn array_items(text: &[u8]) -> Option<Vec<Raw<'_>>> {
     Some(items.into_iter().map(|v| Raw(v.get())).collect())
 }
 
-fn scan_array(text: &[u8]) -> Result<Vec<Raw<'_>>, GiveUp> {
+fn scan_array(text: &[u8]) -> Result<Items<'_>, GiveUp> {
     let mut s = Scanner::new(text);
-    let mut items = Vec::new();
+    let mut items = Items::new();
     s.skip_ws();
     s.expect(b'[')?;
     s.skip_ws();

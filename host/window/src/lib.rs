@@ -298,8 +298,8 @@ impl WindowKeys {
 /// The items of a key of several fields (the JSON array `runtime::key_bytes` makes), each
 /// as its text: values normalized as serde_json prints them, so the text is the row's.
 /// Empty when the bytes are not such an array.
-fn key_items(key: &[u8]) -> Vec<&str> {
-    json::array_items(key).map(|items| items.into_iter().map(|v| v.get()).collect()).unwrap_or_default()
+fn key_items(key: &[u8]) -> json::Items<'_> {
+    json::array_items(key).unwrap_or_default()
 }
 
 /// Writes the key bytes as a JSON string: the key text of a string key. Printable ASCII
@@ -320,7 +320,7 @@ fn write_key_string(out: &mut Vec<u8>, key: &[u8]) {
 fn own_key_texts(key_fields: usize, key: &[u8]) -> Vec<String> {
     match key_fields {
         0 | 1 => vec![key_string(key)],
-        _ => key_items(key).into_iter().map(str::to_string).collect(),
+        _ => key_items(key).into_iter().map(|v| v.get().to_string()).collect(),
     }
 }
 
@@ -701,12 +701,12 @@ impl WindowOp {
             let mut row = std::mem::take(&mut self.row);
             row.clear();
             let mut num = itoa::Buffer::new();
-            let items = if own_text && key_fields > 1 { key_items(key) } else { Vec::new() };
+            let items = if own_text && key_fields > 1 { key_items(key) } else { Default::default() };
             for (prefix, slot) in layout {
                 row.extend_from_slice(prefix);
                 match *slot {
                     Slot::Constant(i) => row.extend_from_slice(self.constants[i].1.as_bytes()),
-                    Slot::Key(i) => match (s.key.get(i).map(String::as_str), items.get(i).copied()) {
+                    Slot::Key(i) => match (s.key.get(i).map(String::as_str), items.get(i).map(|v| v.get())) {
                         (Some(text), _) | (None, Some(text)) => row.extend_from_slice(text.as_bytes()),
                         (None, None) if own_text && key_fields < 2 => write_key_string(&mut row, key),
                         (None, None) => row.extend_from_slice(b"null"),
