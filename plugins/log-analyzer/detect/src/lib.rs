@@ -138,12 +138,17 @@ impl Process for Detect {
         };
         match e.action {
             Action::Failed => {
-                let mut recent: Vec<i64> = self.fails.get()?.into_iter().filter(|t| *t >= e.timestamp - self.window_seconds).collect();
+                let kept = self.fails.get()?;
+                let mut recent: Vec<i64> = kept.iter().copied().filter(|t| *t >= e.timestamp - self.window_seconds).collect();
                 recent.push(e.timestamp);
                 if recent.len() >= self.threshold {
                     self.fails.clear();
                     let alert = serde_json::json!({"type": "security_alert", "user_id": e.user.text()?, "timestamp": e.timestamp, "failed_attempts": recent.len()});
                     emit(&Record::from_json(&alert)?);
+                } else if recent.len() == kept.len() + 1 {
+                    // None aged out: the list is the kept one and this time, which one element
+                    // crossing to the host says (not the whole list).
+                    self.fails.add(&e.timestamp)?;
                 } else {
                     self.fails.update(&recent)?;
                 }
