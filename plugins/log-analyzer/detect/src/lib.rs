@@ -87,7 +87,7 @@ impl<'a> Seen<'a> {
         /// A string's text, when it has no escapes.
         fn plain(value: &[u8]) -> Option<&[u8]> {
             match value {
-                [b'"', text @ .., b'"'] if !text.iter().any(|&b| b == b'\\') => Some(text),
+                [b'"', text @ .., b'"'] if !text.contains(&b'\\') => Some(text),
                 _ => None,
             }
         }
