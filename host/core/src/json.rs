@@ -28,13 +28,21 @@ pub type Path = Vec<String>;
 /// record's event time and keys allocates nothing.
 pub type Found<'a> = smallvec::SmallVec<[Option<Raw<'a>>; 4]>;
 
-/// The raw text of one JSON value inside a validated document, as it appears there.
+/// The raw text of one JSON value inside a validated document, as it appears there. Kept as
+/// bytes: the walk that finds a value has checked its UTF-8 already, and most readers (keys,
+/// spans, integers) want the bytes, so none pays for a second check it does not need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Raw<'a>(&'a str);
+pub struct Raw<'a>(&'a [u8]);
 
 impl<'a> Raw<'a> {
-    /// The value's text.
+    /// The value's text. Every `Raw` is made from text the scanner or serde_json read, which
+    /// is UTF-8, so the empty string this would give otherwise never occurs.
     pub fn get(self) -> &'a str {
+        std::str::from_utf8(self.0).unwrap_or_default()
+    }
+
+    /// The value's text as bytes.
+    pub fn bytes(self) -> &'a [u8] {
         self.0
     }
 }
@@ -100,8 +108,8 @@ pub fn span(text: &[u8], found: &[Option<Raw<'_>>], repeated: u64, i: usize) -> 
     let once = i < 64 && repeated & (1 << i) == 0;
     match found[i] {
         Some(raw) if once => {
-            let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-            (start as u32, (start + raw.get().len()) as u32)
+            let start = raw.0.as_ptr() as usize - text.as_ptr() as usize;
+            (start as u32, (start + raw.0.len()) as u32)
         }
         _ => (0, 0),
     }
@@ -179,8 +187,8 @@ fn object<'a>(
             false => s.value(depth)?,
         }
         if whole != 0 || far {
-            // A value the scanner walked is UTF-8.
-            let raw = Raw(std::str::from_utf8(&s.text()[start..s.at()]).map_err(|_| GiveUp)?);
+            // A value the scanner walked is UTF-8 (see `Raw`).
+            let raw = Raw(&s.text()[start..s.at()]);
             for (j, &(i, p)) in wanted.iter().enumerate() {
                 let wants = match j < 64 {
                     true => whole & (1 << j) != 0,
@@ -249,7 +257,7 @@ impl<'de: 'a, 'a> Visitor<'de> for Find<'_, '_, '_, 'a> {
             let mut deeper = Vec::new();
             for &(i, p) in self.wanted {
                 match p {
-                    [f] if f == name => self.out[i] = Some(Raw(raw.get())),
+                    [f] if f == name => self.out[i] = Some(Raw(raw.get().as_bytes())),
                     [f, rest @ ..] if f == name && !rest.is_empty() => deeper.push((i, rest)),
                     _ => {}
                 }
@@ -314,7 +322,7 @@ pub fn array_items(text: &[u8]) -> Option<Items<'_>> {
         return Some(items);
     }
     let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(text).ok()?;
-    Some(items.into_iter().map(|v| Raw(v.get())).collect())
+    Some(items.into_iter().map(|v| Raw(v.get().as_bytes())).collect())
 }
 
 fn scan_array(text: &[u8]) -> Result<Items<'_>, GiveUp> {
@@ -330,8 +338,8 @@ fn scan_array(text: &[u8]) -> Result<Items<'_>, GiveUp> {
     loop {
         let start = s.at();
         s.value(1)?;
-        // A value the scanner walked is UTF-8.
-        items.push(Raw(std::str::from_utf8(&text[start..s.at()]).map_err(|_| GiveUp)?));
+        // A value the scanner walked is UTF-8 (see `Raw`).
+        items.push(Raw(&text[start..s.at()]));
         s.skip_ws();
         match s.peek()? {
             b',' => {
@@ -348,15 +356,14 @@ fn scan_array(text: &[u8]) -> Result<Items<'_>, GiveUp> {
 
 /// A raw value that is JSON `null` counts as absent (as in key-by and aggregates).
 pub fn non_null(raw: Option<Raw<'_>>) -> Option<Raw<'_>> {
-    raw.filter(|r| r.get() != "null")
+    raw.filter(|r| r.0 != b"null")
 }
 
-/// A raw JSON string's contents without copying when it has no escapes.
-pub fn raw_str(raw: Raw<'_>) -> Option<std::borrow::Cow<'_, str>> {
-    let s = raw.get();
-    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
-    if inner.contains('\\') {
-        serde_json::from_str::<String>(s).ok().map(std::borrow::Cow::Owned)
+/// A raw JSON string's contents (UTF-8) without copying when it has no escapes.
+pub fn raw_str(raw: Raw<'_>) -> Option<std::borrow::Cow<'_, [u8]>> {
+    let inner = raw.0.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.contains(&b'\\') {
+        serde_json::from_slice::<String>(raw.0).ok().map(|s| std::borrow::Cow::Owned(s.into_bytes()))
     } else {
         Some(std::borrow::Cow::Borrowed(inner))
     }
@@ -364,39 +371,30 @@ pub fn raw_str(raw: Raw<'_>) -> Option<std::borrow::Cow<'_, str>> {
 
 /// A raw JSON integer (not a float, not a boolean), as serde_json's `as_i64` reads it.
 pub fn raw_i64(raw: Raw<'_>) -> Option<i64> {
-    let s = raw.get();
-    // Valid JSON text that parses as an i64 is an integer literal; serde_json reads `-0` as
-    // the float -0.0.
-    if s == "-0" {
-        None
-    } else {
-        s.parse().ok()
-    }
+    // An integer literal in range, and not `-0` (which serde_json reads as the float -0.0).
+    weir_json::plain_i64(raw.0)
 }
 
 /// Appends the value as serde_json would print it: plain strings and integers as they are,
 /// anything else through a parse (so `1.50` reads `1.5` and objects lose their spaces).
 /// `out` is a buffer in memory (a `Vec` or a [`crate::record::Key`]), which cannot fail.
 pub fn write_normalized(raw: Raw<'_>, out: &mut impl std::io::Write) {
-    let s = raw.get();
-    let plain_str = s.starts_with('"') && !s.contains('\\');
-    let _ = if plain_str || raw_i64(raw).is_some() {
-        out.write_all(s.as_bytes())
-    } else {
-        serde_json::to_writer(out, &value(raw)).map_err(Into::into)
-    };
+    let b = raw.0;
+    let plain_str = b.first() == Some(&b'"') && !b.contains(&b'\\');
+    let _ =
+        if plain_str || raw_i64(raw).is_some() { out.write_all(b) } else { serde_json::to_writer(out, &value(raw)).map_err(Into::into) };
 }
 
 /// [`write_normalized`] into a new string.
 pub fn normalized(raw: Raw<'_>) -> String {
-    let mut out = Vec::with_capacity(raw.get().len());
+    let mut out = Vec::with_capacity(raw.0.len());
     write_normalized(raw, &mut out);
     String::from_utf8(out).unwrap_or_default()
 }
 
 /// The parsed value (for slow paths and messages).
 pub fn value(raw: Raw<'_>) -> serde_json::Value {
-    serde_json::from_str(raw.get()).unwrap_or_default()
+    serde_json::from_slice(raw.0).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -460,8 +458,8 @@ mod tests {
         let mut out = Found::new();
         extract(j.as_bytes(), &ps, &mut out).unwrap();
         let v: Vec<Raw> = out.into_iter().map(Option::unwrap).collect();
-        assert_eq!(raw_str(v[0]).unwrap(), "pl\"ain");
-        assert!(matches!(raw_str(v[1]).unwrap(), std::borrow::Cow::Borrowed("plain")));
+        assert_eq!(raw_str(v[0]).unwrap(), &b"pl\"ain"[..]);
+        assert!(matches!(raw_str(v[1]).unwrap(), std::borrow::Cow::Borrowed(b"plain")));
         assert_eq!(raw_str(v[2]), None);
         assert_eq!(raw_i64(v[2]), None);
         assert_eq!(raw_i64(v[3]), None);
@@ -472,6 +470,15 @@ mod tests {
         let mut out = Found::new();
         extract(br#"{"o": {"a": 1.50, "b": [1, 2]}}"#, &paths(&["o"]), &mut out).unwrap();
         assert_eq!(normalized(out[0].unwrap()), r#"{"a":1.5,"b":[1,2]}"#);
+        // Integers as serde_json reads them as i64, from the bytes.
+        let j = br#"{"a": 7, "b": -12, "c": 1735689603, "d": 9223372036854775807, "e": -9223372036854775808, "f": 0}"#;
+        extract(j, &paths(&["a", "b", "c", "d", "e", "f"]), &mut out).unwrap();
+        let ints: Vec<Option<i64>> = out.iter().map(|r| raw_i64(r.unwrap())).collect();
+        assert_eq!(ints, [Some(7), Some(-12), Some(1735689603), Some(i64::MAX), Some(i64::MIN), Some(0)]);
+        assert_eq!(
+            out.iter().map(|r| r.unwrap().get()).collect::<Vec<_>>(),
+            ["7", "-12", "1735689603", "9223372036854775807", "-9223372036854775808", "0"]
+        );
     }
 
     /// What the scanner alone makes of `text`: `None` when it gives up.

@@ -9,7 +9,7 @@ use crate::record::Key;
 pub fn key_bytes(values: &[json::Raw]) -> Key {
     match values {
         [v] => match json::raw_str(*v) {
-            Some(s) => Key::from_slice(s.as_bytes()),
+            Some(s) => Key::from_slice(&s),
             None => Key::from_slice(json::normalized(*v).as_bytes()),
         },
         many => {

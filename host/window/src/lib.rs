@@ -97,7 +97,7 @@ struct AggAcc {
 
 impl AggAcc {
     fn add(&mut self, v: Option<json::Raw>) {
-        let Some(raw) = v.filter(|v| v.get().starts_with(|c: char| c == '-' || c.is_ascii_digit())) else { return };
+        let Some(raw) = v.filter(|v| matches!(v.bytes().first(), Some(b'-' | b'0'..=b'9'))) else { return };
         let text = raw.get();
         let f: f64 = text.parse().unwrap_or(0.0);
         self.n += 1;
