@@ -706,8 +706,9 @@ impl WindowOp {
                 row.extend_from_slice(prefix);
                 match *slot {
                     Slot::Constant(i) => row.extend_from_slice(self.constants[i].1.as_bytes()),
-                    Slot::Key(i) => match (s.key.get(i).map(String::as_str), items.get(i).map(|v| v.get())) {
-                        (Some(text), _) | (None, Some(text)) => row.extend_from_slice(text.as_bytes()),
+                    // The key's texts as bytes: a key's items need no UTF-8 check to be copied.
+                    Slot::Key(i) => match (s.key.get(i).map(String::as_bytes), items.get(i).map(|v| v.bytes())) {
+                        (Some(text), _) | (None, Some(text)) => row.extend_from_slice(text),
                         (None, None) if own_text && key_fields < 2 => write_key_string(&mut row, key),
                         (None, None) => row.extend_from_slice(b"null"),
                     },
