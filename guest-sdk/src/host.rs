@@ -24,6 +24,12 @@ mod imp {
     pub fn enter(index: u32) -> bool {
         context::enter(index)
     }
+    pub fn enter_with_writes(index: u32, writes: &[u8]) -> bool {
+        context::enter_with_writes(index, writes)
+    }
+    pub fn apply_writes(writes: &[u8]) {
+        state::apply_writes(writes)
+    }
     pub fn read_fields(names: &[String]) {
         context::read_fields(names)
     }
@@ -115,6 +121,23 @@ mod imp {
     /// The native harness sets each record's context itself.
     pub fn enter(_index: u32) -> bool {
         true
+    }
+    pub fn enter_with_writes(index: u32, writes: &[u8]) -> bool {
+        apply_writes(writes);
+        enter(index)
+    }
+    /// Applies a write log as the host does, through the calls it stands for.
+    pub fn apply_writes(writes: &[u8]) {
+        use weir_batch::writes::{read, Write};
+        for w in read(writes) {
+            match w.expect("the SDK writes logs that read") {
+                Write::ValueSet(name, v) => value_set(name, v),
+                Write::ValueClear(name) => value_clear(name),
+                Write::ListAdd(name, v) => list_add(name, v),
+                Write::ListUpdate(name, vs) => list_update(name, &vs.iter().map(<[u8]>::to_vec).collect::<Vec<_>>()),
+                Write::ListClear(name) => list_clear(name),
+            }
+        }
     }
     pub fn read_fields(names: &[String]) {
         with_host(|h| h.read_fields = names.to_vec())

@@ -1,19 +1,27 @@
-//! What a `process` call has read of value and list state, kept for the rest of the call.
+//! What a `process` call has read of value and list state, kept for the rest of the call,
+//! and the value and list writes of the record at hand, held back until the next.
 //!
 //! A state call crosses into the host and back (its name lifted, the answer lowered through
 //! this component's allocator): on the log-analyzer's detector one cost about 400 ns, more
 //! than reading the record, and its state calls half its time. Records of one key often
 //! come several to a batch, and an operator reads the same states for each. So within one
 //! `process` call each value or list state of a key, once read, is answered from here (and
-//! decoded from where it lies). Writes still go to the host at once, so that a trap in the
-//! middle of a call leaves the host's state as exactly-once needs it (every record before
-//! the trap fully applied), and update what is kept. The host's processing time stands
+//! decoded from where it lies). Writes update what is kept and are held back in a log
+//! (`weir_batch::writes`) that crosses with the next record's `enter`
+//! (`context.enter-with-writes`), or, after the last record, in one `state.apply-writes`:
+//! one crossing a record however many writes it makes. The host applies them in the
+//! context of the record that made them, so a trap in the middle of a call leaves the
+//! host's state as exactly-once needs it: every record before the trap fully applied, the
+//! one that trapped not at all. The log is handed over before any other state call too
+//! (a read the call has not kept, map state). The host's processing time stands
 //! still for the length of a call, so a state with a time-to-live reads the same from here
 //! as from the host. Kept reads are shared by every handle of a state name. Map state is
 //! not kept.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+
+use weir_batch::writes;
 
 use crate::host;
 
@@ -44,6 +52,8 @@ struct Reads {
     key: Vec<u8>,
     values: States<Option<Vec<u8>>>,
     lists: States<Vec<Vec<u8>>>,
+    /// Writes of the record at hand, not yet handed to the host.
+    log: Vec<u8>,
 }
 
 /// Keys kept at most (per state kind) before a call starts afresh.
@@ -60,6 +70,8 @@ pub(crate) fn begin() {
         let mut r = r.borrow_mut();
         r.calls += 1;
         r.call = r.calls;
+        // Writes a trap cut short belong to a record that failed.
+        r.log.clear();
         if r.values.values().map(Map::len).sum::<usize>() > MAX_KEPT || r.lists.values().map(Map::len).sum::<usize>() > MAX_KEPT {
             r.values.clear();
             r.lists.clear();
@@ -67,9 +79,54 @@ pub(crate) fn begin() {
     });
 }
 
-/// The call ends (or another export starts): reads go to the host again.
+/// The call ends: the last record's writes go to the host, and reads go to the host again.
 pub(crate) fn end() {
-    READS.with(|r| r.borrow_mut().call = 0);
+    flush();
+    reset();
+}
+
+/// Another export starts: nothing kept is answered from, nothing held back is applied (a
+/// call a trap ended may have left some).
+pub(crate) fn reset() {
+    READS.with(|r| {
+        let mut r = r.borrow_mut();
+        r.call = 0;
+        r.log.clear();
+    });
+}
+
+/// Takes the held-back writes, if any, for `f`, and keeps the log's room.
+fn with_log<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    let mut log = READS.with(|r| std::mem::take(&mut r.borrow_mut().log));
+    let out = f((!log.is_empty()).then_some(log.as_slice()));
+    log.clear();
+    READS.with(|r| r.borrow_mut().log = log);
+    out
+}
+
+/// Hands the held-back writes to the host (`state.apply-writes`), before another state call.
+pub(crate) fn flush() {
+    with_log(|log| log.map(host::apply_writes));
+}
+
+/// `context.enter` of record `index`, with the writes the record before it held back.
+pub(crate) fn enter_record(index: u32) -> bool {
+    with_log(|log| match log {
+        Some(log) => host::enter_with_writes(index, log),
+        None => host::enter(index),
+    })
+}
+
+/// Holds a write back while a call is on (true); outside one (false) it goes at once.
+fn hold(write: impl FnOnce(&mut Vec<u8>)) -> bool {
+    READS.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.call == 0 {
+            return false;
+        }
+        write(&mut r.log);
+        true
+    })
 }
 
 /// The record at hand has key `key`.
@@ -129,6 +186,7 @@ pub(crate) fn value<R>(name: &str, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     if let Some(out) = kept {
         return out;
     }
+    flush();
     let mut v = host::value_get(name);
     let out = f.take().map(|f| f(v.as_deref()));
     keep(values, name, |kept| match kept {
@@ -142,7 +200,9 @@ pub(crate) fn value<R>(name: &str, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
 }
 
 pub(crate) fn value_set(name: &str, v: &[u8]) {
-    host::value_set(name, v);
+    if !hold(|log| writes::push_value(log, writes::VALUE_SET, name, v)) {
+        host::value_set(name, v);
+    }
     keep(values, name, |kept| match kept {
         Some(Some(old)) => {
             copy_into(old, v);
@@ -157,7 +217,9 @@ pub(crate) fn value_set(name: &str, v: &[u8]) {
 }
 
 pub(crate) fn value_clear(name: &str) {
-    host::value_clear(name);
+    if !hold(|log| writes::push_clear(log, writes::VALUE_CLEAR, name)) {
+        host::value_clear(name);
+    }
     keep(values, name, |kept| match kept {
         Some(k) => {
             *k = None;
@@ -178,6 +240,7 @@ pub(crate) fn list<R>(name: &str, f: impl FnOnce(&[Vec<u8>]) -> R) -> R {
     if let Some(out) = kept {
         return out;
     }
+    flush();
     let items = host::list_get(name);
     let out = f.take().map(|f| f(&items));
     keep(lists, name, |kept| match kept {
@@ -191,7 +254,9 @@ pub(crate) fn list<R>(name: &str, f: impl FnOnce(&[Vec<u8>]) -> R) -> R {
 }
 
 pub(crate) fn list_add(name: &str, v: &[u8]) {
-    host::list_add(name, v);
+    if !hold(|log| writes::push_value(log, writes::LIST_ADD, name, v)) {
+        host::list_add(name, v);
+    }
     // Only a list this call read whole can be added to: one kept from an earlier call is
     // stale, and is never answered from.
     READS.with(|r| {
@@ -204,7 +269,9 @@ pub(crate) fn list_add(name: &str, v: &[u8]) {
 }
 
 pub(crate) fn list_update(name: &str, vs: &[Vec<u8>]) {
-    host::list_update(name, vs);
+    if !hold(|log| writes::push_values(log, name, vs)) {
+        host::list_update(name, vs);
+    }
     keep(lists, name, |kept| match kept {
         Some(items) => {
             items.resize_with(vs.len(), Vec::new);
@@ -216,7 +283,9 @@ pub(crate) fn list_update(name: &str, vs: &[Vec<u8>]) {
 }
 
 pub(crate) fn list_clear(name: &str) {
-    host::list_clear(name);
+    if !hold(|log| writes::push_clear(log, writes::LIST_CLEAR, name)) {
+        host::list_clear(name);
+    }
     keep(lists, name, |kept| match kept {
         Some(items) => {
             items.clear();
@@ -242,6 +311,8 @@ mod tests {
     #[test]
     fn reads_are_kept_for_the_call_and_writes_go_through() {
         let on = |key: &[u8]| {
+            // As the SDK's `process` does: the record before hands over its writes first.
+            enter_record(0);
             with_host(|h| h.key = Some(key.to_vec()));
             enter(key);
         };
@@ -257,15 +328,22 @@ mod tests {
         host::list_add("l", b"x");
         assert_eq!(value_get("n"), Some(b"1".to_vec()), "kept");
         assert_eq!(list_get("l"), vec![b"a".to_vec()], "kept");
-        // Writes reach the host and what is kept.
+        // Writes change what is kept at once and reach the host with the next record's
+        // `enter`, or before another state call.
         value_set("n", b"3");
         list_add("l", b"b");
-        assert_eq!((host::value_get("n"), value_get("n")), (Some(b"3".to_vec()), Some(b"3".to_vec())));
+        assert_eq!((host::value_get("n"), value_get("n")), (Some(b"2".to_vec()), Some(b"3".to_vec())), "held back");
         assert_eq!(list_get("l"), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert!(enter_record(1));
+        assert_eq!(host::value_get("n"), Some(b"3".to_vec()));
         assert_eq!(host::list_get("l"), vec![b"a".to_vec(), b"x".to_vec(), b"b".to_vec()]);
         value_clear("n");
         list_clear("l");
-        assert_eq!((host::value_get("n"), value_get("n"), list_get("l")), (None, None, vec![]));
+        list_update("u", &[b"1".to_vec(), b"2".to_vec()]);
+        assert_eq!((value_get("n"), list_get("l"), list_get("u")), (None, vec![], vec![b"1".to_vec(), b"2".to_vec()]));
+        flush();
+        assert_eq!((host::value_get("n"), host::list_get("l")), (None, vec![]));
+        assert_eq!(host::list_get("u"), vec![b"1".to_vec(), b"2".to_vec()]);
         // A list added to before it was read is read from the host.
         list_add("m", b"1");
         assert_eq!(list_get("m"), vec![b"1".to_vec()]);
@@ -276,9 +354,29 @@ mod tests {
         assert_eq!(value_get("n"), Some(b"o".to_vec()));
         on(b"k");
         assert_eq!(value_get("n"), None, "k's own, cleared above");
-        // After the call, reads go to the host.
+        // The call ends: the last record's writes reach the host; after it, reads and
+        // writes go to the host at once.
+        value_set("n", b"last");
         end();
+        assert_eq!(host::value_get("n"), Some(b"last".to_vec()));
         host::value_set("n", b"4");
         assert_eq!(value_get("n"), Some(b"4".to_vec()));
+        value_set("n", b"5");
+        assert_eq!(host::value_get("n"), Some(b"5".to_vec()));
+    }
+
+    #[test]
+    fn writes_a_trap_cut_short_are_never_applied() {
+        with_host(|h| h.key = Some(b"k".to_vec()));
+        begin();
+        enter(b"k");
+        value_set("t", b"1");
+        list_add("t", b"1");
+        // The call traps here; the next export starts afresh.
+        reset();
+        begin();
+        enter(b"k");
+        end();
+        assert_eq!((host::value_get("t"), host::list_get("t")), (None, vec![]));
     }
 }

@@ -244,7 +244,7 @@ pub fn process<T: Process>(input: Batch) -> Vec<Result<()>> {
     let mut stopped = false;
     crate::reads::begin();
     let failed = each_view::<T>(&input, |op, i, r| {
-        if stopped || !crate::host::enter(i) {
+        if stopped || !crate::reads::enter_record(i) {
             stopped = true;
             return;
         }
@@ -264,7 +264,7 @@ pub fn process<T: Process>(input: Batch) -> Vec<Result<()>> {
 
 pub fn on_timer<T: Process>(fired: Vec<Timer>) -> Result<()> {
     // Reads are kept within a `process` call only (one a trap ended may have left some).
-    crate::reads::end();
+    crate::reads::reset();
     with_op::<T, _>(|op| fired.into_iter().try_for_each(|t| op.on_timer(t)))?
 }
 

@@ -108,28 +108,34 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> MapState<
     }
     /// The value under `key`; `None` when absent.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
+        reads::flush();
         host::map_get(&self.name, &encode(key)?).map(|b| decode(&self.name, &b)).transpose()
     }
     /// Puts `value` under `key`.
     pub fn put(&self, key: &K, value: &V) -> Result<()> {
+        reads::flush();
         host::map_put(&self.name, &encode(key)?, &encode(value)?);
         Ok(())
     }
     /// Removes `key`; a no-op when absent.
     pub fn remove(&self, key: &K) -> Result<()> {
+        reads::flush();
         host::map_remove(&self.name, &encode(key)?);
         Ok(())
     }
     /// Whether `key` is present.
     pub fn contains(&self, key: &K) -> Result<bool> {
+        reads::flush();
         Ok(host::map_contains(&self.name, &encode(key)?))
     }
     /// All entries.
     pub fn entries(&self) -> Result<Vec<(K, V)>> {
+        reads::flush();
         host::map_entries(&self.name).iter().map(|(k, v)| Ok((decode(&self.name, k)?, decode(&self.name, v)?))).collect()
     }
     /// Clears the map.
     pub fn clear(&self) {
+        reads::flush();
         host::map_clear(&self.name)
     }
 }

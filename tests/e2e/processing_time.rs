@@ -108,3 +108,30 @@ fn state_ttl_refreshed_on_read_and_expired_state_left_out_of_snapshots() {
     assert!(!has("count"), "expired counts are not in the snapshot");
     assert!(has("items") && has("item-counts"), "state without a TTL is");
 }
+
+/// A record whose call traps after it wrote state changes none of it; the records before it
+/// in the same call keep all of theirs, and the ones after it run on a fresh instance.
+#[test]
+fn a_record_that_traps_after_its_writes_changes_no_state() {
+    let clock = ManualClock::new(0);
+    let mut op = keyed_state_op(&[], &clock);
+    let metrics = Arc::new(NodeMetrics::default());
+    let mut out = Output::new(&[], metrics);
+    let batch = vec![item("u", "a"), item("v", "z"), item("u", "trap"), item("u", "b"), item("v", "y")];
+    op.process(Batch::of(batch), &mut out).expect("process");
+    let dead: Vec<(String, String)> = out.dead.drain(..).map(|(r, why)| (String::from_utf8_lossy(&r.value).into_owned(), why)).collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0, r#"{"item": "trap"}"#);
+    assert!(dead[0].1.contains("traps after its writes"), "{}", dead[0].1);
+    let rows = emitted(&mut out);
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"user_id": "u", "count": 1, "items": ["a"], "item_counts": {"a": 1}}),
+            serde_json::json!({"user_id": "v", "count": 1, "items": ["z"], "item_counts": {"z": 1}}),
+            // Neither the trapped record's count nor its item.
+            serde_json::json!({"user_id": "u", "count": 2, "items": ["a", "b"], "item_counts": {"a": 1, "b": 1}}),
+            serde_json::json!({"user_id": "v", "count": 2, "items": ["z", "y"], "item_counts": {"y": 1, "z": 1}}),
+        ]
+    );
+}

@@ -101,6 +101,9 @@ pub struct HostCtx {
     /// those members lie in the batch's values, two entries per record and member
     /// (`field-spans`), and how many members each value has (`member-counts`).
     pub spans: (Vec<u32>, Vec<u32>),
+    /// Why a log of held-back state writes (`enter-with-writes`, `apply-writes`) did not
+    /// read, in the call on: the call then fails.
+    pub bad_writes: Option<String>,
     codec: KeyCodec,
 }
 
@@ -174,6 +177,7 @@ impl HostCtx {
             ttl: HashMap::new(),
             read_fields: Vec::new(),
             spans: Default::default(),
+            bad_writes: None,
             codec: KeyCodec::default(),
         }
     }
@@ -359,6 +363,10 @@ impl context::Host for HostCtx {
         self.call = std::mem::take(&mut p.records[i]);
         true
     }
+    fn enter_with_writes(&mut self, index: u32, writes: Vec<u8>) -> bool {
+        self.apply_writes(&writes);
+        context::Host::enter(self, index)
+    }
     fn read_fields(&mut self, names: Vec<String>) {
         self.read_fields = names;
     }
@@ -421,18 +429,77 @@ impl output::Host for HostCtx {
     }
 }
 
+impl HostCtx {
+    fn set_value(&mut self, name: &str, value: &[u8]) {
+        let k = self.skey(name, VALUE_NS);
+        self.write_cell(name, k, value)
+    }
+    fn clear_value(&mut self, name: &str) {
+        let k = self.skey(name, VALUE_NS);
+        self.state.delete(&k)
+    }
+    fn add_to_list(&mut self, name: &str, value: &[u8]) {
+        let k = self.skey(name, LIST_NS);
+        let mut cur = self.state.get(&k).unwrap_or_default();
+        match self.ttl_of(name) {
+            Some(t) => append_list(&mut cur, &stamp(self.expiry(t), value)),
+            None => append_list(&mut cur, value),
+        }
+        self.state.put(k, cur)
+    }
+    fn update_list<'v>(&mut self, name: &str, values: impl IntoIterator<Item = &'v [u8]>) {
+        let k = self.skey(name, LIST_NS);
+        let mut list = Vec::new();
+        match self.ttl_of(name) {
+            Some(t) => {
+                let e = self.expiry(t);
+                values.into_iter().for_each(|v| append_list(&mut list, &stamp(e, v)));
+            }
+            None => values.into_iter().for_each(|v| append_list(&mut list, v)),
+        }
+        match list.is_empty() {
+            true => self.state.delete(&k),
+            false => self.state.put(k, list),
+        }
+    }
+    fn clear_list(&mut self, name: &str) {
+        let k = self.skey(name, LIST_NS);
+        self.state.delete(&k)
+    }
+
+    /// Applies a log of held-back writes (`weir_batch::writes`) in the current context; one
+    /// that does not read is noted in `bad_writes` (the call fails) after the writes before
+    /// it were applied.
+    fn apply_writes(&mut self, log: &[u8]) {
+        use weir_batch::writes::{read, Write};
+        for w in read(log) {
+            match w {
+                Ok(Write::ValueSet(name, v)) => self.set_value(name, v),
+                Ok(Write::ValueClear(name)) => self.clear_value(name),
+                Ok(Write::ListAdd(name, v)) => self.add_to_list(name, v),
+                Ok(Write::ListUpdate(name, vs)) => self.update_list(name, vs.iter()),
+                Ok(Write::ListClear(name)) => self.clear_list(name),
+                Err(e) => {
+                    self.bad_writes.get_or_insert_with(|| format!("state write log: {} at byte {}", e.0, e.1));
+                }
+            }
+        }
+    }
+}
+
 impl state::Host for HostCtx {
     fn value_get(&mut self, name: String) -> Option<Vec<u8>> {
         let k = self.skey(&name, VALUE_NS);
         self.read_cell(&name, k)
     }
     fn value_set(&mut self, name: String, value: Vec<u8>) {
-        let k = self.skey(&name, VALUE_NS);
-        self.write_cell(&name, k, &value)
+        self.set_value(&name, &value)
+    }
+    fn apply_writes(&mut self, writes: Vec<u8>) {
+        HostCtx::apply_writes(self, &writes)
     }
     fn value_clear(&mut self, name: String) {
-        let k = self.skey(&name, VALUE_NS);
-        self.state.delete(&k)
+        self.clear_value(&name)
     }
     fn list_get(&mut self, name: String) -> Vec<Vec<u8>> {
         let k = self.skey(&name, LIST_NS);
@@ -457,31 +524,13 @@ impl state::Host for HostCtx {
         live
     }
     fn list_add(&mut self, name: String, value: Vec<u8>) {
-        let k = self.skey(&name, LIST_NS);
-        let mut cur = self.state.get(&k).unwrap_or_default();
-        match self.ttl_of(&name) {
-            Some(t) => append_list(&mut cur, &stamp(self.expiry(t), &value)),
-            None => append_list(&mut cur, &value),
-        }
-        self.state.put(k, cur)
+        self.add_to_list(&name, &value)
     }
     fn list_update(&mut self, name: String, values: Vec<Vec<u8>>) {
-        let k = self.skey(&name, LIST_NS);
-        if values.is_empty() {
-            return self.state.delete(&k);
-        }
-        match self.ttl_of(&name) {
-            Some(t) => {
-                let e = self.expiry(t);
-                let stamped: Vec<Vec<u8>> = values.iter().map(|v| stamp(e, v)).collect();
-                self.state.put(k, encode_list(&stamped))
-            }
-            None => self.state.put(k, encode_list(&values)),
-        }
+        self.update_list(&name, values.iter().map(Vec::as_slice))
     }
     fn list_clear(&mut self, name: String) {
-        let k = self.skey(&name, LIST_NS);
-        self.state.delete(&k)
+        self.clear_list(&name)
     }
     fn map_get(&mut self, name: String, key: Vec<u8>) -> Option<Vec<u8>> {
         let k = self.skey(&name, &map_ns(&key));
@@ -600,5 +649,41 @@ mod tests {
         );
         host.read_fields.clear();
         assert_eq!(host.spans_of(&[Record::new(value)], None), (vec![], vec![]));
+    }
+
+    /// A write log applies in order to the current key, as the single calls would; one that
+    /// does not read applies up to the bad entry and fails the call.
+    #[test]
+    fn write_logs_apply_like_the_calls_they_stand_for() {
+        use weir_batch::writes::{push_clear, push_value, push_values, LIST_ADD, LIST_CLEAR, VALUE_CLEAR, VALUE_SET};
+        let groups = KeyGroups::whole(128);
+        let mut host = HostCtx::new("op".into(), 0, 1 << 20, &super::super::Grants::none());
+        host.call = CallCtx::keyed(b"u1", groups, 0, 0, None);
+        let mut log = Vec::new();
+        push_value(&mut log, VALUE_SET, "n", b"1");
+        push_value(&mut log, LIST_ADD, "l", b"a");
+        push_value(&mut log, LIST_ADD, "l", b"b");
+        push_values(&mut log, "m", &[b"x".to_vec(), b"y".to_vec()]);
+        push_value(&mut log, VALUE_SET, "gone", b"1");
+        push_clear(&mut log, VALUE_CLEAR, "gone");
+        host.apply_writes(&log);
+        assert_eq!(host.bad_writes, None);
+        assert_eq!(state::Host::value_get(&mut host, "n".into()), Some(b"1".to_vec()));
+        assert_eq!(state::Host::list_get(&mut host, "l".into()), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(state::Host::list_get(&mut host, "m".into()), vec![b"x".to_vec(), b"y".to_vec()]);
+        assert_eq!(state::Host::value_get(&mut host, "gone".into()), None);
+        // Another key sees none of it.
+        host.call = CallCtx::keyed(b"u2", groups, 0, 0, None);
+        assert_eq!(state::Host::value_get(&mut host, "n".into()), None);
+        // A cut entry: the writes before it apply, the call is marked failed.
+        let mut cut = Vec::new();
+        push_clear(&mut cut, LIST_CLEAR, "l");
+        push_value(&mut cut, VALUE_SET, "n", b"2");
+        push_value(&mut cut, VALUE_SET, "n", b"3");
+        host.call = CallCtx::keyed(b"u1", groups, 0, 0, None);
+        host.apply_writes(&cut[..cut.len() - 1]);
+        assert!(host.bad_writes.take().is_some_and(|why| why.contains("does not read")));
+        assert_eq!(state::Host::list_get(&mut host, "l".into()), Vec::<Vec<u8>>::new());
+        assert_eq!(state::Host::value_get(&mut host, "n".into()), Some(b"2".to_vec()));
     }
 }

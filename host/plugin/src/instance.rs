@@ -929,7 +929,13 @@ impl Instance {
         let res = b.call_process(&mut self.store, &input);
         self.reclaim(input);
         let entered = std::mem::take(&mut self.host().process).entered;
+        let bad_writes = self.host().bad_writes.take();
         let results = match res {
+            // A write log that did not read: what the guest did is not known in full.
+            Ok(_) if bad_writes.is_some() => {
+                let why = Failure::Guest(bad_writes.unwrap_or_default());
+                (0..n).map(|_| Err(why.clone())).collect()
+            }
             Ok(v) if (1..=n).contains(&v.len()) && v.len() >= entered.len() => v.into_iter().map(|r| r.map_err(guest)).collect(),
             Ok(v) => {
                 let why = Failure::Guest(format!("returned {} results for {n} records", v.len()));
@@ -948,7 +954,11 @@ impl Instance {
     pub fn on_timer(&mut self, fired: &[bindings::Timer]) -> Result<(), Failure> {
         self.arm();
         let Bound::Process(b) = &self.bound else { unreachable!("world checked at load") };
-        match b.call_on_timer(&mut self.store, fired) {
+        let res = b.call_on_timer(&mut self.store, fired);
+        if let Some(why) = self.host().bad_writes.take() {
+            return Err(Failure::Guest(why));
+        }
+        match res {
             Ok(r) => r.map_err(guest),
             Err(e) => Err(self.recover(&e)),
         }

@@ -1,6 +1,7 @@
 //! Keyed state in all three shapes, per `user_id` key: a counter (ValueState), the items seen
 //! (ListState) and a count per item (MapState). Emits one row per input record:
-//! `{"user_id", "count", "items", "item_counts"}`.
+//! `{"user_id", "count", "items", "item_counts"}`. An input with item `"trap"` traps after
+//! writing its count and item (for tests: a record that traps changes no state).
 
 use std::collections::BTreeMap;
 
@@ -31,6 +32,9 @@ impl Process for KeyedState {
         let count = self.count.get()?.unwrap_or(0) + 1;
         self.count.set(&count)?;
         self.items.add(&input.item)?;
+        if input.item == "trap" {
+            panic!("keyed-state: item \"trap\" traps after its writes");
+        }
         let n = self.item_counts.get(&input.item)?.unwrap_or(0) + 1;
         self.item_counts.put(&input.item, &n)?;
         let item_counts: BTreeMap<String, u64> = self.item_counts.entries()?.into_iter().collect();

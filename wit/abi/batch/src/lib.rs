@@ -11,6 +11,8 @@
 #![no_std]
 extern crate alloc;
 
+pub mod writes;
+
 use alloc::vec::Vec;
 use core::fmt;
 
