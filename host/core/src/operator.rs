@@ -93,14 +93,16 @@ pub trait Operator: Send {
 
     /// [`Operator::process`] of a batch lent where it lies, for an operator that reads
     /// nothing of a record but its key and event time and shares its task's input (see
-    /// `weir_runtime::fan`): each record counts as keyed by what `key_of` gives it (`None`:
+    /// `weir_runtime::fan`): each record counts as keyed by what `key_of` gives it (where it
+    /// lies in the record when it can: a key copied per record had cost a heap block per
+    /// record where keys are longer than [`crate::record::Key`] holds inline; `None`:
     /// not this operator's, already sent to the dead letters), as in a copy of the batch
     /// holding those keys, which is not made. `None`, before calling `key_of` at all, where
     /// the operator takes no lent batches: the task then copies.
     fn process_lent(
         &mut self,
         _batch: &Batch,
-        _key_of: &mut dyn FnMut(&crate::record::Record) -> Option<crate::record::Key>,
+        _key_of: &mut dyn for<'r> FnMut(&'r crate::record::Record) -> Option<std::borrow::Cow<'r, [u8]>>,
         _out: &mut Output,
     ) -> Option<anyhow::Result<()>> {
         None

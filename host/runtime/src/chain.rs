@@ -198,7 +198,7 @@ impl Chain {
         let (mut dead, mut keyed) = (Vec::new(), 0u64);
         let mut out = self.output(i);
         let started = std::time::Instant::now();
-        let mut key_of = |r: &Record| match share.key_of(r) {
+        let mut key_of = lender(|r| match share.key_ref(r) {
             Ok(k) => {
                 keyed += 1;
                 Some(k.unwrap_or_default())
@@ -207,7 +207,7 @@ impl Chain {
                 dead.push((r.clone(), why));
                 None
             }
-        };
+        });
         let Some(result) = self.links[i].op.process_lent(batch, &mut key_of, &mut out) else { return Ok(false) };
         let link = &self.links[i];
         link.metrics.operator_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -324,4 +324,10 @@ impl Chain {
         }
         Ok(())
     }
+}
+
+/// `f` as a key maker for [`Operator::process_lent`]: a closure's signature names the
+/// lifetime that ties the key it gives to the record only when it is declared so.
+fn lender<F: for<'r> FnMut(&'r Record) -> Option<std::borrow::Cow<'r, [u8]>>>(f: F) -> F {
+    f
 }

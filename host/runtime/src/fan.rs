@@ -5,6 +5,8 @@
 //! task each gets the batch keyed by its own key (a copy for all but one), without the
 //! values it does not read.
 
+use std::borrow::Cow;
+
 use weir_core::keys::prefix_key;
 use weir_core::record::{copy_prekeys, Batch, BatchBuilder, Key, Record};
 
@@ -38,14 +40,14 @@ pub struct Refine {
 impl Refine {
     /// The key of `r`, checked against the partition key the record carries: a record whose
     /// key would belong to another subtask cannot be kept here.
-    fn key(&self, r: &Record) -> Result<Key, String> {
+    fn key<'r>(&self, r: &'r Record) -> Result<Cow<'r, [u8]>, String> {
         let own = match self.id.and_then(|id| r.prekeys.iter().find(|(p, _)| *p == id)) {
-            Some((_, k)) => Key::from_slice(k),
-            None => fields_key(&self.paths, &r.value)?,
+            Some((_, k)) => Cow::Borrowed(k.as_slice()),
+            None => Cow::Owned(fields_key(&self.paths, &r.value)?.into_vec()),
         };
         let partition = r.key.as_deref().unwrap_or_default();
         let lead = match self.prefix {
-            0 => std::borrow::Cow::Borrowed(own.as_slice()),
+            0 => Cow::Borrowed(&*own),
             n => prefix_key(&own, n),
         };
         if *lead != *partition {
@@ -67,14 +69,19 @@ impl Share {
         self.refine.is_none() && !self.drop_values
     }
 
-    /// The key `r` has for this operator: the partition's, or its own refinement of it; an
-    /// error where it cannot be made (or does not lead to the partition's).
-    pub fn key_of(&self, r: &Record) -> Result<Option<Key>, String> {
+    /// The key `r` has for this operator: the partition's, or its own refinement of it, where
+    /// it lies in the record when it does; an error where it cannot be made (or does not lead
+    /// to the partition's).
+    pub fn key_ref<'r>(&self, r: &'r Record) -> Result<Option<Cow<'r, [u8]>>, String> {
         match &self.refine {
-            // Copied at once (see `Record`'s `Clone`).
-            None => Ok(r.key.as_deref().map(Key::from_slice)),
+            None => Ok(r.key.as_deref().map(Cow::Borrowed)),
             Some(f) => f.key(r).map(Some),
         }
+    }
+
+    /// [`Share::key_ref`], copied (at once: see `Record`'s `Clone`).
+    pub fn key_of(&self, r: &Record) -> Result<Option<Key>, String> {
+        self.key_ref(r).map(|k| k.map(|k| Key::from_slice(&k)))
     }
 
     /// This operator's batch made from the task's: each record keyed by its key, with its

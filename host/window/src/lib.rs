@@ -389,6 +389,10 @@ pub struct WindowOp {
     assigned: Vec<(i64, i64)>,
     /// Where a result row is written before it is copied out at its own size (see `emit`).
     row: Vec<u8>,
+    /// The window whose bounds `bounds_text` holds written out, with where the end starts:
+    /// the rows of one window (tens to thousands as it fires) write them once.
+    bounds: Option<((i64, i64), usize)>,
+    bounds_text: Vec<u8>,
     /// Open windows held by window, where they need no timers ([`panes`]); `windows` and
     /// `timers` then hold none of them between snapshots.
     panes: Option<Panes<WinState>>,
@@ -556,6 +560,8 @@ impl WindowOp {
             constants,
             assigned: Vec::new(),
             row: Vec::new(),
+            bounds: None,
+            bounds_text: Vec::new(),
             panes,
             firing: Default::default(),
         }
@@ -701,6 +707,18 @@ impl WindowOp {
             let mut row = std::mem::take(&mut self.row);
             row.clear();
             let mut num = itoa::Buffer::new();
+            let split = match self.bounds {
+                Some((b, split)) if b == w => split,
+                _ => {
+                    self.bounds_text.clear();
+                    self.bounds_text.extend_from_slice(num.format(w.0).as_bytes());
+                    let split = self.bounds_text.len();
+                    self.bounds_text.extend_from_slice(num.format(w.1).as_bytes());
+                    self.bounds = Some((w, split));
+                    split
+                }
+            };
+            let (start, end) = self.bounds_text.split_at(split);
             let items = if own_text && key_fields > 1 { key_items(key) } else { Default::default() };
             for (prefix, slot) in layout {
                 row.extend_from_slice(prefix);
@@ -712,8 +730,8 @@ impl WindowOp {
                         (None, None) if own_text && key_fields < 2 => write_key_string(&mut row, key),
                         (None, None) => row.extend_from_slice(b"null"),
                     },
-                    Slot::Start => row.extend_from_slice(num.format(w.0).as_bytes()),
-                    Slot::End => row.extend_from_slice(num.format(w.1).as_bytes()),
+                    Slot::Start => row.extend_from_slice(start),
+                    Slot::End => row.extend_from_slice(end),
                     Slot::Aggregate(i) => match (&aggs[i].1, s.aggs.get(i)) {
                         (AggSpec::Count, _) => row.extend_from_slice(num.format(s.count).as_bytes()),
                         (a, _) => row.extend_from_slice(s.result(i, a).as_bytes()),
@@ -1107,7 +1125,7 @@ impl Operator for WindowOp {
     fn process_lent(
         &mut self,
         batch: &Batch,
-        key_of: &mut dyn FnMut(&Record) -> Option<Key>,
+        key_of: &mut dyn for<'r> FnMut(&'r Record) -> Option<Cow<'r, [u8]>>,
         out: &mut Output,
     ) -> Option<anyhow::Result<()>> {
         if self.cfg.assigner.counting().is_some() || self.cfg.assigner.merging() {
@@ -1352,7 +1370,9 @@ mod tests {
             a.process(Batch { records: copy, marks: vec![(2, 11), (5, 20), (6, 40)] }, &mut co).unwrap();
             let mut b = op(tumbling(10), false, 0, ManualClock::new(0));
             let batch = Batch { records: recs.clone(), marks: marks.clone() };
-            b.process_lent(&batch, &mut |r| key_of(r), &mut lo).expect("tumbling windows take lent batches").unwrap();
+            b.process_lent(&batch, &mut |r| key_of(r).map(|k| Cow::Owned(k.into_vec())), &mut lo)
+                .expect("tumbling windows take lent batches")
+                .unwrap();
             let (c, l) = (said(&mut co, &copied), said(&mut lo, &lent));
             assert_eq!(c, l, "{sides:?}");
             assert!(!c.0.is_empty() && c.3.len() == 1 && c.4 + c.5 == 1, "every path taken: {c:?}");
