@@ -35,6 +35,9 @@ pub const MAX_REQUEST: usize = 4096;
 pub const MAX_CONNECTIONS: usize = 8;
 /// A connection that sends nothing for this long is closed.
 pub const IDLE: Duration = Duration::from_secs(30);
+/// How long a request under way when the run ends may take to answer (a reload whose
+/// rollback ends the run answers as the run ends).
+pub const GRACE: Duration = Duration::from_secs(10);
 
 /// Where the token of the endpoint at `addr` lives: `$WEIR_CONTROL_DIR`, else
 /// `$XDG_RUNTIME_DIR/weir`, else `~/.weir`, as `control-<ip>-<port>.token`.
@@ -124,12 +127,13 @@ pub fn serve(
         }
     };
     listener.set_nonblocking(true)?;
-    let serve = move |stream| handle(stream, requests.clone(), commands.clone(), token.clone());
+    let stop = done.clone();
+    let serve = move |stream| handle(stream, requests.clone(), commands.clone(), token.clone(), stop.clone());
     let refuse = |mut stream: tokio::net::TcpStream| async move {
         let busy = format!("{}\n", refusal(&format!("too many connections (at most {MAX_CONNECTIONS})")));
         let _ = stream.write_all(busy.as_bytes()).await;
     };
-    let thread = crate::listen::spawn("weir-control", listener, MAX_CONNECTIONS, done, serve, refuse)?;
+    let thread = crate::listen::spawn("weir-control", listener, MAX_CONNECTIONS, done, GRACE, serve, refuse)?;
     Ok(Endpoint { thread, token_file })
 }
 
@@ -146,7 +150,15 @@ fn refusal(message: &str) -> serde_json::Value {
     serde_json::json!({"ok": false, "error": message})
 }
 
-async fn handle(stream: tokio::net::TcpStream, requests: Sender<SavepointRequest>, commands: Arc<dyn Commands>, token: Arc<str>) {
+/// Serves one connection: a line in, an answer out, until the client closes, idles, or the
+/// run ends (a request already read is still answered).
+async fn handle(
+    stream: tokio::net::TcpStream,
+    requests: Sender<SavepointRequest>,
+    commands: Arc<dyn Commands>,
+    token: Arc<str>,
+    done: Arc<AtomicBool>,
+) {
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     loop {
@@ -154,9 +166,12 @@ async fn handle(stream: tokio::net::TcpStream, requests: Sender<SavepointRequest
         let mut line = Vec::new();
         let mut limited = (&mut r).take(MAX_REQUEST as u64 + 1);
         let read = limited.read_until(b'\n', &mut line);
-        let n = match tokio::time::timeout(IDLE, read).await {
-            Ok(Ok(n)) => n,
-            _ => return,
+        let n = tokio::select! {
+            read = tokio::time::timeout(IDLE, read) => match read {
+                Ok(Ok(n)) => n,
+                _ => return,
+            },
+            _ = crate::listen::stopped(&done) => return,
         };
         if n == 0 {
             return;
@@ -295,4 +310,57 @@ pub fn request_reload(addr: SocketAddr, operator: &str, path: &Path, token_file:
 /// Client side of `weir status`: the job's state.
 pub fn request_status(addr: SocketAddr, token_file: Option<&Path>) -> anyhow::Result<serde_json::Value> {
     request(addr, token_file, "status", |_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Reloads that end only with the run, as one whose rollback restarts the job does.
+    struct EndsWithTheRun {
+        started: Sender<()>,
+        done: Arc<AtomicBool>,
+    }
+
+    impl Commands for EndsWithTheRun {
+        fn reload(&self, _: &str, _: &Path) -> Result<serde_json::Value, String> {
+            let _ = self.started.send(());
+            while !self.done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // The coordinator's answer comes a little after the run's end.
+            std::thread::sleep(Duration::from_millis(300));
+            Err("swapped in and is being rolled back".into())
+        }
+
+        fn status(&self) -> serde_json::Value {
+            serde_json::json!({})
+        }
+    }
+
+    #[test]
+    fn a_request_under_way_when_the_run_ends_is_answered_and_an_idle_connection_closed() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+        let done = Arc::new(AtomicBool::new(false));
+        let (started, reloading) = crossbeam_channel::bounded(1);
+        let commands = Arc::new(EndsWithTheRun { started, done: done.clone() });
+        let (requests, _savepoints) = crossbeam_channel::unbounded();
+        let endpoint = serve(addr, requests, commands, done.clone()).expect("serve");
+        let idle = std::net::TcpStream::connect(addr).expect("connect");
+        let client = std::thread::spawn(move || request_reload(addr, "op", Path::new("/nowhere.wasm"), None));
+        reloading.recv_timeout(Duration::from_secs(10)).expect("the reload arrives");
+        let ended = Instant::now();
+        done.store(true, Ordering::SeqCst);
+        endpoint.join();
+        let answer = client.join().expect("client");
+        let err = format!("{:#}", answer.expect_err("a refusal"));
+        assert!(err.contains("is being rolled back"), "the answer came before the endpoint closed: {err}");
+        assert!(ended.elapsed() < GRACE, "the idle connection did not hold the end up to the grace time");
+        let mut rest = Vec::new();
+        assert_eq!((&idle).read_to_end(&mut rest).expect("read"), 0, "the idle connection is closed without an answer");
+    }
 }

@@ -1,7 +1,9 @@
 //! The one accept loop of weir's loopback endpoints (the control endpoint and the HTTP
 //! endpoint): a thread of its own with a current-thread tokio runtime, at most a few
 //! connections served at once (one more is answered as refused and closed), and an end when
-//! the endpoint's stop flag is set (looked at ten times a second).
+//! the endpoint's stop flag is set (looked at ten times a second). Requests under way when
+//! the flag is set may finish within the endpoint's grace time: a `weir reload` whose
+//! rollback restarts the job still hears why.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,12 +13,15 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 /// Serves connections of `listener` (non-blocking) on thread `name` until `stop`: each with
-/// `serve`, at most `max` at once; a connection beyond them gets `refuse` instead.
+/// `serve`, at most `max` at once; a connection beyond them gets `refuse` instead. After
+/// `stop`, connections still being served have up to `grace` to end (a `serve` that waits
+/// for a next request should stop waiting once [`stopped`]).
 pub fn spawn<S, SF, R, RF>(
     name: &str,
     listener: std::net::TcpListener,
     max: usize,
     stop: Arc<AtomicBool>,
+    grace: Duration,
     serve: S,
     refuse: R,
 ) -> std::io::Result<std::thread::JoinHandle<()>>
@@ -50,8 +55,17 @@ where
                     }
                 }
             }
+            // Every slot back means no connection is left.
+            let _ = tokio::time::timeout(grace, slots.acquire_many(max as u32)).await;
         });
     })
+}
+
+/// Resolves once `stop` is set (looked at ten times a second).
+pub async fn stopped(stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[cfg(test)]
@@ -76,7 +90,7 @@ mod tests {
         let refuse = |mut s: TcpStream| async move {
             let _ = s.write_all(b"busy").await;
         };
-        let thread = spawn("test-listen", listener, 1, stop.clone(), serve, refuse).expect("spawn");
+        let thread = spawn("test-listen", listener, 1, stop.clone(), Duration::ZERO, serve, refuse).expect("spawn");
         let read = |mut c: std::net::TcpStream| {
             let mut text = String::new();
             c.read_to_string(&mut text).expect("read");

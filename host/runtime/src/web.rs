@@ -133,7 +133,7 @@ pub fn serve(addr: SocketAddr, job: Job) -> anyhow::Result<Endpoint> {
         let busy = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\nconnection: close\r\n\r\n";
         let _ = stream.write_all(busy).await;
     };
-    let thread = crate::listen::spawn("weir-http", listener, MAX_CONNECTIONS, s, serve, refuse);
+    let thread = crate::listen::spawn("weir-http", listener, MAX_CONNECTIONS, s, Duration::ZERO, serve, refuse);
     let thread = match thread {
         Ok(t) => t,
         Err(e) => {
