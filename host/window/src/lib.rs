@@ -387,8 +387,9 @@ pub struct WindowOp {
     constants: Vec<(String, String)>,
     /// The windows of the record at hand, reused from record to record.
     assigned: Vec<(i64, i64)>,
-    /// Where a result row is written before it is copied out at its own size (see `emit`).
-    row: Vec<u8>,
+    /// The longest result row written so far: each row is written into a block of that size
+    /// (see `emit`).
+    row_cap: usize,
     /// The window whose bounds `bounds_text` holds written out, with where the end starts:
     /// the rows of one window (tens to thousands as it fires) write them once.
     bounds: Option<((i64, i64), usize)>,
@@ -559,7 +560,7 @@ impl WindowOp {
             agg_paths,
             constants,
             assigned: Vec::new(),
-            row: Vec::new(),
+            row_cap: 0,
             bounds: None,
             bounds_text: Vec::new(),
             panes,
@@ -702,10 +703,11 @@ impl WindowOp {
         let key_fields = self.cfg.key_fields.len();
         let own_text = s.key.is_empty() && key_text_in_key(key_fields, key);
         if let (Some(layout), WindowFn::Builtin(aggs)) = (&self.layout, &self.cfg.function) {
-            // Written in a reused buffer, then copied out at its size: rows are 100 to 150
-            // bytes (the log-analyzer's), and one grown from a guess had often been moved.
-            let mut row = std::mem::take(&mut self.row);
-            row.clear();
+            // Written in place into a block as long as the longest row so far: rows of one
+            // operator differ by a few bytes (the key, the count; the log-analyzer's are 100
+            // to 150 bytes), so a row is almost never moved while it grows, and is not
+            // copied out of a scratch buffer either.
+            let mut row = Vec::with_capacity(self.row_cap);
             let mut num = itoa::Buffer::new();
             let split = match self.bounds {
                 Some((b, split)) if b == w => split,
@@ -739,8 +741,8 @@ impl WindowOp {
                 }
             }
             row.push(b'}');
-            out.emit(Record { key: Some(Key::from_slice(key)), value: row.as_slice().to_vec(), timestamp: ts, ..Record::default() });
-            self.row = row;
+            self.row_cap = self.row_cap.max(row.len());
+            out.emit(Record { key: Some(Key::from_slice(key)), value: row, timestamp: ts, ..Record::default() });
             return;
         }
         let key_texts: std::borrow::Cow<[String]> = match own_text {
