@@ -313,17 +313,18 @@ pub fn request_status(addr: SocketAddr, token_file: Option<&Path>) -> anyhow::Re
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Read as _;
     use std::sync::atomic::Ordering;
     use std::time::Instant;
 
     use super::*;
 
-    /// Reloads that end only with the run, as one whose rollback restarts the job does.
-    struct EndsWithTheRun {
-        started: Sender<()>,
-        done: Arc<AtomicBool>,
+    /// Reloads that end only with the run, as one whose rollback restarts the job does:
+    /// each says on `started` that it began, waits for `done`, and is refused a little after.
+    pub(crate) struct EndsWithTheRun {
+        pub(crate) started: Sender<()>,
+        pub(crate) done: Arc<AtomicBool>,
     }
 
     impl Commands for EndsWithTheRun {

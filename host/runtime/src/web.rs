@@ -117,15 +117,24 @@ pub fn serve(addr: SocketAddr, job: Job) -> anyhow::Result<Endpoint> {
     let (running, stop) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
     let (r, s) = (running.clone(), stop.clone());
     let job = Arc::new(job);
+    let ending = stop.clone();
     let serve = move |stream| {
-        let (job, running, token) = (job.clone(), r.clone(), token.clone());
+        let (job, running, token, ending) = (job.clone(), r.clone(), token.clone(), ending.clone());
         async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let (job, running, token) = (job.clone(), running.load(Ordering::SeqCst), token.clone());
                 async move { Ok::<_, std::convert::Infallible>(respond(req, &job, running, token.as_deref()).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(30), conn.as_mut()) => return,
+                _ = crate::listen::stopped(&ending) => {}
+            }
+            // The endpoint stops: a request under way is answered (a reload whose rollback
+            // ended the run, say), an idle keep-alive connection is closed.
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(crate::control::GRACE, conn).await;
         }
     };
     let refuse = |mut stream: tokio::net::TcpStream| async move {
@@ -133,7 +142,7 @@ pub fn serve(addr: SocketAddr, job: Job) -> anyhow::Result<Endpoint> {
         let busy = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\nconnection: close\r\n\r\n";
         let _ = stream.write_all(busy).await;
     };
-    let thread = crate::listen::spawn("weir-http", listener, MAX_CONNECTIONS, s, Duration::ZERO, serve, refuse);
+    let thread = crate::listen::spawn("weir-http", listener, MAX_CONNECTIONS, s, crate::control::GRACE, serve, refuse);
     let thread = match thread {
         Ok(t) => t,
         Err(e) => {
@@ -436,7 +445,45 @@ pub fn encode(job: &str, metrics: &JobMetrics, running: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read as _, Write as _};
+
     use super::*;
+
+    #[test]
+    fn a_reload_under_way_when_the_endpoint_stops_is_answered_and_an_idle_connection_closed() {
+        let done = Arc::new(AtomicBool::new(false));
+        let (started, reloading) = crossbeam_channel::bounded(1);
+        let commands = Arc::new(crate::control::tests::EndsWithTheRun { started, done: done.clone() });
+        let job = Job {
+            name: "j".into(),
+            graph: Vec::new(),
+            metrics: Arc::new(JobMetrics::default()),
+            started: std::time::Instant::now(),
+            commands: Some(commands),
+        };
+        let endpoint = serve("127.0.0.1:0".parse().expect("addr"), job).expect("serve");
+        let token = std::fs::read_to_string(endpoint.token_file.as_ref().expect("a token file")).expect("token");
+        let idle = std::net::TcpStream::connect(endpoint.addr).expect("connect");
+        let mut ask = std::net::TcpStream::connect(endpoint.addr).expect("connect");
+        let body = r#"{"operator": "op", "path": "/nowhere.wasm"}"#;
+        write!(
+            ask,
+            "POST /api/reload HTTP/1.1\r\nhost: weir\r\nauthorization: Bearer {}\r\ncontent-length: {}\r\n\r\n{body}",
+            token.trim(),
+            body.len()
+        )
+        .expect("send");
+        reloading.recv_timeout(Duration::from_secs(10)).expect("the reload arrives");
+        let ended = std::time::Instant::now();
+        done.store(true, Ordering::SeqCst);
+        endpoint.finish(Duration::ZERO);
+        let mut answer = String::new();
+        ask.read_to_string(&mut answer).expect("read");
+        assert!(answer.contains("is being rolled back"), "the answer came before the endpoint closed: {answer:?}");
+        assert!(ended.elapsed() < crate::control::GRACE, "the idle connection did not hold the end up to the grace time");
+        let mut rest = Vec::new();
+        assert_eq!((&idle).read_to_end(&mut rest).expect("read"), 0, "the idle connection is closed without an answer");
+    }
 
     #[test]
     fn counters_carry_their_job_and_operator_and_units() {
