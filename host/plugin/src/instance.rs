@@ -930,18 +930,18 @@ impl Instance {
         self.reclaim(input);
         let entered = std::mem::take(&mut self.host().process).entered;
         let bad_writes = self.host().bad_writes.take();
-        let results = match res {
+        let results = match (res, bad_writes) {
             // A write log that did not read: what the guest did is not known in full.
-            Ok(_) if bad_writes.is_some() => {
-                let why = Failure::Guest(bad_writes.unwrap_or_default());
+            (Ok(_), Some(why)) => {
+                let why = Failure::Guest(why);
                 (0..n).map(|_| Err(why.clone())).collect()
             }
-            Ok(v) if (1..=n).contains(&v.len()) && v.len() >= entered.len() => v.into_iter().map(|r| r.map_err(guest)).collect(),
-            Ok(v) => {
+            (Ok(v), None) if (1..=n).contains(&v.len()) && v.len() >= entered.len() => v.into_iter().map(|r| r.map_err(guest)).collect(),
+            (Ok(v), None) => {
                 let why = Failure::Guest(format!("returned {} results for {n} records", v.len()));
                 (0..n).map(|_| Err(why.clone())).collect()
             }
-            Err(e) => {
+            (Err(e), _) => {
                 let why = self.recover(&e);
                 let done = entered.len().saturating_sub(1);
                 (0..done).map(|_| Ok(())).chain([Err(why)]).collect()
