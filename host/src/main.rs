@@ -171,6 +171,17 @@ fn load(
     Planned::new(job, RunOptions { clock: Arc::new(SystemClock), restore, watch })
 }
 
+/// A folder removed when this is dropped.
+struct Scratch(Option<PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// Runs a job, restarting it from its latest checkpoint as its restart strategy allows.
 /// A rollback of a hot reload restarts the job at once from the checkpoint of the swap,
 /// whatever the restart strategy (it is no failure of the job's own).
@@ -183,6 +194,10 @@ fn run_with_restarts(
     progress: Option<&weir_host::progress::Progress>,
 ) -> anyhow::Result<weir_host::plan::RunReport> {
     let mut planned = load(job, sets.clone(), parallelism, restore, watch)?;
+    // Checkpoints on demand (hot reloads without `[checkpoint]`) live in a folder of this
+    // process, which nothing can use after it: removed when the job ends, restarts and all.
+    let on_demand = weir_host::checkpoint::CheckpointConfig::on_demand().dir;
+    let _scratch = Scratch(planned.job().checkpoint.as_ref().map(|c| c.dir.clone()).filter(|d| *d == on_demand));
     let restart = planned.job().restart;
     let can_resume = planned.job().checkpoint_dir.is_some();
     let mut attempt = 0;

@@ -402,10 +402,14 @@ fn the_control_endpoint_wants_the_token_and_bounds_requests() {
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = format!("127.0.0.1:{}", free_port());
     let control_dir = dir.path().join("control");
+    // The job's temporary folder, where its checkpoints on demand go (it has no `[checkpoint]`).
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp");
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["run", FLAGSHIP, "--set", &format!("control={addr}"), "--set", "source.logs.count=1000000000000"])
         .args(["--set", "sink.alerts.kind=discard", "--set", "sink.metrics.kind=discard"])
         .env("WEIR_CONTROL_DIR", &control_dir)
+        .env("TMPDIR", &tmp)
         .current_dir(root())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -474,4 +478,6 @@ fn the_control_endpoint_wants_the_token_and_bounds_requests() {
     }
     assert!(status.is_some_and(|s| s.success()), "the job stopped with its savepoint");
     assert!(!token_file.exists(), "the token file goes with the job");
+    let left: Vec<_> = std::fs::read_dir(&tmp).expect("tmp").map(|e| e.expect("entry").file_name()).collect();
+    assert!(left.is_empty(), "the checkpoints on demand (and the plugins kept with them) go with the job: {left:?}");
 }
