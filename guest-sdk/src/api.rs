@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::{host, Error, Level, Mapped, Record, RecordView, Result, Timer, Window};
+use crate::{host, reads, Error, Level, Mapped, Record, RecordView, Result, Timer, Window};
 
 /// An operator's `config` table from the job file, as JSON.
 #[derive(Debug, Clone, Default)]
@@ -141,11 +141,13 @@ pub trait WindowProcess: Sized + 'static {
 /// Emits a record to the main output (process and window-process operators). A record
 /// without event time gets the time of the record being processed.
 pub fn emit(rec: &Record) {
+    reads::flush();
     with_time(rec, host::emit)
 }
 
 /// Emits a record to side output `name` (e.g. `"late"`, `"alerts"`).
 pub fn emit_to(name: &str, rec: &Record) {
+    reads::flush();
     with_time(rec, |r| host::emit_to(name, r))
 }
 
@@ -186,6 +188,7 @@ pub fn read_fields(names: &[&str]) {
 
 /// The key of the current call, when the operator is keyed.
 pub fn current_key() -> Option<Vec<u8>> {
+    reads::flush();
     host::current_key()
 }
 
@@ -197,11 +200,13 @@ pub fn current_key_str() -> Option<String> {
 /// The operator's event-time watermark (epoch ms) when the record being processed arrived
 /// (in `on_timer`, the watermark that fired the timer); `i64::MIN` before the first one.
 pub fn current_watermark() -> i64 {
+    reads::flush();
     host::current_watermark()
 }
 
 /// The host's processing time (epoch ms).
 pub fn current_processing_time() -> i64 {
+    reads::flush();
     host::current_processing_time()
 }
 
@@ -212,21 +217,33 @@ pub fn subtask_index() -> u32 {
 
 /// Timers of the current key.
 pub mod timers {
-    use crate::host;
+    use crate::{host, reads};
+
+    /// Before a timer call: the record at hand is entered, and so is every later record of
+    /// the call (the host may have to stop the call where the timer is due).
+    fn set_timer() {
+        reads::flush();
+        reads::enter_each_record();
+    }
+
     /// Fires `on_timer` when the watermark reaches `ts` (epoch ms). One timer per key and time.
     pub fn register_event_time(ts: i64) {
+        set_timer();
         host::register_event_time(ts)
     }
     /// Deletes an event-time timer.
     pub fn delete_event_time(ts: i64) {
+        set_timer();
         host::delete_event_time(ts)
     }
     /// Fires `on_timer` when processing time reaches `ts`.
     pub fn register_processing_time(ts: i64) {
+        set_timer();
         host::register_processing_time(ts)
     }
     /// Deletes a processing-time timer.
     pub fn delete_processing_time(ts: i64) {
+        set_timer();
         host::delete_processing_time(ts)
     }
 }

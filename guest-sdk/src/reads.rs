@@ -7,16 +7,21 @@
 //! come several to a batch, and an operator reads the same states for each. So within one
 //! `process` call each value or list state of a key, once read, is answered from here (and
 //! decoded from where it lies). Writes update what is kept and are held back in a log
-//! (`weir_batch::writes`) that crosses with the next record's `enter`
-//! (`context.enter-with-writes`), or, after the last record, in one `state.apply-writes`:
-//! one crossing a record however many writes it makes. The host applies them in the
-//! context of the record that made them, so a trap in the middle of a call leaves the
-//! host's state as exactly-once needs it: every record before the trap fully applied, the
-//! one that trapped not at all. The log is handed over before any other state call too
-//! (a read the call has not kept, map state). The host's processing time stands
-//! still for the length of a call, so a state with a time-to-live reads the same from here
-//! as from the host. Kept reads are shared by every handle of a state name. Map state is
-//! not kept.
+//! (`weir_batch::writes`), each record's under its index, which crosses with the next call
+//! that needs the host, or, after the last record, in one `state.apply-writes`.
+//!
+//! A record enters the host (`context.enter`) only when it needs it for more than its
+//! writes: a read the call has not kept, map state, an emit, a timer, the context's key,
+//! watermark or time. The others cost no crossing at all: on the log-analyzer's detector
+//! that is almost every record. The host applies each write in the context of the record
+//! that made it, so a trap in the middle of a call leaves the host's state as exactly-once
+//! needs it: the records before the last one entered fully applied, the rest not at all
+//! (the host calls a fresh instance from that one on, and that instance's first call enters
+//! every record, so the record that traps again is known). Once a record registers or
+//! deletes a timer, every later record of the call is entered first, so that the host can
+//! stop the call where that timer is due. The host's processing time stands still for
+//! the length of a call, so a state with a time-to-live reads the same from here as from
+//! the host. Kept reads are shared by every handle of a state name. Map state is not kept.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -52,8 +57,16 @@ struct Reads {
     key: Vec<u8>,
     values: States<Option<Vec<u8>>>,
     lists: States<Vec<Vec<u8>>>,
-    /// Writes of the record at hand, not yet handed to the host.
+    /// Writes not yet handed to the host, each record's under its index.
     log: Vec<u8>,
+    /// The index of the record at hand in the call's batch.
+    record: u32,
+    /// The record the host has current in this call, if any.
+    entered: Option<u32>,
+    /// The record whose writes the log ends with, when not `entered`.
+    tagged: Option<u32>,
+    /// Every record is entered before it is handled (a timer was set in this call).
+    strict: bool,
 }
 
 /// Keys kept at most (per state kind) before a call starts afresh.
@@ -68,10 +81,15 @@ thread_local! {
 pub(crate) fn begin() {
     READS.with(|r| {
         let mut r = r.borrow_mut();
+        // The instance's first call, and a call after one that did not end (a trap), enter
+        // every record: the host, after a trap, calls a fresh instance from the last record
+        // entered on, and fails the last one entered when that call traps too.
+        let strict = r.calls == 0 || r.call != 0;
         r.calls += 1;
         r.call = r.calls;
         // Writes a trap cut short belong to a record that failed.
         r.log.clear();
+        (r.record, r.entered, r.tagged, r.strict) = (0, None, None, strict);
         if r.values.values().map(Map::len).sum::<usize>() > MAX_KEPT || r.lists.values().map(Map::len).sum::<usize>() > MAX_KEPT {
             r.values.clear();
             r.lists.clear();
@@ -79,9 +97,9 @@ pub(crate) fn begin() {
     });
 }
 
-/// The call ends: the last record's writes go to the host, and reads go to the host again.
+/// The call ends: the writes held back go to the host, and reads go to the host again.
 pub(crate) fn end() {
-    flush();
+    with_log(|log| log.map(host::apply_writes));
     reset();
 }
 
@@ -92,6 +110,7 @@ pub(crate) fn reset() {
         let mut r = r.borrow_mut();
         r.call = 0;
         r.log.clear();
+        (r.record, r.entered, r.tagged, r.strict) = (0, None, None, false);
     });
 }
 
@@ -109,25 +128,77 @@ fn with_log<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     out
 }
 
-/// Hands the held-back writes to the host (`state.apply-writes`), before another state call.
+/// Before any other call to the host: in a `process` call, the record at hand is entered,
+/// with the writes held back (`context.enter-with-writes`), unless it is already; then the
+/// writes it made since go (`state.apply-writes`).
 pub(crate) fn flush() {
-    with_log(|log| log.map(host::apply_writes));
+    let (call, record, entered) = READS.with(|r| {
+        let r = r.borrow();
+        (r.call, r.record, r.entered)
+    });
+    if call != 0 && entered != Some(record) {
+        // A lazy record is never told to stop: only a timer set in the call makes the host
+        // stop one, and from then on each record is entered before it is handled.
+        enter_record(record);
+        return;
+    }
+    if with_log(|log| log.map(host::apply_writes)).is_some() {
+        READS.with(|r| {
+            let mut r = r.borrow_mut();
+            r.entered = r.tagged.take().or(r.entered);
+        });
+    }
 }
 
-/// `context.enter` of record `index`, with the writes the record before it held back.
+/// `context.enter` of record `index`, with the writes held back.
 pub(crate) fn enter_record(index: u32) -> bool {
-    with_log(|log| match log {
+    let entered = with_log(|log| match log {
         Some(log) => host::enter_with_writes(index, log),
         None => host::enter(index),
-    })
+    });
+    READS.with(|r| {
+        let mut r = r.borrow_mut();
+        // A log of other records' writes made the last of them current, whatever the answer.
+        let tagged = r.tagged.take();
+        r.entered = if entered { Some(index) } else { tagged.or(r.entered) };
+    });
+    entered
 }
 
-/// Holds a write back while a call is on (true); outside one (false) it goes at once.
+/// Record `index` of the call's batch is at hand: in a call that set a timer it is entered
+/// now (false: the host says stop before it); otherwise only when it needs the host.
+pub(crate) fn next_record(index: u32) -> bool {
+    let strict = READS.with(|r| {
+        let mut r = r.borrow_mut();
+        r.record = index;
+        r.strict
+    });
+    !strict || enter_record(index)
+}
+
+/// A timer was set or deleted in the call: each later record is entered before it is
+/// handled, so that the host can stop the call before the first one the timer is due at.
+pub(crate) fn enter_each_record() {
+    READS.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.call != 0 {
+            r.strict = true;
+        }
+    });
+}
+
+/// Holds a write back while a call is on (true), under the record that made it; outside one
+/// (false) it goes at once.
 fn hold(write: impl FnOnce(&mut Vec<u8>)) -> bool {
     READS.with(|r| {
         let mut r = r.borrow_mut();
         if r.call == 0 {
             return false;
+        }
+        let record = r.record;
+        if r.tagged.or(r.entered) != Some(record) {
+            writes::push_record(&mut r.log, record);
+            r.tagged = Some(record);
         }
         write(&mut r.log);
         true

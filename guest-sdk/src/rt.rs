@@ -237,14 +237,14 @@ pub fn select_key<T: KeySelector>(input: Batch) -> Keys {
 }
 
 /// Records of many keys, lent where they lie in the host's batch: each handled in its own
-/// context (`context.enter`), until the host says stop.
+/// context (entered when it needs the host: see `reads`), until the host says stop.
 pub fn process<T: Process>(input: Batch) -> Vec<Result<()>> {
     let n = input.flags.len();
     let mut out = Vec::with_capacity(n);
     let mut stopped = false;
     crate::reads::begin();
     let failed = each_view::<T>(&input, |op, i, r| {
-        if stopped || !crate::reads::enter_record(i) {
+        if stopped || !crate::reads::next_record(i) {
             stopped = true;
             return;
         }

@@ -283,6 +283,8 @@ impl Operator for ProcessOp {
         let Batch { mut records, marks } = batch;
         let n = records.len();
         let (mut pos, mut mi) = (0usize, 0usize);
+        // The call before trapped (see below).
+        let mut after_trap = false;
         loop {
             // Marks up to here: the watermark advances and due timers fire.
             while let Some(&(_, w)) = marks.get(mi).filter(|m| m.0 as usize <= pos) {
@@ -312,8 +314,25 @@ impl Operator for ProcessOp {
                 }
                 ctxs.push(CallCtx::keyed(r.key.as_deref().unwrap_or_default(), self.groups, wm, now, r.timestamp));
             }
-            let (results, entered) = self.inst.process(&records[pos..end], ctxs, inner);
+            let overruns = self.inst.overruns();
+            let (mut results, entered) = self.inst.process(&records[pos..end], ctxs, inner);
+            self.inst.set_retrying(false);
             self.inst.check_budget()?;
+            // A trap ends the call in the record the guest was in, which the host knows only
+            // as the last record entered or one after it: a guest need not enter a record
+            // that only writes state (its writes come with a later crossing, and go with the
+            // trap). The records before that one are handled; the next call starts at it, its
+            // emits of this call dropped. That call goes to a fresh instance, which enters
+            // every record of its first call (so does a guest whose last call did not end):
+            // a trap there is the last entered record's, which then fails. After the
+            // deadline that call gets the retry's share, as a stateless operator's retries do.
+            if !after_trap && matches!(results.last(), Some(Err(Failure::Trap(_)))) {
+                results.pop();
+                after_trap = true;
+                self.inst.set_retrying(self.inst.overruns() > overruns);
+            } else {
+                after_trap = false;
+            }
             // Outputs in input order: each record's emits, the marks between records.
             // Every result stands for a record handled (at least one).
             let handled = results.len();

@@ -52,9 +52,13 @@ fn emitted(out: &mut Output) -> Vec<serde_json::Value> {
 }
 
 fn keyed_state_op(ttl: &[(&str, i64, bool)], clock: &ManualClock) -> ProcessOp {
+    keyed_state_op_with(ttl, clock, "{}")
+}
+
+fn keyed_state_op_with(ttl: &[(&str, i64, bool)], clock: &ManualClock, config: &str) -> ProcessOp {
     let engine = PluginEngine::shared().expect("engine");
     let p = Arc::new(Plugin::load(&engine, &plugin("keyed_state")).expect("load"));
-    let mut inst = Instance::new(p, "state", 0, "{}".into()).expect("init");
+    let mut inst = Instance::new(p, "state", 0, config.into()).expect("init");
     for (name, ms, refresh_on_read) in ttl {
         inst.host().ttl.insert(name.to_string(), weir_host::plugin::Ttl { ms: *ms, refresh_on_read: *refresh_on_read });
     }
@@ -132,6 +136,32 @@ fn a_record_that_traps_after_its_writes_changes_no_state() {
             // Neither the trapped record's count nor its item.
             serde_json::json!({"user_id": "u", "count": 2, "items": ["a", "b"], "item_counts": {"a": 1, "b": 1}}),
             serde_json::json!({"user_id": "v", "count": 2, "items": ["z", "y"], "item_counts": {"y": 1, "z": 1}}),
+        ]
+    );
+}
+
+/// Records that only write state are not entered in the host: their writes cross with a
+/// later record's, each under its own record. A trap among them changes no state of the
+/// record that trapped and loses none of the others': the host goes on from the last record
+/// entered, on a fresh instance that enters each record, and fails only the one that traps.
+#[test]
+fn writes_of_records_never_entered_count_once_around_a_trap() {
+    let clock = ManualClock::new(0);
+    let mut op = keyed_state_op_with(&[], &clock, r#"{"quiet": true}"#);
+    let mut out = Output::new(&[], Arc::new(NodeMetrics::default()));
+    // An instance enters every record of its first call: this one is the warm-up.
+    op.process(Batch::of(vec![item("w", "x")]), &mut out).expect("process");
+    let batch = ["a", "b", "z", "c", "trap", "y", "d", "report", "report"];
+    let users = ["u", "u", "v", "u", "u", "v", "u", "u", "v"];
+    let batch: Vec<Record> = users.iter().zip(batch).map(|(u, i)| item(u, i)).collect();
+    op.process(Batch::of(batch), &mut out).expect("process");
+    let dead: Vec<String> = out.dead.drain(..).map(|(r, _)| String::from_utf8_lossy(&r.value).into_owned()).collect();
+    assert_eq!(dead, [r#"{"item": "trap"}"#]);
+    assert_eq!(
+        emitted(&mut out),
+        vec![
+            serde_json::json!({"user_id": "u", "count": 5, "items": ["a", "b", "c", "d", "report"], "item_counts": {"report": 1}}),
+            serde_json::json!({"user_id": "v", "count": 3, "items": ["z", "y", "report"], "item_counts": {"report": 1}}),
         ]
     );
 }

@@ -353,15 +353,7 @@ impl context::Host for HostCtx {
         self.subtask
     }
     fn enter(&mut self, index: u32) -> bool {
-        let i = index as usize;
-        let p = &mut self.process;
-        if i >= p.records.len() || i >= p.stop_at || i != p.entered.len() {
-            return false;
-        }
-        p.entered.push(self.emitted.len());
-        // Each record is entered once: its context moves, its key not copied.
-        self.call = std::mem::take(&mut p.records[i]);
-        true
+        self.enter_record(index as usize)
     }
     fn enter_with_writes(&mut self, index: u32, writes: Vec<u8>) -> bool {
         self.apply_writes(&writes);
@@ -467,13 +459,37 @@ impl HostCtx {
         self.state.delete(&k)
     }
 
-    /// Applies a log of held-back writes (`weir_batch::writes`) in the current context; one
+    /// Makes record `i` of the `process` call current, unless the host says stop there
+    /// (false). Records go in order, each once; records skipped on the way (a guest enters
+    /// only those that need the host for more than their writes) made no emits, and their
+    /// writes come under their index in a later log (`weir_batch::writes::RECORD`).
+    fn enter_record(&mut self, i: usize) -> bool {
+        let p = &mut self.process;
+        if i >= p.records.len() || i >= p.stop_at || i < p.entered.len() {
+            return false;
+        }
+        p.entered.resize(i + 1, self.emitted.len());
+        // Each record is entered once: its context moves, its key not copied.
+        self.call = std::mem::take(&mut p.records[i]);
+        true
+    }
+
+    /// Applies a log of held-back writes (`weir_batch::writes`) in the current context (or the record a `RECORD` entry names); one
     /// that does not read is noted in `bad_writes` (the call fails) after the writes before
     /// it were applied.
     fn apply_writes(&mut self, log: &[u8]) {
         use weir_batch::writes::{read, Write};
         for w in read(log) {
             match w {
+                // The writes that follow are record `i`'s: it is current from here on.
+                Ok(Write::Record(i)) if self.process.entered.len() == i as usize + 1 => {}
+                Ok(Write::Record(i)) => {
+                    if !self.enter_record(i as usize) {
+                        self.bad_writes
+                            .get_or_insert_with(|| format!("state write log: writes of record {i}, which cannot be entered now"));
+                        return;
+                    }
+                }
                 Ok(Write::ValueSet(name, v)) => self.set_value(name, v),
                 Ok(Write::ValueClear(name)) => self.clear_value(name),
                 Ok(Write::ListAdd(name, v)) => self.add_to_list(name, v),
@@ -616,6 +632,44 @@ pub fn from_wit(r: types::Record) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write log's `RECORD` entries make their record current before its writes: records
+    /// skipped on the way are entered with nothing emitted, and a record behind the current
+    /// one, or past the batch, cannot be: the log is bad, the writes after it not applied.
+    #[test]
+    fn writes_under_a_record_go_to_its_key_and_records_go_in_order() {
+        use weir_batch::writes::{push_record, push_value, VALUE_SET};
+        let mut host = HostCtx::new("op".into(), 0, 1 << 20, &super::super::Grants::none());
+        let groups = weir_core::keys::KeyGroups::whole(128);
+        let ctx = |k: &str| CallCtx::keyed(k.as_bytes(), groups, 0, 0, None);
+        host.process = ProcessCall { records: vec![ctx("a"), ctx("b"), ctx("c"), ctx("d")], stop_at: usize::MAX, ..Default::default() };
+        assert!(context::Host::enter(&mut host, 0));
+        let mut log = Vec::new();
+        push_value(&mut log, VALUE_SET, "n", b"0");
+        push_record(&mut log, 2);
+        push_value(&mut log, VALUE_SET, "n", b"2");
+        host.emitted.push((None, Record::new(b"x".to_vec())));
+        assert!(context::Host::enter_with_writes(&mut host, 3, log));
+        assert_eq!(host.process.entered, [0, 1, 1, 1], "record 0 emitted once; 1 and 2, skipped, emitted nothing");
+        let value_of = |host: &mut HostCtx, k: &str| {
+            host.call = ctx(k);
+            state::Host::value_get(host, "n".into())
+        };
+        assert_eq!(value_of(&mut host, "a"), Some(b"0".to_vec()));
+        assert_eq!(value_of(&mut host, "b"), None);
+        assert_eq!(value_of(&mut host, "c"), Some(b"2".to_vec()));
+        assert!(host.bad_writes.is_none());
+        // Back to record 1, or to one past the batch: refused, and nothing after it applied.
+        for behind in [1, 9] {
+            let mut log = Vec::new();
+            push_record(&mut log, behind);
+            push_value(&mut log, VALUE_SET, "n", b"late");
+            host.bad_writes = None;
+            state::Host::apply_writes(&mut host, log);
+            assert!(host.bad_writes.as_deref().is_some_and(|w| w.contains(&format!("record {behind}"))), "{:?}", host.bad_writes);
+            assert_eq!(value_of(&mut host, "b"), None);
+        }
+    }
 
     /// Spans read ahead upstream are taken for the names they were read for; for others, or
     /// where they do not fit the value, the host finds the members itself.

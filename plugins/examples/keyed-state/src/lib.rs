@@ -2,6 +2,10 @@
 //! (ListState) and a count per item (MapState). Emits one row per input record:
 //! `{"user_id", "count", "items", "item_counts"}`. An input with item `"trap"` traps after
 //! writing its count and item (for tests: a record that traps changes no state).
+//!
+//! With config `{"quiet": true}` only an input with item `"report"` reads the key and emits
+//! its row; the others count and add their item and nothing else, so that the SDK does not
+//! enter them in the host (their writes cross with a later record's: for tests of that).
 
 use std::collections::BTreeMap;
 
@@ -15,6 +19,7 @@ struct Input {
 
 /// The operator; state handles are names, the state itself lives in the host.
 pub struct KeyedState {
+    quiet: bool,
     count: ValueState<u64>,
     items: ListState<String>,
     item_counts: MapState<String, u64>,
@@ -22,12 +27,26 @@ pub struct KeyedState {
 
 #[weir_sdk::process]
 impl Process for KeyedState {
-    fn open(_: &Config) -> Result<Self> {
-        Ok(KeyedState { count: ValueState::new("count"), items: ListState::new("items"), item_counts: MapState::new("item-counts") })
+    fn open(config: &Config) -> Result<Self> {
+        Ok(KeyedState {
+            quiet: config.field_or("quiet", false)?,
+            count: ValueState::new("count"),
+            items: ListState::new("items"),
+            item_counts: MapState::new("item-counts"),
+        })
     }
 
     fn process(&mut self, rec: Record) -> Result<()> {
         let input: Input = rec.json()?;
+        if self.quiet && input.item != "report" {
+            let count = self.count.get()?.unwrap_or(0) + 1;
+            self.count.set(&count)?;
+            self.items.add(&input.item)?;
+            if input.item == "trap" {
+                panic!("keyed-state: item \"trap\" traps after its writes");
+            }
+            return Ok(());
+        }
         let user = current_key_str().ok_or_else(|| Error::other("keyed-state needs key_by"))?;
         let count = self.count.get()?.unwrap_or(0) + 1;
         self.count.set(&count)?;

@@ -10,6 +10,11 @@
 //! Each write is an op byte, the state name (u32 LE length, UTF-8 bytes), and then: for
 //! [`VALUE_SET`] and [`LIST_ADD`] one value (u32 LE length, bytes); for [`LIST_UPDATE`] a
 //! u32 LE count and that many values; for [`VALUE_CLEAR`] and [`LIST_CLEAR`] nothing.
+//!
+//! A [`RECORD`] entry (the op byte and a u32 LE record index, no name) says that the writes
+//! after it belong to that record of the call's batch: a guest that enters only the records
+//! that need the host for something else (a read it has not kept, an emit, a timer) hands
+//! the writes of the others over in the log of a later crossing, each under its record.
 
 use alloc::vec::Vec;
 
@@ -25,6 +30,8 @@ pub const LIST_ADD: u8 = 3;
 pub const LIST_UPDATE: u8 = 4;
 /// `list-clear(name)`.
 pub const LIST_CLEAR: u8 = 5;
+/// The writes after it belong to record `index` of the call's batch.
+pub const RECORD: u8 = 6;
 
 /// One write of a log, borrowed from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +46,8 @@ pub enum Write<'a> {
     ListUpdate(&'a str, Values<'a>),
     /// `list-clear`.
     ListClear(&'a str),
+    /// The writes after it belong to this record of the call's batch.
+    Record(u32),
 }
 
 /// The values of a [`Write::ListUpdate`].
@@ -88,6 +97,12 @@ pub fn push_value(log: &mut Vec<u8>, op: u8, name: &str, value: &[u8]) {
     put(log, value);
 }
 
+/// Appends a [`RECORD`]: the writes after it belong to record `index`.
+pub fn push_record(log: &mut Vec<u8>, index: u32) {
+    log.push(RECORD);
+    log.extend_from_slice(&index.to_le_bytes());
+}
+
 /// Appends a [`LIST_UPDATE`].
 pub fn push_values<V: AsRef<[u8]>>(log: &mut Vec<u8>, name: &str, values: &[V]) {
     push_clear(log, LIST_UPDATE, name);
@@ -127,6 +142,11 @@ pub fn read(log: &[u8]) -> impl Iterator<Item = Result<Write<'_>, LayoutError>> 
 
 fn read_one<'a>(log: &'a [u8], at: &mut usize) -> Option<Write<'a>> {
     let op = *log.get(*at)?;
+    if op == RECORD {
+        let (index, next) = u32_at(log, *at + 1)?;
+        *at = next;
+        return Some(Write::Record(index));
+    }
     let (name, next) = bytes_at(log, *at + 1)?;
     let name = core::str::from_utf8(name).ok()?;
     let (w, next) = match op {
@@ -164,8 +184,12 @@ mod tests {
         push_values(&mut log, "fails", &[b"1".to_vec(), b"22".to_vec()]);
         push_values::<&[u8]>(&mut log, "none", &[]);
         push_clear(&mut log, VALUE_CLEAR, "flagged");
+        push_record(&mut log, 7);
+        push_record(&mut log, u32::MAX);
+        push_clear(&mut log, LIST_CLEAR, "fails");
         let got: Vec<_> = read(&log).collect::<Result<_, _>>().unwrap();
-        assert_eq!(got.len(), 6);
+        assert_eq!(got.len(), 9);
+        assert_eq!(got[6..], [Write::Record(7), Write::Record(u32::MAX), Write::ListClear("fails")]);
         assert_eq!(got[0], Write::ValueSet("last_login", b"17"));
         assert_eq!(got[1], Write::ListClear("fails"));
         assert_eq!(got[2], Write::ListAdd("fails", b""));
@@ -191,6 +215,10 @@ mod tests {
         let mut unknown = log.clone();
         unknown[good] = 9;
         assert_eq!(read(&unknown).filter(Result::is_err).count(), 1);
+        // A record entry cut short.
+        let mut record = Vec::new();
+        push_record(&mut record, 3);
+        assert_eq!(read(&record[..4]).collect::<Vec<_>>(), [Err(LayoutError("state write log entry does not read", 0))]);
         // A name that is not UTF-8.
         let mut bad = Vec::new();
         push_clear(&mut bad, LIST_CLEAR, "n");
