@@ -422,22 +422,28 @@ impl output::Host for HostCtx {
 }
 
 impl HostCtx {
+    /// The storage key of state `name` (namespace `ns`) of the current key, where the codec
+    /// wrote it, beside the store: a write looks it up without a copy of its own.
+    fn skey_in_place(&mut self, name: &str, ns: &[u8]) -> (&[u8], &mut dyn StateBackend) {
+        let k = self.codec.key(self.call.key_group, name, self.call.key.as_deref().unwrap_or_default(), ns);
+        (k, self.state.as_mut())
+    }
     fn set_value(&mut self, name: &str, value: &[u8]) {
-        let k = self.skey(name, VALUE_NS);
-        self.write_cell(name, k, value)
+        if self.ttl_of(name).is_some() {
+            let k = self.skey(name, VALUE_NS);
+            return self.write_cell(name, k, value);
+        }
+        let (k, state) = self.skey_in_place(name, VALUE_NS);
+        state.put_slice(k, value)
     }
     fn clear_value(&mut self, name: &str) {
-        let k = self.skey(name, VALUE_NS);
-        self.state.delete(&k)
+        let (k, state) = self.skey_in_place(name, VALUE_NS);
+        state.delete(k)
     }
     fn add_to_list(&mut self, name: &str, value: &[u8]) {
-        let k = self.skey(name, LIST_NS);
-        let mut cur = self.state.get(&k).unwrap_or_default();
-        match self.ttl_of(name) {
-            Some(t) => append_list(&mut cur, &stamp(self.expiry(t), value)),
-            None => append_list(&mut cur, value),
-        }
-        self.state.put(k, cur)
+        let stamped = self.ttl_of(name).map(|t| stamp(self.expiry(t), value));
+        let (k, state) = self.skey_in_place(name, LIST_NS);
+        state.append(k, stamped.as_deref().unwrap_or(value))
     }
     fn update_list<'v>(&mut self, name: &str, values: impl IntoIterator<Item = &'v [u8]>) {
         let k = self.skey(name, LIST_NS);
@@ -455,8 +461,8 @@ impl HostCtx {
         }
     }
     fn clear_list(&mut self, name: &str) {
-        let k = self.skey(name, LIST_NS);
-        self.state.delete(&k)
+        let (k, state) = self.skey_in_place(name, LIST_NS);
+        state.delete(k)
     }
 
     /// Makes record `i` of the `process` call current, unless the host says stop there
