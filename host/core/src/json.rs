@@ -318,11 +318,37 @@ pub type Items<'a> = smallvec::SmallVec<[Raw<'a>; 4]>;
 /// by the scanner (keys of several fields, `["user38","view"]`, are read so once a window
 /// row, with no allocation); serde_json decides what the scanner gives up on.
 pub fn array_items(text: &[u8]) -> Option<Items<'_>> {
+    if let Some(items) = plain_string_items(text) {
+        return Some(items);
+    }
     if let Ok(items) = scan_array(text) {
         return Some(items);
     }
     let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(text).ok()?;
     Some(items.into_iter().map(|v| Raw(v.get().as_bytes())).collect())
+}
+
+/// The items of an array of strings as the host writes a key of several fields
+/// (`["user38","login_success"]`: no spaces, printable ASCII without escapes), each split
+/// at its quotes in one pass: a window writes such a key's texts into every row. `None` for
+/// anything else, which the scanner reads.
+fn plain_string_items(text: &[u8]) -> Option<Items<'_>> {
+    let mut rest = text.strip_prefix(b"[")?.strip_suffix(b"]")?;
+    let mut items = Items::new();
+    loop {
+        let body = rest.strip_prefix(b"\"")?;
+        let end = body.iter().position(|&b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\')?;
+        if body[end] != b'"' {
+            return None;
+        }
+        let (item, after) = rest.split_at(end + 2);
+        items.push(Raw(item));
+        rest = match after {
+            [] => return Some(items),
+            [b',', more @ ..] => more,
+            _ => return None,
+        };
+    }
 }
 
 fn scan_array(text: &[u8]) -> Result<Items<'_>, GiveUp> {
@@ -506,6 +532,23 @@ mod tests {
             "{}",
             "[",
             r#"["\ud800"]"#,
+            r#"["user38","login_success"]"#,
+            r#"["a,b","c"]"#,
+            r#"["a"]"#,
+            r#"[""]"#,
+            r#"["",""]"#,
+            r#"["a","b""#,
+            r#"["a""b"]"#,
+            r#"["a",1]"#,
+            r#"["a" ,"b"]"#,
+            r#"["a",]"#,
+            r#"[,"a"]"#,
+            "[\"\u{e9}\",\"x\"]",
+            "[\"a\tb\"]",
+            "[\"a\u{7f}\"]",
+            r#"["a\nb","c"]"#,
+            r#"[""#,
+            r#""]"#,
         ] {
             let serde: Option<Vec<String>> =
                 serde_json::from_str::<Vec<&RawValue>>(text).ok().map(|v| v.iter().map(|r| r.get().to_string()).collect());
