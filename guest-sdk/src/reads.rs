@@ -99,7 +99,7 @@ pub(crate) fn begin() {
 
 /// The call ends: the writes held back go to the host, and reads go to the host again.
 pub(crate) fn end() {
-    with_log(|log| log.map(host::apply_writes));
+    hand_over();
     reset();
 }
 
@@ -142,12 +142,17 @@ pub(crate) fn flush() {
         enter_record(record);
         return;
     }
-    if with_log(|log| log.map(host::apply_writes)).is_some() {
+    if hand_over() {
         READS.with(|r| {
             let mut r = r.borrow_mut();
             r.entered = r.tagged.take().or(r.entered);
         });
     }
+}
+
+/// Hands the writes held back to the host (`state.apply-writes`), if any (true).
+fn hand_over() -> bool {
+    with_log(|log| log.map(host::apply_writes)).is_some()
 }
 
 /// `context.enter` of record `index`, with the writes held back.

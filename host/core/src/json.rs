@@ -328,6 +328,11 @@ pub fn array_items(text: &[u8]) -> Option<Items<'_>> {
     Some(items.into_iter().map(|v| Raw(v.get().as_bytes())).collect())
 }
 
+/// Whether `b` stands for itself inside a JSON string: printable ASCII but `"` and `\`.
+pub fn is_plain_string_byte(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'
+}
+
 /// The items of an array of strings as the host writes a key of several fields
 /// (`["user38","login_success"]`: no spaces, printable ASCII without escapes), each split
 /// at its quotes in one pass: a window writes such a key's texts into every row. `None` for
@@ -337,7 +342,7 @@ fn plain_string_items(text: &[u8]) -> Option<Items<'_>> {
     let mut items = Items::new();
     loop {
         let body = rest.strip_prefix(b"\"")?;
-        let end = body.iter().position(|&b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\')?;
+        let end = body.iter().position(|&b| !is_plain_string_byte(b))?;
         if body[end] != b'"' {
             return None;
         }

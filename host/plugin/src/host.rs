@@ -212,14 +212,12 @@ impl HostCtx {
         Some(v)
     }
 
-    fn write_cell(&mut self, name: &str, k: Vec<u8>, v: &[u8]) {
-        match self.ttl_of(name) {
-            Some(t) => {
-                let e = self.expiry(t);
-                self.state.put(k, stamp(e, v))
-            }
-            None => self.state.put(k, v.to_vec()),
-        }
+    /// Writes `v` as state `name` (namespace `ns`) of the current key, stamped with its
+    /// expiry when the state has a TTL: in place where the store can.
+    fn write_cell(&mut self, name: &str, ns: &[u8], v: &[u8]) {
+        let stamped = self.ttl_of(name).map(|t| stamp(self.expiry(t), v));
+        let (k, state) = self.skey_in_place(name, ns);
+        state.put_slice(k, stamped.as_deref().unwrap_or(v))
     }
 
     /// Removes every expired value of states with a TTL (run before a snapshot, so no
@@ -294,7 +292,14 @@ impl HostCtx {
     }
 
     fn skey(&mut self, name: &str, ns: &[u8]) -> Vec<u8> {
-        self.codec.key(self.call.key_group, name, self.call.key.as_deref().unwrap_or_default(), ns).to_vec()
+        self.skey_in_place(name, ns).0.to_vec()
+    }
+
+    /// The storage key of state `name` (namespace `ns`) of the current key, where the codec
+    /// wrote it, beside the store: a write looks it up without a copy of its own.
+    fn skey_in_place(&mut self, name: &str, ns: &[u8]) -> (&[u8], &mut dyn StateBackend) {
+        let k = self.codec.key(self.call.key_group, name, self.call.key.as_deref().unwrap_or_default(), ns);
+        (k, self.state.as_mut())
     }
 
     fn sprefix(&mut self, name: &str) -> Vec<u8> {
@@ -422,19 +427,8 @@ impl output::Host for HostCtx {
 }
 
 impl HostCtx {
-    /// The storage key of state `name` (namespace `ns`) of the current key, where the codec
-    /// wrote it, beside the store: a write looks it up without a copy of its own.
-    fn skey_in_place(&mut self, name: &str, ns: &[u8]) -> (&[u8], &mut dyn StateBackend) {
-        let k = self.codec.key(self.call.key_group, name, self.call.key.as_deref().unwrap_or_default(), ns);
-        (k, self.state.as_mut())
-    }
     fn set_value(&mut self, name: &str, value: &[u8]) {
-        if self.ttl_of(name).is_some() {
-            let k = self.skey(name, VALUE_NS);
-            return self.write_cell(name, k, value);
-        }
-        let (k, state) = self.skey_in_place(name, VALUE_NS);
-        state.put_slice(k, value)
+        self.write_cell(name, VALUE_NS, value)
     }
     fn clear_value(&mut self, name: &str) {
         let (k, state) = self.skey_in_place(name, VALUE_NS);
@@ -480,9 +474,9 @@ impl HostCtx {
         true
     }
 
-    /// Applies a log of held-back writes (`weir_batch::writes`) in the current context (or the record a `RECORD` entry names); one
-    /// that does not read is noted in `bad_writes` (the call fails) after the writes before
-    /// it were applied.
+    /// Applies a log of held-back writes (`weir_batch::writes`) in the current context, or
+    /// that of the record a `RECORD` entry names; one that does not read is noted in
+    /// `bad_writes` (the call fails) after the writes before it were applied.
     fn apply_writes(&mut self, log: &[u8]) {
         use weir_batch::writes::{read, Write};
         for w in read(log) {
@@ -559,8 +553,7 @@ impl state::Host for HostCtx {
         self.read_cell(&name, k)
     }
     fn map_put(&mut self, name: String, key: Vec<u8>, value: Vec<u8>) {
-        let k = self.skey(&name, &map_ns(&key));
-        self.write_cell(&name, k, &value)
+        self.write_cell(&name, &map_ns(&key), &value)
     }
     fn map_remove(&mut self, name: String, key: Vec<u8>) {
         let k = self.skey(&name, &map_ns(&key));

@@ -306,7 +306,7 @@ fn key_items(key: &[u8]) -> json::Items<'_> {
 /// but `"` and `\` (user ids and most keys) is its own text; anything else is written by
 /// serde_json.
 fn write_key_string(out: &mut Vec<u8>, key: &[u8]) {
-    if key.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+    if key.iter().copied().all(json::is_plain_string_byte) {
         out.push(b'"');
         out.extend_from_slice(key);
         out.push(b'"');

@@ -38,21 +38,19 @@ impl Process for KeyedState {
 
     fn process(&mut self, rec: Record) -> Result<()> {
         let input: Input = rec.json()?;
-        if self.quiet && input.item != "report" {
-            let count = self.count.get()?.unwrap_or(0) + 1;
-            self.count.set(&count)?;
-            self.items.add(&input.item)?;
-            if input.item == "trap" {
-                panic!("keyed-state: item \"trap\" traps after its writes");
-            }
-            return Ok(());
-        }
-        let user = current_key_str().ok_or_else(|| Error::other("keyed-state needs key_by"))?;
+        let quiet = self.quiet && input.item != "report";
+        let user = match quiet {
+            true => None,
+            false => Some(current_key_str().ok_or_else(|| Error::other("keyed-state needs key_by"))?),
+        };
         let count = self.count.get()?.unwrap_or(0) + 1;
         self.count.set(&count)?;
         self.items.add(&input.item)?;
         if input.item == "trap" {
             panic!("keyed-state: item \"trap\" traps after its writes");
+        }
+        if quiet {
+            return Ok(());
         }
         let n = self.item_counts.get(&input.item)?.unwrap_or(0) + 1;
         self.item_counts.put(&input.item, &n)?;
