@@ -2,7 +2,9 @@
 // playwright-core; no browser download):
 //   node tests/browser/dashboard.mjs http://ADDR/ NODE,NODE,... [SCREENSHOT.png]
 // Passes when the page loads, shows every named operator (in the graph and in the table),
-// and the source's count advances between two looks (within 15 s). Prints what
+// and the source's count advances between two looks (within 15 s). Prints `launched` once
+// the browser is up (a cold start can take seconds on a loaded machine, so a caller may
+// start the job only then), waits up to 30 s for the address to answer, and prints what
 // it saw as one JSON line (with the latest dead letters' reasons, what the source read,
 // and the plugins section's note).
 import { createRequire } from 'node:module';
@@ -19,12 +21,22 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync'],
 });
+console.log('launched');
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-  await page.goto(url);
+  // The job may still be starting: ask again while nothing listens.
+  for (const until = Date.now() + 30000; ; ) {
+    try {
+      await page.goto(url);
+      break;
+    } catch (e) {
+      if (!String(e.message).includes('ERR_CONNECTION_REFUSED') || Date.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
   const nodes = names.split(',');
   for (const n of nodes) {
     await page.waitForSelector(`g[data-node="${n}"]`, { timeout: 10000 });

@@ -156,20 +156,29 @@ fn the_dashboard_shows_every_operator_and_its_counts_advance_in_a_real_browser()
     plugins();
     let (_, case) = cases().into_iter().next().expect("a case");
     let addr = format!("127.0.0.1:{}", free_port());
-    // About 7 s of input: long enough for two looks at the page.
-    let mut child = start(&addr, &case, 1500, &[]);
-    wait_for_listener(&addr, std::time::Duration::from_secs(30));
     let dir = tempfile::tempdir().expect("tempdir");
     let shot = dir.path().join("dashboard.png");
     let nodes = "logs,parse,detect,tumble10s,actions60s,alerts,metrics,dead-letter";
-    let look = std::process::Command::new("node")
+    // The browser first: a cold Chromium can take longer to start than the job runs.
+    let mut browser = std::process::Command::new("node")
         .arg(root().join("tests/browser/dashboard.mjs"))
         .args([&format!("http://{addr}/"), nodes, &shot.display().to_string()])
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("node");
+    let mut said = std::io::BufReader::new(browser.stdout.take().expect("stdout"));
+    let mut launched = String::new();
+    std::io::BufRead::read_line(&mut said, &mut launched).expect("the browser's first line");
+    // About 7 s of input once the browser is up: long enough for two looks at the page.
+    let mut child = start(&addr, &case, 1500, &[]);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut said, &mut rest).expect("the browser's answer");
+    let look = browser.wait_with_output().expect("node");
     let _ = child.kill();
     let _ = child.wait();
-    let said = String::from_utf8_lossy(&look.stdout);
+    assert_eq!(launched.trim(), "launched", "the browser did not start:\n{}", String::from_utf8_lossy(&look.stderr));
+    let said = rest;
     assert!(look.status.success(), "the browser's look failed:\n{said}{}", String::from_utf8_lossy(&look.stderr));
     let seen: serde_json::Value = serde_json::from_str(said.trim()).expect("a JSON line");
     assert_eq!(seen["job"], "log-analyzer");
