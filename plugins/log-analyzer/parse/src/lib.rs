@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use weir_sdk::json::{GiveUp, Scanner};
+use weir_sdk::json::{GiveUp, Layout, Scanner};
 use weir_sdk::{Config, Error, Map, Mapped, Record, RecordView, Result};
 
 /// A parsed log line.
@@ -75,7 +75,7 @@ fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<&'d
 /// [`LogEventRef::read`] then decides (`plain_lines_agree_with_serde_json` checks that the
 /// two agree). About half the time of the serde_json pass on the log-analyzer's lines.
 pub fn plainly_as_is(bytes: &[u8]) -> bool {
-    walk::<false>(bytes).is_some()
+    walk::<false>(bytes, None).is_some()
 }
 
 /// Where a plain line's `user_id` lies and what its `timestamp` says.
@@ -90,30 +90,81 @@ pub struct Plain {
 /// [`plainly_as_is`], and what the walk read on the way: a line that is not this plain gives
 /// `None`.
 pub fn plain(bytes: &[u8]) -> Option<Plain> {
-    walk::<true>(bytes)
+    walk::<true>(bytes, None)
+}
+
+/// [`plain`], checking the line against the layout of the last plain line first (only the
+/// values are walked when the bytes around them are the same), and learning the line's
+/// when it has another.
+pub fn plain_as(shape: &mut Shape, bytes: &[u8]) -> Option<Plain> {
+    walk::<true>(bytes, Some(shape))
+}
+
+/// The layout of the last plain line (`weir_json::Layout`), and the field of each of its
+/// members by place.
+#[derive(Debug, Default)]
+pub struct Shape {
+    layout: Layout,
+    fields: Vec<u8>,
 }
 
 /// The walk of [`plainly_as_is`]; with `READ` it also notes where `user_id` lies (the
 /// `timestamp` is read either way: checking that it is an i64 reads it).
 #[inline(always)]
-fn walk<const READ: bool>(bytes: &[u8]) -> Option<Plain> {
-    let mut seen = 0u8;
-    let (mut user, mut timestamp) = (0..0, 0i64);
-    let walk = Scanner::new(bytes).document_object(|s, key| {
-        let field = match key {
-            b"user_id" => 0,
-            b"session_id" => 1,
-            b"action" => 2,
-            b"ip_address" => 3,
-            b"user_agent" => 4,
-            b"timestamp" => 5,
-            b"metadata" => 6,
-            _ => return Err(GiveUp),
-        };
-        if seen & (1 << field) != 0 {
+fn walk<const READ: bool>(bytes: &[u8], shape: Option<&mut Shape>) -> Option<Plain> {
+    let mut r = Reading::default();
+    let walk = match shape {
+        None => Scanner::new(bytes).document_object(|s, key| r.member::<READ>(s, field(key)?)),
+        Some(Shape { layout, fields }) => {
+            match Scanner::new(bytes).document_object_as(layout, |s, _, place| r.member::<READ>(s, fields[place])) {
+                Ok(()) => Ok(()),
+                Err(GiveUp) => {
+                    r = Reading::default();
+                    fields.clear();
+                    Scanner::new(bytes).document_object_learning(layout, |s, key, _| {
+                        let field = field(key)?;
+                        fields.push(field);
+                        r.member::<READ>(s, field)
+                    })
+                }
+            }
+        }
+    };
+    (walk.is_ok() && r.seen & 0b11_1111 == 0b11_1111).then_some(Plain { user: r.user, timestamp: r.timestamp })
+}
+
+/// The LogEvent field a key names, by its bit in [`Reading::seen`].
+#[inline(always)]
+fn field(key: &[u8]) -> std::result::Result<u8, GiveUp> {
+    match key {
+        b"user_id" => Ok(0),
+        b"session_id" => Ok(1),
+        b"action" => Ok(2),
+        b"ip_address" => Ok(3),
+        b"user_agent" => Ok(4),
+        b"timestamp" => Ok(5),
+        b"metadata" => Ok(6),
+        _ => Err(GiveUp),
+    }
+}
+
+/// What a walk of a line has read so far.
+#[derive(Default)]
+struct Reading {
+    /// The fields seen, a bit each.
+    seen: u8,
+    user: std::ops::Range<usize>,
+    timestamp: i64,
+}
+
+impl Reading {
+    /// One member of the line: a LogEvent field (see [`field`]), each once, of its type.
+    #[inline(always)]
+    fn member<const READ: bool>(&mut self, s: &mut Scanner<'_>, field: u8) -> std::result::Result<(), GiveUp> {
+        if self.seen & (1 << field) != 0 {
             return Err(GiveUp);
         }
-        seen |= 1 << field;
+        self.seen |= 1 << field;
         match field {
             // A string with escapes is decoded (and its surrogates checked) by serde_json.
             0..=4 => {
@@ -122,14 +173,14 @@ fn walk<const READ: bool>(bytes: &[u8]) -> Option<Plain> {
                     true => Err(GiveUp),
                     false => {
                         if READ && field == 0 {
-                            user = start..s.at() - 1;
+                            self.user = start..s.at() - 1;
                         }
                         Ok(())
                     }
                 }
             }
             5 => {
-                timestamp = s.integer()?;
+                self.timestamp = s.integer()?;
                 Ok(())
             }
             _ => match s.peek()? {
@@ -137,8 +188,7 @@ fn walk<const READ: bool>(bytes: &[u8]) -> Option<Plain> {
                 _ => Err(GiveUp),
             },
         }
-    });
-    (walk.is_ok() && seen & 0b11_1111 == 0b11_1111).then_some(Plain { user, timestamp })
+    }
 }
 
 /// What [`check`] made of a line that is a LogEvent.
@@ -222,12 +272,14 @@ fn event_time_ms(seconds: i64) -> Result<i64> {
 /// time cross back).
 pub struct Parse {
     stamp: bool,
+    /// The layout of the last plain line.
+    shape: Shape,
 }
 
 #[weir_sdk::map]
 impl Map for Parse {
     fn open(config: &Config) -> Result<Self> {
-        Ok(Parse { stamp: config.field_or("stamp", false)? })
+        Ok(Parse { stamp: config.field_or("stamp", false)?, shape: Shape::default() })
     }
 
     fn map(&mut self, rec: Record) -> Result<Record> {
@@ -242,7 +294,7 @@ impl Map for Parse {
             });
         }
         // The readers of `check`, each at most once, keeping what they read.
-        if let Some(p) = plain(rec.value) {
+        if let Some(p) = plain_as(&mut self.shape, rec.value) {
             return Ok(Mapped::value_as_is(Some(&rec.value[p.user]), Some(event_time_ms(p.timestamp)?)));
         }
         if let Some(e) = LogEventRef::read(rec.value) {
@@ -309,7 +361,7 @@ mod tests {
     /// path read it; a plain line sends back nothing else.
     #[test]
     fn stamping_sets_key_and_event_time_on_every_path() {
-        let mut op = Parse { stamp: true };
+        let mut op = Parse { stamp: true, shape: Shape::default() };
         let stamped = |op: &mut Parse, line: &str| match op.map_view(Record::from_bytes(line).view()) {
             Ok(Mapped::ValueAsIs { key, timestamp }) => (key, timestamp, None),
             Ok(Mapped::Record(r)) => (r.key, r.timestamp, Some(String::from_utf8(r.value).unwrap())),
@@ -326,7 +378,10 @@ mod tests {
         assert_eq!(stamped(&mut op, extra), (Some(b"u2".to_vec()), Some(6000), Some(reencoded.to_string())));
         assert!(op.map_view(Record::from_bytes(r#"{"user_id": 7, "timestamp": 1000}"#).view()).is_err());
         // Without `stamp` a plain line passes unchanged.
-        assert!(matches!(Parse { stamp: false }.map_view(Record::from_bytes(plain).view()), Ok(Mapped::Unchanged)));
+        assert!(matches!(
+            Parse { stamp: false, shape: Shape::default() }.map_view(Record::from_bytes(plain).view()),
+            Ok(Mapped::Unchanged)
+        ));
     }
 
     #[test]
@@ -407,8 +462,15 @@ mod tests {
             (x % n as u64) as usize
         };
         let (mut plain, mut other) = (0, 0);
+        // One shape over all lines, as the operator keeps it: a seed first, half the time, so
+        // that many of the edits are checked against the seed's layout.
+        let (mut shape, mut as_learned) = (Shape::default(), 0);
         for _ in 0..200_000 {
-            let mut text = seeds[next(seeds.len())].clone();
+            let seed = &seeds[next(seeds.len())];
+            if next(2) == 0 {
+                assert_eq!(plain_as(&mut shape, seed), super::plain(seed), "{}", String::from_utf8_lossy(seed));
+            }
+            let mut text = seed.clone();
             for _ in 0..1 + next(3) {
                 let at = next(text.len() + 1);
                 let c = alphabet[next(alphabet.len())];
@@ -421,6 +483,10 @@ mod tests {
             }
             let reference = LogEventRef::read(&text);
             let read = super::plain(&text);
+            as_learned += usize::from(
+                shape.layout.is_learned() && Scanner::new(&text).document_object_as(&shape.layout, |s, _, _| s.value(1)).is_ok(),
+            );
+            assert_eq!(plain_as(&mut shape, &text), read, "{}", String::from_utf8_lossy(&text));
             assert_eq!(plainly_as_is(&text), read.is_some(), "{}", String::from_utf8_lossy(&text));
             if let Some(p) = read {
                 plain += 1;
@@ -432,6 +498,6 @@ mod tests {
             }
         }
         // Both sides of the check were exercised.
-        assert!(plain > 15_000 && other > 50_000, "plain {plain}, refused {other}");
+        assert!(plain > 15_000 && other > 50_000 && as_learned > 5_000, "plain {plain}, refused {other}, in a learned layout {as_learned}");
     }
 }
