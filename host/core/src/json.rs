@@ -19,7 +19,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 pub use weir_json::MAX_DEPTH;
-use weir_json::{GiveUp, Scanner};
+use weir_json::{GiveUp, Layout, Scanner};
 
 /// A dotted path, split: `a.b` is `["a", "b"]`.
 pub type Path = Vec<String>;
@@ -69,6 +69,24 @@ pub struct Noted {
 /// caller that takes a member only where it is unambiguous, and how many members the
 /// document has (see [`Noted`]).
 pub fn extract_noting_repeats<'a>(json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Result<Noted, serde_json::Error> {
+    extract_in(None, json, paths, out)
+}
+
+/// The layout of the last document [`extract_in`] walked whole (`weir_json::Layout`), and
+/// which of the paths each of its members answers, by place. A walk that keeps one for the
+/// documents of one stream (the lines of one source, mostly alike) walks only their values.
+#[derive(Debug, Default)]
+pub struct Shape {
+    layout: Layout,
+    /// For each place, the `wanted` entries it answers whole (bit `j` for entry `j`).
+    places: Vec<u64>,
+    /// Whether the layout serves: no member leads into nested paths, and at most 64 paths.
+    usable: bool,
+}
+
+/// [`extract_noting_repeats`], checking the document against the layout in `shape` first
+/// and learning its layout when it has another.
+pub fn extract_in<'a>(shape: Option<&mut Shape>, json: &'a [u8], paths: &[Path], out: &mut Found<'a>) -> Result<Noted, serde_json::Error> {
     out.clear();
     out.resize(paths.len(), None);
     let mut wanted: [(usize, &[String]); 8] = [(0, &[]); 8];
@@ -84,6 +102,13 @@ pub fn extract_noting_repeats<'a>(json: &'a [u8], paths: &[Path], out: &mut Foun
     };
     // The scanner checks UTF-8 inside strings, where it can occur.
     let mut noted = Noted { repeated: 0, members: 0 };
+    if let Some(shape) = shape {
+        if shaped(shape, json, wanted, out, &mut noted).is_ok() {
+            return Ok(noted);
+        }
+        out.iter_mut().for_each(|o| *o = None);
+        noted = Noted { repeated: 0, members: 0 };
+    }
     if document(json, wanted, out, &mut noted).is_ok() {
         return Ok(noted);
     }
@@ -134,6 +159,66 @@ fn document<'a>(text: &'a [u8], wanted: &[(usize, &[String])], out: &mut [Option
     s.end()
 }
 
+/// A document that is one object, walked in the layout `shape` learned when its bytes around
+/// the values are the same, else walked whole (learning its layout): the members `wanted`
+/// asks for noted in `out`, as [`document`] notes them. Gives up where [`document`] may
+/// read the text otherwise (not an object, say), leaving it to that.
+fn shaped<'a>(
+    shape: &mut Shape,
+    text: &'a [u8],
+    wanted: &[(usize, &[String])],
+    out: &mut [Option<Raw<'a>>],
+    noted: &mut Noted,
+) -> Result<(), GiveUp> {
+    if shape.usable {
+        let places = &shape.places;
+        let within = Scanner::new(text).document_object_as(&shape.layout, |s, key, place| {
+            member(s, 1, key, (places[place], false, false), wanted, out, &mut noted.repeated)
+        });
+        if within.is_ok() {
+            noted.members = places.len() as u32;
+            return Ok(());
+        }
+        out.iter_mut().for_each(|o| *o = None);
+        *noted = Noted { repeated: 0, members: 0 };
+    }
+    shape.places.clear();
+    let mut usable = wanted.len() <= 64;
+    let places = &mut shape.places;
+    let walk = Scanner::new(text).document_object_learning(&mut shape.layout, |s, key, _| {
+        noted.members += 1;
+        let wants = wants(wanted, key);
+        usable &= !wants.1 && !wants.2;
+        places.push(wants.0);
+        member(s, 1, key, wants, wanted, out, &mut noted.repeated)
+    });
+    shape.usable = walk.is_ok() && usable;
+    walk
+}
+
+/// Which entries of `wanted` a member `key` answers: bit `j` for `wanted[j]` asking for it
+/// whole (`whole`), whether one goes through it to a nested path (`nested`), and whether an
+/// entry past the 64th asks for it (`far`, compared again when the value is taken).
+#[inline]
+fn wants(wanted: &[(usize, &[String])], key: &[u8]) -> (u64, bool, bool) {
+    // Most members are not wanted, or wanted whole: one pass over `wanted` tells (the length
+    // and first byte first, so that few keys reach a full compare).
+    let (mut whole, mut nested, mut far) = (0u64, false, false);
+    for (j, &(_, p)) in wanted.iter().enumerate() {
+        if let [f, rest @ ..] = p {
+            let f = f.as_bytes();
+            if f.len() == key.len() && f.first() == key.first() && f == key {
+                match (rest.is_empty(), j < 64) {
+                    (true, true) => whole |= 1 << j,
+                    (true, false) => far = true,
+                    (false, _) => nested = true,
+                }
+            }
+        }
+    }
+    (whole, nested, far)
+}
+
 /// An object, noting the members `wanted` asks for in `out` (the last of repeated keys wins,
 /// as with serde_json, and noted in `repeated`) and walking into the ones that nested paths
 /// go through.
@@ -149,61 +234,61 @@ fn object<'a>(
         if let Some(n) = members.as_deref_mut() {
             *n += 1;
         }
-        // Most members are not wanted, or wanted whole: one pass over `wanted` tells (the
-        // length and first byte first, so that few keys reach a full compare), noting which
-        // entries want it whole (bit `j` for `wanted[j]`; past the 64th, compared again).
-        let (mut whole, mut nested, mut far) = (0u64, false, false);
-        for (j, &(_, p)) in wanted.iter().enumerate() {
-            if let [f, rest @ ..] = p {
-                let f = f.as_bytes();
-                if f.len() == key.len() && f.first() == key.first() && f == key {
-                    match (rest.is_empty(), j < 64) {
-                        (true, true) => whole |= 1 << j,
-                        (true, false) => far = true,
-                        (false, _) => nested = true,
-                    }
-                }
-            }
-        }
-        if whole == 0 && !far && !nested {
-            return s.value(depth);
-        }
-        let start = s.at();
-        match nested && s.peek()? == b'{' {
-            true => {
-                let mut deeper: [(usize, &[String]); 4] = [(0, &[]); 4];
-                let mut n = 0;
-                for &(i, p) in wanted {
-                    match p {
-                        [f, rest @ ..] if f.as_bytes() == key && !rest.is_empty() => {
-                            *deeper.get_mut(n).ok_or(GiveUp)? = (i, rest);
-                            n += 1;
-                        }
-                        _ => {}
-                    }
-                }
-                object(s, depth + 1, &deeper[..n], out, repeated, None)?
-            }
-            false => s.value(depth)?,
-        }
-        if whole != 0 || far {
-            // A value the scanner walked is UTF-8 (see `Raw`).
-            let raw = Raw(&s.text()[start..s.at()]);
-            for (j, &(i, p)) in wanted.iter().enumerate() {
-                let wants = match j < 64 {
-                    true => whole & (1 << j) != 0,
-                    false => matches!(p, [f] if f.as_bytes() == key),
-                };
-                if wants {
-                    if out[i].is_some() {
-                        *repeated |= 1u64.checked_shl(i as u32).unwrap_or(0);
-                    }
-                    out[i] = Some(raw);
-                }
-            }
-        }
-        Ok(())
+        member(s, depth, key, wants(wanted, key), wanted, out, repeated)
     })
+}
+
+/// The value of member `key` of an object at `depth` (the scanner at its start), which
+/// `wanted` wants as [`wants`] said: walked, noted in `out` where wanted whole, walked into
+/// where a nested path goes through it.
+#[inline]
+fn member<'a>(
+    s: &mut Scanner<'a>,
+    depth: u32,
+    key: &[u8],
+    (whole, nested, far): (u64, bool, bool),
+    wanted: &[(usize, &[String])],
+    out: &mut [Option<Raw<'a>>],
+    repeated: &mut u64,
+) -> Result<(), GiveUp> {
+    if whole == 0 && !far && !nested {
+        return s.value(depth);
+    }
+    let start = s.at();
+    match nested && s.peek()? == b'{' {
+        true => {
+            let mut deeper: [(usize, &[String]); 4] = [(0, &[]); 4];
+            let mut n = 0;
+            for &(i, p) in wanted {
+                match p {
+                    [f, rest @ ..] if f.as_bytes() == key && !rest.is_empty() => {
+                        *deeper.get_mut(n).ok_or(GiveUp)? = (i, rest);
+                        n += 1;
+                    }
+                    _ => {}
+                }
+            }
+            object(s, depth + 1, &deeper[..n], out, repeated, None)?
+        }
+        false => s.value(depth)?,
+    }
+    if whole != 0 || far {
+        // A value the scanner walked is UTF-8 (see `Raw`).
+        let raw = Raw(&s.text()[start..s.at()]);
+        for (j, &(i, p)) in wanted.iter().enumerate() {
+            let wants = match j < 64 {
+                true => whole & (1 << j) != 0,
+                false => matches!(p, [f] if f.as_bytes() == key),
+            };
+            if wants {
+                if out[i].is_some() {
+                    *repeated |= 1u64.checked_shl(i as u32).unwrap_or(0);
+                }
+                out[i] = Some(raw);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The value at `path` in a raw JSON value (nested paths walk into objects).
@@ -624,6 +709,32 @@ mod tests {
             }
         }
         assert!(read > 5_000 && refused > 20_000, "read {read}, refused {refused}");
+    }
+
+    #[test]
+    fn a_shape_reads_what_a_walk_without_one_reads() {
+        // Flat paths, and a nested one (a layout serves no document whose member leads to it).
+        for names in [&["timestamp", "user_id", "a"][..], &["timestamp", "o.a", "o"]] {
+            let ps = paths(names);
+            let mut shape = Shape::default();
+            let (mut within, mut n) = (0, 0);
+            // Edits of one seed at a time, the seed itself between them (learned where its
+            // layout was lost), as a source's lines come mostly alike.
+            for (seed, text) in SEEDS.iter().flat_map(|seed| edits(&[seed], 10_000).map(move |text| (seed, text))) {
+                for (edited, text) in [(false, seed.as_bytes().to_vec()), (true, text)] {
+                    within += usize::from(
+                        edited && shape.usable && Scanner::new(&text).document_object_as(&shape.layout, |s, _, _| s.value(1)).is_ok(),
+                    );
+                    let (mut found, mut found_alone) = (Found::new(), Found::new());
+                    let read = extract_in(Some(&mut shape), &text, &ps, &mut found).map_err(|e| e.to_string());
+                    let alone = extract_noting_repeats(&text, &ps, &mut found_alone).map_err(|e| e.to_string());
+                    assert_eq!((read, found), (alone, found_alone), "{names:?} {}", String::from_utf8_lossy(&text));
+                    n += 1;
+                }
+            }
+            // (With the nested path, only documents without an `o` object are read in one.)
+            assert!(within > 1_000, "{names:?}: {within} of {n} edits in a learned layout");
+        }
     }
 
     #[test]

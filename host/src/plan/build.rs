@@ -245,12 +245,14 @@ pub(super) fn field_walk(
     let time_at = time_field.as_ref().map(|f| index(f.path.split('.').map(str::to_string).collect()));
     let prekeys: Vec<(u16, Vec<usize>)> = prekeys.into_iter().map(|(id, ps)| (id, ps.into_iter().map(&mut index).collect())).collect();
     let spans: Option<Vec<usize>> = spans.map(|names| names.into_iter().map(|n| index(vec![n])).collect());
+    // The source's lines mostly share their layout: the walk checks each against the last's.
+    let mut shape = json::Shape::default();
     move |r: &mut Record| -> Result<(), String> {
         if paths.is_empty() && !check_json {
             return Ok(());
         }
         let mut found = json::Found::new();
-        let noted = match json::extract_noting_repeats(&r.value, &paths, &mut found) {
+        let noted = match json::extract_in(Some(&mut shape), &r.value, &paths, &mut found) {
             Ok(noted) => noted,
             Err(e) => {
                 return match time_field.is_some() || check_json {
