@@ -480,18 +480,28 @@ impl Layout {
     }
 }
 
-/// Whether `text` starts with `gap`: at most two 8-byte loads for gaps up to 16 bytes, which
-/// a JSON line's mostly are (`, "session_id": ` is 16), and no call (a compiled plugin's
-/// `memcmp` is a byte loop behind a call).
+/// Whether `text` starts with `gap` (see [`equal`]).
 #[inline(always)]
 fn starts_with(text: &[u8], gap: &[u8]) -> bool {
-    let n = gap.len();
-    let Some(text) = text.get(..n) else { return false };
-    let load = |b: &[u8], at: usize| b.get(at..at + 8).map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+    text.get(..gap.len()).is_some_and(|text| equal(text, gap))
+}
+
+/// Whether `a` and `b` are the same bytes: for 4 to 16 bytes (a gap between values, a key, a
+/// word a plugin looks for) two loads of each, and no call (a compiled plugin's `memcmp` is
+/// a byte loop behind a call).
+#[inline(always)]
+pub fn equal(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |b: &[u8], at: usize| b.get(at..at + 8).map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+    let half = |b: &[u8], at: usize| b.get(at..at + 4).map(|w| u32::from_le_bytes(w.try_into().unwrap_or([0; 4])));
     match n {
-        0..8 => text.iter().zip(gap).all(|(a, b)| a == b),
-        8..=16 => load(text, 0) == load(gap, 0) && load(text, n - 8) == load(gap, n - 8),
-        _ => text == gap,
+        0..4 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -773,6 +783,21 @@ mod tests {
             "",
         ] {
             assert_eq!(plain_i64(text.as_bytes()), serde_json::from_str::<i64>(text).ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn equal_is_slice_equality_at_every_length() {
+        let a: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37)).collect();
+        for n in 0..a.len() {
+            assert!(equal(&a[..n], &a[..n]));
+            assert!(!equal(&a[..n], &a[..n + 1]), "lengths differ");
+            // A byte changed anywhere is seen.
+            for at in 0..n {
+                let mut b = a[..n].to_vec();
+                b[at] ^= 0x20;
+                assert!(!equal(&a[..n], &b), "{n} {at}");
+            }
         }
     }
 
