@@ -14,6 +14,21 @@ fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
 }
 
 fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T> {
+    // Most stored values are integers (times, counts) or booleans: read in one pass and
+    // handed to `T` as serde_json hands them (`visit_u64` when not negative, `visit_i64` when
+    // negative, `visit_bool`), without its reader. Anything else, or a `T` that refuses what
+    // it is handed, is serde_json's to read.
+    use serde::de::value::{BoolDeserializer, Error as Refused, I64Deserializer, U64Deserializer};
+    let read = match bytes {
+        b"true" | b"false" => Some(T::deserialize(BoolDeserializer::<Refused>::new(bytes == b"true"))),
+        _ => crate::json::plain_i64(bytes).map(|n| match u64::try_from(n) {
+            Ok(n) => T::deserialize(U64Deserializer::<Refused>::new(n)),
+            Err(_) => T::deserialize(I64Deserializer::<Refused>::new(n)),
+        }),
+    };
+    if let Some(Ok(v)) = read {
+        return Ok(v);
+    }
     serde_json::from_slice(bytes).map_err(|e| Error::Other(format!("state `{name}`: stored value does not decode: {e}")))
 }
 
@@ -137,5 +152,58 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> MapState<
     pub fn clear(&self) {
         reads::flush();
         host::map_clear(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+    use serde::de::DeserializeOwned;
+
+    /// `decode` answers as serde_json does: the same value, or an error where it errs.
+    fn agrees<T: DeserializeOwned + PartialEq + std::fmt::Debug>(text: &str) {
+        let ours = decode::<T>("s", text.as_bytes()).ok();
+        let serde = serde_json::from_str::<T>(text).ok();
+        assert_eq!(ours, serde, "{text} as {}", std::any::type_name::<T>());
+    }
+
+    #[test]
+    fn stored_numbers_and_booleans_decode_as_serde_json_decodes_them() {
+        for text in [
+            "0",
+            "7",
+            "-7",
+            "1735689603",
+            "255",
+            "256",
+            "-1",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "-0",
+            "01",
+            "1.5",
+            "1e3",
+            "true",
+            "false",
+            "null",
+            "\"7\"",
+            "[1]",
+            "tru",
+            "",
+        ] {
+            agrees::<i64>(text);
+            agrees::<u64>(text);
+            agrees::<u8>(text);
+            agrees::<i32>(text);
+            agrees::<f64>(text);
+            agrees::<bool>(text);
+            agrees::<Option<i64>>(text);
+            agrees::<Option<bool>>(text);
+            agrees::<String>(text);
+            agrees::<Vec<i64>>(text);
+            agrees::<serde_json::Value>(text);
+        }
     }
 }
