@@ -222,8 +222,13 @@ pub fn sample_lines(n: usize) -> Vec<Vec<u8>> {
 /// Checks one line: a LogEvent passes (as it is when it has nothing more), anything else is
 /// refused with the reason.
 pub fn check(bytes: &[u8]) -> Result<Checked> {
+    check_in(None, bytes)
+}
+
+/// [`check`], with the plain walk checking the line against `shape` first (see [`plain_as`]).
+pub fn check_in(shape: Option<&mut Shape>, bytes: &[u8]) -> Result<Checked> {
     // One walk for plain lines, one borrowed serde_json pass for other well-formed ones.
-    if plainly_as_is(bytes) || LogEventRef::read(bytes).is_some() {
+    if walk::<false>(bytes, shape).is_some() || LogEventRef::read(bytes).is_some() {
         return Ok(Checked::AsIs);
     }
     reencoded(&parse_line(bytes)?).map(Checked::Reencoded)
@@ -288,7 +293,7 @@ impl Map for Parse {
 
     fn map_view(&mut self, rec: RecordView<'_>) -> Result<Mapped> {
         if !self.stamp {
-            return Ok(match check(rec.value)? {
+            return Ok(match check_in(Some(&mut self.shape), rec.value)? {
                 Checked::AsIs => Mapped::Unchanged,
                 Checked::Reencoded(v) => Mapped::Value(v),
             });
@@ -464,7 +469,7 @@ mod tests {
         let (mut plain, mut other) = (0, 0);
         // One shape over all lines, as the operator keeps it: a seed first, half the time, so
         // that many of the edits are checked against the seed's layout.
-        let (mut shape, mut as_learned) = (Shape::default(), 0);
+        let (mut shape, mut checks, mut as_learned) = (Shape::default(), Shape::default(), 0);
         for _ in 0..200_000 {
             let seed = &seeds[next(seeds.len())];
             if next(2) == 0 {
@@ -487,6 +492,7 @@ mod tests {
                 shape.layout.is_learned() && Scanner::new(&text).document_object_as(&shape.layout, |s, _, _| s.value(1)).is_ok(),
             );
             assert_eq!(plain_as(&mut shape, &text), read, "{}", String::from_utf8_lossy(&text));
+            assert_eq!(format!("{:?}", check_in(Some(&mut checks), &text)), format!("{:?}", check(&text)));
             assert_eq!(plainly_as_is(&text), read.is_some(), "{}", String::from_utf8_lossy(&text));
             if let Some(p) = read {
                 plain += 1;
