@@ -661,23 +661,11 @@ mod tests {
     /// `n` random edits of `seeds` (one to three bytes inserted, removed or changed each),
     /// always the same ones.
     fn edits(seeds: &[&str], n: usize) -> impl Iterator<Item = Vec<u8>> {
-        use rand::{Rng, SeedableRng};
-        let alphabet = b"{}[]\",:\\/ \t\n\r0123456789-+.eEtrufalsnbu\x01\x1f\x7f\xc3\xa9";
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut edits = weir_json::testing::Edits::new(7, b"{}[]\",:\\/ \t\n\r0123456789-+.eEtrufalsnbu\x01\x1f\x7f\xc3\xa9");
         let seeds: Vec<Vec<u8>> = seeds.iter().map(|s| s.as_bytes().to_vec()).collect();
         (0..n).map(move |_| {
-            let mut text = seeds[rng.random_range(0..seeds.len())].clone();
-            for _ in 0..rng.random_range(1..4) {
-                let at = rng.random_range(0..=text.len());
-                let c = alphabet[rng.random_range(0..alphabet.len())];
-                match rng.random_range(0..3) {
-                    0 => text.insert(at, c),
-                    1 if at < text.len() => _ = text.remove(at),
-                    _ if at < text.len() => text[at] = c,
-                    _ => {}
-                }
-            }
-            text
+            let seed = &seeds[edits.below(seeds.len())];
+            edits.edit(seed, 3)
         })
     }
 

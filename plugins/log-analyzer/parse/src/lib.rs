@@ -456,36 +456,19 @@ mod tests {
             assert!(!plainly_as_is(text.as_bytes()), "{text}");
         }
         assert!(plainly_as_is(line("-1", r#","metadata":{"a":{"b":[]}}"#).as_bytes()));
-        // Random edits of the seeds (a xorshift generator: no dependency for one test):
-        // whatever the walk passes, serde_json passes as it is.
-        let alphabet = b"{}[]\",:\\/ \t\n0123456789-+.eEtrufalsn\x01\x1f\xc3\xa9";
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as usize
-        };
+        // Random edits of the seeds: whatever the walk passes, serde_json passes as it is.
+        let mut edits =
+            weir_sdk::json::testing::Edits::new(0x9e37_79b9_7f4a_7c15, b"{}[]\",:\\/ \t\n0123456789-+.eEtrufalsn\x01\x1f\xc3\xa9");
         let (mut plain, mut other) = (0, 0);
         // One shape over all lines, as the operator keeps it: a seed first, half the time, so
         // that many of the edits are checked against the seed's layout.
         let (mut shape, mut checks, mut as_learned) = (Shape::default(), Shape::default(), 0);
         for _ in 0..200_000 {
-            let seed = &seeds[next(seeds.len())];
-            if next(2) == 0 {
+            let seed = &seeds[edits.below(seeds.len())];
+            if edits.below(2) == 0 {
                 assert_eq!(plain_as(&mut shape, seed), super::plain(seed), "{}", String::from_utf8_lossy(seed));
             }
-            let mut text = seed.clone();
-            for _ in 0..1 + next(3) {
-                let at = next(text.len() + 1);
-                let c = alphabet[next(alphabet.len())];
-                match next(3) {
-                    0 => text.insert(at, c),
-                    1 if at < text.len() => _ = text.remove(at),
-                    _ if at < text.len() => text[at] = c,
-                    _ => {}
-                }
-            }
+            let text = edits.edit(seed, 3);
             let reference = LogEventRef::read(&text);
             let read = super::plain(&text);
             as_learned += usize::from(

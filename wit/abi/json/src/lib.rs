@@ -650,6 +650,49 @@ pub fn plain_i64(value: &[u8]) -> Option<i64> {
     s.end().ok().map(|()| n)
 }
 
+/// Random edits of texts, for tests that hold a walk against a reference on texts near
+/// valid ones: bytes inserted, removed or changed, drawn from a small alphabet by a xorshift
+/// generator (always the same edits for one seed, and no dependency).
+pub mod testing {
+    /// The generator and the bytes it inserts.
+    #[derive(Debug, Clone)]
+    pub struct Edits {
+        x: u64,
+        alphabet: &'static [u8],
+    }
+
+    impl Edits {
+        /// Edits drawn from `seed` (not 0), inserting and writing bytes of `alphabet`.
+        pub fn new(seed: u64, alphabet: &'static [u8]) -> Edits {
+            Edits { x: seed.max(1), alphabet }
+        }
+
+        /// A number below `n` (not 0).
+        pub fn below(&mut self, n: usize) -> usize {
+            self.x ^= self.x << 13;
+            self.x ^= self.x >> 7;
+            self.x ^= self.x << 17;
+            (self.x % n as u64) as usize
+        }
+
+        /// `text` with 1 to `most` edits.
+        pub fn edit(&mut self, text: &[u8], most: usize) -> Vec<u8> {
+            let mut text = text.to_vec();
+            for _ in 0..1 + self.below(most) {
+                let at = self.below(text.len() + 1);
+                let c = self.alphabet[self.below(self.alphabet.len())];
+                match self.below(3) {
+                    0 => text.insert(at, c),
+                    1 if at < text.len() => _ = text.remove(at),
+                    _ if at < text.len() => text[at] = c,
+                    _ => {}
+                }
+            }
+            text
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -845,35 +888,18 @@ mod tests {
         ];
         let mut layout = Layout::default();
         assert!(within(&layout, seeds[0]).is_none(), "nothing learned yet");
-        let alphabet = b"{}[]\",:\\ \t0123456789-.eEtrufalsnxyk_\x01\xc3\xa9";
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as usize
-        };
+        let mut edits = testing::Edits::new(0x2545_f491_4f6c_dd1d, b"{}[]\",:\\ \t0123456789-.eEtrufalsnxyk_\x01\xc3\xa9");
         let (mut same, mut other) = (0, 0);
         let mut seed = seeds[0];
         for i in 0..100_000 {
             // Now and then another seed, learned, edited until the next.
-            if i == 0 || next(8) == 0 {
-                seed = seeds[next(seeds.len())];
+            if i == 0 || edits.below(8) == 0 {
+                seed = seeds[edits.below(seeds.len())];
                 assert_eq!(learning(&mut layout, seed), whole(seed));
                 assert!(layout.is_learned(), "{}", String::from_utf8_lossy(seed));
                 assert_eq!(within(&layout, seed), whole(seed), "{}", String::from_utf8_lossy(seed));
             }
-            let mut text = seed.to_vec();
-            for _ in 0..1 + next(2) {
-                let at = next(text.len() + 1);
-                let c = alphabet[next(alphabet.len())];
-                match next(3) {
-                    0 => text.insert(at, c),
-                    1 if at < text.len() => _ = text.remove(at),
-                    _ if at < text.len() => text[at] = c,
-                    _ => {}
-                }
-            }
+            let text = edits.edit(seed, 2);
             // In the layout, the walk is the whole walk's; out of it, it gives up.
             match within(&layout, &text) {
                 Some(calls) => {
