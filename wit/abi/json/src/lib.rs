@@ -848,35 +848,32 @@ mod tests {
     fn a_text_walked_in_a_learned_layout_is_walked_as_a_whole_walk_walks_it() {
         type Calls<'a> = Vec<(&'a [u8], usize, usize, usize)>;
         // The members a walk saw: key, place, and where the value lies.
-        fn whole(text: &[u8]) -> Option<Calls<'_>> {
+        fn seen<'a>(
+            walk: impl FnOnce(&mut dyn FnMut(&mut Scanner<'a>, &'a [u8], usize) -> Result<(), GiveUp>) -> Result<(), GiveUp>,
+        ) -> Option<Calls<'a>> {
             let mut calls = Vec::new();
-            let walk = Scanner::new(text).document_object(|s, key| {
+            let walked = walk(&mut |s, key, place| {
                 let start = s.at();
                 s.value(1)?;
-                calls.push((key, calls.len(), start, s.at()));
+                calls.push((key, place, start, s.at()));
                 Ok(())
             });
-            walk.ok().map(|()| calls)
+            walked.ok().map(|()| calls)
+        }
+        fn whole(text: &[u8]) -> Option<Calls<'_>> {
+            let mut place = 0;
+            seen(|m| {
+                Scanner::new(text).document_object(|s, key| {
+                    place += 1;
+                    m(s, key, place - 1)
+                })
+            })
         }
         fn learning<'a>(layout: &mut Layout, text: &'a [u8]) -> Option<Calls<'a>> {
-            let mut calls = Vec::new();
-            let walk = Scanner::new(text).document_object_learning(layout, |s, key, place| {
-                let start = s.at();
-                s.value(1)?;
-                calls.push((key, place, start, s.at()));
-                Ok(())
-            });
-            walk.ok().map(|()| calls)
+            seen(|m| Scanner::new(text).document_object_learning(layout, m))
         }
         fn within<'a>(layout: &Layout, text: &'a [u8]) -> Option<Calls<'a>> {
-            let mut calls = Vec::new();
-            let walk = Scanner::new(text).document_object_as(layout, |s, key, place| {
-                let start = s.at();
-                s.value(1)?;
-                calls.push((key, place, start, s.at()));
-                Ok(())
-            });
-            walk.ok().map(|()| calls)
+            seen(|m| Scanner::new(text).document_object_as(layout, m))
         }
         // Gaps shorter than 8 bytes, of 8 to 16, and longer; whitespace around; nesting.
         let seeds: [&[u8]; 5] = [
