@@ -33,10 +33,59 @@ use crate::host;
 type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Kept states of one kind: by state name, then key.
-type States<V> = Map<String, Map<Vec<u8>, Kept<V>>>;
+type States<V> = Names<Map<KeyBytes, Kept<V>>>;
 
 /// Picks one kind's states, the current key and the call on.
-type Pick<V> = fn(&mut Reads) -> (&mut States<V>, &[u8], u64);
+type Pick<V> = fn(&mut Reads) -> (&mut States<V>, &KeyBytes, u64);
+
+/// A key's bytes, compared with `weir_json::equal`: in Wasm the slice comparison a hash map
+/// makes on every hit is a call to a byte loop (`memcmp`), about as dear as the lookup.
+#[derive(Default, Clone, Eq)]
+struct KeyBytes(Vec<u8>);
+
+impl PartialEq for KeyBytes {
+    fn eq(&self, other: &KeyBytes) -> bool {
+        crate::json::equal(&self.0, &other.0)
+    }
+}
+
+impl std::hash::Hash for KeyBytes {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.hash(h);
+    }
+}
+
+/// What is kept of each state by its name: an operator has a few states, found by comparing
+/// names (as [`KeyBytes`] are compared) rather than by hashing them.
+struct Names<T>(Vec<(String, T)>);
+
+impl<T> Default for Names<T> {
+    fn default() -> Self {
+        Names(Vec::new())
+    }
+}
+
+impl<T> Names<T> {
+    fn get(&self, name: &str) -> Option<&T> {
+        self.0.iter().find(|(n, _)| crate::json::equal(n.as_bytes(), name.as_bytes())).map(|(_, t)| t)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut T> {
+        self.0.iter_mut().find(|(n, _)| crate::json::equal(n.as_bytes(), name.as_bytes())).map(|(_, t)| t)
+    }
+
+    fn insert(&mut self, name: &str, t: T) {
+        self.0.push((name.to_string(), t));
+    }
+
+    fn values(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|(_, t)| t)
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
 
 /// A state of one key as a call read or wrote it.
 struct Kept<V> {
@@ -54,7 +103,7 @@ struct Reads {
     /// The last call's number.
     calls: u64,
     /// The current record's key.
-    key: Vec<u8>,
+    key: KeyBytes,
     values: States<Option<Vec<u8>>>,
     lists: States<Vec<Vec<u8>>>,
     /// Writes not yet handed to the host, each record's under its index.
@@ -214,8 +263,8 @@ fn hold(write: impl FnOnce(&mut Vec<u8>)) -> bool {
 pub(crate) fn enter(key: &[u8]) {
     READS.with(|r| {
         let mut r = r.borrow_mut();
-        r.key.clear();
-        r.key.extend_from_slice(key);
+        r.key.0.clear();
+        r.key.0.extend_from_slice(key);
     });
 }
 
@@ -236,17 +285,17 @@ fn keep<V>(pick: Pick<V>, name: &str, set: impl FnOnce(Option<&mut V>) -> Option
         let Some(v) = set(None) else { return };
         let kept = Kept { call, v };
         match states.get_mut(name) {
-            Some(keys) => _ = keys.insert(key.to_vec(), kept),
-            None => _ = states.insert(name.to_string(), Map::from_iter([(key.to_vec(), kept)])),
+            Some(keys) => _ = keys.insert(key.clone(), kept),
+            None => states.insert(name, Map::from_iter([(key.clone(), kept)])),
         }
     });
 }
 
-fn values(r: &mut Reads) -> (&mut States<Option<Vec<u8>>>, &[u8], u64) {
+fn values(r: &mut Reads) -> (&mut States<Option<Vec<u8>>>, &KeyBytes, u64) {
     (&mut r.values, &r.key, r.call)
 }
 
-fn lists(r: &mut Reads) -> (&mut States<Vec<Vec<u8>>>, &[u8], u64) {
+fn lists(r: &mut Reads) -> (&mut States<Vec<Vec<u8>>>, &KeyBytes, u64) {
     (&mut r.lists, &r.key, r.call)
 }
 
@@ -343,7 +392,7 @@ pub(crate) fn list_add(name: &str, v: &[u8]) {
     READS.with(|r| {
         let mut r = r.borrow_mut();
         let Reads { lists, key, call, .. } = &mut *r;
-        if let Some(kept) = lists.get_mut(name).and_then(|keys| keys.get_mut(key.as_slice())).filter(|k| *call != 0 && k.call == *call) {
+        if let Some(kept) = lists.get_mut(name).and_then(|keys| keys.get_mut(&*key)).filter(|k| *call != 0 && k.call == *call) {
             kept.v.push(v.to_vec());
         }
     });
@@ -435,6 +484,17 @@ mod tests {
         assert_eq!(value_get("n"), Some(b"o".to_vec()));
         on(b"k");
         assert_eq!(value_get("n"), None, "k's own, cleared above");
+        // Keys and names that differ in their last byte only are others too.
+        for (a, b) in [(&b"user_10"[..], &b"user_11"[..]), (b"a_key_of_twenty_bytes", b"a_key_of_twenty_byteZ")] {
+            on(a);
+            value_set("last_login", b"1");
+            value_set("last_logiN", b"2");
+            on(b);
+            assert_eq!((value_get("last_login"), value_get("last_logiN")), (None, None), "{a:?} {b:?}");
+            on(a);
+            assert_eq!((value_get("last_login"), value_get("last_logiN")), (Some(b"1".to_vec()), Some(b"2".to_vec())));
+        }
+        on(b"k");
         // The call ends: the last record's writes reach the host; after it, reads and
         // writes go to the host at once.
         value_set("n", b"last");
