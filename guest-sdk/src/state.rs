@@ -13,6 +13,23 @@ fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| Error::Other(format!("state: cannot serialize: {e}")))
 }
 
+thread_local! {
+    /// The room [`with_encoded`] writes values in, kept from write to write.
+    static ENCODED: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `v` encoded as [`encode`] encodes it, handed to `f` where it lies: a write copies what
+/// it keeps, so no block is made and freed for each (in a plugin every allocation is a call
+/// into its allocator).
+fn with_encoded<T: Serialize + ?Sized, R>(v: &T, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    let mut room = ENCODED.take();
+    room.clear();
+    let written = serde_json::to_writer(&mut room, v);
+    let out = written.map(|()| f(&room)).map_err(|e| Error::Other(format!("state: cannot serialize: {e}")));
+    ENCODED.set(room);
+    out
+}
+
 fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T> {
     // Most stored values are integers (times, counts) or booleans: read in one pass and
     // handed to `T` as serde_json hands them (`visit_u64` when not negative, `visit_i64` when
@@ -66,8 +83,7 @@ impl<T: Serialize + DeserializeOwned> ValueState<T> {
     }
     /// Sets the current key's value.
     pub fn set(&self, value: &T) -> Result<()> {
-        reads::value_set(&self.name, &encode(value)?);
-        Ok(())
+        with_encoded(value, |v| reads::value_set(&self.name, v))
     }
     /// Clears the current key's value.
     pub fn clear(&self) {
@@ -93,8 +109,7 @@ impl<T: Serialize + DeserializeOwned> ListState<T> {
     }
     /// Appends one element.
     pub fn add(&self, value: &T) -> Result<()> {
-        reads::list_add(&self.name, &encode(value)?);
-        Ok(())
+        with_encoded(value, |v| reads::list_add(&self.name, v))
     }
     /// Replaces the whole list; an empty slice clears it.
     pub fn update(&self, values: &[T]) -> Result<()> {
