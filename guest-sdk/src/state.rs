@@ -10,7 +10,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::{host, reads, Error, Result};
 
 fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| Error::Other(format!("state: cannot serialize: {e}")))
+    with_encoded(v, <[u8]>::to_vec)
 }
 
 thread_local! {

@@ -44,26 +44,23 @@ impl Action {
     /// that is one of them is that action, without a look for a backslash.
     #[inline(always)]
     fn of_text(text: &[u8]) -> Option<Action> {
-        use weir_sdk::json::equal;
-        let action = match text.len() {
-            4 if equal(text, b"view") => Action::Active("view"),
-            8 if equal(text, b"purchase") => Action::Active("purchase"),
-            8 if equal(text, b"download") => Action::Active("download"),
-            12 if equal(text, b"login_failed") => Action::Failed,
-            13 if equal(text, b"login_success") => Action::Success,
-            _ if text.contains(&b'\\') => return None,
-            _ => Action::Other,
-        };
-        Some(action)
+        match Action::of(text) {
+            Action::Other if text.contains(&b'\\') => None,
+            action => Some(action),
+        }
     }
 
+    /// The action a (decoded) text names: by its length, then two loads against the one or
+    /// two words of that length (in Wasm a slice comparison is a call to a byte loop).
+    #[inline(always)]
     fn of(action: &[u8]) -> Action {
-        match action {
-            b"login_failed" => Action::Failed,
-            b"login_success" => Action::Success,
-            b"view" => Action::Active("view"),
-            b"purchase" => Action::Active("purchase"),
-            b"download" => Action::Active("download"),
+        use weir_sdk::json::equal;
+        match action.len() {
+            4 if equal(action, b"view") => Action::Active("view"),
+            8 if equal(action, b"purchase") => Action::Active("purchase"),
+            8 if equal(action, b"download") => Action::Active("download"),
+            12 if equal(action, b"login_failed") => Action::Failed,
+            13 if equal(action, b"login_success") => Action::Success,
             _ => Action::Other,
         }
     }

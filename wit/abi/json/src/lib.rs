@@ -556,7 +556,7 @@ impl<'a> Scanner<'a> {
         for (place, m) in layout.members.iter().enumerate() {
             let gap = &layout.gaps[start..m.end as usize];
             start = m.end as usize;
-            if !starts_with(&text[self.at..], gap) {
+            if !text.get(self.at..).is_some_and(|rest| starts_with(rest, gap)) {
                 return Err(GiveUp);
             }
             let key = self.at + m.key_at as usize;
@@ -564,10 +564,9 @@ impl<'a> Scanner<'a> {
             self.at += gap.len();
             member(&mut self, key, place)?;
         }
-        let tail = &layout.gaps[start..];
-        match text.len() - self.at == tail.len() && starts_with(&text[self.at..], tail) {
-            true => Ok(()),
-            false => Err(GiveUp),
+        match text.get(self.at..) {
+            Some(rest) if equal(rest, &layout.gaps[start..]) => Ok(()),
+            _ => Err(GiveUp),
         }
     }
 }
@@ -631,7 +630,9 @@ pub fn plain_str(value: &[u8]) -> Option<&str> {
 pub fn plain_i64(value: &[u8]) -> Option<i64> {
     // Most are a few positive digits (epoch seconds): read at once, in range by their count,
     // in one pass that reads and checks each digit (two passes cost a Wasm plugin twice the
-    // loop, each iteration with its deadline check).
+    // loop, each iteration with its deadline check). Unlike `Scanner::integer`, which must
+    // find where the number ends, this knows it: the loop has no exit of its own, which
+    // measured 2 % of the keyed threads' instructions.
     if let [b'1'..=b'9', rest @ ..] = value {
         if rest.len() < 18 {
             let (mut n, mut digits) = (i64::from(value[0] - b'0'), true);
