@@ -56,7 +56,7 @@ impl<'a> RecordView<'a> {
     /// to be valid JSON; `None` where it did not (absent, repeated, or a value it does not
     /// read whole: read the value yourself, as with [`RecordView::json`], whose error then
     /// says what is wrong).
-    #[inline]
+    #[inline(always)]
     pub fn field(&self, i: usize) -> Option<&'a [u8]> {
         match (self.fields.get(2 * i), self.fields.get(2 * i + 1)) {
             (Some(&start), Some(&end)) if end > 0 => self.value.get(start as usize..end as usize),

@@ -77,41 +77,43 @@ struct Seen<'a> {
 /// An event's `user_id`.
 #[derive(Debug, PartialEq)]
 enum User<'a> {
-    /// The text of a string without escapes, in a value the host checked to be valid JSON.
-    Plain(&'a [u8]),
+    /// A string as written (quotes and any escapes), in a value the host checked to be valid
+    /// JSON: decoded only for an alert, so most records never look at it.
+    Written(&'a [u8]),
     /// As serde_json read it.
     Read(Cow<'a, str>),
 }
 
 impl User<'_> {
     fn text(&self) -> Result<Cow<'_, str>> {
+        let invalid = |e: &dyn std::fmt::Display| weir_sdk::Error::invalid_input(e.to_string());
         match self {
-            User::Plain(text) => std::str::from_utf8(text).map(Cow::Borrowed).map_err(|e| weir_sdk::Error::invalid_input(e.to_string())),
+            User::Written([b'"', text @ .., b'"']) if !text.contains(&b'\\') => {
+                std::str::from_utf8(text).map(Cow::Borrowed).map_err(|e| invalid(&e))
+            }
+            User::Written(value) => serde_json::from_slice::<String>(value).map(Cow::Owned).map_err(|e| invalid(&e)),
             User::Read(text) => Ok(Cow::Borrowed(text)),
         }
     }
 }
 
 impl<'a> Seen<'a> {
-    /// The event from the fields the host found, when each is plain: strings without
-    /// escapes and an integer `timestamp` that fits, each once in a value that is valid
-    /// JSON. Anything else (`None`) is left to serde_json, whose answer, or refusal, stands.
-    /// The parser's output is always this plain, so a record costs no JSON walk here, and no
-    /// string is decoded: the action is matched as written, the user read for alerts only.
+    /// The event from the fields the host found, when they are plain: two strings (the
+    /// action without escapes) and an integer `timestamp` that fits, each once in a value
+    /// that is valid JSON. Anything else (`None`) is left to serde_json, whose answer, or
+    /// refusal, stands. The parser's output is always this plain, so a record costs no JSON
+    /// walk here, and no string is decoded: the action is matched as written, the user read
+    /// for alerts only.
     fn found(rec: &RecordView<'a>) -> Option<Seen<'a>> {
-        /// A string's text, when it has no escapes.
-        fn plain(value: &[u8]) -> Option<&[u8]> {
-            match value {
-                [b'"', text @ .., b'"'] if !text.contains(&b'\\') => Some(text),
-                _ => None,
-            }
-        }
-        let user = plain(rec.field(0)?)?;
+        let user = match rec.field(0)? {
+            user @ [b'"', .., b'"'] => User::Written(user),
+            _ => return None,
+        };
         let action = match rec.field(1)? {
             [b'"', text @ .., b'"'] => Action::of_text(text)?,
             _ => return None,
         };
-        Some(Seen { action, timestamp: rec.field_i64(2)?, user: User::Plain(user) })
+        Some(Seen { action, timestamp: rec.field_i64(2)?, user })
     }
 
     /// The event as serde_json read it.
@@ -228,6 +230,8 @@ mod tests {
             r#"{"user_id": "u", "action": "login_succest", "timestamp": 1}"#,
             r#"{"user_id": "u", "action": "vie", "timestamp": 1}"#,
             r#"{"user_id": "u", "action": "", "timestamp": 1}"#,
+            // A user with escapes is decoded when an alert names it.
+            r#"{"user_id": "u\"1\u00e9", "action": "view", "timestamp": 1}"#,
         ];
         for line in plain {
             let e = Seen::read(serde_json::from_str(line).unwrap());
@@ -247,13 +251,13 @@ mod tests {
                 Action::Other,
                 Action::Other,
                 Action::Other,
-                Action::Other
+                Action::Other,
+                Action::Active("view")
             ]
         );
         // Escapes, duplicates, missing fields, other types, a float, an overflow, bad JSON:
         // not found, so serde_json decides (and refuses some, as it always did).
         for line in [
-            r#"{"user_id": "u\"1", "action": "view", "timestamp": 1}"#,
             // An action spelled with an escape may be one of the five.
             r#"{"user_id": "u", "action": "vie\u0077", "timestamp": 1}"#,
             r#"{"user_id": "u", "action": "login_\u0066ailed", "timestamp": 1}"#,
