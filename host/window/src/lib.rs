@@ -390,10 +390,9 @@ pub struct WindowOp {
     /// The longest result row written so far: each row is written into a block of that size
     /// (see `emit`).
     row_cap: usize,
-    /// The window whose bounds `bounds_text` holds written out, with where the end starts:
-    /// the rows of one window (tens to thousands as it fires) write them once.
-    bounds: Option<((i64, i64), usize)>,
-    bounds_text: Vec<u8>,
+    /// `layout` with the bounds of the window that fired last written in: the rows of one
+    /// window (tens to thousands as it fires) write them once.
+    plan: RowPlan,
     /// Open windows held by window, where they need no timers ([`panes`]); `windows` and
     /// `timers` then hold none of them between snapshots.
     panes: Option<Panes<WinState>>,
@@ -487,6 +486,59 @@ enum Slot {
     Aggregate(usize),
 }
 
+/// A row layout for one window: the texts between the key fields and aggregates (names,
+/// constants, the window's bounds, the closing brace) joined, so a row is a few copies.
+#[derive(Debug, Default)]
+struct RowPlan {
+    window: Option<(i64, i64)>,
+    text: Vec<u8>,
+    parts: Vec<Part>,
+}
+
+/// A piece of a [`RowPlan`]'s row.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// `text[start..end]`.
+    Text(usize, usize),
+    /// As [`Slot::Key`].
+    Key(usize),
+    /// As [`Slot::Aggregate`].
+    Aggregate(usize),
+}
+
+impl RowPlan {
+    /// Makes this the plan of `layout` for window `w` (kept when it is the last one's).
+    fn prepare(&mut self, layout: &[(Vec<u8>, Slot)], constants: &[(String, String)], w: (i64, i64)) {
+        if self.window != Some(w) {
+            let (text, parts) = (&mut self.text, &mut self.parts);
+            text.clear();
+            parts.clear();
+            let mut num = itoa::Buffer::new();
+            let mut from = 0;
+            let mut cut = |text: &mut Vec<u8>, parts: &mut Vec<Part>, then: Part| {
+                if text.len() > from {
+                    parts.push(Part::Text(from, text.len()));
+                }
+                parts.push(then);
+                from = text.len();
+            };
+            for (prefix, slot) in layout {
+                text.extend_from_slice(prefix);
+                match *slot {
+                    Slot::Constant(i) => text.extend_from_slice(constants[i].1.as_bytes()),
+                    Slot::Start => text.extend_from_slice(num.format(w.0).as_bytes()),
+                    Slot::End => text.extend_from_slice(num.format(w.1).as_bytes()),
+                    Slot::Key(i) => cut(text, parts, Part::Key(i)),
+                    Slot::Aggregate(i) => cut(text, parts, Part::Aggregate(i)),
+                }
+            }
+            text.push(b'}');
+            parts.push(Part::Text(from, text.len()));
+            self.window = Some(w);
+        }
+    }
+}
+
 /// The fields of result rows of built-in aggregates on time windows, each with its
 /// `"name":` text, in the order [`Row`] writes them (sorted by name; of equal names the last
 /// set wins), computed once per operator. `None` for other window functions.
@@ -561,8 +613,7 @@ impl WindowOp {
             constants,
             assigned: Vec::new(),
             row_cap: 0,
-            bounds: None,
-            bounds_text: Vec::new(),
+            plan: RowPlan::default(),
             panes,
             firing: Default::default(),
         }
@@ -709,38 +760,23 @@ impl WindowOp {
             // copied out of a scratch buffer either.
             let mut row = Vec::with_capacity(self.row_cap);
             let mut num = itoa::Buffer::new();
-            let split = match self.bounds {
-                Some((b, split)) if b == w => split,
-                _ => {
-                    self.bounds_text.clear();
-                    self.bounds_text.extend_from_slice(num.format(w.0).as_bytes());
-                    let split = self.bounds_text.len();
-                    self.bounds_text.extend_from_slice(num.format(w.1).as_bytes());
-                    self.bounds = Some((w, split));
-                    split
-                }
-            };
-            let (start, end) = self.bounds_text.split_at(split);
+            self.plan.prepare(layout, &self.constants, w);
             let items = if own_text && key_fields > 1 { key_items(key) } else { Default::default() };
-            for (prefix, slot) in layout {
-                row.extend_from_slice(prefix);
-                match *slot {
-                    Slot::Constant(i) => row.extend_from_slice(self.constants[i].1.as_bytes()),
+            for part in &self.plan.parts {
+                match *part {
+                    Part::Text(from, to) => row.extend_from_slice(&self.plan.text[from..to]),
                     // The key's texts as bytes: a key's items need no UTF-8 check to be copied.
-                    Slot::Key(i) => match (s.key.get(i).map(String::as_bytes), items.get(i).map(|v| v.bytes())) {
+                    Part::Key(i) => match (s.key.get(i).map(String::as_bytes), items.get(i).map(|v| v.bytes())) {
                         (Some(text), _) | (None, Some(text)) => row.extend_from_slice(text),
                         (None, None) if own_text && key_fields < 2 => write_key_string(&mut row, key),
                         (None, None) => row.extend_from_slice(b"null"),
                     },
-                    Slot::Start => row.extend_from_slice(start),
-                    Slot::End => row.extend_from_slice(end),
-                    Slot::Aggregate(i) => match (&aggs[i].1, s.aggs.get(i)) {
+                    Part::Aggregate(i) => match (&aggs[i].1, s.aggs.get(i)) {
                         (AggSpec::Count, _) => row.extend_from_slice(num.format(s.count).as_bytes()),
                         (a, _) => row.extend_from_slice(s.result(i, a).as_bytes()),
                     },
                 }
             }
-            row.push(b'}');
             self.row_cap = self.row_cap.max(row.len());
             out.emit(Record { key: Some(Key::from_slice(key)), value: row, timestamp: ts, ..Record::default() });
             return;
