@@ -24,7 +24,8 @@ import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/weir/target"))
-WEIR = os.path.join(TARGET, "release", "weir")
+# The binary users run (`scripts/run.sh`): profile `dist`, link-time optimized.
+WEIR = os.path.join(TARGET, "dist", "weir")
 LOOP = os.path.join(TARGET, "release", "flagship-loop")
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 FLINK_VENV = os.environ.get("FLINK_VENV", "/tmp/flinkenv")
@@ -522,7 +523,8 @@ def main():
     skip = set(filter(None, a.skip.split(",")))
     work = os.environ.get("WEIR_BENCH_DIR", "/tmp/weir-bench")
     os.makedirs(work, exist_ok=True)
-    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "weir-host", "-p", "weir-bench", "--bins"], cwd=ROOT)
+    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "weir-bench", "--bins"], cwd=ROOT)
+    subprocess.check_call(["cargo", "build", "-q", "--profile", "dist", "-p", "weir-host"], cwd=ROOT)
     subprocess.check_call([os.path.join(ROOT, "scripts", "build-plugins.sh"), "--languages"], cwd=ROOT)
     cpu = subprocess.check_output(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], text=True).strip()
     print(f"# machine: {os.cpu_count()} cores, {cpu}; {time.strftime('%Y-%m-%d %H:%M')}\n")

@@ -10,7 +10,7 @@ bash scripts/setup.sh
 # own progress. Later runs take seconds: everything is cached under ~/.cache/weir.
 echo "run: building the plugins (Rust, wasm32-wasip2; the first time about 3 minutes)" >&2
 bash scripts/build-plugins.sh
-echo "run: building weir (the first time about 27 minutes: wasmtime, RocksDB and librdkafka are compiled from source)" >&2
-cargo build --release -p weir-host
+echo "run: building weir (the first time about 30 minutes: wasmtime, RocksDB and librdkafka are compiled from source, then the whole program optimized at link time)" >&2
+cargo build --profile dist -p weir-host
 echo "run: starting plugins/log-analyzer/job.toml" >&2
-exec "$WEIR_BIN" run plugins/log-analyzer/job.toml "$@"
+exec "$WEIR_DIST_BIN" run plugins/log-analyzer/job.toml "$@"
