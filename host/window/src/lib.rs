@@ -1243,9 +1243,15 @@ impl WindowOp {
     fn advance(&mut self, w: i64, out: &mut Output) {
         if w > self.watermark {
             self.watermark = w;
+            // With per-event watermarks most advance past no window's end: checked first,
+            // before either queue is taken apart.
             if !self.cfg.processing_time {
-                self.fire_timers(w, out);
-                self.fire_panes(w, out);
+                if self.timers.next().is_some_and(|t| t <= w) {
+                    self.fire_timers(w, out);
+                }
+                if self.panes.as_ref().is_some_and(|p| p.due(w)) {
+                    self.fire_panes(w, out);
+                }
             }
         }
         out.mark(w);

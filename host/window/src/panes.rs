@@ -63,6 +63,11 @@ impl<T> Panes<T> {
         }
     }
 
+    /// Whether a window's end - 1 is at or before `upto` ([`Panes::pop_due`] has one).
+    pub fn due(&self, upto: i64) -> bool {
+        self.open.first_key_value().is_some_and(|(&(end, _), _)| end - 1 <= upto)
+    }
+
     /// Takes the earliest window whose end - 1 is at or before `upto` out, its states into
     /// `into` and their positions there into `order` in key order (by length, then bytes:
     /// the order its timers fired in), and says which window it was. Positions are sorted,
@@ -112,6 +117,7 @@ mod tests {
             assert_eq!(order.len(), got.len());
             order.iter().map(|&i| (got[i as usize].0.to_vec(), got[i as usize].1)).collect()
         };
+        assert!(!p.due(8) && p.due(9), "end - 1 = 9 is due from 9 on");
         assert_eq!(p.pop_due(8, &mut got, &mut order), None, "end - 1 = 9 is not due at 8");
         assert_eq!(p.pop_due(9, &mut got, &mut order), Some((0, 10)));
         assert_eq!(in_order(&got, &order), vec![(b"b".to_vec(), 1), (b"c".to_vec(), 1), (b"aa".to_vec(), 1)]);
@@ -123,5 +129,6 @@ mod tests {
         assert_eq!(in_order(&got, &order), vec![(b"a".to_vec(), 7), (b"bb".to_vec(), 1)]);
         assert_eq!(p.len(), 0);
         assert_eq!(p.iter().count(), 0);
+        assert!(!p.due(i64::MAX), "nothing open");
     }
 }
