@@ -494,10 +494,18 @@ pub fn raw_i64(raw: Raw<'_>) -> Option<i64> {
 /// anything else through a parse (so `1.50` reads `1.5` and objects lose their spaces).
 /// `out` is a buffer in memory (a `Vec` or a [`crate::record::Key`]), which cannot fail.
 pub fn write_normalized(raw: Raw<'_>, out: &mut impl std::io::Write) {
+    let _ = match is_written_as_is(raw) {
+        true => out.write_all(raw.0),
+        false => serde_json::to_writer(out, &value(raw)).map_err(Into::into),
+    };
+}
+
+/// Whether [`write_normalized`] writes the value as it is: a string without escapes, or an
+/// integer serde_json reads as an `i64`.
+#[inline]
+pub fn is_written_as_is(raw: Raw<'_>) -> bool {
     let b = raw.0;
-    let plain_str = b.first() == Some(&b'"') && !b.contains(&b'\\');
-    let _ =
-        if plain_str || raw_i64(raw).is_some() { out.write_all(b) } else { serde_json::to_writer(out, &value(raw)).map_err(Into::into) };
+    (b.first() == Some(&b'"') && !b.contains(&b'\\')) || raw_i64(raw).is_some()
 }
 
 /// [`write_normalized`] into a new string.
