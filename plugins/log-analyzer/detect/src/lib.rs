@@ -86,12 +86,11 @@ enum User<'a> {
 
 impl User<'_> {
     fn text(&self) -> Result<Cow<'_, str>> {
-        let invalid = |e: &dyn std::fmt::Display| weir_sdk::Error::invalid_input(e.to_string());
         match self {
-            User::Written([b'"', text @ .., b'"']) if !text.contains(&b'\\') => {
-                std::str::from_utf8(text).map(Cow::Borrowed).map_err(|e| invalid(&e))
-            }
-            User::Written(value) => serde_json::from_slice::<String>(value).map(Cow::Owned).map_err(|e| invalid(&e)),
+            User::Written(value) => match weir_sdk::json::plain_str(value) {
+                Some(text) => Ok(Cow::Borrowed(text)),
+                None => serde_json::from_slice::<String>(value).map(Cow::Owned).map_err(|e| weir_sdk::Error::invalid_input(e.to_string())),
+            },
             User::Read(text) => Ok(Cow::Borrowed(text)),
         }
     }
