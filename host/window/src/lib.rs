@@ -387,6 +387,9 @@ pub struct WindowOp {
     constants: Vec<(String, String)>,
     /// The windows of the record at hand, reused from record to record.
     assigned: Vec<(i64, i64)>,
+    /// The times `[from, until)` whose records fall into the windows in `assigned` (see
+    /// [`Assigner::period`]): a record there takes them without a division.
+    assigned_for: (i64, i64),
     /// The longest result row written so far: each row is written into a block of that size
     /// (see `emit`).
     row_cap: usize,
@@ -612,6 +615,7 @@ impl WindowOp {
             agg_paths,
             constants,
             assigned: Vec::new(),
+            assigned_for: (0, 0),
             row_cap: 0,
             plan: RowPlan::default(),
             panes,
@@ -892,8 +896,14 @@ impl WindowOp {
             return;
         };
         let mut windows = std::mem::take(&mut self.assigned);
-        windows.clear();
-        self.cfg.assigner.assign(ts, &mut windows);
+        if !(self.assigned_for.0 <= ts && ts < self.assigned_for.1) {
+            windows.clear();
+            self.cfg.assigner.assign(ts, &mut windows);
+            self.assigned_for = match (self.cfg.assigner.period(), windows.first()) {
+                (Some(period), Some(&(latest, _))) => (latest, latest.saturating_add(period)),
+                _ => (0, 0),
+            };
+        }
         if self.cfg.assigner.merging() {
             self.on_merging_element(key, windows[0], r.into_owned(), out);
         } else if self.on_fixed_element(key, &windows, &r, out) {

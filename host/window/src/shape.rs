@@ -60,6 +60,12 @@ pub trait Assigner: Check + std::fmt::Debug + Send + Sync {
     fn counting(&self) -> Option<Counting> {
         None
     }
+    /// Where every record from the latest window start a record falls into up to this many
+    /// ms after it falls into the same windows (tumbling windows, and sliding ones whose
+    /// size is a multiple of the slide): a caller may then keep the windows it was given.
+    fn period(&self) -> Option<i64> {
+        None
+    }
 }
 
 fn ms(d: Duration) -> i64 {
@@ -82,6 +88,10 @@ impl Assigner for Tumbling {
         let size = ms(self.size);
         let start = ts - ts.rem_euclid(size);
         into.push((start, start + size));
+    }
+
+    fn period(&self) -> Option<i64> {
+        Some(ms(self.size))
     }
 }
 
@@ -124,6 +134,11 @@ impl Assigner for Sliding {
             into.push((start, start + size));
             start -= slide;
         }
+    }
+
+    fn period(&self) -> Option<i64> {
+        let (size, slide) = (ms(self.size), ms(self.slide));
+        (size % slide == 0).then_some(slide)
     }
 }
 
@@ -203,6 +218,37 @@ mod tests {
         assert_eq!((w, session.merging()), (vec![(7, 10)], true));
         let count = configure("type = 'count'\ncount = 3").expect("valid");
         assert_eq!(count.counting(), Some(Counting { count: 3, every: 3 }));
+    }
+
+    #[test]
+    fn records_within_a_period_of_the_latest_start_fall_into_the_same_windows() {
+        let assigned = |a: &Arc<dyn Assigner>, ts: i64| {
+            let mut w = Vec::new();
+            a.assign(ts, &mut w);
+            w
+        };
+        for text in [
+            "type = 'tumbling'\nsize = '10ms'",
+            "type = 'sliding'\nsize = '12ms'\nslide = '4ms'",
+            "type = 'sliding'\nsize = '4ms'\nslide = '4ms'",
+        ] {
+            let a = configure(text).expect("valid");
+            let period = a.period().expect("a period");
+            for ts in -40..40 {
+                let windows = assigned(&a, ts);
+                let latest = windows[0].0;
+                assert!(latest <= ts && ts < latest + period, "{text}: {ts}");
+                for other in latest..latest + period {
+                    assert_eq!(assigned(&a, other), windows, "{text}: {ts} and {other}");
+                }
+            }
+        }
+        // Where the size is no multiple of the slide, the number of windows changes between
+        // two starts: no period.
+        let uneven = configure("type = 'sliding'\nsize = '10ms'\nslide = '3ms'").expect("valid");
+        assert_eq!(uneven.period(), None);
+        assert_ne!(assigned(&uneven, 3).len(), assigned(&uneven, 5).len());
+        assert_eq!(configure("type = 'session'\ngap = '3ms'").expect("valid").period(), None);
     }
 
     #[test]
