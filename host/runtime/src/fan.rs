@@ -50,7 +50,7 @@ impl Refine {
             0 => Cow::Borrowed(&*own),
             n => prefix_key(&own, n),
         };
-        if *lead != *partition {
+        if !weir_json::equal(&lead, partition) {
             return Err(format!(
                 "key-by: the key {} does not lead with the record's key {}: {}",
                 String::from_utf8_lossy(&own),

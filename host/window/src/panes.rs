@@ -85,7 +85,7 @@ impl<T> Panes<T> {
         let table = self.open.entry((w.1, w.0)).or_insert_with(|| spare.pop().unwrap_or_default());
         let entries = &mut table.entries;
         let h = hash(key);
-        let at = match table.index.find(h, |&i| entries[i as usize].0.as_slice() == key) {
+        let at = match table.index.find(h, |&i| weir_json::equal(&entries[i as usize].0, key)) {
             Some(&i) => i as usize,
             None => {
                 let i = entries.len();

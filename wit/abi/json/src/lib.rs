@@ -486,9 +486,10 @@ fn starts_with(text: &[u8], gap: &[u8]) -> bool {
     text.get(..gap.len()).is_some_and(|text| equal(text, gap))
 }
 
-/// Whether `a` and `b` are the same bytes: for 4 to 16 bytes (a gap between values, a key, a
-/// word a plugin looks for) two loads of each, and no call (a compiled plugin's `memcmp` is
-/// a byte loop behind a call).
+/// Whether `a` and `b` are the same bytes: for 4 to 32 bytes (a gap between values, a key, a
+/// word a plugin looks for) two or four loads of each, and no call (a compiled plugin's
+/// `memcmp` is a byte loop behind a call; the host's is a call into libc, which a hash
+/// table's probe for a key of a few words made dearer than the probe).
 #[inline(always)]
 pub fn equal(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
@@ -501,6 +502,9 @@ pub fn equal(a: &[u8], b: &[u8]) -> bool {
         0..4 => a.iter().zip(b).all(|(x, y)| x == y),
         4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
         8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        17..=32 => {
+            word(a, 0) == word(b, 0) && word(a, 8) == word(b, 8) && word(a, n - 16) == word(b, n - 16) && word(a, n - 8) == word(b, n - 8)
+        }
         _ => a == b,
     }
 }
