@@ -128,16 +128,9 @@ impl<T> Panes<T> {
         let places = &mut self.places;
         places.clear();
         places.extend(into.iter().enumerate().map(|(i, (k, _))| (timer_place(k), i as u32)));
-        places.sort_unstable();
+        // The keys' bytes are compared only where their numbers are the same.
         let key = |i: u32| into[i as usize].0.as_slice();
-        let mut run = 0;
-        while run < places.len() {
-            let same = places[run..].iter().take_while(|p| p.0 == places[run].0).count();
-            if same > 1 {
-                places[run..run + same].sort_unstable_by(|a, b| (key(a.1).len(), key(a.1)).cmp(&(key(b.1).len(), key(b.1))));
-            }
-            run += same;
-        }
+        places.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| (key(a.1).len(), key(a.1)).cmp(&(key(b.1).len(), key(b.1)))));
         order.clear();
         order.extend(places.iter().map(|p| p.1));
         self.len -= into.len();
