@@ -52,7 +52,13 @@ pub struct Chain {
     pub subtask: usize,
     /// Where checkpoint acknowledgements go (none without checkpoints).
     pub acks: Option<Sender<Ack>>,
+    /// Reads ahead into each input record what the roots read of it (keys, members), on
+    /// this task's thread, where the source left that to the task (see the planner).
+    pub read_ahead: Option<ReadAhead>,
 }
+
+/// A walk over a record's value that notes in `Record::prekeys` what operators read of it.
+pub type ReadAhead = Box<dyn FnMut(&mut Record) + Send>;
 
 impl Chain {
     /// Sends dead letters of link `i` to the dead-letter output (and counts them).
@@ -165,7 +171,10 @@ impl Chain {
 
     /// Feeds a batch of the task's input to its roots: each keyed as it is keyed, the one
     /// that reads values as they came (if any) taking the batch itself, the others copies.
-    pub fn feed(&mut self, batch: Batch) -> anyhow::Result<()> {
+    pub fn feed(&mut self, mut batch: Batch) -> anyhow::Result<()> {
+        if let Some(walk) = &mut self.read_ahead {
+            batch.records.iter_mut().for_each(|r| walk(r));
+        }
         if let [(root, share)] = self.roots.as_slice() {
             if share.takes_batch() {
                 return self.push(*root, batch);

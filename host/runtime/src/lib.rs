@@ -19,6 +19,6 @@ pub mod route;
 pub mod task;
 pub mod web;
 
-pub use chain::{Chain, ChainLink};
+pub use chain::{Chain, ChainLink, ReadAhead};
 pub use route::{Envelope, KeyExtractor, Partitioner, Route, CHANNEL_CAPACITY};
 pub use task::{run_input_task, run_source_task, InputTask, SourceControl, SourceTime};

@@ -183,7 +183,11 @@ impl Planned {
             Some(EventTime::Field(f)) => Some(f.clone()),
             _ => None,
         };
-        let mut walk = field_walk(time_field, self.prekeys_of(i), self.spans_of(i), s.connector.requires_json());
+        let (prekeys, spans) = match self.leaves_read_ahead(&self.layout(), i) {
+            true => (Vec::new(), None),
+            false => (self.prekeys_of(i), self.spans_of(i)),
+        };
+        let mut walk = field_walk(time_field, prekeys, spans, s.connector.requires_json());
         let assign = move |r: &mut Record| -> Result<(), String> {
             if ingestion {
                 r.timestamp = Some(clock.now_ms());
@@ -248,7 +252,11 @@ pub(super) fn field_walk(
     // The source's lines mostly share their layout: the walk checks each against the last's.
     let mut shape = json::Shape::default();
     move |r: &mut Record| -> Result<(), String> {
-        if paths.is_empty() && !check_json {
+        // Nothing to read that the record does not hold already (read ahead upstream, or
+        // nothing asked for): no walk.
+        let has = |id: u16| r.prekeys.iter().any(|(have, _)| *have == id);
+        let keys_wanted = prekeys.iter().any(|(id, _)| !has(*id));
+        if time_field.is_none() && !check_json && !keys_wanted && (spans.is_none() || has(SPAN_SET)) {
             return Ok(());
         }
         let mut found = json::Found::new();
@@ -282,6 +290,17 @@ pub(super) fn field_walk(
         }
         Ok(())
     }
+}
+
+/// [`field_walk`] as a task walks its input records for the keys and members its source
+/// left to it (`Planned::read_ahead_in`). It reads no event time and checks nothing, so no
+/// record fails it: one whose value is not JSON goes on without them, and the key-by or
+/// the plugin reports it, as after a source's walk.
+pub(super) fn read_ahead(prekeys: Vec<(u16, Vec<json::Path>)>, spans: Option<Vec<String>>) -> weir_runtime::ReadAhead {
+    let mut walk = field_walk(None, prekeys, spans, false);
+    Box::new(move |r: &mut Record| {
+        let _ = walk(r);
+    })
 }
 
 /// A record's event time in ms from the raw value of its event-time `field` (in `unit`).

@@ -529,6 +529,51 @@ impl Planned {
         readers.iter().any(|&node| self.fed_by(node, src)).then(|| union.clone())
     }
 
+    /// Whether source `src` leaves what it would read ahead for the operators it feeds
+    /// (`field_walk`) to the tasks they run in ([`Planned::read_ahead_in`]): when it reads no
+    /// event time from a field, and all it would read ahead is refined keys (see
+    /// `weir_runtime::fan::Refine`) and the members plugins ask for, each read in another
+    /// task than its own. The source's thread, which every record passes, then walks a
+    /// record only to check that it is JSON (where its format says so), and the keyed
+    /// tasks, each holding part of the records and otherwise waiting on the source, walk
+    /// their own. A source that walks its records for event time, or for a key its routes
+    /// partition by, reads everything ahead in that one walk.
+    fn leaves_read_ahead(&self, layout: &Layout, src: usize) -> bool {
+        let node = &self.nodes[src];
+        if node.kind != NodeKind::Source || matches!(self.job.sources[&node.name].event_time, Some(weir_job::EventTime::Field(_))) {
+            return false;
+        }
+        let fed: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.fed_by(i, src)).collect();
+        let own = layout.head_of(src);
+        let refined_elsewhere = |i: usize| layout.shared[i].is_some_and(|(h, _)| !self.same_key(i, h));
+        let keys = fed.iter().all(|&i| self.key_fields(i).is_none() || refined_elsewhere(i));
+        let members = fed.iter().all(|&i| self.read_ahead_for(i).is_none() || layout.head_of(i) != own);
+        keys && members && (!self.prekeys_of(src).is_empty() || self.spans_of(src).is_some())
+    }
+
+    /// What the task headed by `head` reads ahead into its input records on its own thread,
+    /// for the sources that leave it that ([`Planned::leaves_read_ahead`]): the refined keys
+    /// of its roots and the members its plugins ask for, with their ids, as those sources
+    /// would have read them (`field_walk`); `None` where it reads nothing ahead.
+    #[allow(clippy::type_complexity)]
+    fn read_ahead_in(&self, layout: &Layout, head: usize) -> Option<(Vec<(u16, Vec<json::Path>)>, Option<Vec<String>>)> {
+        let leaving: Vec<usize> = (0..self.nodes.len()).filter(|&s| self.leaves_read_ahead(layout, s)).collect();
+        let left = |i: usize| leaving.iter().any(|&s| self.fed_by(i, s));
+        let members: Vec<usize> = self.task_members(layout, head).into_iter().map(|(m, _)| m).filter(|&m| left(m)).collect();
+        let sets = self.key_sets();
+        let mut prekeys: Vec<(u16, Vec<json::Path>)> = Vec::new();
+        for &m in &members {
+            let refines = layout.shared[m].is_some_and(|(h, _)| !self.same_key(m, h));
+            let Some(paths) = self.key_fields(m).filter(|_| refines) else { continue };
+            let Some(id) = sets.iter().position(|s| *s == paths) else { continue };
+            if !prekeys.iter().any(|(have, _)| usize::from(*have) == id) {
+                prekeys.push((id as u16, paths));
+            }
+        }
+        let spans = members.iter().find_map(|&m| self.read_ahead_for(m));
+        (!prekeys.is_empty() || spans.is_some()).then_some((prekeys, spans))
+    }
+
     /// The span set a walk upstream reads ahead for plugin operator `i`, if it reads members.
     fn read_ahead_for(&self, i: usize) -> Option<Vec<String>> {
         let (readers, union) = self.span_readers();
@@ -786,5 +831,59 @@ mod tests {
         );
         assert_eq!(&text[spans[2] as usize..spans[3] as usize], r#""ab""#);
         assert_eq!([spans[0], spans[1], spans[4], spans[5]], [0; 4], "a repeated and an absent member have none");
+    }
+
+    /// A source that reads no event time from its records leaves the refined keys and the
+    /// members plugins read to the keyed task that reads them, which walks its own share of
+    /// the records; one that walks them for event time, or for the key its route partitions
+    /// by, reads everything ahead in that walk.
+    #[test]
+    fn a_source_that_reads_no_event_time_leaves_refined_keys_and_members_to_the_keyed_task() {
+        let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+        let job = |event_time: &str, head_key: &str| {
+            [
+                format!("parallelism = 2\n[source.logs]\nkind = \"collection\"\nvalues = [{{ user = \"a\", t = 1, x = 2 }}]\n{event_time}\n"),
+                format!("[operator.parse]\nkind = \"map\"\ninput = \"logs\"\nplugin = \"{}\"\n", dist.join("identity.wasm").display()),
+                window("users", "parse", head_key, ""),
+                window("pairs", "parse", "[\"user\", \"x\"]", ""),
+                format!(
+                    "[operator.trace]\nkind = \"process\"\ninput = \"parse\"\nkey-by = {head_key}\nplugin = \"{}\"\nconfig = {{ read_fields = [\"x\", \"user\"] }}\n",
+                    dist.join("event_trace.wasm").display()
+                ),
+            ]
+            .concat()
+        };
+        let path = |f: &str| vec![f.to_string()];
+        let names = vec!["x".to_string(), "user".to_string()];
+
+        let planned = plan(&job("", "{ record-key = \"user\" }"));
+        let layout = planned.layout();
+        let (logs, users) = (node(&planned, "logs"), node(&planned, "users"));
+        assert!(planned.tasks().contains(&"users ×2 + pairs + trace (input partitioned by key)".to_string()), "{:?}", planned.tasks());
+        assert!(planned.leaves_read_ahead(&layout, logs));
+        let pairs_id = planned.key_sets().iter().position(|s| *s == [path("user"), path("x")]).expect("a key set") as u16;
+        assert_eq!(planned.read_ahead_in(&layout, users), Some((vec![(pairs_id, vec![path("user"), path("x")])], Some(names.clone()))));
+
+        // The walk a task makes: keys and members, none of which fails a record.
+        let (prekeys, spans) = planned.read_ahead_in(&layout, users).expect("a walk");
+        let mut walk = build::read_ahead(prekeys, spans);
+        let mut r = Record::new(br#"{"user": "a", "x": 2}"#.to_vec());
+        walk(&mut r);
+        assert_eq!(r.prekeys[0], (pairs_id, weir_core::record::Key::from_slice(br#"["a",2]"#)));
+        let mut spans = [0; 4];
+        assert_eq!(weir_core::record::read_spans(&r.prekeys[1].1, &mut spans), Some(2));
+        assert_eq!(spans, [19, 20, 9, 12]);
+        let mut not_json = Record::new(b"{".to_vec());
+        walk(&mut not_json);
+        assert!(not_json.prekeys.is_empty());
+
+        // Event time read from a field, or a head keyed by a field: the source's walk reads
+        // it all, and the task reads nothing ahead.
+        for planned in [plan(&job("event-time = { field = \"t\" }", "{ record-key = \"user\" }")), plan(&job("", "\"user\""))] {
+            let layout = planned.layout();
+            assert!(!planned.leaves_read_ahead(&layout, node(&planned, "logs")));
+            assert_eq!(planned.read_ahead_in(&layout, node(&planned, "users")), None);
+            assert_eq!(planned.spans_of(node(&planned, "logs")), Some(names.clone()));
+        }
     }
 }

@@ -20,7 +20,7 @@ use weir_runtime::route::KeyExtractor;
 use weir_runtime::{Chain, ChainLink, Envelope, InputTask, Partitioner, Route, SourceControl, CHANNEL_CAPACITY};
 use weir_state::key_groups_of;
 
-use super::{Layout, NodeKind, Planned, RunReport};
+use super::{build, Layout, NodeKind, Planned, RunReport};
 
 /// What a key-group prefix means, for an error.
 fn describe_prefix(prefix: usize) -> String {
@@ -238,6 +238,7 @@ impl Planned {
                 continue;
             }
             let members = self.task_members(layout, hi);
+            let read_ahead = self.read_ahead_in(layout, hi);
             for s in 0..h.parallelism {
                 let links = self.chain(&members, s, w, restore)?;
                 let roots = members
@@ -259,7 +260,8 @@ impl Planned {
                     }
                     rx
                 });
-                let chain = Chain { links, roots, dead_letter, sources: sources.clone(), subtask: s, acks: acks.cloned() };
+                let read_ahead = read_ahead.clone().map(|(prekeys, spans)| build::read_ahead(prekeys, spans));
+                let chain = Chain { links, roots, dead_letter, sources: sources.clone(), subtask: s, acks: acks.cloned(), read_ahead };
                 let rx = if h.kind == NodeKind::Source { None } else { w.rxs[hi][s].take() };
                 tasks.push(Task { name: format!("{}#{s}", h.name), chain, rx, head: hi, subtask: s, control });
             }
