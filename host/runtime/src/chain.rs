@@ -173,7 +173,15 @@ impl Chain {
     /// that reads values as they came (if any) taking the batch itself, the others copies.
     pub fn feed(&mut self, mut batch: Batch) -> anyhow::Result<()> {
         if let Some(walk) = &mut self.read_ahead {
-            batch.records.iter_mut().for_each(|r| walk(r));
+            // A value is first read here, on another thread than the one that wrote it:
+            // the walk of one record runs while the next few values are being fetched.
+            const AHEAD: usize = 4;
+            for i in 0..batch.records.len() {
+                if let Some(next) = batch.records.get(i + AHEAD) {
+                    weir_core::record::prefetch(&next.value);
+                }
+                walk(&mut batch.records[i]);
+            }
         }
         if let [(root, share)] = self.roots.as_slice() {
             if share.takes_batch() {
