@@ -1,31 +1,34 @@
-//! The flagship job: alerts and metrics equal Flink's on every case, at parallelism 1 and
+//! The flagship job: alerts and metrics equal Flink's on every case, at parallelism 1, 2 and
 //! 4, written to files and printed by sinks chained into the keyed task; the
 //! generator-driven default run raises both kinds of alert within its first minute.
 
 use crate::support::*;
 
 #[test]
-fn alerts_and_metrics_equal_flink_at_parallelism_1_and_4() {
+fn alerts_and_metrics_equal_flink_at_parallelism_1_2_and_4_on_json_and_text_lines() {
     let job = root().join("plugins/log-analyzer/job.toml");
     for (name, case) in cases() {
         let flink_alerts = sorted(read_jsonl(&case.join("flink-alerts.jsonl")));
         let flink_metrics = sorted(
             read_jsonl(&case.join("flink-windows.jsonl")).into_iter().filter(|r| r["kind"] == "tumble10s" || r["kind"] == "actions60s"),
         );
-        // The last run takes the parse plugin out of the source's task (`chain = false`).
-        for (p, chain) in [(1, true), (4, true), (4, false)] {
-            let run = run_log_analyzer(&job, &case, &[format!("parallelism={p}"), format!("operator.parse.chain={chain}")]);
+        // The third run takes the parse plugin out of the source's task (`chain = false`);
+        // the last reads the lines as text, as Flink's job does, so that `parse` alone
+        // refuses the malformed ones (the benchmarks' setting).
+        for (p, chain, format) in [(1, true, "json"), (4, true, "json"), (4, false, "json"), (2, true, "text")] {
+            let sets = [format!("parallelism={p}"), format!("operator.parse.chain={chain}"), format!("source.logs.format={format}")];
+            let run = run_log_analyzer(&job, &case, &sets);
             let m = &run.counters;
             // Every alert is traced from its input event at the source to the sink.
             let lat = &m["nodes"]["alerts"]["latency"];
-            assert_eq!(lat["count"].as_u64(), Some(flink_alerts.len() as u64), "{name} p{p}: {lat}");
+            assert_eq!(lat["count"].as_u64(), Some(flink_alerts.len() as u64), "{name} p{p} {format}: {lat}");
             let (p50, p99, max) =
                 (lat["p50_us"].as_u64().unwrap_or(0), lat["p99_us"].as_u64().unwrap_or(0), lat["max_us"].as_u64().unwrap_or(0));
-            assert!(0 < p50 && p50 <= p99 && p99 <= max, "{name} p{p}: {lat}");
-            assert!(sorted(run.alerts) == flink_alerts, "{name} p{p}: alerts differ from Flink's");
-            assert!(sorted(run.metrics) == flink_metrics, "{name} p{p}: metrics differ from Flink's");
+            assert!(0 < p50 && p50 <= p99 && p99 <= max, "{name} p{p} {format}: {lat}");
+            assert!(sorted(run.alerts) == flink_alerts, "{name} p{p} {format}: alerts differ from Flink's");
+            assert!(sorted(run.metrics) == flink_metrics, "{name} p{p} {format}: metrics differ from Flink's");
             let dl = run.dead;
-            assert_eq!(dl.len() as u64, malformed(&case), "{name} p{p}");
+            assert_eq!(dl.len() as u64, malformed(&case), "{name} p{p} {format}");
             assert_eq!(dead_letters(m), malformed(&case));
             assert!(
                 dl.iter().all(|d| d["position"].as_u64().unwrap_or(0) > 0
@@ -33,6 +36,9 @@ fn alerts_and_metrics_equal_flink_at_parallelism_1_and_4() {
                     && !d["reason"].as_str().unwrap_or("").is_empty()),
                 "{dl:?}"
             );
+            if format == "text" {
+                assert!(dl.iter().all(|d| d["operator"] == "parse"), "{name}: {dl:?}");
+            }
         }
         // As shipped, with print sinks: they run in the `detect` task, four instances writing
         // to one standard output, and print what the file sinks wrote.
