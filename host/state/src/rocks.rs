@@ -15,21 +15,83 @@ use super::{in_groups, Deferred, StateBackend};
 pub struct RocksBackend {
     db: DB,
     path: PathBuf,
-    /// Puts since the store was opened (0: nothing written; a restore writes without).
+    /// Puts since the store was opened (a restore writes without).
     len: usize,
     /// Writes skip RocksDB's write-ahead log, as Flink's backend does: working state is
     /// never reused after a crash (recovery reads checkpoints, which flush the memtables).
     write: WriteOptions,
-    /// The keys put since the store was opened empty, as a Bloom filter: a lookup of a key
-    /// that was never put (a new window, a new key: most lookups) is answered here, without
-    /// crossing into RocksDB (a third of a window operator's time on the flagship job).
-    /// `None` once a restore filled the store from a checkpoint: then RocksDB answers all.
-    written: Option<BloomFilter<foldhash::fast::FixedState>>,
+    /// The keys the store may hold: a lookup of a key that was never put (a new window, a
+    /// new key: most lookups) is answered here, without crossing into RocksDB (a third of a
+    /// window operator's time on the flagship job).
+    written: Written,
 }
 
-/// Bits of [`RocksBackend::written`] (256 KiB): about 1 % false positives at 200,000 keys
-/// put, where a false positive costs only the RocksDB lookup that would have happened anyway.
-const WRITTEN_BITS: usize = 1 << 21;
+/// The keys put into a store or restored into it, as a Bloom filter sized to them. A Bloom
+/// filter forgets nothing, so each time as many new keys have entered as it was sized for it
+/// is rebuilt from the keys the store holds, sized to twice their number: the keys of
+/// windows fired and deleted leave it, and it stays small enough to stay in the cache (a
+/// probe that misses the cache cost the log-analyzer's keyed threads a tenth of their time).
+struct Written {
+    bloom: BloomFilter<foldhash::fast::FixedState>,
+    /// Keys entered since it was built (a key it already seemed to hold is not counted).
+    items: usize,
+    /// Keys it was sized for.
+    capacity: usize,
+}
+
+/// The fewest keys a [`Written`] filter is sized for (5 KiB).
+const WRITTEN_MIN: usize = 1 << 12;
+/// Bits of a [`Written`] filter per key it is sized for: about 1 % false positives when
+/// full, where a false positive costs only the RocksDB lookup that would have happened anyway.
+const WRITTEN_BITS_PER_KEY: usize = 10;
+
+impl Written {
+    /// An empty filter for `keys` keys (at least [`WRITTEN_MIN`]).
+    fn sized(keys: usize) -> Written {
+        let capacity = keys.max(WRITTEN_MIN).next_power_of_two();
+        let bloom = BloomFilter::with_num_bits(capacity * WRITTEN_BITS_PER_KEY)
+            .hasher(foldhash::fast::FixedState::default())
+            .expected_items(capacity);
+        Written { bloom, items: 0, capacity }
+    }
+
+    /// A filter of the keys `db` holds, sized to twice their number. A key it missed would
+    /// read as absent, so a failed read of the keys fails the task, as a failed write does.
+    fn of(db: &DB, path: &Path) -> Written {
+        let each_key = |f: &mut dyn FnMut(&[u8])| {
+            let mut it = db.raw_iterator();
+            it.seek_to_first();
+            while let Some(k) = it.key() {
+                f(k);
+                it.next();
+            }
+            if let Err(e) = it.status() {
+                panic!("RocksDB read of the keys failed at {}: {e}", path.display());
+            }
+        };
+        let mut live = 0;
+        each_key(&mut |_| live += 1);
+        let mut w = Written::sized(2 * live);
+        each_key(&mut |k| {
+            w.enter(k);
+        });
+        w
+    }
+
+    /// Enters `key`; true when the filter is then fuller than it was sized for.
+    fn enter(&mut self, key: &[u8]) -> bool {
+        if !self.bloom.insert(key) {
+            self.items += 1;
+        }
+        self.items > self.capacity
+    }
+
+    /// False when the store surely does not hold `key`. No probe when it holds nothing (no
+    /// cache miss either: a store whose windows fire before any flush never holds a key).
+    fn may_hold(&self, key: &[u8]) -> bool {
+        self.items > 0 && self.bloom.contains(key)
+    }
+}
 
 impl std::fmt::Debug for RocksBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,28 +133,24 @@ impl RocksBackend {
         let db = DB::open(&options(), path).with_context(|| format!("opening RocksDB at {}", path.display()))?;
         let mut write = WriteOptions::default();
         write.disable_wal(true);
-        let written = BloomFilter::with_num_bits(WRITTEN_BITS).hasher(foldhash::fast::FixedState::default()).expected_items(200_000);
-        Ok(RocksBackend { db, path: path.to_path_buf(), len: 0, write, written: Some(written) })
+        Ok(RocksBackend { db, path: path.to_path_buf(), len: 0, write, written: Written::sized(0) })
     }
 }
 
 impl StateBackend for RocksBackend {
     fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
-        // Nothing put since the store was opened empty: nothing to find, and no probe of the
-        // filter (a cache miss per lookup once other data has pushed it out of the cache: a
-        // tenth of the log-analyzer's keyed threads, whose windows reach RocksDB only when
-        // a checkpoint or a full cache flushes them).
-        if self.written.as_ref().is_some_and(|w| self.len == 0 || !w.contains(key)) {
+        if !self.written.may_hold(key) {
             return None;
         }
         self.db.get(key).ok().flatten()
     }
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        if let Some(w) = &mut self.written {
-            w.insert(key.as_slice());
-        }
+        let full = self.written.enter(&key);
         if let Err(e) = self.db.put_opt(key, value, &self.write) {
             panic!("RocksDB write failed at {}: {e}", self.path.display());
+        }
+        if full {
+            self.written = Written::of(&self.db, &self.path);
         }
         self.len += 1;
     }
@@ -137,7 +195,6 @@ impl StateBackend for RocksBackend {
         Ok(Box::new(|| Ok(())))
     }
     fn restore(&mut self, snapshots: &[&Path], groups: Range<u16>) -> anyhow::Result<()> {
-        self.written = None;
         for dir in snapshots {
             let mut batch = WriteBatch::default();
             for (k, v) in super::read_snapshot(dir, groups.clone())? {
@@ -148,6 +205,9 @@ impl StateBackend for RocksBackend {
             }
             self.db.write_opt(batch, &self.write)?;
         }
+        // The filter learns the restored keys: lookups of new keys stay out of RocksDB after
+        // a recovery or a rescale too.
+        self.written = Written::of(&self.db, &self.path);
         Ok(())
     }
 }
@@ -212,7 +272,33 @@ mod tests {
         let mut restored = RocksBackend::open(&dir.path().join("db2")).unwrap();
         assert_eq!(restored.get(&key(10)), None, "an empty store");
         restored.restore(&[&dir.path().join("chk")], 0..u16::MAX).unwrap();
-        assert!(restored.written.is_none(), "after a restore RocksDB answers every lookup");
-        assert_eq!(restored.get(&key(10)), Some(10u32.to_le_bytes().to_vec()));
+        let found = (0..50_000).filter(|&i| restored.get(&key(i)).is_some()).count();
+        assert_eq!(found, 10_000, "every restored key is found");
+        let passed = (50_000..100_000).filter(|&i| restored.written.may_hold(&key(i))).count();
+        assert!(passed < 1_000, "after a restore the filter answers for keys never put, but let {passed} of 50,000 through");
+    }
+
+    /// Keys put and deleted in turn, as windows open and fire: the filter is rebuilt from
+    /// the keys left each time it fills, so it stays sized to them and keeps answering for
+    /// keys never put, where one filter of every key ever put would let nearly all through.
+    #[test]
+    fn the_filter_is_rebuilt_from_the_keys_left_as_keys_come_and_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = RocksBackend::open(&dir.path().join("db")).unwrap();
+        let key = |i: u32| format!("window-{i}").into_bytes();
+        for round in 0..60u32 {
+            for i in round * 5_000..(round + 1) * 5_000 {
+                db.put(key(i), vec![1]);
+            }
+            if round < 59 {
+                db.delete_prefix(b"window-");
+            }
+        }
+        assert!(db.written.capacity <= 4 * 5_000, "sized to the 5,000 keys left, not to the 300,000 put: {}", db.written.capacity);
+        let live = (295_000..300_000).filter(|&i| db.get(&key(i)).is_some()).count();
+        assert_eq!(live, 5_000, "every key left is found");
+        assert_eq!(db.get(&key(10)), None, "a deleted key is gone");
+        let passed = (1_000_000..1_050_000).filter(|&i| db.written.may_hold(&key(i))).count();
+        assert!(passed < 2_500, "the filter let {passed} of 50,000 keys never put through");
     }
 }
